@@ -1,0 +1,70 @@
+// The attention-kernel interface every backend implements (CPU, CUDA): one call computes
+//   softmax(scale · Q Kᵀ) V
+// for a *list* of Q chunks against a *list* of K/V chunks, merging into a running per-row accumulator
+// (Õ, m, l) so that callers (Ring, Torus, ...) can feed K/V chunks over several calls and finalize once.
+// Paper Appendix C; DESIGN.md section 4.
+//
+// Plain structs over raw pointers, no CUDA types: host code builds problems without a CUDA compiler.
+#pragma once
+
+#include <cstdint>
+
+#include "streamfusion/dtype.h"
+
+namespace sf {
+
+// Rows [0, len) of a [B, len, H, D] tensor living anywhere: element (b, s, h, d) is at
+// data + b*stride_b + s*stride_s + h*stride_h + d (strides in elements; d is contiguous).
+struct RowChunk {
+  void* data = nullptr;
+  int64_t len = 0;
+  int64_t stride_b = 0, stride_s = 0, stride_h = 0;
+};
+
+// Makes a RowChunk over a dense [B, len, H, D] block.
+inline RowChunk dense_rows(void* data, int64_t len, int64_t heads, int64_t head_dim) {
+  return RowChunk{data, len, len * heads * head_dim, heads * head_dim, head_dim};
+}
+
+// One block of query rows with its running accumulator and (optionally) its final output.
+// The accumulator is dense fp32: acc_o is [B, len, H, D], acc_m and acc_l are [B, len, H]
+// (index (b*len + s)*H + h). m is the running row max of scale·qkᵀ, l the running sum of exp(s − m),
+// Õ the unnormalized Σ exp(s − m)·v.
+struct QChunk {
+  RowChunk q;
+  float* acc_o = nullptr;
+  float* acc_m = nullptr;
+  float* acc_l = nullptr;
+  RowChunk out;  // written (O = Õ / l, in the problem's dtype) only when finalize is set; len must equal q.len
+};
+
+struct KVChunk {
+  RowChunk k;  // k.len == v.len
+  RowChunk v;
+};
+
+enum class AccumulatorMode : uint8_t {
+  kInit,    // start from (Õ=0, m=−inf, l=0): the accumulator's previous contents are ignored
+  kResume,  // load (Õ, m, l) written by an earlier call and keep merging into it
+};
+
+struct AttentionProblem {
+  DType dtype = DType::kF32;  // of q, k, v and out
+  int64_t batch = 0, heads = 0, head_dim = 0;
+  float scale = 0.f;  // softmax scale, usually 1/sqrt(head_dim)
+  const QChunk* q = nullptr;
+  int32_t num_q = 0;
+  const KVChunk* kv = nullptr;
+  int32_t num_kv = 0;  // may be 0: then the accumulator is only initialized/finalized
+  AccumulatorMode mode = AccumulatorMode::kInit;
+  // Write O = Õ/l into each q[i].out. Rows with l == 0 (no keys seen) get O = 0, never NaN.
+  // When finalizing, the accumulator need not be written back.
+  bool finalize = false;
+};
+
+// Partials in LSE form, as FlashAttention/cuDNN return them: normalized O and lse = m + log(l)
+// (lse = −inf for rows that saw no keys). Used by the merge kernels.
+//   merge of (Õ_a, m_a, l_a) and (Õ_b, m_b, l_b):  m = max(m_a, m_b),
+//   l = e^{m_a−m} l_a + e^{m_b−m} l_b,  Õ = e^{m_a−m} Õ_a + e^{m_b−m} Õ_b   (guarded for m = −inf).
+
+}  // namespace sf

@@ -1,0 +1,101 @@
+// Comm: the communication interface every sequence-parallel algorithm is written against, once.
+//
+// SPMD: every rank runs the same algorithm code with its own Comm. All operations are asynchronous and
+// return a Handle; `wait(h)` makes the transfer's result visible to the compute that is issued afterwards
+// (a CPU backend blocks; a GPU backend makes the compute stream wait on an event). Every operation is
+// ordered after all compute issued before it on this rank, so data computed earlier may be sent.
+//
+// Two styles, both real in every backend:
+//  - two-sided: send/recv between world ranks, matched in issue order per (sender, receiver) pair like NCCL;
+//    batch them between begin_batch()/end_batch() when both directions are in flight (NCCL group semantics).
+//  - one-sided: put/get on symmetric buffers (allocated collectively, same size on every rank) of a peer,
+//    ordered by barriers. A barrier first completes this rank's outstanding one-sided operations (quiet).
+// Bytes are counted per link class at the rank that *initiates* a one-sided operation or *sends* a two-sided
+// message, so the sum over ranks is the total traffic and each rank's count is its per-GPU volume.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "streamfusion/status.h"
+#include "streamfusion/topology.h"
+
+namespace sf {
+
+// Which communication stream carries an operation on GPU backends (paper Appendix A): the ring's traffic
+// runs on its own stream so it never queues behind inter-machine Torus transfers.
+enum class Lane : uint8_t { kMain = 0, kRing = 1 };
+
+struct Handle {
+  int64_t id = -1;  // backend-specific; -1 = already complete
+};
+
+// A buffer allocated by every rank of the world in the same collective call, with the same size.
+// A peer's instance is addressed by (buffer, peer rank, offset).
+struct SymmetricBuffer {
+  int32_t id = -1;
+  void* local = nullptr;  // this rank's instance
+  size_t bytes = 0;
+};
+
+struct LinkBytes {
+  std::array<uint64_t, kNumLinkClasses> bytes{};
+  uint64_t intra() const { return bytes[0]; }
+  uint64_t inter() const { return bytes[1]; }
+  LinkBytes& operator+=(const LinkBytes& o) {
+    for (int i = 0; i < kNumLinkClasses; ++i) bytes[i] += o.bytes[i];
+    return *this;
+  }
+};
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+
+  virtual int rank() const = 0;
+  virtual const Topology& topology() const = 0;
+  int world_size() const { return topology().world_size(); }
+
+  // ---- memory (device memory on GPU backends). Collective for symmetric buffers.
+  virtual Result<SymmetricBuffer> alloc_symmetric(size_t bytes) = 0;
+  virtual Status free_symmetric(SymmetricBuffer& buf) = 0;
+
+  // ---- two-sided
+  virtual Result<Handle> send(int peer, const void* data, size_t bytes, Lane lane = Lane::kMain) = 0;
+  virtual Result<Handle> recv(int peer, void* data, size_t bytes, Lane lane = Lane::kMain) = 0;
+  virtual Status begin_batch() { return Status::ok(); }
+  virtual Status end_batch() { return Status::ok(); }
+
+  // ---- one-sided
+  // Writes `bytes` from local `src` into peer's instance of `dst` at `dst_offset`.
+  virtual Result<Handle> put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
+                             size_t bytes, Lane lane = Lane::kMain) = 0;
+  // Reads `bytes` from peer's instance of `src` at `src_offset` into local `dst`.
+  virtual Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer,
+                             size_t bytes, Lane lane = Lane::kMain) = 0;
+  // All members of `group` (world ranks, this rank among them) meet; completes this rank's earlier
+  // one-sided operations first. Every member passes the same list in the same order.
+  virtual Status barrier(const std::vector<int>& group, Lane lane = Lane::kMain) = 0;
+  Status barrier_all(Lane lane = Lane::kMain);
+
+  // ---- completion
+  virtual Status wait(Handle h) = 0;
+  Status wait_all(const std::vector<Handle>& hs);
+
+  // ---- accounting
+  const LinkBytes& bytes_moved() const { return bytes_; }
+  void reset_counters() { bytes_ = {}; }
+
+ protected:
+  void count(int peer, size_t n) {
+    if (peer != rank()) bytes_.bytes[static_cast<int>(topology().link(rank(), peer))] += n;
+  }
+
+ private:
+  LinkBytes bytes_;
+};
+
+}  // namespace sf

@@ -1,0 +1,37 @@
+// Device: the compute side of a backend — the attention kernel interface plus the few memory operations
+// the algorithms need. CPU ranks implement it with host memory; the CUDA backend with device memory and
+// a compute stream (every call is asynchronous on that stream; Comm operations are ordered after it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "streamfusion/attention_problem.h"
+#include "streamfusion/dtype.h"
+#include "streamfusion/status.h"
+
+namespace sf {
+
+class Device {
+ public:
+  virtual ~Device() = default;
+
+  virtual const char* name() const = 0;
+  // Runs (or enqueues) one multi-chunk attention call; see attention_problem.h.
+  virtual Status attention(const AttentionProblem& p) = 0;
+  // Copies a [batch, src.len, heads, head_dim] block between two strided views (dst.len == src.len).
+  // Used for packing head blocks so that every transferred chunk is contiguous.
+  virtual Status copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads,
+                           int64_t head_dim, DType dtype) = 0;
+  // Plain local memory (device memory on GPUs). Never symmetric: use Comm::alloc_symmetric for that.
+  virtual Result<void*> alloc(size_t bytes) = 0;
+  virtual void free(void* p) = 0;
+  // Host <-> device copies and fills used by setup, tests and the CLI (synchronous).
+  virtual Status copy_to_device(void* dst, const void* src_host, size_t bytes) = 0;
+  virtual Status copy_to_host(void* dst_host, const void* src, size_t bytes) = 0;
+  virtual Status fill(void* dst, uint8_t byte, size_t bytes) = 0;
+  // Waits until all enqueued compute and communication of this rank is finished.
+  virtual Status synchronize() = 0;
+};
+
+}  // namespace sf

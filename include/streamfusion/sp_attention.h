@@ -1,0 +1,40 @@
+// Sequence-parallel attention over a mesh: the one implementation of Ring, Ulysses, USP, TAS and
+// Torus/SFU, written SPMD against Comm and Device.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "streamfusion/attention_shape.h"
+#include "streamfusion/comm.h"
+#include "streamfusion/device.h"
+#include "streamfusion/mesh.h"
+
+namespace sf {
+
+// How the exchanges of every level are carried out.
+enum class Transport : uint8_t {
+  kTwoSided = 0,  // send/recv and all-to-all (NCCL style); the ring passes K/V hop by hop
+  kOneSided = 1,  // put/get + barriers (NVSHMEM style, paper Algorithm 1); the ring pulls from every peer
+};
+const char* transport_name(Transport t);
+
+struct SpAttentionConfig {
+  Mesh mesh;
+  Transport transport = Transport::kTwoSided;
+};
+
+class SpAttention {
+ public:
+  virtual ~SpAttention() = default;
+  // Validates the mesh against the shape (heads divisible by U·T, degrees multiply to P) and allocates all
+  // workspaces once (symmetric where one-sided). Collective: every rank calls it with the same arguments.
+  static Result<std::unique_ptr<SpAttention>> create(Comm& comm, Device& device, const AttentionShape& shape,
+                                                     const SpAttentionConfig& config);
+
+  // q, k, v, o: this rank's dense [B, seq_count(S, P, rank), H, D] tensors in device memory of shape.dtype.
+  // Collective. On GPU backends it returns once the work is enqueued; Device::synchronize() waits for it.
+  virtual Status forward(const void* q, const void* k, const void* v, void* o) = 0;
+};
+
+}  // namespace sf
