@@ -1,0 +1,150 @@
+// sf_kernel_bench: times sf::cuda::attention (self-attention, Sq = Skv = S, finalize, kInit) with CUDA events
+// and prints one JSON line per configuration. The K/V (and optionally Q) tensor is handed to the kernel as
+// several chunks with their own pointers, to measure the multi-chunk cost. Driven by bench/kernel/run.sh.
+//   sf_kernel_bench --dtype bf16 --heads 24 --dim 128 --seqs 4096,8192 --kv-chunks 1,2,4,8 --q-chunks 1,2
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "streamfusion/cuda_kernels.h"
+
+namespace {
+
+#define BENCH_CHECK(expr)                                                                  \
+  do {                                                                                     \
+    cudaError_t e_ = (expr);                                                               \
+    if (e_ != cudaSuccess) {                                                               \
+      std::fprintf(stderr, "%s failed: %s\n", #expr, cudaGetErrorString(e_));              \
+      std::exit(1);                                                                        \
+    }                                                                                      \
+  } while (0)
+
+// Deterministic pseudo-random bf16/fp16 values in about [-2, 2] (never zeros everywhere).
+__global__ void fill_random(uint16_t* p, int64_t n, uint32_t seed, bool fp16) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    x ^= x >> 15, x *= 2246822519u, x ^= x >> 13, x *= 3266489917u, x ^= x >> 16;
+    const float f = (static_cast<float>(x & 0xffff) / 32768.f - 1.f) * 2.f;
+    if (fp16) {
+      __half h = __float2half_rn(f);
+      p[i] = *reinterpret_cast<uint16_t*>(&h);
+    } else {
+      __nv_bfloat16 b = __float2bfloat16_rn(f);
+      p[i] = *reinterpret_cast<uint16_t*>(&b);
+    }
+  }
+}
+
+std::vector<int64_t> parse_list(const char* s) {
+  std::vector<int64_t> v;
+  for (const char* p = s; *p;) {
+    v.push_back(std::strtoll(p, const_cast<char**>(&p), 10));
+    if (*p == ',') ++p;
+  }
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dtype_name = "bf16";
+  int64_t heads = 24, dim = 128, batch = 1;
+  std::vector<int64_t> seqs = {4096}, kv_chunks = {1}, q_chunks = {1};
+  double budget_ms = 400;  // timing budget per configuration (after warm-up)
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--dtype") dtype_name = argv[i + 1];
+    else if (a == "--heads") heads = std::atoll(argv[i + 1]);
+    else if (a == "--dim") dim = std::atoll(argv[i + 1]);
+    else if (a == "--batch") batch = std::atoll(argv[i + 1]);
+    else if (a == "--seqs") seqs = parse_list(argv[i + 1]);
+    else if (a == "--kv-chunks") kv_chunks = parse_list(argv[i + 1]);
+    else if (a == "--q-chunks") q_chunks = parse_list(argv[i + 1]);
+    else if (a == "--budget-ms") budget_ms = std::atof(argv[i + 1]);
+    else { std::fprintf(stderr, "unknown flag %s\n", a.c_str()); return 2; }
+  }
+  const bool fp16 = dtype_name == "fp16";
+  const sf::DType dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
+  const int64_t max_s = *std::max_element(seqs.begin(), seqs.end());
+  const int64_t elems = batch * max_s * heads * dim;
+  uint16_t *q, *k, *v, *o;
+  BENCH_CHECK(cudaMalloc(&q, elems * 2));
+  BENCH_CHECK(cudaMalloc(&k, elems * 2));
+  BENCH_CHECK(cudaMalloc(&v, elems * 2));
+  BENCH_CHECK(cudaMalloc(&o, elems * 2));
+  fill_random<<<1024, 256>>>(q, elems, 1u, fp16);
+  fill_random<<<1024, 256>>>(k, elems, 2u, fp16);
+  fill_random<<<1024, 256>>>(v, elems, 3u, fp16);
+  BENCH_CHECK(cudaGetLastError());
+  cudaEvent_t e0, e1;
+  BENCH_CHECK(cudaEventCreate(&e0));
+  BENCH_CHECK(cudaEventCreate(&e1));
+
+  for (int64_t s : seqs)
+    for (int64_t nq : q_chunks)
+      for (int64_t nkv : kv_chunks) {
+        // Tensors are [B, S, H, D] dense; chunk c covers rows [c·S/n, (c+1)·S/n).
+        std::vector<sf::QChunk> qc(nq);
+        for (int64_t c = 0; c < nq; ++c) {
+          const int64_t r0 = c * s / nq, r1 = (c + 1) * s / nq;
+          sf::RowChunk rq{q + r0 * heads * dim, r1 - r0, s * heads * dim, heads * dim, dim};
+          sf::RowChunk ro{o + r0 * heads * dim, r1 - r0, s * heads * dim, heads * dim, dim};
+          qc[c].q = rq, qc[c].out = ro;
+        }
+        std::vector<sf::KVChunk> kc(nkv);
+        for (int64_t c = 0; c < nkv; ++c) {
+          const int64_t r0 = c * s / nkv, r1 = (c + 1) * s / nkv;
+          kc[c].k = sf::RowChunk{k + r0 * heads * dim, r1 - r0, s * heads * dim, heads * dim, dim};
+          kc[c].v = sf::RowChunk{v + r0 * heads * dim, r1 - r0, s * heads * dim, heads * dim, dim};
+        }
+        sf::AttentionProblem p;
+        p.dtype = dtype, p.batch = batch, p.heads = heads, p.head_dim = dim;
+        p.scale = 1.f / std::sqrt(static_cast<float>(dim));
+        p.q = qc.data(), p.num_q = static_cast<int32_t>(nq), p.kv = kc.data(), p.num_kv = static_cast<int32_t>(nkv);
+        p.mode = sf::AccumulatorMode::kInit, p.finalize = true;
+        auto run_once = [&] {
+          sf::Status st = sf::cuda::attention(p, nullptr);
+          if (!st.is_ok()) {
+            std::fprintf(stderr, "attention failed: %s\n", st.message().c_str());
+            std::exit(1);
+          }
+        };
+        run_once();  // warm-up
+        BENCH_CHECK(cudaEventRecord(e0));
+        run_once();
+        BENCH_CHECK(cudaEventRecord(e1));
+        BENCH_CHECK(cudaEventSynchronize(e1));
+        float first = 0;
+        BENCH_CHECK(cudaEventElapsedTime(&first, e0, e1));
+        const int reps = std::clamp(static_cast<int>(budget_ms / std::max(first, 1e-3f)), 3, 50);
+        std::vector<float> times;
+        for (int r = 0; r < reps; ++r) {
+          BENCH_CHECK(cudaEventRecord(e0));
+          run_once();
+          BENCH_CHECK(cudaEventRecord(e1));
+          BENCH_CHECK(cudaEventSynchronize(e1));
+          float ms = 0;
+          BENCH_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+          times.push_back(ms);
+        }
+        BENCH_CHECK(cudaGetLastError());
+        std::sort(times.begin(), times.end());
+        const double med = times[times.size() / 2];
+        const double tflops = 4.0 * batch * heads * double(s) * double(s) * dim / (med * 1e-3) / 1e12;
+        std::printf(
+            "{\"impl\": \"streamfusion\", \"dtype\": \"%s\", \"B\": %lld, \"H\": %lld, \"D\": %lld, \"S\": %lld, "
+            "\"q_chunks\": %lld, \"kv_chunks\": %lld, \"ms\": %.4f, \"tflops\": %.1f, \"reps\": %d}\n",
+            dtype_name.c_str(), (long long)batch, (long long)heads, (long long)dim, (long long)s, (long long)nq,
+            (long long)nkv, med, tflops, reps);
+        std::fflush(stdout);
+      }
+  return 0;
+}

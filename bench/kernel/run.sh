@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One GPU call: build (unless a prebuilt build dir is given), run the GPU kernel tests, time sf::cuda::attention
+# against PyTorch SDPA (FlashAttention-2 and cuDNN backends) on the same card, print the results table.
+#   bench/kernel/run.sh [results_dir]        (default: $OUT, else /tmp/sf-kernel-bench)
+# Environment: SF_KERNEL_BUILD=dir   use/keep the build there (binaries already built are reused)
+#              SF_BENCH_SEQS=4096,...  sequence lengths (default 4096..65536)
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+RES=${1:-${OUT:-/tmp/sf-kernel-bench}}
+BUILD=${SF_KERNEL_BUILD:-/tmp/sf-kernel-build}
+SEQS=${SF_BENCH_SEQS:-4096,8192,16384,32768,65536}
+PY=python3
+[ -x /opt/torch/.venv/bin/python3 ] && PY=/opt/torch/.venv/bin/python3
+mkdir -p "$RES"
+status=0
+
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu \
+  --format=csv > "$RES/gpu.txt" 2>&1
+echo "== card: $CARD"
+
+if [ ! -x "$BUILD/sf_kernel_bench" ] || [ ! -x "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" ]; then
+  echo "== building in $BUILD"
+  timeout 120 cmake -S "$ROOT/src/backends/cuda" -B "$BUILD" -G Ninja > "$RES/build.log" 2>&1 &&
+    timeout 400 ninja -C "$BUILD" >> "$RES/build.log" 2>&1 || { echo "BUILD FAILED"; tail -40 "$RES/build.log"; exit 1; }
+fi
+
+echo "== GPU kernel tests"
+timeout 240 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" > "$RES/tests.log" 2>&1
+trc=$?
+grep -E "^\[ +(OK|FAILED|PASSED) |^\[[a-z0-9]|Failure|error|Expected|Which is" "$RES/tests.log" | head -80
+[ $trc -eq 0 ] || { echo "TESTS FAILED (rc $trc)"; status=1; }
+
+if [ "${SF_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer > /dev/null; then
+  echo "== compute-sanitizer memcheck (small cases)"
+  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
+    --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaMerge.*' \
+    > "$RES/memcheck.log" 2>&1
+  echo "memcheck rc $? ($(grep -c 'Invalid' "$RES/memcheck.log") invalid accesses)"; grep -m5 -A3 "Invalid" "$RES/memcheck.log"
+fi
+
+echo "== timing"
+: > "$RES/ours.jsonl"; : > "$RES/sdpa.jsonl"
+for hd in "24 128" "48 64"; do
+  set -- $hd
+  timeout 200 "$BUILD/sf_kernel_bench" --dtype bf16 --heads "$1" --dim "$2" --seqs "$SEQS" \
+    --kv-chunks 1,2,4,8 --q-chunks 1,2 --budget-ms 250 >> "$RES/ours.jsonl" 2>> "$RES/bench.err" || status=1
+  timeout 200 "$PY" "$ROOT/bench/kernel/sdpa_bench.py" --heads "$1" --dim "$2" --seqs "$SEQS" --budget-ms 250 \
+    >> "$RES/sdpa.jsonl" 2>> "$RES/bench.err" || status=1
+done
+tail -5 "$RES/bench.err" 2>/dev/null
+HEADER="Card: $CARD · $(date -u '+%Y-%m-%d %H:%M UTC') · CUDA $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' | cut -d' ' -f2) · torch $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null) · bf16, B=1, self-attention, medians of CUDA-event timings after warm-up"
+"$PY" "$ROOT/bench/kernel/report.py" "$HEADER" "$RES/ours.jsonl" "$RES/sdpa.jsonl" | tee "$RES/RESULTS.md"
+exit $status

@@ -1,0 +1,68 @@
+// The fused multi-chunk attention kernel (paper Appendix C; DESIGN.md section 4), Ampere-style path:
+// mma.sync m16n8k16 with fp32 accumulation, ldmatrix from XOR-swizzled shared memory, cp.async double
+// buffering of K/V tiles.
+//
+// One thread block = one tile of kBlockM query rows of one Q chunk, for one (batch, head). Eight warps, each
+// owning 16 query rows, whose Q fragments stay in registers. The block walks the concatenation of all K/V
+// chunks in tiles of kBlockN keys (a tile never straddles two chunks; a chunk's last tile is masked), merging
+// each into its running (Õ, m, l) with online softmax. blockIdx.x is mapped to (Q chunk, tile) through the
+// exclusive prefix sum of per-chunk tile counts and a binary search.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "ptx_primitives.cuh"
+
+namespace sf::cuda::detail {
+
+constexpr int kMaxQChunks = 32;   // per launch; the host splits longer lists into several launches
+constexpr int kMaxKVChunks = 64;  // per launch; the host chains launches through the accumulator
+constexpr int kBlockM = 128;
+constexpr int kBlockN = 64;
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+
+// Element pointers are to 16-bit elements (bf16 or fp16); strides in elements.
+struct QChunkArgs {
+  const uint16_t* q;
+  int64_t len;
+  int64_t q_sb, q_ss, q_sh;
+  float* acc_o;
+  float* acc_m;
+  float* acc_l;
+  uint16_t* out;
+  int64_t out_sb, out_ss, out_sh;
+};
+
+struct KVChunkArgs {
+  const uint16_t* k;
+  const uint16_t* v;
+  int64_t len;  // > 0: the host drops empty chunks
+  int64_t k_sb, k_ss, k_sh;
+  int64_t v_sb, v_ss, v_sh;
+};
+
+// Passed by value as a __grid_constant__ parameter (about 8 KB; needs CUDA >= 12.1's large parameters).
+struct AttentionArgs {
+  int32_t num_q = 0;
+  int32_t num_kv = 0;
+  int32_t heads = 0;
+  float scale_log2 = 0.f;  // softmax scale · log2(e): the kernel works in base 2
+  int32_t resume = 0;
+  int32_t finalize = 0;
+  int32_t tile_start[kMaxQChunks + 1] = {};  // exclusive prefix sum of ceil(len / kBlockM)
+  QChunkArgs q[kMaxQChunks] = {};
+  KVChunkArgs kv[kMaxKVChunks] = {};
+};
+
+template <int D>
+constexpr int attention_smem_bytes() {
+  return (kBlockM + 4 * kBlockN) * D * 2;  // Q tile + two stages of (K, V) tiles
+}
+
+template <typename T, int D>
+cudaError_t launch_attention(const AttentionArgs& args, int total_tiles, int batch, cudaStream_t stream);
+
+}  // namespace sf::cuda::detail

@@ -1,0 +1,158 @@
+// Host side of sf::cuda::attention: validates the problem, drops empty chunks, splits long chunk lists into
+// launches (Q groups are independent; K/V groups are chained through the accumulator) and dispatches on
+// (dtype, head_dim).
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "attention_kernel.cuh"
+#include "cuda_status.cuh"
+#include "streamfusion/cuda_kernels.h"
+
+namespace sf::cuda {
+namespace {
+
+using detail::AttentionArgs;
+using detail::KVChunkArgs;
+using detail::QChunkArgs;
+
+bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+Status check_rows(const RowChunk& r, const std::string& what, int64_t stride_multiple, uintptr_t align) {
+  if (r.len < 0) return invalid_argument(what + ": length must be >= 0, got " + std::to_string(r.len));
+  if (r.len == 0) return Status::ok();
+  if (r.data == nullptr) return invalid_argument(what + ": data is null but length is " + std::to_string(r.len));
+  if (!aligned(r.data, align))
+    return invalid_argument(what + ": data must be " + std::to_string(align) + "-byte aligned");
+  if (r.stride_b % stride_multiple || r.stride_s % stride_multiple || r.stride_h % stride_multiple)
+    return invalid_argument(what + ": strides must be multiples of " + std::to_string(stride_multiple) +
+                            " elements, got (" + std::to_string(r.stride_b) + ", " + std::to_string(r.stride_s) +
+                            ", " + std::to_string(r.stride_h) + ")");
+  return Status::ok();
+}
+
+Status validate(const AttentionProblem& p) {
+  if (p.dtype != DType::kBF16 && p.dtype != DType::kF16)
+    return unimplemented("cuda attention supports bf16 and fp16 inputs only");
+  if (p.head_dim != 64 && p.head_dim != 128)
+    return unimplemented("cuda attention supports head_dim 64 or 128, got " + std::to_string(p.head_dim));
+  if (p.batch < 1 || p.batch > 65535) return invalid_argument("batch must be in [1, 65535], got " + std::to_string(p.batch));
+  if (p.heads < 1 || p.heads > 65535) return invalid_argument("heads must be in [1, 65535], got " + std::to_string(p.heads));
+  if (!std::isfinite(p.scale)) return invalid_argument("scale must be finite");
+  if (p.num_q < 0 || p.num_kv < 0) return invalid_argument("num_q and num_kv must be >= 0");
+  if (p.num_q > 0 && p.q == nullptr) return invalid_argument("q is null but num_q > 0");
+  if (p.num_kv > 0 && p.kv == nullptr) return invalid_argument("kv is null but num_kv > 0");
+  for (int i = 0; i < p.num_q; ++i) {
+    const QChunk& c = p.q[i];
+    const std::string name = "q[" + std::to_string(i) + "]";
+    SF_RETURN_IF_ERROR(check_rows(c.q, name + ".q", 8, 16));
+    if (c.q.len == 0) continue;
+    if (c.q.len > (int64_t{1} << 40)) return invalid_argument(name + ": length too large");
+    if (p.finalize) {
+      if (c.out.len != c.q.len)
+        return invalid_argument(name + ": out.len (" + std::to_string(c.out.len) + ") must equal q.len (" +
+                                std::to_string(c.q.len) + ")");
+      SF_RETURN_IF_ERROR(check_rows(c.out, name + ".out", 2, 4));
+    }
+    const bool need_acc = p.mode == AccumulatorMode::kResume || !p.finalize ||
+                          p.num_kv > detail::kMaxKVChunks;  // chained launches pass through the accumulator
+    if (need_acc && (c.acc_o == nullptr || c.acc_m == nullptr || c.acc_l == nullptr))
+      return invalid_argument(name + ": the accumulator (acc_o, acc_m, acc_l) is needed but null");
+    if (c.acc_o != nullptr && !aligned(c.acc_o, 8)) return invalid_argument(name + ": acc_o must be 8-byte aligned");
+  }
+  for (int i = 0; i < p.num_kv; ++i) {
+    const KVChunk& c = p.kv[i];
+    const std::string name = "kv[" + std::to_string(i) + "]";
+    if (c.k.len != c.v.len)
+      return invalid_argument(name + ": k.len (" + std::to_string(c.k.len) + ") != v.len (" +
+                              std::to_string(c.v.len) + ")");
+    SF_RETURN_IF_ERROR(check_rows(c.k, name + ".k", 8, 16));
+    SF_RETURN_IF_ERROR(check_rows(c.v, name + ".v", 8, 16));
+  }
+  return Status::ok();
+}
+
+QChunkArgs q_args(const QChunk& c) {
+  QChunkArgs a;
+  a.q = static_cast<const uint16_t*>(c.q.data);
+  a.len = c.q.len;
+  a.q_sb = c.q.stride_b, a.q_ss = c.q.stride_s, a.q_sh = c.q.stride_h;
+  a.acc_o = c.acc_o, a.acc_m = c.acc_m, a.acc_l = c.acc_l;
+  a.out = static_cast<uint16_t*>(c.out.data);
+  a.out_sb = c.out.stride_b, a.out_ss = c.out.stride_s, a.out_sh = c.out.stride_h;
+  return a;
+}
+
+KVChunkArgs kv_args(const KVChunk& c) {
+  KVChunkArgs a;
+  a.k = static_cast<const uint16_t*>(c.k.data);
+  a.v = static_cast<const uint16_t*>(c.v.data);
+  a.len = c.k.len;
+  a.k_sb = c.k.stride_b, a.k_ss = c.k.stride_s, a.k_sh = c.k.stride_h;
+  a.v_sb = c.v.stride_b, a.v_ss = c.v.stride_s, a.v_sh = c.v.stride_h;
+  return a;
+}
+
+cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, int tiles, int batch,
+                     cudaStream_t stream) {
+  if (dtype == DType::kBF16) {
+    return head_dim == 64 ? detail::launch_attention<__nv_bfloat16, 64>(args, tiles, batch, stream)
+                          : detail::launch_attention<__nv_bfloat16, 128>(args, tiles, batch, stream);
+  }
+  return head_dim == 64 ? detail::launch_attention<__half, 64>(args, tiles, batch, stream)
+                        : detail::launch_attention<__half, 128>(args, tiles, batch, stream);
+}
+
+}  // namespace
+
+Status attention(const AttentionProblem& p, void* stream_ptr) {
+  SF_RETURN_IF_ERROR(validate(p));
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  std::vector<QChunkArgs> qs;
+  for (int i = 0; i < p.num_q; ++i)
+    if (p.q[i].q.len > 0) qs.push_back(q_args(p.q[i]));
+  std::vector<KVChunkArgs> kvs;
+  for (int i = 0; i < p.num_kv; ++i)
+    if (p.kv[i].k.len > 0) kvs.push_back(kv_args(p.kv[i]));
+  if (kvs.size() > static_cast<size_t>(detail::kMaxKVChunks)) {
+    for (const QChunkArgs& q : qs)
+      if (q.acc_o == nullptr || q.acc_m == nullptr || q.acc_l == nullptr)
+        return invalid_argument("more than " + std::to_string(detail::kMaxKVChunks) +
+                                " non-empty K/V chunks need the accumulator, which is null");
+  }
+  const int num_kv_groups = kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
+
+  AttentionArgs args;  // ~8 KB: reused across launches
+  args.heads = static_cast<int32_t>(p.heads);
+  args.scale_log2 = p.scale * 1.4426950408889634f;
+  size_t qi = 0;
+  while (qi < qs.size()) {
+    // Take Q chunks while they fit in one launch (chunk count and a 2^31 grid).
+    args.num_q = 0;
+    int64_t tiles = 0;
+    while (qi < qs.size() && args.num_q < detail::kMaxQChunks) {
+      const int64_t t = (qs[qi].len + detail::kBlockM - 1) / detail::kBlockM;
+      if (tiles + t > 0x7fffffff) {
+        if (args.num_q == 0) return invalid_argument("a Q chunk is too long for one launch");
+        break;
+      }
+      args.tile_start[args.num_q] = static_cast<int32_t>(tiles);
+      args.q[args.num_q++] = qs[qi++];
+      tiles += t;
+    }
+    args.tile_start[args.num_q] = static_cast<int32_t>(tiles);
+    for (int gk = 0; gk < num_kv_groups; ++gk) {
+      const size_t first = static_cast<size_t>(gk) * detail::kMaxKVChunks;
+      args.num_kv = 0;
+      for (size_t k = first; k < kvs.size() && args.num_kv < detail::kMaxKVChunks; ++k) args.kv[args.num_kv++] = kvs[k];
+      args.resume = (gk > 0 || p.mode == AccumulatorMode::kResume) ? 1 : 0;
+      args.finalize = (gk == num_kv_groups - 1 && p.finalize) ? 1 : 0;
+      SF_RETURN_IF_ERROR(detail::cuda_status(
+          dispatch(p.dtype, p.head_dim, args, static_cast<int>(tiles), static_cast<int>(p.batch), stream),
+          "launching the attention kernel"));
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace sf::cuda

@@ -1,0 +1,324 @@
+// Tier-1 GPU tests of sf::cuda::attention against the float64 CPU reference (fresh random inputs every run,
+// outputs and accumulators poisoned first, input padding filled with NaN so stray reads show).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "attention_reference.h"
+#include "gpu_buffers.h"
+#include "streamfusion/cuda_kernels.h"
+
+namespace sf::test {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+uint16_t poison_bits(DType t) { return t == DType::kF16 ? 0x7e01 : 0x7fc1; }  // NaNs with a marker payload
+
+struct Case {
+  std::string name;
+  DType dtype = DType::kBF16;
+  int64_t batch = 1, heads = 2, dim = 64;
+  std::vector<int64_t> q_lens, kv_lens;
+  Layout layout = Layout::kDense;
+  bool finalize = true;
+  int split = -1;            // >= 0: call 1 takes kv[0, split) from kInit without finalizing, call 2 the rest
+  bool random_init = false;  // one call in kResume mode from a random accumulator
+  float q_std = 1.5f;
+};
+
+struct DeviceRows {
+  DeviceBuffer buf;
+  RowChunk view;
+  Strides st;
+};
+
+DeviceRows upload_rows(const Case& c, const HostRows& r) {
+  DeviceRows d;
+  d.st = layout_strides(c.layout, c.batch, r.len, c.heads, c.dim);
+  std::vector<uint16_t> host(static_cast<size_t>(d.st.total), poison_bits(c.dtype));
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t s = 0; s < r.len; ++s)
+      for (int64_t h = 0; h < c.heads; ++h)
+        for (int64_t e = 0; e < c.dim; ++e)
+          host[b * d.st.b + s * d.st.s + h * d.st.h + e] =
+              to_bits(r.v[((b * r.len + s) * c.heads + h) * c.dim + e], c.dtype);
+  d.buf = DeviceBuffer(host.size() * 2);
+  d.buf.upload(host);
+  d.view = RowChunk{d.buf.get(), r.len, d.st.b, d.st.s, d.st.h};
+  return d;
+}
+
+struct ErrorSum {
+  double diff2 = 0, ref2 = 0, sp_diff2 = 0, max_abs = 0;
+  int64_t nans = 0;
+  void add(double got, double ref, double sp) {
+    if (!std::isfinite(got)) ++nans;
+    diff2 += (got - ref) * (got - ref);
+    ref2 += ref * ref;
+    sp_diff2 += (sp - ref) * (sp - ref);
+    max_abs = std::max(max_abs, std::fabs(got));
+  }
+  double rel() const { return ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2); }
+  double sp_rel() const { return ref2 > 0 ? std::sqrt(sp_diff2 / ref2) : std::sqrt(sp_diff2); }
+};
+
+void expect_within_bound(const Case& c, const ErrorSum& e, const char* what) {
+  std::printf("[%s] %s: rel err %.3e, same-precision ref %.3e (ratio %.2f), NaN %lld\n", c.name.c_str(), what,
+              e.rel(), e.sp_rel(), e.sp_rel() > 0 ? e.rel() / e.sp_rel() : 0.0, static_cast<long long>(e.nans));
+  EXPECT_EQ(e.nans, 0) << what;
+  if (e.ref2 == 0) {
+    EXPECT_EQ(e.max_abs, 0.0) << what << ": reference is all zeros";
+  } else {
+    EXPECT_LE(e.rel(), 2.0 * e.sp_rel() + 1e-6) << what << ": error above 2x the same-precision reference";
+  }
+}
+
+void run_case(const Case& c) {
+  const uint64_t seed = std::random_device{}() ^ static_cast<uint64_t>(
+                                                      std::chrono::steady_clock::now().time_since_epoch().count());
+  SCOPED_TRACE(c.name + ", seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  RefOptions opt;
+  opt.batch = c.batch, opt.heads = c.heads, opt.dim = c.dim, opt.dtype = c.dtype;
+  opt.scale = 1.0 / std::sqrt(static_cast<double>(c.dim));
+
+  std::vector<HostRows> hq, hk, hv;
+  for (int64_t len : c.q_lens) hq.push_back(random_rows(rng, c.batch, len, c.heads, c.dim, c.q_std, c.dtype));
+  for (int64_t len : c.kv_lens) {
+    hk.push_back(random_rows(rng, c.batch, len, c.heads, c.dim, 1.f, c.dtype));
+    hv.push_back(random_rows(rng, c.batch, len, c.heads, c.dim, 1.f, c.dtype));
+  }
+  std::vector<DeviceRows> dq, dk, dv, dout;
+  std::vector<DeviceBuffer> acc_o, acc_m, acc_l;
+  std::vector<RefAccumulator> init;
+  std::vector<QChunk> qchunks;
+  for (const HostRows& r : hq) {
+    dq.push_back(upload_rows(c, r));
+    HostRows poison;  // the out tensor starts as all-NaN, padding included
+    poison.len = r.len;
+    poison.v.assign(r.v.size(), std::numeric_limits<float>::quiet_NaN());
+    dout.push_back(upload_rows(c, poison));
+    const size_t rows = static_cast<size_t>(c.batch * r.len * c.heads);
+    RefAccumulator a = empty_accumulator(opt, r.len);
+    std::vector<float> o(rows * c.dim, std::nanf("")), m(rows, std::nanf("")), l(rows, std::nanf(""));
+    if (c.random_init) {
+      std::normal_distribution<double> nd(0, 1);
+      std::uniform_real_distribution<double> ud(0.5, 3.0);
+      for (size_t i = 0; i < rows; ++i) {
+        if (i % 5 == 3) {  // a row that has seen no keys yet
+          m[i] = -INFINITY, l[i] = 0.f;
+          for (int64_t d = 0; d < c.dim; ++d) o[i * c.dim + d] = 0.f;
+        } else {
+          m[i] = static_cast<float>(2 * nd(rng)), l[i] = static_cast<float>(ud(rng));
+          for (int64_t d = 0; d < c.dim; ++d) o[i * c.dim + d] = static_cast<float>(nd(rng) * l[i]);
+        }
+        a.m[i] = m[i], a.l[i] = l[i];
+        for (int64_t d = 0; d < c.dim; ++d) a.o[i * c.dim + d] = o[i * c.dim + d];
+      }
+    }
+    init.push_back(std::move(a));
+    acc_o.emplace_back(o.size() * 4), acc_m.emplace_back(m.size() * 4), acc_l.emplace_back(l.size() * 4);
+    acc_o.back().upload(o), acc_m.back().upload(m), acc_l.back().upload(l);
+    QChunk qc;
+    qc.q = dq.back().view;
+    qc.acc_o = static_cast<float*>(acc_o.back().get());
+    qc.acc_m = static_cast<float*>(acc_m.back().get());
+    qc.acc_l = static_cast<float*>(acc_l.back().get());
+    qc.out = dout.back().view;
+    qchunks.push_back(qc);
+  }
+  std::vector<KVChunk> kvchunks;
+  for (size_t i = 0; i < hk.size(); ++i) {
+    dk.push_back(upload_rows(c, hk[i]));
+    dv.push_back(upload_rows(c, hv[i]));
+    kvchunks.push_back(KVChunk{dk.back().view, dv.back().view});
+  }
+
+  AttentionProblem p;
+  p.dtype = c.dtype, p.batch = c.batch, p.heads = c.heads, p.head_dim = c.dim;
+  p.scale = static_cast<float>(opt.scale);
+  p.q = qchunks.data(), p.num_q = static_cast<int32_t>(qchunks.size());
+  p.kv = kvchunks.data();
+  if (c.split >= 0) {
+    p.num_kv = c.split, p.mode = AccumulatorMode::kInit, p.finalize = false;
+    Status st = cuda::attention(p, nullptr);
+    ASSERT_TRUE(st.is_ok()) << st.message();
+    p.kv = kvchunks.data() + c.split, p.num_kv = static_cast<int32_t>(kvchunks.size()) - c.split;
+    p.mode = AccumulatorMode::kResume, p.finalize = c.finalize;
+  } else {
+    p.num_kv = static_cast<int32_t>(kvchunks.size());
+    p.mode = c.random_init ? AccumulatorMode::kResume : AccumulatorMode::kInit;
+    p.finalize = c.finalize;
+  }
+  Status st = cuda::attention(p, nullptr);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  SF_CUDA_ASSERT(cudaDeviceSynchronize());
+  SF_CUDA_ASSERT(cudaGetLastError());
+
+  ErrorSum err;
+  double max_m_err = 0, max_l_err = 0;
+  int64_t bad_padding = 0;
+  for (size_t i = 0; i < hq.size(); ++i) {
+    RefAccumulator acc = init[i];
+    reference_accumulate(opt, hq[i], hk, hv, &acc);
+    const std::vector<double> ref = normalize(opt, acc);
+    const std::vector<float> sp = emulate_attention(opt, hq[i], hk, hv, c.finalize, c.random_init ? &init[i] : nullptr);
+    const int64_t len = hq[i].len;
+    if (c.finalize) {
+      const std::vector<uint16_t> out = dout[i].buf.download<uint16_t>();
+      std::vector<char> touched(out.size(), 0);
+      const Strides& s = dout[i].st;
+      for (int64_t b = 0; b < c.batch; ++b)
+        for (int64_t r = 0; r < len; ++r)
+          for (int64_t h = 0; h < c.heads; ++h)
+            for (int64_t d = 0; d < c.dim; ++d) {
+              const size_t off = b * s.b + r * s.s + h * s.h + d;
+              touched[off] = 1;
+              const size_t k = ((b * len + r) * c.heads + h) * c.dim + d;
+              err.add(from_bits(out[off], c.dtype), ref[k], sp[k]);
+            }
+      for (size_t off = 0; off < out.size(); ++off)
+        if (!touched[off] && out[off] != poison_bits(c.dtype)) ++bad_padding;
+    } else {
+      const auto o = acc_o[i].download<float>();
+      const auto m = acc_m[i].download<float>();
+      const auto l = acc_l[i].download<float>();
+      for (size_t row = 0; row < m.size(); ++row) {
+        if (acc.m[row] == -kInf) {
+          EXPECT_TRUE(m[row] == -INFINITY && l[row] == 0.f) << "empty row " << row << ": m " << m[row] << " l " << l[row];
+        } else {
+          max_m_err = std::max(max_m_err, std::fabs(m[row] - acc.m[row]) / (1 + std::fabs(acc.m[row])));
+          max_l_err = std::max(max_l_err, std::fabs(l[row] - acc.l[row]) / acc.l[row]);
+          if (!std::isfinite(m[row]) || !std::isfinite(l[row])) ++err.nans;
+        }
+        for (int64_t d = 0; d < c.dim; ++d) {
+          const size_t k = row * c.dim + d;
+          err.add(l[row] > 0 ? o[k] / l[row] : (l[row] == 0 ? 0.0 : NAN), ref[k], sp[k]);
+          if (acc.l[row] == 0 && o[k] != 0.f) ++err.nans;  // an empty row's Õ must be exactly 0
+        }
+      }
+    }
+  }
+  expect_within_bound(c, err, c.finalize ? "finalized O" : "O from accumulator");
+  EXPECT_EQ(bad_padding, 0) << "elements outside the out view were written";
+  EXPECT_LE(max_m_err, 1e-4) << "running max m";
+  EXPECT_LE(max_l_err, 2e-3) << "running sum l";
+}
+
+Case make(std::string name, DType t, int64_t dim, std::vector<int64_t> q, std::vector<int64_t> kv) {
+  Case c;
+  c.name = std::move(name), c.dtype = t, c.dim = dim, c.q_lens = std::move(q), c.kv_lens = std::move(kv);
+  return c;
+}
+
+TEST(CudaAttention, SingleChunkBf16D64) { Case c = make("bf16 d64 1x1", DType::kBF16, 64, {200}, {333}); c.batch = 2, c.heads = 3; run_case(c); }
+TEST(CudaAttention, SingleChunkBf16D128) { Case c = make("bf16 d128 1x1", DType::kBF16, 128, {256}, {320}); c.batch = 2; run_case(c); }
+TEST(CudaAttention, SingleChunkFp16D64) { Case c = make("fp16 d64 1x1", DType::kF16, 64, {190}, {257}); c.heads = 3; run_case(c); }
+TEST(CudaAttention, SingleChunkFp16D128) { Case c = make("fp16 d128 1x1", DType::kF16, 128, {131}, {200}); c.batch = 2; run_case(c); }
+
+TEST(CudaAttention, UnevenChunksPadded) {
+  Case c = make("bf16 d128 uneven padded", DType::kBF16, 128, {1, 127, 128, 129, 300}, {5, 64, 0, 190, 1, 77});
+  c.layout = Layout::kPadded;
+  run_case(c);
+}
+TEST(CudaAttention, ZeroLengthChunks) {
+  Case c = make("fp16 d64 zero-length", DType::kF16, 64, {0, 50, 0, 70}, {0, 100, 0, 3, 0});
+  c.batch = 2;
+  run_case(c);
+}
+TEST(CudaAttention, SeqMajorLayoutFp16) {
+  Case c = make("fp16 d64 seq-major", DType::kF16, 64, {100, 157}, {65, 129, 200});
+  c.layout = Layout::kSeqMajor, c.batch = 3;
+  run_case(c);
+}
+TEST(CudaAttention, HeadMajorLayoutBf16) {
+  Case c = make("bf16 d128 head-major", DType::kBF16, 128, {140, 60}, {250, 31});
+  c.layout = Layout::kHeadMajor, c.batch = 2, c.heads = 3;
+  run_case(c);
+}
+TEST(CudaAttention, NoFinalizeWritesAccumulator) {
+  for (DType t : {DType::kBF16, DType::kF16})
+    for (int64_t d : {64, 128}) {
+      Case c = make(std::string("accumulator ") + (t == DType::kF16 ? "fp16" : "bf16") + " d" + std::to_string(d), t, d,
+                    {77, 200}, {100, 0, 150});
+      c.finalize = false, c.batch = 2;
+      run_case(c);
+    }
+}
+TEST(CudaAttention, SplitResumeEqualsOneCall) {
+  for (int split : {1, 2}) {
+    Case c = make("split at " + std::to_string(split), DType::kBF16, 128, {150, 129}, {300, 64, 129});
+    c.split = split, c.batch = 2;
+    run_case(c);
+  }
+  Case c = make("split, fp16 d64, no finalize", DType::kF16, 64, {99}, {40, 300});
+  c.split = 1, c.finalize = false, c.layout = Layout::kPadded;
+  run_case(c);
+}
+TEST(CudaAttention, ResumeFromRandomAccumulator) {
+  Case c = make("resume random bf16 d64", DType::kBF16, 64, {130, 33}, {70, 90});
+  c.random_init = true, c.batch = 2;
+  run_case(c);
+  c = make("resume random fp16 d128 no finalize", DType::kF16, 128, {130}, {200});
+  c.random_init = true, c.finalize = false;
+  run_case(c);
+}
+TEST(CudaAttention, NoKeysFinalizesAccumulator) {
+  Case c = make("no keys, init", DType::kBF16, 64, {70, 130}, {});
+  run_case(c);
+  c = make("no keys, resume", DType::kF16, 128, {70, 130}, {0, 0});
+  c.random_init = true;
+  run_case(c);
+}
+TEST(CudaAttention, ManyChunksChainLaunches) {
+  std::mt19937 rng(1234);
+  std::vector<int64_t> q, kv;
+  for (int i = 0; i < 37; ++i) q.push_back(rng() % 60);
+  for (int i = 0; i < 70; ++i) kv.push_back(rng() % 41);
+  Case c = make("37 q x 70 kv chunks", DType::kBF16, 64, q, kv);
+  c.batch = 2;
+  run_case(c);
+}
+TEST(CudaAttention, LongerSequences) {
+  Case c = make("bf16 d64 1000x2048", DType::kBF16, 64, {1000}, {2048});
+  run_case(c);
+  c = make("fp16 d128 513x1500 in 3 kv chunks", DType::kF16, 128, {513}, {500, 500, 500});
+  c.heads = 1, c.batch = 2;
+  run_case(c);
+}
+TEST(CudaAttention, LargeScores) {
+  Case c = make("bf16 d128 large scores", DType::kBF16, 128, {200}, {300, 100});
+  c.q_std = 6.f;
+  run_case(c);
+}
+
+TEST(CudaAttention, RejectsBadArguments) {
+  DeviceBuffer buf(1 << 20);
+  QChunk q;
+  q.q = RowChunk{buf.get(), 10, 10 * 64, 64, 64};
+  q.out = q.q;
+  KVChunk kv{q.q, q.q};
+  AttentionProblem p;
+  p.dtype = DType::kBF16, p.batch = 1, p.heads = 1, p.head_dim = 64, p.scale = 0.125f;
+  p.q = &q, p.num_q = 1, p.kv = &kv, p.num_kv = 1, p.finalize = true;
+  EXPECT_TRUE(cuda::attention(p, nullptr).is_ok());
+  SF_CUDA_ASSERT(cudaDeviceSynchronize());
+  p.head_dim = 96;
+  EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kUnimplemented);
+  p.head_dim = 64, p.dtype = DType::kF32;
+  EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kUnimplemented);
+  p.dtype = DType::kBF16;
+  kv.k.stride_s = 66;
+  EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  kv.k.stride_s = 64, kv.v.len = 9;
+  EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  kv.v.len = 10, p.finalize = false;  // no finalize needs an accumulator
+  EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace sf::test
