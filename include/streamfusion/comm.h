@@ -1,15 +1,18 @@
 // Comm: the communication interface every sequence-parallel algorithm is written against, once.
 //
 // SPMD: every rank runs the same algorithm code with its own Comm. All operations are asynchronous and
-// return a Handle; `wait(h)` makes the transfer's result visible to the compute that is issued afterwards
-// (a CPU backend blocks; a GPU backend makes the compute stream wait on an event). Every operation is
-// ordered after all compute issued before it on this rank, so data computed earlier may be sent.
+// return a Handle; `wait(h)` makes the transfer's result visible to the compute and communication issued
+// afterwards on this rank (a CPU backend blocks; a GPU backend makes the compute stream wait on an event).
+// Every operation is ordered after all compute issued before it on this rank, so data computed earlier may
+// be sent. Until its handle is waited on (or a barrier completed it), an operation's source must stay
+// unchanged and its destination unread.
 //
 // Two styles, both real in every backend:
 //  - two-sided: send/recv between world ranks, matched in issue order per (sender, receiver) pair like NCCL;
 //    batch them between begin_batch()/end_batch() when both directions are in flight (NCCL group semantics).
 //  - one-sided: put/get on symmetric buffers (allocated collectively, same size on every rank) of a peer,
-//    ordered by barriers. A barrier first completes this rank's outstanding one-sided operations (quiet).
+//    ordered by barriers. A barrier first completes this rank's outstanding one-sided operations issued on
+//    the same lane (quiet), then returns once every member has arrived.
 // Bytes are counted per link class at the rank that *initiates* a one-sided operation or *sends* a two-sided
 // message, so the sum over ranks is the total traffic and each rank's count is its per-GPU volume.
 #pragma once
@@ -77,7 +80,7 @@ class Comm {
   virtual Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer,
                              size_t bytes, Lane lane = Lane::kMain) = 0;
   // All members of `group` (world ranks, this rank among them) meet; completes this rank's earlier
-  // one-sided operations first. Every member passes the same list in the same order.
+  // one-sided operations on `lane` first. Every member passes the same list in the same order.
   virtual Status barrier(const std::vector<int>& group, Lane lane = Lane::kMain) = 0;
   Status barrier_all(Lane lane = Lane::kMain);
 

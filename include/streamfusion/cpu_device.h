@@ -1,0 +1,22 @@
+// Device over host memory: the compute side of CPU ranks (threads backend) and the tests' oracle.
+#pragma once
+
+#include "streamfusion/device.h"
+
+namespace sf {
+
+class CpuDevice final : public Device {
+ public:
+  const char* name() const override { return "cpu"; }
+  Status attention(const AttentionProblem& p) override;
+  Status copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads, int64_t head_dim,
+                   DType dtype) override;
+  Result<void*> alloc(size_t bytes) override;
+  void free(void* p) override;
+  Status copy_to_device(void* dst, const void* src_host, size_t bytes) override;
+  Status copy_to_host(void* dst_host, const void* src, size_t bytes) override;
+  Status fill(void* dst, uint8_t byte, size_t bytes) override;
+  Status synchronize() override { return Status::ok(); }
+};
+
+}  // namespace sf

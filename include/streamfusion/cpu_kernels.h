@@ -1,0 +1,24 @@
+// CPU kernels: the fast float32 multi-chunk attention used by CPU ranks, and the float64 reference every
+// backend is checked against.
+#pragma once
+
+#include <vector>
+
+#include "streamfusion/attention_problem.h"
+#include "streamfusion/status.h"
+
+namespace sf {
+
+// Checks an AttentionProblem's sizes and pointers (shared by every backend before launching).
+Status validate_problem(const AttentionProblem& p);
+
+// Runs p on the calling thread (float32 arithmetic, online softmax in blocks of keys).
+Status cpu_attention(const AttentionProblem& p);
+
+// Reference: O = softmax(scale·QKᵀ)V per (batch, head) in float64, two passes (max, then exp-sum), no
+// blocking. q is [B, Sq, H, D], k and v [B, Skv, H, D], dense, any dtype; returns [B, Sq, H, D].
+std::vector<double> reference_attention(const void* q, const void* k, const void* v, DType dtype, int64_t batch,
+                                        int64_t seq_q, int64_t seq_kv, int64_t heads, int64_t head_dim,
+                                        double scale);
+
+}  // namespace sf

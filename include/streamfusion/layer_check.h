@@ -1,0 +1,53 @@
+// Running and checking one attention layer: random inputs, the float64 reference, per-rank slices, and
+// a driver that runs an SpAttention config on thread ranks (used by the CLI and the CPU tests).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "streamfusion/attention_shape.h"
+#include "streamfusion/comm.h"
+#include "streamfusion/sp_attention.h"
+#include "streamfusion/thread_backend.h"
+
+namespace sf {
+
+// Global Q, K, V as [B, S, H, D] in shape.dtype (raw bytes), uniform in [-2, 2) from `seed`.
+struct LayerInputs {
+  AttentionShape shape;
+  std::vector<char> q, k, v;
+};
+LayerInputs make_random_inputs(const AttentionShape& shape, uint64_t seed);
+
+// float64 reference output of the whole layer, [B, S, H, D].
+std::vector<double> reference_output(const LayerInputs& in);
+
+// Rows [seq_offset, seq_offset + seq_count) of rank g in a P-way split, as a dense [B, n, H, D] buffer.
+std::vector<char> slice_rows(const std::vector<char>& global, const AttentionShape& shape, int world, int rank);
+
+struct ErrorStats {
+  double max_abs_err = 0, max_abs_ref = 0;
+  int64_t non_finite = 0;  // NaN/inf in the output (unwritten poisoned elements show up here)
+  double rel() const { return max_abs_ref > 0 ? max_abs_err / max_abs_ref : max_abs_err; }
+  void merge(const ErrorStats& o);
+};
+// Compares rank g's output rows ([B, n, H, D] in dtype) with the matching rows of the reference.
+ErrorStats compare_rows(const void* out, const std::vector<double>& ref, const AttentionShape& shape, int world,
+                        int rank);
+
+struct ThreadRunOptions {
+  int warmup = 0;
+  int iterations = 1;
+  ThreadWorldOptions world;
+};
+struct ThreadRunResult {
+  ErrorStats error;                 // of the last iteration, over all ranks
+  std::vector<LinkBytes> bytes;     // per rank, for one forward
+  std::vector<double> iteration_ms; // wall time of each timed forward (slowest rank)
+  double median_ms() const;
+};
+// Runs `config` on thread ranks of `topo`; each rank's output is poisoned with NaN before every forward.
+Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerInputs& in, const std::vector<double>& ref,
+                                             const SpAttentionConfig& config, const ThreadRunOptions& options);
+
+}  // namespace sf

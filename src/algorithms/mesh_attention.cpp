@@ -1,0 +1,471 @@
+#include "algorithms/mesh_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "algorithms/row_block.h"
+
+namespace sf {
+namespace {
+
+class MeshAttention final : public SpAttention {
+ public:
+  MeshAttention(Comm& comm, Device& device, const AttentionShape& shape, const SpAttentionConfig& config)
+      : comm_(comm), dev_(device), shape_(shape), mesh_(config.mesh), one_sided_(config.transport == Transport::kOneSided) {}
+  ~MeshAttention() override;
+
+  Status init();
+  Status forward(const void* q, const void* k, const void* v, void* o) override;
+
+ private:
+  // ---- geometry (all derived from the mesh and the uneven sequence split; identical on every rank)
+  int64_t rows_of(int x) const { return seq_count(shape_.seq_len, P_, x); }
+  RowBlock block_of(int x) const;  // post-Ulysses rows of rank x with Ht heads
+  int torus_member(int x, int pos) const { return mesh_.group(LevelKind::kTorus, x)[pos]; }
+  int64_t head_offset(int ulysses_index, int torus_index) const { return (ulysses_index * t_ + torus_index) * Ht_; }
+  RowChunk user_rows(const void* base, int64_t head0) const;  // [B, n_me, H, D] view at head `head0`
+  char* slot(void* base, size_t stride, int i) const { return static_cast<char*>(base) + i * stride; }
+
+  // ---- phases
+  Status scatter_ulysses(const void* q, const void* k, const void* v);
+  Status issue_torus();
+  struct KVBlock {
+    RowBlock layout;
+    char* k = nullptr;
+    char* v = nullptr;
+  };
+  Status issue_ring_set(int x, std::vector<KVBlock>* blocks, std::vector<std::vector<Handle>>* handles);
+  Status compute(const std::vector<int>& stages, const KVBlock& kv, AccumulatorMode mode, bool finalize, void* o);
+  Status push_outputs(bool foreign, std::vector<Handle>* recvs);
+  Status gather_outputs(void* o);
+
+  Comm& comm_;
+  Device& dev_;
+  const AttentionShape shape_;
+  const Mesh mesh_;
+  const bool one_sided_;
+
+  int rank_ = 0, P_ = 1, u_ = 1, t_ = 1, r_ = 1, iu_ = 0, l_ = 0, k_ = 0, elem_ = 4;
+  int64_t Ht_ = 0;
+  std::vector<int> gu_, gt_, gr_;
+  size_t slot_bytes_ = 0;     // stride of one RowBlock slot (max over ranks)
+  size_t os_slot_bytes_ = 0;  // stride of one output piece slot (max over ranks)
+  int64_t acc_stride_ = 0;    // floats per accumulator slot (Õ); m and l use acc_stride_ / D
+  bool direct_ = false;       // u = t = 1: no Ulysses or Torus level, rows stay in the user's layout
+
+  // Buffers, allocated once per shape. Symmetric ones are addressed by peers.
+  SymmetricBuffer qu_, ku_, vu_;  // [t] RowBlocks: after Ulysses, sub-block p of this rank's rows
+  SymmetricBuffer kt_, vt_;       // [t-1] RowBlocks pulled from Torus peers (ring peers read them)
+  SymmetricBuffer os_;            // [u·t] output pieces of this rank's rows, pushed by their computers
+  void* qt_ = nullptr;            // [t-1] Q RowBlocks pulled from Torus peers
+  void* pack_ = nullptr;          // [3][u·t] head-block pieces of this rank's Q, K, V to scatter
+  void* ostage_ = nullptr;        // [t] finalized output RowBlocks waiting to be pushed
+  void* ring_k_ = nullptr;        // [t][r-1] K RowBlocks from ring peers (kept: every Q stage reuses them)
+  void* ring_v_ = nullptr;
+  float* acc_ = nullptr;          // [t] accumulators: Õ slots, then m slots, then l slots
+  const void* home_q_ = nullptr;  // this rank's Q rows of its own Torus sub-block (QU slot l, or user's Q)
+  const void* home_k_ = nullptr;
+  const void* home_v_ = nullptr;
+  std::vector<std::vector<Handle>> torus_q_, torus_kv_;  // per stage, issued in phase B
+};
+
+MeshAttention::~MeshAttention() {
+  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_})
+    if (b->id >= 0) (void)comm_.free_symmetric(*b);
+  for (void* p : {qt_, pack_, ostage_, ring_k_, ring_v_, static_cast<void*>(acc_)})
+    if (p) dev_.free(p);
+}
+
+RowBlock MeshAttention::block_of(int x) const {
+  RowBlock b;
+  for (int y : mesh_.group(LevelKind::kUlysses, x)) b.piece_len.push_back(rows_of(y));
+  b.batch = shape_.batch;
+  b.heads = Ht_;
+  b.head_dim = shape_.head_dim;
+  return b;
+}
+
+RowChunk MeshAttention::user_rows(const void* base, int64_t head0) const {
+  const int64_t H = shape_.heads, D = shape_.head_dim, n = rows_of(rank_);
+  return RowChunk{static_cast<char*>(const_cast<void*>(base)) + head0 * D * elem_, n, n * H * D, H * D, D};
+}
+
+Status MeshAttention::init() {
+  SF_RETURN_IF_ERROR(shape_.validate());
+  P_ = comm_.world_size();
+  rank_ = comm_.rank();
+  if (mesh_.world_size() != P_)
+    return infeasible("mesh " + mesh_.to_string() + " covers " + std::to_string(mesh_.world_size()) +
+                      " ranks but the world has " + std::to_string(P_));
+  u_ = mesh_.degree(LevelKind::kUlysses);
+  t_ = mesh_.degree(LevelKind::kTorus);
+  r_ = mesh_.degree(LevelKind::kRing);
+  if (shape_.heads % (int64_t{u_} * t_) != 0)
+    return infeasible(std::to_string(shape_.heads) + " heads do not divide by Ulysses x Torus degree " +
+                      std::to_string(u_ * t_) + " of mesh " + mesh_.to_string());
+  iu_ = mesh_.index_in(LevelKind::kUlysses, rank_);
+  l_ = mesh_.index_in(LevelKind::kTorus, rank_);
+  k_ = mesh_.index_in(LevelKind::kRing, rank_);
+  gu_ = mesh_.group(LevelKind::kUlysses, rank_);
+  gt_ = mesh_.group(LevelKind::kTorus, rank_);
+  gr_ = mesh_.group(LevelKind::kRing, rank_);
+  Ht_ = shape_.heads / (u_ * t_);
+  elem_ = dtype_size(shape_.dtype);
+  direct_ = u_ == 1 && t_ == 1;
+
+  int64_t max_block = 0, max_rows = 0;
+  for (int x = 0; x < P_; ++x) {
+    max_block = std::max(max_block, block_of(x).elems());
+    max_rows = std::max(max_rows, rows_of(x));
+  }
+  slot_bytes_ = static_cast<size_t>(max_block) * elem_;
+  os_slot_bytes_ = static_cast<size_t>(shape_.batch * max_rows * Ht_ * shape_.head_dim) * elem_;
+  acc_stride_ = max_block;
+
+  auto local = [&](size_t bytes, void** out) -> Status {
+    SF_ASSIGN_OR_RETURN(*out, dev_.alloc(std::max<size_t>(bytes, 64)));
+    return Status::ok();
+  };
+  auto symmetric = [&](size_t bytes, SymmetricBuffer* out) -> Status {
+    SF_ASSIGN_OR_RETURN(*out, comm_.alloc_symmetric(std::max<size_t>(bytes, 64)));
+    return Status::ok();
+  };
+  // Collective allocations happen in the same order on every rank.
+  const bool need_home_copy = !direct_ || (one_sided_ && r_ > 1);
+  if (need_home_copy) {
+    SF_RETURN_IF_ERROR(symmetric(t_ * slot_bytes_, &qu_));
+    SF_RETURN_IF_ERROR(symmetric(t_ * slot_bytes_, &ku_));
+    SF_RETURN_IF_ERROR(symmetric(t_ * slot_bytes_, &vu_));
+  }
+  if (t_ > 1) {
+    SF_RETURN_IF_ERROR(symmetric((t_ - 1) * slot_bytes_, &kt_));
+    SF_RETURN_IF_ERROR(symmetric((t_ - 1) * slot_bytes_, &vt_));
+    SF_RETURN_IF_ERROR(local((t_ - 1) * slot_bytes_, &qt_));
+  }
+  if (!direct_) {
+    SF_RETURN_IF_ERROR(symmetric(u_ * t_ * os_slot_bytes_, &os_));
+    SF_RETURN_IF_ERROR(local(3 * u_ * t_ * os_slot_bytes_, &pack_));
+    SF_RETURN_IF_ERROR(local(t_ * slot_bytes_, &ostage_));
+  }
+  if (r_ > 1) {
+    SF_RETURN_IF_ERROR(local(t_ * (r_ - 1) * slot_bytes_, &ring_k_));
+    SF_RETURN_IF_ERROR(local(t_ * (r_ - 1) * slot_bytes_, &ring_v_));
+  }
+  void* acc = nullptr;
+  SF_RETURN_IF_ERROR(local(t_ * (acc_stride_ + 2 * acc_stride_ / shape_.head_dim) * sizeof(float), &acc));
+  acc_ = static_cast<float*>(acc);
+  return Status::ok();
+}
+
+// ---- A. Ulysses: pack head blocks, scatter them inside the Ulysses group.
+Status MeshAttention::scatter_ulysses(const void* q, const void* k, const void* v) {
+  if (direct_) {
+    home_q_ = q;
+    if (qu_.id < 0) {
+      home_k_ = k;
+      home_v_ = v;
+      return Status::ok();
+    }
+    // One-sided ring: peers pull K/V, so they must sit in symmetric memory.
+    const RowChunk src_k = user_rows(k, 0), src_v = user_rows(v, 0);
+    const RowBlock me = block_of(rank_);
+    SF_RETURN_IF_ERROR(dev_.copy_rows(me.piece(ku_.local, 0, elem_), src_k, shape_.batch, Ht_, shape_.head_dim, shape_.dtype));
+    SF_RETURN_IF_ERROR(dev_.copy_rows(me.piece(vu_.local, 0, elem_), src_v, shape_.batch, Ht_, shape_.head_dim, shape_.dtype));
+    home_k_ = ku_.local;
+    home_v_ = vu_.local;
+    return comm_.barrier(gr_);  // ring peers may pull as soon as everyone's copy is in place
+  }
+  const RowBlock me = block_of(rank_);
+  const int64_t n = rows_of(rank_), D = shape_.head_dim;
+  const size_t piece_bytes = static_cast<size_t>(shape_.batch * n * Ht_ * D) * elem_;
+  const void* inputs[3] = {q, k, v};
+  const SymmetricBuffer* homes[3] = {&qu_, &ku_, &vu_};
+  // Pack: piece (j, p) holds heads of Ulysses block j, Torus sub-block p. Our own pieces go straight home.
+  for (int tensor = 0; tensor < 3; ++tensor)
+    for (int j = 0; j < u_; ++j)
+      for (int p = 0; p < t_; ++p) {
+        const RowChunk src = user_rows(inputs[tensor], head_offset(j, p));
+        RowChunk dst = j == iu_ ? me.piece(slot(homes[tensor]->local, slot_bytes_, p), iu_, elem_)
+                                : dense_rows(static_cast<char*>(pack_) + ((tensor * u_ + j) * t_ + p) * os_slot_bytes_, n, Ht_, D);
+        SF_RETURN_IF_ERROR(dev_.copy_rows(dst, src, shape_.batch, Ht_, D, shape_.dtype));
+      }
+  if (u_ > 1) {
+    std::vector<Handle> recvs;
+    if (!one_sided_) SF_RETURN_IF_ERROR(comm_.begin_batch());
+    for (int tensor = 0; tensor < 3; ++tensor)
+      for (int j = 0; j < u_; ++j) {
+        if (j == iu_) continue;
+        const int peer = gu_[j];
+        for (int p = 0; p < t_; ++p) {
+          const char* src = static_cast<char*>(pack_) + ((tensor * u_ + j) * t_ + p) * os_slot_bytes_;
+          // The peer's block has the same pieces as ours (same Ulysses group); we are its piece iu_.
+          const size_t dst_off = p * slot_bytes_ + me.piece_offset(iu_) * elem_;
+          if (one_sided_) {
+            if (piece_bytes) SF_RETURN_IF_ERROR(comm_.put(*homes[tensor], dst_off, peer, src, piece_bytes).status());
+            continue;
+          }
+          const size_t in_bytes = static_cast<size_t>(me.piece_elems(j)) * elem_;
+          if (piece_bytes) SF_RETURN_IF_ERROR(comm_.send(peer, src, piece_bytes).status());
+          if (in_bytes) {
+            SF_ASSIGN_OR_RETURN(Handle h, comm_.recv(peer, slot(homes[tensor]->local, slot_bytes_, p) + me.piece_offset(j) * elem_, in_bytes));
+            recvs.push_back(h);
+          }
+        }
+      }
+    if (!one_sided_) {
+      SF_RETURN_IF_ERROR(comm_.end_batch());
+      SF_RETURN_IF_ERROR(comm_.wait_all(recvs));
+    }
+  }
+  // One-sided: every ScatterPush has landed everywhere before anyone pulls (paper Algorithm 1, BarrierAll).
+  if (one_sided_) SF_RETURN_IF_ERROR(comm_.barrier_all());
+  home_q_ = slot(qu_.local, slot_bytes_, l_);
+  home_k_ = slot(ku_.local, slot_bytes_, l_);
+  home_v_ = slot(vu_.local, slot_bytes_, l_);
+  return Status::ok();
+}
+
+// ---- B. Torus: stage i needs Q (then K/V) of sub-block l from Torus peer l+i. Q first: K/V are twice the
+// bytes and harder to hide. Issued in stage order, so stage i's data arrives first.
+Status MeshAttention::issue_torus() {
+  torus_q_.assign(t_, {});
+  torus_kv_.assign(t_, {});
+  for (int pass = 0; pass < 2; ++pass) {  // 0: Pull Q, 1: Pull KV
+    for (int i = 1; i < t_; ++i) {
+      const int from = gt_[(l_ + i) % t_], to = gt_[(l_ - i + t_) % t_];
+      const size_t in_bytes = static_cast<size_t>(block_of(from).elems()) * elem_;
+      const size_t out_bytes = static_cast<size_t>(block_of(rank_).elems()) * elem_;
+      char* dst[2] = {pass == 0 ? slot(qt_, slot_bytes_, i - 1) : slot(kt_.local, slot_bytes_, i - 1),
+                      pass == 0 ? nullptr : slot(vt_.local, slot_bytes_, i - 1)};
+      const SymmetricBuffer* src_buf[2] = {pass == 0 ? &qu_ : &ku_, pass == 0 ? nullptr : &vu_};
+      std::vector<Handle>& done = (pass == 0 ? torus_q_ : torus_kv_)[i];
+      if (one_sided_) {  // GatherPull straight from the peer's Ulysses output
+        for (int j = 0; j < (pass == 0 ? 1 : 2) && in_bytes; ++j) {
+          SF_ASSIGN_OR_RETURN(Handle h, comm_.get(dst[j], *src_buf[j], l_ * slot_bytes_, from, in_bytes));
+          done.push_back(h);
+        }
+      } else {
+        SF_RETURN_IF_ERROR(comm_.begin_batch());
+        for (int j = 0; j < (pass == 0 ? 1 : 2); ++j) {
+          const char* mine = slot(src_buf[j]->local, slot_bytes_, (l_ - i + t_) % t_);
+          if (out_bytes) SF_RETURN_IF_ERROR(comm_.send(to, mine, out_bytes).status());
+          if (in_bytes) {
+            SF_ASSIGN_OR_RETURN(Handle h, comm_.recv(from, dst[j], in_bytes));
+            done.push_back(h);
+          }
+        }
+        SF_RETURN_IF_ERROR(comm_.end_batch());
+      }
+    }
+  }
+  return Status::ok();
+}
+
+// ---- C. The ring of K/V set x (set 0: the stationary sub-block; set x: pulled from Torus peer l+x).
+// Block s of the result comes from ring member k−s; block 0 is our own.
+Status MeshAttention::issue_ring_set(int x, std::vector<KVBlock>* blocks, std::vector<std::vector<Handle>>* handles) {
+  blocks->assign(r_, KVBlock{});
+  handles->assign(r_, {});
+  auto set_layout = [&](int member) { return block_of(torus_member(member, (l_ + x) % t_)); };
+  (*blocks)[0] = {set_layout(rank_), const_cast<char*>(static_cast<const char*>(x == 0 ? home_k_ : slot(kt_.local, slot_bytes_, x - 1))),
+                  const_cast<char*>(static_cast<const char*>(x == 0 ? home_v_ : slot(vt_.local, slot_bytes_, x - 1)))};
+  if (r_ == 1) return Status::ok();
+  // Every ring member's Torus pull of set x (waited on by the caller) must have landed before anyone reads it.
+  if (one_sided_ && x > 0) SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));
+  for (int s = 1; s < r_; ++s) {
+    const int from = gr_[(k_ - s + r_) % r_];
+    KVBlock& b = (*blocks)[s];
+    b.layout = set_layout(from);
+    b.k = slot(ring_k_, slot_bytes_, x * (r_ - 1) + s - 1);
+    b.v = slot(ring_v_, slot_bytes_, x * (r_ - 1) + s - 1);
+    const size_t bytes = static_cast<size_t>(b.layout.elems()) * elem_;
+    if (one_sided_) {  // pull from the owner's buffer directly: no per-step handshake
+      const SymmetricBuffer& kb = x == 0 ? ku_ : kt_;
+      const SymmetricBuffer& vb = x == 0 ? vu_ : vt_;
+      const size_t off = x == 0 ? l_ * slot_bytes_ : (x - 1) * slot_bytes_;
+      if (bytes) {
+        SF_ASSIGN_OR_RETURN(Handle hk, comm_.get(b.k, kb, off, from, bytes, Lane::kRing));
+        SF_ASSIGN_OR_RETURN(Handle hv, comm_.get(b.v, vb, off, from, bytes, Lane::kRing));
+        (*handles)[s] = {hk, hv};
+      }
+      continue;
+    }
+    // Two-sided: forward the block received last step to the next member, receive the next one.
+    const KVBlock& fwd = (*blocks)[s - 1];
+    const size_t fwd_bytes = static_cast<size_t>(fwd.layout.elems()) * elem_;
+    if (s > 1) SF_RETURN_IF_ERROR(comm_.wait_all((*handles)[s - 1]));
+    const int next = gr_[(k_ + 1) % r_];
+    SF_RETURN_IF_ERROR(comm_.begin_batch());
+    if (fwd_bytes) {
+      SF_RETURN_IF_ERROR(comm_.send(next, fwd.k, fwd_bytes, Lane::kRing).status());
+      SF_RETURN_IF_ERROR(comm_.send(next, fwd.v, fwd_bytes, Lane::kRing).status());
+    }
+    if (bytes) {
+      SF_ASSIGN_OR_RETURN(Handle hk, comm_.recv(gr_[(k_ - 1 + r_) % r_], b.k, bytes, Lane::kRing));
+      SF_ASSIGN_OR_RETURN(Handle hv, comm_.recv(gr_[(k_ - 1 + r_) % r_], b.v, bytes, Lane::kRing));
+      (*handles)[s] = {hk, hv};
+    }
+    SF_RETURN_IF_ERROR(comm_.end_batch());
+  }
+  return Status::ok();
+}
+
+Status MeshAttention::compute(const std::vector<int>& stages, const KVBlock& kv, AccumulatorMode mode, bool finalize,
+                              void* o) {
+  const int64_t D = shape_.head_dim;
+  std::vector<QChunk> qs;
+  for (int i : stages) {
+    const RowBlock qb = block_of(gt_[(l_ + i) % t_]);
+    void* qbase = const_cast<void*>(i == 0 ? home_q_ : static_cast<const void*>(slot(qt_, slot_bytes_, i - 1)));
+    float* acc_o = acc_ + i * acc_stride_;
+    float* acc_m = acc_ + t_ * acc_stride_ + i * (acc_stride_ / D);
+    float* acc_l = acc_m + t_ * (acc_stride_ / D);
+    for (int j = 0; j < qb.pieces(); ++j) {
+      QChunk c;
+      c.q = qb.piece(qbase, j, elem_);
+      c.acc_o = acc_o + qb.piece_offset(j);
+      c.acc_m = acc_m + qb.piece_ml_offset(j);
+      c.acc_l = acc_l + qb.piece_ml_offset(j);
+      if (finalize) {
+        // Our own rows go straight into the user's output; the rest wait in ostage_ to be pushed.
+        c.out = (i == 0 && j == iu_) ? user_rows(o, head_offset(iu_, l_)) : qb.piece(slot(ostage_, slot_bytes_, i), j, elem_);
+      }
+      qs.push_back(c);
+    }
+  }
+  std::vector<KVChunk> kvs;
+  for (int j = 0; j < kv.layout.pieces(); ++j)
+    kvs.push_back({kv.layout.piece(kv.k, j, elem_), kv.layout.piece(kv.v, j, elem_)});
+  AttentionProblem p;
+  p.dtype = shape_.dtype;
+  p.batch = shape_.batch;
+  p.heads = Ht_;
+  p.head_dim = D;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  p.q = qs.data();
+  p.num_q = static_cast<int32_t>(qs.size());
+  p.kv = kvs.data();
+  p.num_kv = static_cast<int32_t>(kvs.size());
+  p.mode = mode;
+  p.finalize = finalize;
+  return dev_.attention(p);
+}
+
+// ---- D. Push finalized output pieces to the ranks that own their rows. foreign: Torus stages 1..t-1 (rows
+// of other machines' Torus peers); otherwise stage 0 (rows of our Ulysses peers). Two-sided: the matching
+// receives (from ranks whose Torus index differs from ours, or equals it) go in the same batch.
+Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs) {
+  if (!one_sided_) SF_RETURN_IF_ERROR(comm_.begin_batch());
+  const int64_t D = shape_.head_dim;
+  for (int i = foreign ? 1 : 0; i < (foreign ? t_ : 1); ++i) {
+    const int x = gt_[(l_ + i) % t_];
+    const RowBlock qb = block_of(x);
+    const std::vector<int> owners = mesh_.group(LevelKind::kUlysses, x);
+    for (int j = 0; j < qb.pieces(); ++j) {
+      const int owner = owners[j];
+      if (owner == rank_) continue;
+      const char* src = slot(ostage_, slot_bytes_, i) + qb.piece_offset(j) * elem_;
+      const size_t bytes = static_cast<size_t>(qb.piece_elems(j)) * elem_;
+      if (!bytes) continue;
+      const size_t dst_off = (iu_ * t_ + l_) * os_slot_bytes_;  // the owner's slot for our heads
+      if (one_sided_) SF_RETURN_IF_ERROR(comm_.put(os_, dst_off, owner, src, bytes).status());
+      else SF_RETURN_IF_ERROR(comm_.send(owner, src, bytes).status());
+    }
+  }
+  if (!one_sided_) {
+    const size_t bytes = static_cast<size_t>(shape_.batch * rows_of(rank_) * Ht_ * D) * elem_;
+    for (int lp = 0; lp < t_; ++lp) {
+      if ((lp != l_) != foreign) continue;
+      const std::vector<int> senders = mesh_.group(LevelKind::kUlysses, gt_[lp]);
+      for (int j = 0; j < u_; ++j) {
+        if (senders[j] == rank_ || !bytes) continue;
+        SF_ASSIGN_OR_RETURN(Handle h, comm_.recv(senders[j], static_cast<char*>(os_.local) + (j * t_ + lp) * os_slot_bytes_, bytes));
+        recvs->push_back(h);
+      }
+    }
+    SF_RETURN_IF_ERROR(comm_.end_batch());
+  }
+  return Status::ok();
+}
+
+Status MeshAttention::gather_outputs(void* o) {
+  const int64_t n = rows_of(rank_), D = shape_.head_dim;
+  for (int j = 0; j < u_; ++j)
+    for (int lp = 0; lp < t_; ++lp) {
+      if (j == iu_ && lp == l_) continue;  // finalized in place
+      const RowChunk src = dense_rows(static_cast<char*>(os_.local) + (j * t_ + lp) * os_slot_bytes_, n, Ht_, D);
+      SF_RETURN_IF_ERROR(dev_.copy_rows(user_rows(o, head_offset(j, lp)), src, shape_.batch, Ht_, D, shape_.dtype));
+    }
+  return Status::ok();
+}
+
+Status MeshAttention::forward(const void* q, const void* k, const void* v, void* o) {
+  if (!q || !k || !v || !o) return invalid_argument("forward: q, k, v and o must all be given");
+  SF_RETURN_IF_ERROR(scatter_ulysses(q, k, v));
+  SF_RETURN_IF_ERROR(issue_torus());
+
+  std::vector<int> all_stages(t_), foreign_stages;
+  for (int i = 0; i < t_; ++i) all_stages[i] = i;
+  foreign_stages.assign(all_stages.begin() + 1, all_stages.end());
+  std::vector<Handle> out_recvs;
+  std::vector<KVBlock> blocks;
+  std::vector<std::vector<Handle>> ring_handles;
+  // The last call of every stage finalizes: foreign stages first, pushed while our own rows compute.
+  auto final_call = [&](const KVBlock& kv, AccumulatorMode mode) -> Status {
+    if (!foreign_stages.empty()) {
+      SF_RETURN_IF_ERROR(compute(foreign_stages, kv, mode, true, o));
+      if (!direct_) SF_RETURN_IF_ERROR(push_outputs(true, &out_recvs));
+    }
+    SF_RETURN_IF_ERROR(compute({0}, kv, mode, true, o));
+    if (!direct_) SF_RETURN_IF_ERROR(push_outputs(false, &out_recvs));
+    return Status::ok();
+  };
+  for (int x = 0; x < t_; ++x) {
+    if (x > 0) SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x]));
+    SF_RETURN_IF_ERROR(issue_ring_set(x, &blocks, &ring_handles));
+    if (x == 0) {  // Pull Q stages: stage i computes the newly arrived Q_i against the stationary K/V
+      for (int i = 0; i < t_; ++i) {
+        if (i > 0) SF_RETURN_IF_ERROR(comm_.wait_all(torus_q_[i]));
+        for (int s = 0; s < r_; ++s) {
+          SF_RETURN_IF_ERROR(comm_.wait_all(ring_handles[s]));
+          const AccumulatorMode mode = s == 0 ? AccumulatorMode::kInit : AccumulatorMode::kResume;
+          if (t_ == 1 && s == r_ - 1) SF_RETURN_IF_ERROR(final_call(blocks[s], mode));
+          else SF_RETURN_IF_ERROR(compute({i}, blocks[s], mode, false, o));
+        }
+      }
+      continue;
+    }
+    for (int s = 0; s < r_; ++s) {  // Pull KV stage x: all Q against the K/V of Torus peer l+x
+      SF_RETURN_IF_ERROR(comm_.wait_all(ring_handles[s]));
+      if (x == t_ - 1 && s == r_ - 1) SF_RETURN_IF_ERROR(final_call(blocks[s], AccumulatorMode::kResume));
+      else SF_RETURN_IF_ERROR(compute(all_stages, blocks[s], AccumulatorMode::kResume, false, o));
+    }
+  }
+  if (!direct_) {
+    if (one_sided_) SF_RETURN_IF_ERROR(comm_.barrier_all());  // all pushes landed; buffers free for reuse
+    else SF_RETURN_IF_ERROR(comm_.wait_all(out_recvs));
+    SF_RETURN_IF_ERROR(gather_outputs(o));
+  } else if (one_sided_ && r_ > 1) {
+    SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));  // ring peers are done reading our K/V
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+const char* transport_name(Transport t) { return t == Transport::kOneSided ? "one-sided" : "two-sided"; }
+
+Result<std::unique_ptr<SpAttention>> create_mesh_attention(Comm& comm, Device& device, const AttentionShape& shape,
+                                                           const SpAttentionConfig& config) {
+  auto a = std::make_unique<MeshAttention>(comm, device, shape, config);
+  SF_RETURN_IF_ERROR(a->init());
+  return std::unique_ptr<SpAttention>(std::move(a));
+}
+
+Result<std::unique_ptr<SpAttention>> SpAttention::create(Comm& comm, Device& device, const AttentionShape& shape,
+                                                         const SpAttentionConfig& config) {
+  return create_mesh_attention(comm, device, shape, config);
+}
+
+}  // namespace sf

@@ -1,0 +1,197 @@
+#include "comm/threads/thread_comm.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "streamfusion/cpu_device.h"
+#include "streamfusion/thread_backend.h"
+
+namespace sf::threads {
+
+ThreadComm::ThreadComm(ThreadWorld& world, int rank, uint64_t chaos_seed)
+    : world_(world), rank_(rank), chaos_(chaos_seed * 7919 + rank), chaos_on_(chaos_seed != 0) {}
+
+ThreadComm::~ThreadComm() {
+  for (auto& [id, p] : owned_) {
+    world_.unregister_buffer(rank_, id);
+    std::free(p);
+  }
+}
+
+Status ThreadComm::check_peer(int peer, const char* op) const {
+  if (peer < 0 || peer >= world_size())
+    return invalid_argument(std::string(op) + ": peer rank " + std::to_string(peer) + " is outside the world of " +
+                            std::to_string(world_size()) + " ranks");
+  return Status::ok();
+}
+
+Result<SymmetricBuffer> ThreadComm::alloc_symmetric(size_t bytes) {
+  void* p = std::aligned_alloc(64, ((bytes + 63) / 64) * 64 + 64);
+  if (!p) return Status(ErrorCode::kOutOfMemory, "symmetric allocation of " + std::to_string(bytes) + " bytes failed");
+  std::memset(p, 0xff, bytes);  // poison: as fp32/bf16/fp16 this reads as NaN, so unwritten data shows
+  SymmetricBuffer buf{next_buffer_id_++, p, bytes};
+  owned_[buf.id] = p;
+  SF_RETURN_IF_ERROR(world_.register_buffer(rank_, buf.id, p, bytes));
+  std::vector<int> all(world_size());
+  for (int i = 0; i < world_size(); ++i) all[i] = i;
+  SF_RETURN_IF_ERROR(world_.barrier(rank_, all, "alloc_symmetric"));  // collective, like nvshmem_malloc
+  return buf;
+}
+
+Status ThreadComm::free_symmetric(SymmetricBuffer& buf) {
+  SF_RETURN_IF_ERROR(barrier_all());  // nobody may still be reading it
+  auto it = owned_.find(buf.id);
+  if (it == owned_.end()) return invalid_argument("free_symmetric: buffer " + std::to_string(buf.id) + " is not live");
+  world_.unregister_buffer(rank_, buf.id);
+  std::free(it->second);
+  owned_.erase(it);
+  buf = {};
+  return Status::ok();
+}
+
+Result<Handle> ThreadComm::send(int peer, const void* data, size_t bytes, Lane) {
+  SF_RETURN_IF_ERROR(check_peer(peer, "send"));
+  // Eager: the payload is copied at issue, like a buffered send. The receiver sees it in FIFO order.
+  std::vector<char> msg(bytes);
+  if (bytes) std::memcpy(msg.data(), data, bytes);
+  world_.post(rank_, peer, std::move(msg));
+  count(peer, bytes);
+  return Handle{};
+}
+
+Result<Handle> ThreadComm::recv(int peer, void* data, size_t bytes, Lane lane) {
+  SF_RETURN_IF_ERROR(check_peer(peer, "recv"));
+  PendingOp op;
+  op.lane = lane;
+  op.recv_peer = peer;
+  op.complete = [this, peer, data, bytes]() -> Status {
+    SF_ASSIGN_OR_RETURN(std::vector<char> msg, world_.take(peer, rank_));
+    if (msg.size() != bytes)
+      return internal_error("rank " + std::to_string(rank_) + " expected a " + std::to_string(bytes) +
+                            "-byte message from rank " + std::to_string(peer) + ", got " + std::to_string(msg.size()));
+    if (bytes) std::memcpy(data, msg.data(), bytes);
+    return Status::ok();
+  };
+  const int64_t id = next_op_++;
+  pending_.emplace(id, std::move(op));
+  return Handle{id};
+}
+
+Result<Handle> ThreadComm::add_one_sided(Lane lane, std::function<Status()> fn) {
+  if (chaos_on_ && (chaos_() & 1)) {  // this time the copy lands at once
+    SF_RETURN_IF_ERROR(fn());
+    return Handle{};
+  }
+  PendingOp op;
+  op.one_sided = true;
+  op.lane = lane;
+  op.complete = std::move(fn);
+  const int64_t id = next_op_++;
+  pending_.emplace(id, std::move(op));
+  if (!chaos_on_) SF_RETURN_IF_ERROR(complete(id));
+  return Handle{id};
+}
+
+Result<Handle> ThreadComm::put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
+                               size_t bytes, Lane lane) {
+  SF_RETURN_IF_ERROR(check_peer(peer, "put"));
+  SF_ASSIGN_OR_RETURN(char* target, world_.peer_buffer(peer, dst.id, dst_offset, bytes));
+  count(peer, bytes);
+  return add_one_sided(lane, [target, src, bytes] {
+    if (bytes) std::memcpy(target, src, bytes);
+    return Status::ok();
+  });
+}
+
+Result<Handle> ThreadComm::get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
+                               Lane lane) {
+  SF_RETURN_IF_ERROR(check_peer(peer, "get"));
+  SF_ASSIGN_OR_RETURN(char* source, world_.peer_buffer(peer, src.id, src_offset, bytes));
+  count(peer, bytes);
+  return add_one_sided(lane, [dst, source, bytes] {
+    if (bytes) std::memcpy(dst, source, bytes);
+    return Status::ok();
+  });
+}
+
+Status ThreadComm::complete(int64_t id) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return Status::ok();  // already complete
+  if (it->second.recv_peer >= 0) {  // FIFO: earlier receives from the same peer take earlier messages
+    const int peer = it->second.recv_peer;
+    for (auto e = pending_.begin(); e != it;) {
+      auto next = std::next(e);
+      if (e->second.recv_peer == peer) {
+        PendingOp op = std::move(e->second);
+        pending_.erase(e);
+        SF_RETURN_IF_ERROR(op.complete());
+      }
+      e = next;
+    }
+  }
+  PendingOp op = std::move(it->second);
+  pending_.erase(it);
+  return op.complete();
+}
+
+Status ThreadComm::barrier(const std::vector<int>& group, Lane lane) {
+  bool member = false;
+  for (int r : group) member |= r == rank_;
+  if (!member) return invalid_argument("barrier: rank " + std::to_string(rank_) + " is not in the group it passed");
+  std::vector<int64_t> quiet;
+  for (const auto& [id, op] : pending_)
+    if (op.one_sided && op.lane == lane) quiet.push_back(id);
+  for (int64_t id : quiet) SF_RETURN_IF_ERROR(complete(id));
+  return world_.barrier(rank_, group, "barrier");
+}
+
+Status ThreadComm::wait(Handle h) { return h.id < 0 ? Status::ok() : complete(h.id); }
+
+namespace {
+
+class ThreadRankRuntime final : public RankRuntime {
+ public:
+  ThreadRankRuntime(ThreadWorld& world, int rank, uint64_t seed) : comm_(world, rank, seed) {}
+  Comm& comm() override { return comm_; }
+  Device& device() override { return device_; }
+  const char* backend_name() const override { return "threads"; }
+
+ private:
+  ThreadComm comm_;
+  CpuDevice device_;
+};
+
+}  // namespace
+}  // namespace sf::threads
+
+namespace sf {
+
+Status run_thread_ranks(const Topology& topo, const ThreadWorldOptions& options,
+                        const std::function<Status(RankRuntime&)>& fn) {
+  SF_RETURN_IF_ERROR(topo.validate());
+  threads::ThreadWorld world(topo, options.timeout);
+  std::mutex mu;
+  Status first;  // the first failure in time is the cause; later ones are usually its echoes
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < topo.world_size(); ++r) {
+    ranks.emplace_back([&, r] {
+      Status s;
+      {
+        threads::ThreadRankRuntime rt(world, r, options.chaos_seed);
+        s = fn(rt);
+        if (s.is_ok()) s = rt.comm().barrier_all();  // nobody frees buffers a peer may still read
+      }
+      if (!s.is_ok()) {
+        std::lock_guard lock(mu);
+        if (first.is_ok()) first = Status(s.code(), "rank " + std::to_string(r) + ": " + s.message());
+        world.abort("rank " + std::to_string(r) + " failed");
+      }
+    });
+  }
+  for (auto& t : ranks) t.join();
+  return first;
+}
+
+}  // namespace sf

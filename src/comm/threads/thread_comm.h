@@ -1,0 +1,56 @@
+// Comm for one rank of a threads-backend world (see thread_backend.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "comm/threads/thread_world.h"
+#include "streamfusion/comm.h"
+
+namespace sf::threads {
+
+class ThreadComm final : public Comm {
+ public:
+  ThreadComm(ThreadWorld& world, int rank, uint64_t chaos_seed);
+  ~ThreadComm() override;
+
+  int rank() const override { return rank_; }
+  const Topology& topology() const override { return world_.topology(); }
+
+  Result<SymmetricBuffer> alloc_symmetric(size_t bytes) override;
+  Status free_symmetric(SymmetricBuffer& buf) override;
+
+  Result<Handle> send(int peer, const void* data, size_t bytes, Lane lane) override;
+  Result<Handle> recv(int peer, void* data, size_t bytes, Lane lane) override;
+  Result<Handle> put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src, size_t bytes,
+                     Lane lane) override;
+  Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
+                     Lane lane) override;
+  Status barrier(const std::vector<int>& group, Lane lane) override;
+  Status wait(Handle h) override;
+
+ private:
+  struct PendingOp {
+    bool one_sided = false;
+    Lane lane = Lane::kMain;
+    int recv_peer = -1;  // for receives: complete earlier receives from the same peer first (FIFO)
+    std::function<Status()> complete;
+  };
+  Status check_peer(int peer, const char* op) const;
+  Result<Handle> add_one_sided(Lane lane, std::function<Status()> complete);
+  Status complete(int64_t id);
+
+  ThreadWorld& world_;
+  const int rank_;
+  int next_buffer_id_ = 0;
+  int64_t next_op_ = 0;
+  std::map<int64_t, PendingOp> pending_;  // ordered by issue
+  std::map<int32_t, void*> owned_;        // symmetric buffers this rank allocated
+  std::mt19937_64 chaos_;
+  bool chaos_on_;
+};
+
+}  // namespace sf::threads

@@ -1,0 +1,64 @@
+// State shared by the rank threads of one threads-backend world: the symmetric heap table, the two-sided
+// mailboxes, group barriers, and the abort flag that releases every waiter once a rank has failed.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "streamfusion/status.h"
+#include "streamfusion/topology.h"
+
+namespace sf::threads {
+
+class ThreadWorld {
+ public:
+  ThreadWorld(const Topology& topo, std::chrono::milliseconds timeout) : topo_(topo), timeout_(timeout) {}
+
+  const Topology& topology() const { return topo_; }
+
+  // Blocks until every rank in `group` has arrived (group-specific generation counting).
+  Status barrier(int rank, const std::vector<int>& group, const char* what);
+
+  // Symmetric heap: buffer `id` of `rank`. register_buffer is called by each rank inside a collective
+  // allocation; sizes must agree.
+  Status register_buffer(int rank, int id, void* ptr, size_t bytes);
+  void unregister_buffer(int rank, int id);
+  // Peer's instance of buffer id, checked against [offset, offset + bytes).
+  Result<char*> peer_buffer(int peer, int id, size_t offset, size_t bytes);
+
+  // Two-sided: FIFO per (src, dst) pair.
+  void post(int src, int dst, std::vector<char> message);
+  Result<std::vector<char>> take(int src, int dst);
+
+  // Marks the world failed and wakes every waiter.
+  void abort(const std::string& why);
+
+ private:
+  Status failed_status(int rank, const std::string& op) const;
+
+  const Topology topo_;
+  const std::chrono::milliseconds timeout_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool aborted_ = false;
+  std::string abort_reason_;
+  struct BarrierState {
+    int arrived = 0;
+    uint64_t generation = 0;
+  };
+  std::map<std::vector<int>, BarrierState> barriers_;
+  struct BufferEntry {
+    char* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  std::map<std::pair<int, int>, BufferEntry> heap_;  // (id, rank) -> buffer
+  std::map<std::pair<int, int>, std::deque<std::vector<char>>> mail_;  // (src, dst) -> messages
+};
+
+}  // namespace sf::threads

@@ -1,0 +1,128 @@
+#include "streamfusion/layer_check.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <random>
+
+#include "streamfusion/cpu_kernels.h"
+
+namespace sf {
+
+LayerInputs make_random_inputs(const AttentionShape& shape, uint64_t seed) {
+  LayerInputs in;
+  in.shape = shape;
+  const int64_t n = shape.batch * shape.seq_len * shape.heads * shape.head_dim;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-2.f, 2.f);
+  for (std::vector<char>* t : {&in.q, &in.k, &in.v}) {
+    t->resize(n * dtype_size(shape.dtype));
+    for (int64_t i = 0; i < n; ++i) store_from_float(t->data(), i, shape.dtype, dist(rng));
+  }
+  return in;
+}
+
+std::vector<double> reference_output(const LayerInputs& in) {
+  const AttentionShape& s = in.shape;
+  return reference_attention(in.q.data(), in.k.data(), in.v.data(), s.dtype, s.batch, s.seq_len, s.seq_len, s.heads,
+                             s.head_dim, 1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+}
+
+std::vector<char> slice_rows(const std::vector<char>& global, const AttentionShape& shape, int world, int rank) {
+  const int64_t n = seq_count(shape.seq_len, world, rank), off = seq_offset(shape.seq_len, world, rank);
+  const int64_t row = shape.heads * shape.head_dim * dtype_size(shape.dtype);
+  std::vector<char> out(shape.batch * n * row);
+  for (int64_t b = 0; b < shape.batch; ++b)
+    if (n) std::memcpy(&out[b * n * row], &global[(b * shape.seq_len + off) * row], n * row);
+  return out;
+}
+
+void ErrorStats::merge(const ErrorStats& o) {
+  max_abs_err = std::max(max_abs_err, o.max_abs_err);
+  max_abs_ref = std::max(max_abs_ref, o.max_abs_ref);
+  non_finite += o.non_finite;
+}
+
+ErrorStats compare_rows(const void* out, const std::vector<double>& ref, const AttentionShape& shape, int world,
+                        int rank) {
+  ErrorStats e;
+  const int64_t n = seq_count(shape.seq_len, world, rank), off = seq_offset(shape.seq_len, world, rank);
+  const int64_t row = shape.heads * shape.head_dim;
+  for (int64_t b = 0; b < shape.batch; ++b)
+    for (int64_t s = 0; s < n; ++s)
+      for (int64_t i = 0; i < row; ++i) {
+        const double got = load_as_float(out, (b * n + s) * row + i, shape.dtype);
+        const double want = ref[(b * shape.seq_len + off + s) * row + i];
+        if (!std::isfinite(got)) {
+          ++e.non_finite;
+          continue;
+        }
+        e.max_abs_err = std::max(e.max_abs_err, std::fabs(got - want));
+        e.max_abs_ref = std::max(e.max_abs_ref, std::fabs(want));
+      }
+  return e;
+}
+
+namespace {
+void flip_signs(std::vector<char>* t, DType dtype) {
+  const int64_t n = static_cast<int64_t>(t->size()) / dtype_size(dtype);
+  for (int64_t i = 0; i < n; ++i) store_from_float(t->data(), i, dtype, -load_as_float(t->data(), i, dtype));
+}
+}  // namespace
+
+double ThreadRunResult::median_ms() const {
+  if (iteration_ms.empty()) return 0;
+  std::vector<double> v = iteration_ms;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerInputs& in, const std::vector<double>& ref,
+                                             const SpAttentionConfig& config, const ThreadRunOptions& options) {
+  const int P = topo.world_size();
+  ThreadRunResult result;
+  result.bytes.resize(P);
+  const int total = options.warmup + options.iterations;
+  std::vector<std::vector<double>> times(P, std::vector<double>(total));
+  std::mutex mu;
+  Status s = run_thread_ranks(topo, options.world, [&](RankRuntime& rt) -> Status {
+    Comm& comm = rt.comm();
+    Device& dev = rt.device();
+    const int g = comm.rank();
+    SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> attn, SpAttention::create(comm, dev, in.shape, config));
+    const std::vector<char> q = slice_rows(in.q, in.shape, P, g), k = slice_rows(in.k, in.shape, P, g),
+                            v = slice_rows(in.v, in.shape, P, g);
+    // Every forward but the last runs on sign-flipped inputs: data left over from an earlier forward (a
+    // missing barrier or wait that lets a rank read a peer's previous contents) then gives a wrong answer.
+    std::vector<char> dq = q, dk = k, dv = v;
+    for (std::vector<char>* t : {&dq, &dk, &dv}) flip_signs(t, in.shape.dtype);
+    std::vector<char> o(q.size());
+    for (int it = 0; it < total; ++it) {
+      const bool last = it == total - 1;
+      std::memset(o.data(), 0xff, o.size());  // poison: NaN in every dtype
+      SF_RETURN_IF_ERROR(comm.barrier_all());
+      comm.reset_counters();
+      const auto t0 = std::chrono::steady_clock::now();
+      SF_RETURN_IF_ERROR(last ? attn->forward(q.data(), k.data(), v.data(), o.data())
+                              : attn->forward(dq.data(), dk.data(), dv.data(), o.data()));
+      SF_RETURN_IF_ERROR(dev.synchronize());
+      times[g][it] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+    std::lock_guard lock(mu);
+    result.bytes[g] = comm.bytes_moved();
+    result.error.merge(compare_rows(o.data(), ref, in.shape, P, g));
+    return Status::ok();
+  });
+  SF_RETURN_IF_ERROR(s);
+  for (int it = options.warmup; it < total; ++it) {
+    double slowest = 0;
+    for (int g = 0; g < P; ++g) slowest = std::max(slowest, times[g][it]);
+    result.iteration_ms.push_back(slowest);
+  }
+  return result;
+}
+
+}  // namespace sf
