@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
     else { std::fprintf(stderr, "unknown flag %s\n", a.c_str()); return 2; }
   }
   const bool fp16 = dtype_name == "fp16";
+  const char* path = std::getenv("SF_CUDA_ATTENTION_PATH");  // read by the library too: ampere = mma.sync kernel
+  const std::string impl = path != nullptr && std::string(path) == "ampere" ? "streamfusion_ampere" : "streamfusion";
   const sf::DType dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
   const int64_t max_s = *std::max_element(seqs.begin(), seqs.end());
   const int64_t elems = batch * max_s * heads * dim;
@@ -140,9 +142,9 @@ int main(int argc, char** argv) {
         const double med = times[times.size() / 2];
         const double tflops = 4.0 * batch * heads * double(s) * double(s) * dim / (med * 1e-3) / 1e12;
         std::printf(
-            "{\"impl\": \"streamfusion\", \"dtype\": \"%s\", \"B\": %lld, \"H\": %lld, \"D\": %lld, \"S\": %lld, "
+            "{\"impl\": \"%s\", \"dtype\": \"%s\", \"B\": %lld, \"H\": %lld, \"D\": %lld, \"S\": %lld, "
             "\"q_chunks\": %lld, \"kv_chunks\": %lld, \"ms\": %.4f, \"tflops\": %.1f, \"reps\": %d}\n",
-            dtype_name.c_str(), (long long)batch, (long long)heads, (long long)dim, (long long)s, (long long)nq,
+            impl.c_str(), dtype_name.c_str(), (long long)batch, (long long)heads, (long long)dim, (long long)s, (long long)nq,
             (long long)nkv, med, tflops, reps);
         std::fflush(stdout);
       }

@@ -26,12 +26,15 @@ def main():
     shapes = sorted({(r["H"], r["D"], r["S"]) for r in rows}, key=lambda t: (-t[1], t[2]))
     out = [header, "",
            "Single chunk, self-attention (Sq = Skv = S, B = 1, bf16), TFLOP/s = 4·B·H·S²·D / median time:", "",
-           "| H | D | S | SDPA FlashAttention-2 | SDPA cuDNN | StreamFusion | vs FA2 | vs cuDNN |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| H | D | S | SDPA FlashAttention-2 | SDPA cuDNN | StreamFusion (wgmma) | vs FA2 | vs cuDNN | "
+           "StreamFusion mma.sync path |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for h, d, s in shapes:
         fa, cu, ours = tf("sdpa_flash2", h, d, s), tf("sdpa_cudnn", h, d, s), tf("streamfusion", h, d, s)
         rel = lambda a, b: "–" if a is None or not b else f"{a / b:.2f}×"
-        out.append(f"| {h} | {d} | {s} | {fmt(fa)} | {fmt(cu)} | {fmt(ours)} | {rel(ours, fa)} | {rel(ours, cu)} |")
+        amp = tf("streamfusion_ampere", h, d, s)
+        out.append(f"| {h} | {d} | {s} | {fmt(fa)} | {fmt(cu)} | {fmt(ours)} | {rel(ours, fa)} | {rel(ours, cu)} "
+                   f"| {fmt(amp)} |")
     out += ["", "Multi-chunk cost (StreamFusion, TFLOP/s; overhead = worst multi-chunk time over the 1-chunk time):", "",
             "| H | D | S | 1 chunk | K/V in 2 | K/V in 4 | K/V in 8 | Q in 2 | Q in 2, K/V in 8 | worst overhead |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

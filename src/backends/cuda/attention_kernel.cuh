@@ -1,12 +1,13 @@
-// The fused multi-chunk attention kernel (paper Appendix C; DESIGN.md section 4), Ampere-style path:
-// mma.sync m16n8k16 with fp32 accumulation, ldmatrix from XOR-swizzled shared memory, cp.async double
-// buffering of K/V tiles.
+// The fused multi-chunk attention kernels (paper Appendix C; DESIGN.md section 4): their arguments and launches.
 //
-// One thread block = one tile of kBlockM query rows of one Q chunk, for one (batch, head). Eight warps, each
-// owning 16 query rows, whose Q fragments stay in registers. The block walks the concatenation of all K/V
-// chunks in tiles of kBlockN keys (a tile never straddles two chunks; a chunk's last tile is masked), merging
-// each into its running (Õ, m, l) with online softmax. blockIdx.x is mapped to (Q chunk, tile) through the
-// exclusive prefix sum of per-chunk tile counts and a binary search.
+// One thread block = one tile of kBlockM = 128 query rows of one Q chunk, for one (batch, head); eight warps,
+// each owning 16 query rows. The block walks the concatenation of all K/V chunks in tiles of keys (a tile never
+// straddles two chunks; a chunk's last tile is masked), merging each into its running (Õ, m, l) with online
+// softmax. blockIdx.x is mapped to (Q chunk, tile) through the exclusive prefix sum of per-chunk tile counts
+// and a binary search. Two implementations:
+//   attention_hopper.cu  wgmma (sm_90a): two warpgroups of 64 rows, 128-key tiles, three cp.async stages, the
+//                        next tile's Q·Kᵀ overlapped with this tile's P·V.
+//   attention_ampere.cu  mma.sync m16n8k16 + ldmatrix, 64-key tiles, two stages (fallback, and for comparison).
 #pragma once
 
 #include <cstdint>
@@ -20,7 +21,6 @@ namespace sf::cuda::detail {
 constexpr int kMaxQChunks = 32;   // per launch; the host splits longer lists into several launches
 constexpr int kMaxKVChunks = 64;  // per launch; the host chains launches through the accumulator
 constexpr int kBlockM = 128;
-constexpr int kBlockN = 64;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 
@@ -57,12 +57,9 @@ struct AttentionArgs {
   KVChunkArgs kv[kMaxKVChunks] = {};
 };
 
-template <int D>
-constexpr int attention_smem_bytes() {
-  return (kBlockM + 4 * kBlockN) * D * 2;  // Q tile + two stages of (K, V) tiles
-}
-
 template <typename T, int D>
-cudaError_t launch_attention(const AttentionArgs& args, int total_tiles, int batch, cudaStream_t stream);
+cudaError_t launch_attention_ampere(const AttentionArgs& args, int total_tiles, int batch, cudaStream_t stream);
+template <typename T, int D>
+cudaError_t launch_attention_hopper(const AttentionArgs& args, int total_tiles, int batch, cudaStream_t stream);
 
 }  // namespace sf::cuda::detail

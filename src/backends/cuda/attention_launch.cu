@@ -2,8 +2,13 @@
 // launches (Q groups are independent; K/V groups are chained through the accumulator) and dispatches on
 // (dtype, head_dim).
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "attention_kernel.cuh"
 #include "cuda_status.cuh"
@@ -93,14 +98,26 @@ KVChunkArgs kv_args(const KVChunk& c) {
   return a;
 }
 
+// The Hopper (wgmma) kernel unless SF_CUDA_ATTENTION_PATH=ampere asks for the mma.sync one (tests and
+// benchmarks compare the two).
+bool use_ampere_path() {
+  const char* path = std::getenv("SF_CUDA_ATTENTION_PATH");
+  return path != nullptr && std::strcmp(path, "ampere") == 0;
+}
+
+template <typename T, int D>
+cudaError_t launch(const AttentionArgs& args, int tiles, int batch, cudaStream_t stream) {
+  return use_ampere_path() ? detail::launch_attention_ampere<T, D>(args, tiles, batch, stream)
+                           : detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
+}
+
 cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, int tiles, int batch,
                      cudaStream_t stream) {
-  if (dtype == DType::kBF16) {
-    return head_dim == 64 ? detail::launch_attention<__nv_bfloat16, 64>(args, tiles, batch, stream)
-                          : detail::launch_attention<__nv_bfloat16, 128>(args, tiles, batch, stream);
-  }
-  return head_dim == 64 ? detail::launch_attention<__half, 64>(args, tiles, batch, stream)
-                        : detail::launch_attention<__half, 128>(args, tiles, batch, stream);
+  if (dtype == DType::kBF16)
+    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, stream)
+                          : launch<__nv_bfloat16, 128>(args, tiles, batch, stream);
+  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, stream)
+                        : launch<__half, 128>(args, tiles, batch, stream);
 }
 
 }  // namespace

@@ -40,6 +40,10 @@ HostRows random_rows(std::mt19937_64& rng, int64_t batch, int64_t len, int64_t h
   HostRows r;
   r.len = len;
   r.v.resize(static_cast<size_t>(batch * len * heads * dim));
+  if (stddev == 0.f) {  // diagnostic inputs: all scores equal, P uniform
+    r.v.assign(r.v.size(), 0.f);
+    return r;
+  }
   for (float& x : r.v) x = round_to(dist(rng), t);
   return r;
 }

@@ -160,6 +160,13 @@ void run_case(const Case& c) {
   SF_CUDA_ASSERT(cudaGetLastError());
 
   ErrorSum err;
+  int mismatches_shown = 0;
+  auto show = [&](double got, double ref, const char* what, int64_t chunk, int64_t b, int64_t r, int64_t h, int64_t d) {
+    if (!(std::fabs(got - ref) > 0.05 + 0.05 * std::fabs(ref)) || mismatches_shown >= 8) return;
+    ++mismatches_shown;
+    std::printf("  mismatch %s q[%lld] (b %lld, s %lld, h %lld, d %lld): got %.5f, ref %.5f\n", what, (long long)chunk,
+                (long long)b, (long long)r, (long long)h, (long long)d, got, ref);
+  };
   double max_m_err = 0, max_l_err = 0;
   int64_t bad_padding = 0;
   for (size_t i = 0; i < hq.size(); ++i) {
@@ -180,6 +187,7 @@ void run_case(const Case& c) {
               touched[off] = 1;
               const size_t k = ((b * len + r) * c.heads + h) * c.dim + d;
               err.add(from_bits(out[off], c.dtype), ref[k], sp[k]);
+              show(from_bits(out[off], c.dtype), ref[k], "out", i, b, r, h, d);
             }
       for (size_t off = 0; off < out.size(); ++off)
         if (!touched[off] && out[off] != poison_bits(c.dtype)) ++bad_padding;
@@ -197,7 +205,9 @@ void run_case(const Case& c) {
         }
         for (int64_t d = 0; d < c.dim; ++d) {
           const size_t k = row * c.dim + d;
-          err.add(l[row] > 0 ? o[k] / l[row] : (l[row] == 0 ? 0.0 : NAN), ref[k], sp[k]);
+          const double got = l[row] > 0 ? o[k] / l[row] : (l[row] == 0 ? 0.0 : NAN);
+          err.add(got, ref[k], sp[k]);
+          show(got, ref[k], "acc", i, 0, static_cast<int64_t>(row), 0, d);
           if (acc.l[row] == 0 && o[k] != 0.f) ++err.nans;  // an empty row's Õ must be exactly 0
         }
       }
@@ -290,6 +300,15 @@ TEST(CudaAttention, LongerSequences) {
   c.heads = 1, c.batch = 2;
   run_case(c);
 }
+// Q = 0 makes every score equal: O is the mean of the V rows, which checks the P·V path on its own.
+TEST(CudaAttention, UniformScoresIsolatePV) {
+  for (int64_t d : {64, 128}) {
+    Case c = make("uniform scores d" + std::to_string(d), DType::kBF16, d, {128}, {128});
+    c.q_std = 0.f;
+    run_case(c);
+  }
+}
+
 TEST(CudaAttention, LargeScores) {
   Case c = make("bf16 d128 large scores", DType::kBF16, 128, {200}, {300, 100});
   c.q_std = 6.f;
