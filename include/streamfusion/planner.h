@@ -31,6 +31,7 @@ std::vector<Scheme> all_schemes();  // every scheme but kCustom, in the order ab
 struct LinkSpeeds {
   double intra_gbps = 300.0;
   double inter_gbps = 50.0;
+  double attention_tflops = 400.0;  // attention compute rate per GPU, for the modeled overlap
 };
 
 struct Plan {
@@ -38,6 +39,8 @@ struct Plan {
   SpAttentionConfig config;
   LinkBytes bytes_per_gpu;    // modeled from the schedule, even split, mean over ranks
   double comm_time_ms = 0.0;  // bytes / link speed, both link classes summed, nothing overlapped
+  double compute_ms = 0.0;    // attention FLOPs per GPU / attention_tflops
+  double layer_ms = 0.0;      // exposed transfers + max(compute, overlapped transfers)
   std::string explanation;    // one or two sentences: why this mesh, and what moves where
 };
 
@@ -53,6 +56,10 @@ Status check_mesh(Scheme scheme, const Mesh& mesh, const Topology& topo, const A
 Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape& shape,
                        const std::string& mesh_override = "", std::optional<Transport> transport = {},
                        const LinkSpeeds& speeds = {});
+
+// Picks the scheme and mesh with the lowest modeled layer time among every scheme's default mesh and the
+// SFU meshes that keep part of the Ulysses degree inside the machine (T·U'·R).
+Result<Plan> recommend_plan(const Topology& topo, const AttentionShape& shape, const LinkSpeeds& speeds = {});
 
 // Bytes rank `rank` moves per link class for one forward, derived from each level's schedule with the
 // sequence split evenly (E = B·(S/P)·H·D elements per tensor); see DESIGN.md section 5.

@@ -122,31 +122,54 @@ Status check_mesh(Scheme scheme, const Mesh& mesh, const Topology& topo, const A
   return Status::ok();
 }
 
-LinkBytes model_bytes(const Mesh& mesh, Transport transport, const Topology& topo, const AttentionShape& shape,
-                      int rank) {
-  LinkBytes out;
+namespace {
+
+// Bytes of one rank split by whether the schedule can hide them behind attention compute: the plain
+// Ulysses all-to-alls (and the output pieces returned inside the Ulysses group) are exposed; Torus stages
+// and ring steps overlap with compute.
+struct ModeledTraffic {
+  LinkBytes exposed, overlapped;
+};
+
+ModeledTraffic model_traffic(const Mesh& mesh, Transport transport, const Topology& topo, const AttentionShape& shape,
+                             int rank) {
+  ModeledTraffic out;
   const int P = topo.world_size();
   const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
                    dtype_size(shape.dtype);
-  auto add = [&](int peer, double bytes) {
-    if (peer != rank) out.bytes[static_cast<int>(topo.link(rank, peer))] += static_cast<uint64_t>(bytes + 0.5);
+  auto add = [&](LinkBytes& to, int peer, double bytes) {
+    if (peer != rank) to.bytes[static_cast<int>(topo.link(rank, peer))] += static_cast<uint64_t>(bytes + 0.5);
   };
-  // Ulysses and Torus: Q, K, V and O each send 1/degree of a tensor to every other member.
-  for (LevelKind k : {LevelKind::kUlysses, LevelKind::kTorus}) {
-    const int d = mesh.degree(k);
-    for (int peer : mesh.group(k, rank)) add(peer, 4.0 * E / d);
-  }
+  const int u = mesh.degree(LevelKind::kUlysses), t = mesh.degree(LevelKind::kTorus);
+  // Q, K, V: each Ulysses and each Torus peer gets 1/degree of the rank's tensor.
+  for (int peer : mesh.group(LevelKind::kUlysses, rank)) add(out.exposed, peer, 3.0 * E / u);
+  for (int peer : mesh.group(LevelKind::kTorus, rank)) add(out.overlapped, peer, 3.0 * E / t);
+  // O: every output piece goes straight to the rank owning its rows, one hop: E/(u·t) to each member of
+  // the combined Ulysses x Torus group.
+  for (int tp : mesh.group(LevelKind::kTorus, rank))
+    for (int peer : mesh.group(LevelKind::kUlysses, tp))
+      add(mesh.index_in(LevelKind::kTorus, peer) == mesh.index_in(LevelKind::kTorus, rank) ? out.exposed : out.overlapped,
+          peer, E / (u * t));
   // Ring: every K/V block of the ring group reaches every member once (2E per block); one-sided pulls it
-  // from its owner, two-sided receives it from the predecessor, so this rank sends r−1 blocks to the next.
+  // from its owner, two-sided receives it from the predecessor, so this rank sends r-1 blocks to the next.
   const int r = mesh.degree(LevelKind::kRing);
   const std::vector<int> ring = mesh.group(LevelKind::kRing, rank);
   const int me = mesh.index_in(LevelKind::kRing, rank);
   if (transport == Transport::kOneSided) {
-    for (int peer : ring) add(peer, 2.0 * E);
+    for (int peer : ring) add(out.overlapped, peer, 2.0 * E);
   } else if (r > 1) {
-    add(ring[(me + 1) % r], 2.0 * E * (r - 1));
+    add(out.overlapped, ring[(me + 1) % r], 2.0 * E * (r - 1));
   }
   return out;
+}
+
+}  // namespace
+
+LinkBytes model_bytes(const Mesh& mesh, Transport transport, const Topology& topo, const AttentionShape& shape,
+                      int rank) {
+  ModeledTraffic m = model_traffic(mesh, transport, topo, shape, rank);
+  m.exposed += m.overlapped;
+  return m.exposed;
 }
 
 Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape& shape,
@@ -164,20 +187,34 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   SF_RETURN_IF_ERROR(check_mesh(scheme, plan.config.mesh, topo, shape));
   plan.config.transport = transport.value_or(scheme == Scheme::kSfu ? Transport::kOneSided : Transport::kTwoSided);
   // Mean over ranks: ranks differ where a ring crosses a machine boundary hop by hop.
-  LinkBytes total;
-  for (int g = 0; g < topo.world_size(); ++g)
-    total += model_bytes(plan.config.mesh, plan.config.transport, topo, shape, g);
-  for (int c = 0; c < kNumLinkClasses; ++c) plan.bytes_per_gpu.bytes[c] = total.bytes[c] / topo.world_size();
-  plan.comm_time_ms = plan.bytes_per_gpu.intra() / (speeds.intra_gbps * 1e6) +
-                      plan.bytes_per_gpu.inter() / (speeds.inter_gbps * 1e6);
+  const int P = topo.world_size();
+  ModeledTraffic total;
+  for (int g = 0; g < P; ++g) {
+    const ModeledTraffic m = model_traffic(plan.config.mesh, plan.config.transport, topo, shape, g);
+    total.exposed += m.exposed;
+    total.overlapped += m.overlapped;
+  }
+  auto ms = [&](const LinkBytes& b) {
+    return b.intra() / P / (speeds.intra_gbps * 1e6) + b.inter() / P / (speeds.inter_gbps * 1e6);
+  };
+  LinkBytes sum = total.exposed;
+  sum += total.overlapped;
+  for (int c = 0; c < kNumLinkClasses; ++c) plan.bytes_per_gpu.bytes[c] = sum.bytes[c] / P;
+  plan.comm_time_ms = ms(sum);
+  plan.compute_ms = 4.0 * shape.batch * shape.seq_len * static_cast<double>(shape.seq_len) * shape.heads *
+                    shape.head_dim / P / (speeds.attention_tflops * 1e9);
+  // Exposed transfers add up; overlapped ones (Torus stages, ring steps) hide behind compute. Both start on
+  // local data, so no first chunk is modeled as exposed.
+  plan.layer_ms = ms(total.exposed) + std::max(plan.compute_ms, ms(total.overlapped));
   const Mesh& m = plan.config.mesh;
-  char buf[512];
+  char buf[640];
   std::snprintf(buf, sizeof buf,
                 "%s on %s: mesh %s (Torus %d, Ulysses %d, Ring %d), %s; mean per GPU %.3f MB intra-machine, "
-                "%.3f MB inter-machine",
+                "%.3f MB inter-machine; modeled layer %.3f ms (compute %.3f ms)",
                 scheme_name(scheme), topo.to_string().c_str(), m.to_string().c_str(), m.degree(LevelKind::kTorus),
                 m.degree(LevelKind::kUlysses), m.degree(LevelKind::kRing), transport_name(plan.config.transport),
-                plan.bytes_per_gpu.intra() / 1e6, plan.bytes_per_gpu.inter() / 1e6);
+                plan.bytes_per_gpu.intra() / 1e6, plan.bytes_per_gpu.inter() / 1e6, plan.layer_ms,
+                plan.compute_ms);
   plan.explanation = buf;
   if ((scheme == Scheme::kTas || scheme == Scheme::kTorus || scheme == Scheme::kSfu) &&
       shape.heads % topo.machines != 0)
@@ -186,6 +223,44 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
                         std::to_string(m.degree(scheme == Scheme::kTas ? LevelKind::kUlysses : LevelKind::kTorus)) +
                         " and the ring spans machines";
   return plan;
+}
+
+}  // namespace sf
+
+namespace sf {
+
+Result<Plan> recommend_plan(const Topology& topo, const AttentionShape& shape, const LinkSpeeds& speeds) {
+  SF_RETURN_IF_ERROR(topo.validate());
+  SF_RETURN_IF_ERROR(shape.validate());
+  std::vector<Plan> candidates;
+  for (Scheme s : all_schemes()) {
+    Result<Plan> p = make_plan(s, topo, shape, "", {}, speeds);
+    if (p) candidates.push_back(std::move(p).value());
+  }
+  // SFU meshes with part of the Ulysses degree inside the machine: T{M}U{u'}R{N/u'}.
+  const int M = topo.machines, N = topo.gpus_per_machine;
+  for (int up = 2; up <= N; ++up) {
+    if (N % up != 0 || M < 2) continue;
+    std::string mesh = "T";  // built piecewise: GCC 12 warns falsely (-Wrestrict) on "T" + std::to_string
+    mesh += std::to_string(M);
+    mesh += "U";
+    mesh += std::to_string(up);
+    mesh += "R";
+    mesh += std::to_string(N / up);
+    Result<Plan> p = make_plan(Scheme::kSfu, topo, shape, mesh, {}, speeds);
+    if (p) candidates.push_back(std::move(p).value());
+  }
+  if (candidates.empty()) return infeasible("no scheme fits " + shape.to_string() + " on " + topo.to_string());
+  // Lowest modeled time; among plans within 1 % of it, the fewest inter-machine bytes (the scarce link).
+  double fastest = candidates[0].layer_ms;
+  for (const Plan& p : candidates) fastest = std::min(fastest, p.layer_ms);
+  const Plan* best = nullptr;
+  for (const Plan& p : candidates)
+    if (p.layer_ms <= fastest * 1.01 && (!best || p.bytes_per_gpu.inter() < best->bytes_per_gpu.inter())) best = &p;
+  Plan out = *best;
+  out.explanation = "recommended (lowest modeled layer time of " + std::to_string(candidates.size()) +
+                    " candidates): " + out.explanation;
+  return out;
 }
 
 }  // namespace sf

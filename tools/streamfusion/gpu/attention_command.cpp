@@ -1,0 +1,390 @@
+// `streamfusion gpu-attention`: one SpAttention layer per process (run under `launch`, mpirun, torchrun or
+// srun). For every shape, topology (emulated when M > 1 on one host), inter-machine bandwidth, scheme and
+// transport: checks each rank's output against the one-GPU result computed by the same Device on the full
+// tensors (output poisoned before the run), counts bytes per link class, and times warm-up + iterations with
+// events (median of the slowest rank). Prints a table (rank 0); --json writes one JSON object per row.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gpu_commands.h"
+#include "gpu_runtime.h"
+#include "streamfusion/planner.h"
+#include "streamfusion/sp_attention.h"
+
+namespace sf::cli {
+namespace {
+
+struct AttentionOptions {
+  std::vector<std::string> seqs = {"16384"};
+  int64_t heads = 24, head_dim = 128, batch = 1;
+  std::string dtype = "bf16";
+  std::vector<std::string> topologies = {"1x4"};
+  std::vector<std::string> gbps = {"50"};
+  double latency_us = 5.0;
+  std::vector<std::string> schemes = {"ring", "ulysses", "usp", "tas", "torus", "sfu"};
+  std::string transports = "auto";  // auto | two-sided | one-sided | both
+  int warmup = 2, iters = 5;
+  bool single = true;  // time the one-GPU layer too
+  uint64_t seed = 7;
+  std::string json;
+  std::string label;  // free text copied into every JSON row (e.g. the model)
+  double tol_rel = 1e-2, tol_abs = 6e-2;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+std::string display_name(Scheme s, Transport t) {
+  switch (s) {
+    case Scheme::kRing: return t == Transport::kOneSided ? "Ring (1s)" : "Ring";
+    case Scheme::kUlysses: return t == Transport::kOneSided ? "Ulysses (1s)" : "Ulysses";
+    case Scheme::kUsp: return t == Transport::kOneSided ? "USP (1s)" : "USP";
+    case Scheme::kTas: return t == Transport::kOneSided ? "TAS (1s)" : "TAS";
+    case Scheme::kTorus: return t == Transport::kOneSided ? "SFU-NVSHMEM (torus)" : "SFU-NCCL";
+    case Scheme::kSfu: return t == Transport::kOneSided ? "SFU-NVSHMEM" : "SFU-NCCL (sfu)";
+    default: return scheme_name(s);
+  }
+}
+
+// Rank-local state of one shape: inputs, output, reference.
+struct ShapeBuffers {
+  Device* dev = nullptr;
+  std::vector<void*> owned;
+  void *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr, *ref = nullptr, *kfull = nullptr, *vfull = nullptr;
+  ~ShapeBuffers() {
+    for (void* p : owned) dev->free(p);
+  }
+  Result<void*> alloc(size_t bytes) {
+    SF_ASSIGN_OR_RETURN(void* p, dev->alloc(bytes));
+    owned.push_back(p);
+    return p;
+  }
+};
+
+// Fills rows [first_row, first_row + rows) of a global [B, S, H, D] tensor drawn from `seed`.
+Status fill_rows(gpu::GpuContext& ctx, void* dst, const AttentionShape& sh, int64_t first_row, int64_t rows,
+                 uint64_t seed) {
+  const int64_t row_elems = sh.heads * sh.head_dim;
+  for (int64_t b = 0; b < sh.batch; ++b) {
+    void* base = static_cast<char*>(dst) + b * rows * row_elems * dtype_size(sh.dtype);
+    SF_RETURN_IF_ERROR(ctx.fill_normal(base, rows * row_elems, sh.dtype, seed, (b * sh.seq_len + first_row) * row_elems));
+  }
+  return Status::ok();
+}
+
+#define ATT_CHECK(expr)                                                                  \
+  do {                                                                                   \
+    ::sf::Status st_ = (expr);                                                           \
+    if (!st_.is_ok()) {                                                                  \
+      std::fprintf(stderr, "[rank %d] gpu-attention: %s\n", rank, st_.to_string().c_str()); \
+      return 1;                                                                          \
+    }                                                                                    \
+  } while (0)
+
+int run_attention(const AttentionOptions& o) {
+  auto env = gpu::read_launch_env();
+  if (!env) {
+    std::fprintf(stderr, "gpu-attention: %s\n", env.status().to_string().c_str());
+    return 1;
+  }
+  const int rank = env->rank;
+  DType dtype;
+  if (!parse_dtype(o.dtype, &dtype)) {
+    std::fprintf(stderr, "gpu-attention: unknown dtype '%s'\n", o.dtype.c_str());
+    return 2;
+  }
+  std::vector<Scheme> schemes;
+  for (const auto& s : split_list(o.schemes)) {
+    Scheme sc;
+    if (!parse_scheme(s, &sc)) {
+      std::fprintf(stderr, "gpu-attention: unknown scheme '%s' (ring, ulysses, usp, tas, torus, sfu)\n", s.c_str());
+      return 2;
+    }
+    schemes.push_back(sc);
+  }
+  std::vector<Topology> topos;
+  for (const auto& t : split_list(o.topologies)) {
+    auto tp = Topology::parse(t);
+    if (!tp) {
+      std::fprintf(stderr, "gpu-attention: %s\n", tp.status().to_string().c_str());
+      return 2;
+    }
+    topos.push_back(*tp);
+  }
+  const bool want_one = o.transports == "auto" || o.transports == "one-sided" || o.transports == "both";
+  bool need_nvshmem = o.transports == "one-sided" || o.transports == "both";
+  if (o.transports == "auto") {
+    for (Scheme s : schemes) need_nvshmem = need_nvshmem || s == Scheme::kSfu;
+  }
+  (void)want_one;
+  gpu::GpuContextOptions copt;
+  copt.nvshmem = need_nvshmem;
+  auto ctx_r = gpu::GpuContext::create(*env, copt);
+  if (!ctx_r) {
+    std::fprintf(stderr, "[rank %d] gpu-attention: %s\n", rank, ctx_r.status().to_string().c_str());
+    return 1;
+  }
+  auto ctx = std::move(ctx_r.value());
+  const int P = ctx->world_size();
+  Device& dev = ctx->device();
+  if (rank == 0) {
+    std::printf("# gpu-attention on %s; warm-up %d, median of %d; latency of emulated links %.1f us\n",
+                ctx->describe().c_str(), o.warmup, o.iters, o.latency_us);
+    std::printf("| shape | topology | inter link | scheme | transport | mesh | ms | 1-GPU ms | speedup | "
+                "intra MB/GPU | inter MB/GPU | max abs err | rel L2 | check |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::fflush(stdout);
+  }
+  std::vector<std::string> json_rows;
+  bool all_ok = true;
+  int row_id = 0;
+
+  for (const auto& seq_s : split_list(o.seqs)) {
+    AttentionShape shape;
+    shape.batch = o.batch;
+    shape.seq_len = std::stoll(seq_s);
+    shape.heads = o.heads;
+    shape.head_dim = o.head_dim;
+    shape.dtype = dtype;
+    ATT_CHECK(shape.validate());
+    const int64_t rows = seq_count(shape.seq_len, P, rank), first = seq_offset(shape.seq_len, P, rank);
+    const size_t es = static_cast<size_t>(dtype_size(dtype));
+    const size_t local_bytes = static_cast<size_t>(shape.batch * rows * shape.heads * shape.head_dim) * es;
+    const size_t full_bytes = static_cast<size_t>(shape.batch * shape.seq_len * shape.heads * shape.head_dim) * es;
+    ShapeBuffers buf;
+    buf.dev = &dev;
+    for (void** p : {&buf.q, &buf.k, &buf.v, &buf.o, &buf.ref}) {
+      auto r = buf.alloc(local_bytes);
+      ATT_CHECK(r.status());
+      *p = r.value();
+    }
+    for (void** p : {&buf.kfull, &buf.vfull}) {
+      auto r = buf.alloc(full_bytes);
+      ATT_CHECK(r.status());
+      *p = r.value();
+    }
+    const uint64_t sq = o.seed * 3 + 1, sk = o.seed * 3 + 2, sv = o.seed * 3 + 3;
+    ATT_CHECK(fill_rows(*ctx, buf.q, shape, first, rows, sq));
+    ATT_CHECK(fill_rows(*ctx, buf.k, shape, first, rows, sk));
+    ATT_CHECK(fill_rows(*ctx, buf.v, shape, first, rows, sv));
+    ATT_CHECK(fill_rows(*ctx, buf.kfull, shape, 0, shape.seq_len, sk));
+    ATT_CHECK(fill_rows(*ctx, buf.vfull, shape, 0, shape.seq_len, sv));
+    // The one-GPU result for this rank's rows: the same Device, all keys in one call.
+    const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+    {
+      QChunk qc;
+      qc.q = dense_rows(buf.q, rows, shape.heads, shape.head_dim);
+      qc.out = dense_rows(buf.ref, rows, shape.heads, shape.head_dim);
+      KVChunk kv;
+      kv.k = dense_rows(buf.kfull, shape.seq_len, shape.heads, shape.head_dim);
+      kv.v = dense_rows(buf.vfull, shape.seq_len, shape.heads, shape.head_dim);
+      AttentionProblem p;
+      p.dtype = dtype;
+      p.batch = shape.batch;
+      p.heads = shape.heads;
+      p.head_dim = shape.head_dim;
+      p.scale = scale;
+      p.q = &qc;
+      p.num_q = 1;
+      p.kv = &kv;
+      p.num_kv = 1;
+      p.mode = AccumulatorMode::kInit;
+      p.finalize = true;
+      ATT_CHECK(dev.attention(p));
+      ATT_CHECK(ctx->synchronize());
+    }
+    // One-GPU time of the whole layer (rank 0; the others wait at the store).
+    double one_gpu_ms = 0.0;
+    if (o.single && rank == 0) {
+      auto qfull_r = dev.alloc(full_bytes);
+      auto ofull_r = dev.alloc(full_bytes);
+      ATT_CHECK(qfull_r.status());
+      ATT_CHECK(ofull_r.status());
+      ATT_CHECK(fill_rows(*ctx, qfull_r.value(), shape, 0, shape.seq_len, sq));
+      QChunk qc;
+      qc.q = dense_rows(qfull_r.value(), shape.seq_len, shape.heads, shape.head_dim);
+      qc.out = dense_rows(ofull_r.value(), shape.seq_len, shape.heads, shape.head_dim);
+      KVChunk kv;
+      kv.k = dense_rows(buf.kfull, shape.seq_len, shape.heads, shape.head_dim);
+      kv.v = dense_rows(buf.vfull, shape.seq_len, shape.heads, shape.head_dim);
+      AttentionProblem p;
+      p.dtype = dtype;
+      p.batch = shape.batch;
+      p.heads = shape.heads;
+      p.head_dim = shape.head_dim;
+      p.scale = scale;
+      p.q = &qc;
+      p.num_q = 1;
+      p.kv = &kv;
+      p.num_kv = 1;
+      p.finalize = true;
+      auto ms = ctx->time_iterations([&] { return dev.attention(p); }, o.warmup, o.iters);
+      ATT_CHECK(ms.status());
+      one_gpu_ms = median(ms.value());
+      dev.free(qfull_r.value());
+      dev.free(ofull_r.value());
+    }
+    auto one_all = gpu::gather_strings(*ctx, "att/one/" + seq_s, std::to_string(one_gpu_ms));
+    ATT_CHECK(one_all.status());
+    one_gpu_ms = std::stod(one_all.value()[0]);
+
+    for (const Topology& topo : topos) {
+      if (topo.world_size() != P) {
+        if (rank == 0) std::printf("# skip topology %s: needs %d processes\n", topo.to_string().c_str(), topo.world_size());
+        continue;
+      }
+      std::vector<double> links = {0.0};
+      if (topo.machines > 1) {
+        links.clear();
+        for (const auto& g : split_list(o.gbps)) links.push_back(std::stod(g));
+      }
+      for (double gbps : links) {
+        gpu::EmulationSettings emu{gbps, o.latency_us};
+        // (scheme, transport) cases, grouped by backend so each runtime is made once.
+        for (const char* backend : {"nccl", "nvshmem"}) {
+          std::vector<std::pair<Scheme, Transport>> cases;
+          for (Scheme s : schemes) {
+            std::vector<Transport> ts;
+            if (o.transports == "both") ts = {Transport::kTwoSided, Transport::kOneSided};
+            else if (o.transports == "one-sided") ts = {Transport::kOneSided};
+            else if (o.transports == "two-sided") ts = {Transport::kTwoSided};
+            else ts = {s == Scheme::kSfu ? Transport::kOneSided : Transport::kTwoSided};
+            for (Transport t : ts) {
+              const bool on_nvshmem = t == Transport::kOneSided;
+              if (on_nvshmem == (std::string(backend) == "nvshmem")) cases.emplace_back(s, t);
+            }
+          }
+          if (cases.empty()) continue;
+          if (std::string(backend) == "nvshmem" && !ctx->has_nvshmem()) continue;
+          auto rt_r = ctx->make_runtime(backend, topo, emu);
+          ATT_CHECK(rt_r.status());
+          auto rt = std::move(rt_r.value());
+          for (auto [scheme, transport] : cases) {
+            const std::string name = display_name(scheme, transport);
+            auto plan = make_plan(scheme, topo, shape, "", transport);
+            if (!plan) {
+              if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
+                                         plan.status().to_string().c_str());
+              continue;
+            }
+            auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
+            ATT_CHECK(sp_r.status());
+            auto sp = std::move(sp_r.value());
+            // Checked run: poisoned output (0xff bytes are NaN in every dtype), bytes counted.
+            ATT_CHECK(dev.fill(buf.o, 0xff, local_bytes));
+            ATT_CHECK(ctx->reset_links());
+            rt->comm().reset_counters();
+            ATT_CHECK(sp->forward(buf.q, buf.k, buf.v, buf.o));
+            ATT_CHECK(ctx->synchronize());
+            const LinkBytes bytes = rt->comm().bytes_moved();
+            auto cmp = ctx->compare(buf.o, buf.ref, static_cast<int64_t>(local_bytes / es), dtype);
+            ATT_CHECK(cmp.status());
+            ATT_CHECK(ctx->reset_links());
+            auto ms_r = ctx->time_iterations([&] { return sp->forward(buf.q, buf.k, buf.v, buf.o); }, o.warmup,
+                                             o.iters);
+            ATT_CHECK(ms_r.status());
+            char mine[256];
+            std::snprintf(mine, sizeof mine, "%.5f %.6g %.6g %lld %llu %llu", median(ms_r.value()), cmp->max_abs,
+                          cmp->rel_l2, static_cast<long long>(cmp->non_finite),
+                          static_cast<unsigned long long>(bytes.intra()),
+                          static_cast<unsigned long long>(bytes.inter()));
+            auto all = gpu::gather_strings(*ctx, "att/row/" + std::to_string(row_id++), mine);
+            ATT_CHECK(all.status());
+            sp.reset();
+            if (rank != 0) continue;
+            double ms = 0, max_abs = 0, rel = 0;
+            long long bad = 0;
+            unsigned long long intra = 0, inter = 0;
+            for (const auto& line : all.value()) {
+              double m, a, r;
+              long long nb;
+              unsigned long long bi, be;
+              if (std::sscanf(line.c_str(), "%lf %lf %lf %lld %llu %llu", &m, &a, &r, &nb, &bi, &be) != 6) continue;
+              ms = std::max(ms, m);
+              max_abs = std::max(max_abs, a);
+              rel = std::max(rel, r);
+              bad += nb;
+              intra = std::max(intra, bi);
+              inter = std::max(inter, be);
+            }
+            const bool ok = bad == 0 && rel <= o.tol_rel && max_abs <= o.tol_abs;
+            all_ok = all_ok && ok;
+            const std::string link = topo.machines > 1 ? (std::to_string(gbps).substr(0, 5) + " GB/s emul.") : "NVLink";
+            char row[768];
+            std::snprintf(row, sizeof row,
+                          "| %s | %s | %s | %s | %s | %s | %.3f | %.3f | %.2fx | %.1f | %.1f | %.3g | %.3g | %s |",
+                          shape.to_string().c_str(), topo.to_string().c_str(), link.c_str(), name.c_str(),
+                          transport_name(transport), plan->config.mesh.to_string().c_str(), ms, one_gpu_ms,
+                          one_gpu_ms > 0 ? one_gpu_ms / ms : 0.0, intra / 1e6, inter / 1e6, max_abs, rel,
+                          ok ? "ok" : (bad ? "NON-FINITE" : "WRONG"));
+            std::printf("%s\n", row);
+            std::fflush(stdout);
+            char js[1024];
+            std::snprintf(js, sizeof js,
+                          "{\"label\":\"%s\",\"batch\":%lld,\"seq\":%lld,\"heads\":%lld,\"head_dim\":%lld,"
+                          "\"dtype\":\"%s\",\"topology\":\"%s\",\"inter_gbps\":%.3f,\"latency_us\":%.2f,"
+                          "\"scheme\":\"%s\",\"name\":\"%s\",\"transport\":\"%s\",\"backend\":\"%s\",\"mesh\":\"%s\","
+                          "\"ms\":%.5f,\"one_gpu_ms\":%.5f,\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
+                          "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"ok\":%s}",
+                          o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
+                          static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
+                          dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
+                          o.latency_us, scheme_name(scheme), name.c_str(), transport_name(transport), backend,
+                          plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, intra, inter, max_abs, rel, bad,
+                          ok ? "true" : "false");
+            json_rows.push_back(js);
+            if (!o.json.empty()) {
+              std::ofstream f(o.json, std::ios::app);
+              f << js << "\n";
+            }
+          }
+        }
+      }
+    }
+  }
+  if (rank == 0) std::printf("# gpu-attention: %s\n", all_ok ? "all outputs match the one-GPU result" : "SOME OUTPUTS WRONG");
+  auto fin = gpu::gather_strings(*ctx, "att/final", "");
+  ATT_CHECK(fin.status());
+  return (rank == 0 && !all_ok) ? 3 : 0;
+}
+
+}  // namespace
+
+void register_gpu_attention_command(CLI::App& app) {
+  auto o = std::make_shared<AttentionOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "gpu-attention", "Run SpAttention on GPU ranks (NCCL/NVSHMEM), check against one GPU, time it (under launch)");
+  sub->add_option("-S,--seq", o->seqs, "Sequence lengths (comma list)");
+  sub->add_option("-H,--heads", o->heads, "Heads");
+  sub->add_option("-D,--head-dim", o->head_dim, "Head dim");
+  sub->add_option("-B,--batch", o->batch, "Batch");
+  sub->add_option("--dtype", o->dtype, "bf16, fp16 or fp32");
+  sub->add_option("--topology", o->topologies, "MxN topologies (comma list; M > 1 on one host is emulated)");
+  sub->add_option("--gbps", o->gbps, "Emulated inter-machine GB/s per GPU and direction (comma list)");
+  sub->add_option("--latency-us", o->latency_us, "Emulated inter-machine latency");
+  sub->add_option("--schemes", o->schemes, "ring, ulysses, usp, tas, torus (SFU over NCCL), sfu (comma list)");
+  sub->add_option("--transports", o->transports,
+                  "auto (sfu one-sided on NVSHMEM, others two-sided on NCCL), two-sided, one-sided, both");
+  sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations");
+  sub->add_option("-n,--iters", o->iters, "Timed iterations (median)");
+  sub->add_flag("!--no-single", o->single, "Skip timing the one-GPU layer");
+  sub->add_option("--seed", o->seed, "Input seed");
+  sub->add_option("--tol-rel", o->tol_rel, "Relative L2 tolerance vs the one-GPU result");
+  sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result");
+  sub->add_option("--json", o->json, "Append one JSON object per row to this file (rank 0)");
+  sub->add_option("--label", o->label, "Label copied into the JSON rows (e.g. the model)");
+  sub->callback([o] {
+    const int rc = run_attention(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace sf::cli

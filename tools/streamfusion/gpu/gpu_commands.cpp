@@ -1,0 +1,25 @@
+#include "gpu_commands.h"
+
+#include <sstream>
+
+namespace sf::cli {
+
+std::vector<std::string> split_list(const std::vector<std::string>& items) {
+  std::vector<std::string> out;
+  for (const auto& it : items) {
+    std::stringstream ss(it);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+      if (!part.empty()) out.push_back(part);
+    }
+  }
+  return out;
+}
+
+void register_gpu_commands(CLI::App& app) {
+  register_launch_command(app);
+  register_gpu_attention_command(app);
+  register_gpu_links_command(app);
+}
+
+}  // namespace sf::cli

@@ -1,0 +1,168 @@
+// `streamfusion launch -n 4 -- <command...>`: starts one process per GPU of this host with the variables
+// torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), waits for all,
+// and when one fails gives the others a grace period (their own watchdogs report where they are stuck), then
+// terminates them. The exit code is the first failure's.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gpu_commands.h"
+
+namespace sf::cli {
+namespace {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 29500;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  int port = 29500;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+int exit_code_of(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+struct LaunchOptions {
+  int nproc = 1;
+  int port = 0;
+  double grace_s = 30.0;
+  std::vector<std::string> command;
+};
+
+int run_launch(const LaunchOptions& o) {
+  if (o.nproc < 1) {
+    std::fprintf(stderr, "launch: -n must be at least 1 (got %d)\n", o.nproc);
+    return 2;
+  }
+  if (o.command.empty()) {
+    std::fprintf(stderr, "launch: no command given (usage: streamfusion launch -n 4 -- ./program args)\n");
+    return 2;
+  }
+  const int port = o.port > 0 ? o.port : free_port();
+  std::vector<pid_t> pids(static_cast<size_t>(o.nproc), -1);
+  for (int r = 0; r < o.nproc; ++r) {
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      std::perror("launch: fork");
+      for (pid_t p : pids)
+        if (p > 0) ::kill(p, SIGTERM);
+      return 1;
+    }
+    if (pid == 0) {
+      setenv("RANK", std::to_string(r).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
+      setenv("GROUP_RANK", "0", 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      // NVLink multicast stays off on shared machines (GPU-MACHINES.md), whatever the parent had.
+      setenv("NCCL_NVLS_ENABLE", "0", 1);
+      setenv("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1", 1);
+      setenv("NVSHMEM_DISABLE_NVLS", "1", 1);
+      std::vector<char*> argv;
+      for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+      std::fprintf(stderr, "launch: rank %d could not start '%s': %s\n", r, argv[0], std::strerror(errno));
+      _exit(127);
+    }
+    pids[static_cast<size_t>(r)] = pid;
+  }
+
+  int first_failure = 0;
+  int running = o.nproc;
+  std::chrono::steady_clock::time_point failed_at{};
+  bool terminated = false, killed = false;
+  while (running > 0) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      int rank = -1;
+      for (int r = 0; r < o.nproc; ++r)
+        if (pids[static_cast<size_t>(r)] == pid) rank = r;
+      if (rank < 0) continue;
+      pids[static_cast<size_t>(rank)] = -1;
+      --running;
+      const int code = exit_code_of(status);
+      if (code != 0) {
+        std::fprintf(stderr, "[launch] rank %d %s\n", rank, describe_status(status).c_str());
+        if (first_failure == 0) {
+          first_failure = code;
+          failed_at = std::chrono::steady_clock::now();
+          if (running > 0) {
+            std::fprintf(stderr, "[launch] giving the %d other rank(s) %.0f s to finish before terminating them\n",
+                         running, o.grace_s);
+          }
+        }
+      }
+      continue;
+    }
+    if (pid < 0 && errno != EINTR) break;
+    if (first_failure != 0) {
+      const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - failed_at).count();
+      if (!terminated && since > o.grace_s) {
+        terminated = true;
+        for (int r = 0; r < o.nproc; ++r) {
+          if (pids[static_cast<size_t>(r)] > 0) {
+            std::fprintf(stderr, "[launch] terminating rank %d\n", r);
+            ::kill(pids[static_cast<size_t>(r)], SIGTERM);
+          }
+        }
+      } else if (terminated && !killed && since > o.grace_s + 10) {
+        killed = true;
+        for (pid_t p : pids)
+          if (p > 0) ::kill(p, SIGKILL);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return first_failure;
+}
+
+}  // namespace
+
+void register_launch_command(CLI::App& app) {
+  auto opts = std::make_shared<LaunchOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "launch", "Start one process per GPU on this host, with RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT set");
+  sub->add_option("-n,--nproc", opts->nproc, "Number of processes (GPUs)")->required();
+  sub->add_option("--port", opts->port, "MASTER_PORT for the bootstrap store (default: a free port)");
+  sub->add_option("--grace", opts->grace_s, "Seconds the other ranks get after one fails, before SIGTERM");
+  sub->add_option("command", opts->command, "The command to run, after --")->required();
+  sub->callback([opts] {
+    const int rc = run_launch(*opts);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace sf::cli

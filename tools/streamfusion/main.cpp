@@ -1,0 +1,17 @@
+// streamfusion: plan, run and check sequence-parallel attention.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"StreamFusion: topology-aware sequence-parallel attention for DiT inference"};
+  app.require_subcommand(1);
+  sf::cli::register_plan(app);
+  sf::cli::register_attention(app);
+#ifdef STREAMFUSION_HAVE_GPU_RUNTIME
+  sf::cli::register_gpu_commands(app);
+#endif
+  CLI11_PARSE(app, argc, argv);
+  return sf::cli::exit_code();
+}
