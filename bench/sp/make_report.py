@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines of bench/sp/run.sh (sp.jsonl: ours, torch.jsonl: PyTorch peers, links.jsonl: emulated
+links) into RESULTS.md tables and a chart (sp_chart.png, when matplotlib is there)."""
+import argparse
+import collections
+import datetime
+import json
+import os
+
+
+def load(path):
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+    return rows
+
+
+def link_name(r):
+    if r["topology"].startswith("1x"):
+        return f'{r["topology"]} NVLink'
+    return f'{r["topology"]} @{r["inter_gbps"]:g} GB/s'
+
+
+ORDER = ["USP", "TAS", "SFU-NCCL", "SFU-NVSHMEM", "Ring", "Ulysses"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--card", default="?")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    ours = load(os.path.join(a.dir, "sp.jsonl"))
+    peers = load(os.path.join(a.dir, "torch.jsonl"))
+    links = load(os.path.join(a.dir, "links.jsonl"))
+    out = []
+    w = out.append
+    date = datetime.datetime.utcnow().strftime("%Y-%m-%d")
+    w("# Sequence-parallel attention: one layer, 4 GPUs\n")
+    w(f"Card: **{a.card}** (one host, NVLink between all GPUs). Date: {date}. Made by `bench/sp/run.sh` in one GPU "
+      "call; every number below comes from that same run. bf16, batch 1, softmax scale 1/sqrt(D); times are the "
+      "median of 5 timed forwards after 2 warm-ups (CUDA events around the whole layer, slowest rank). "
+      "**Multi-machine rows are emulated** (DESIGN.md section 6): transfers between emulated machines really move "
+      "over NVLink but complete only as a NIC of the stated bandwidth per GPU and direction (+5 us latency) would "
+      "let them. `1-GPU` is our own kernel on the whole layer on one GPU of the same run. Every distributed output "
+      "was checked against that one-GPU result (column `check`).\n")
+    if links:
+        w("## Emulated links (gpu-links, 2x2)\n")
+        w("| backend | pair | size | setting | achieved | verdict |")
+        w("|---|---|---|---|---|---|")
+        for l in links:
+            setting = "off" if l["setting_gbps"] == 0 else f'{l["setting_gbps"]:g} GB/s'
+            w(f'| {l["backend"]} | {l["pair"]} | {l["mib"]} MiB | {setting} | {l["gbps"]:.2f} GB/s | {l["verdict"]} |')
+        w("")
+    by_shape = collections.OrderedDict()
+    for r in ours:
+        key = (r["label"], r["seq"], r["heads"], r["head_dim"])
+        by_shape.setdefault(key, []).append(r)
+    peer_by = {(p["label"], p["seq"]): p for p in peers}
+    targets = []
+    for key, rows in by_shape.items():
+        label, S, H, D = key
+        one = rows[0]["one_gpu_ms"]
+        w(f"## {label}: S={S}, H={H}, D={D} (1-GPU: {one:.2f} ms)\n")
+        cols = list(collections.OrderedDict((link_name(r), 1) for r in rows).keys())
+        names = [n for n in ORDER if any(r["name"] == n for r in rows)] + sorted(
+            {r["name"] for r in rows} - set(ORDER))
+        w("| scheme | " + " | ".join(cols) + " |")
+        w("|---|" + "---|" * len(cols))
+        cell = {(r["name"], link_name(r)): r for r in rows}
+        for n in names:
+            cells = []
+            for c in cols:
+                r = cell.get((n, c))
+                if not r:
+                    cells.append("—")
+                    continue
+                mark = "" if r["ok"] else " ✗"
+                cells.append(f'{r["ms"]:.2f} ms ({one / r["ms"]:.2f}x){mark}')
+            w(f"| {n} | " + " | ".join(cells) + " |")
+        p = peer_by.get((label, S))
+        if p:
+            cells = []
+            for c in cols:
+                cells.append(f'{p["ulysses"]:.2f} ms' if c.endswith("NVLink") and p.get("ulysses") else "—")
+            w("| PyTorch Ulysses (all_to_all + cuDNN) | " + " | ".join(cells) + " |")
+            cells = []
+            for c in cols:
+                if c.endswith("NVLink") and p.get("ring"):
+                    cells.append(f'{p["ring"]:.2f} ms')
+                elif c.endswith("NVLink") and p.get("ring_error"):
+                    cells.append("error")
+                else:
+                    cells.append("—")
+            w("| PyTorch context_parallel ring | " + " | ".join(cells) + " |")
+            if p.get("single"):
+                w(f'\nPyTorch cuDNN SDPA on one GPU, same shape: {p["single"]:.2f} ms'
+                  + (f' (S rounded to {p["seq"]})' if p["seq"] != S else "") + ".")
+            if p.get("ring_error"):
+                w(f'\nPyTorch ring peer failed: `{p["ring_error"]}`')
+        w("")
+        w("Bytes per GPU per forward (intra / inter, MB), from the backends' counters:\n")
+        w("| scheme | " + " | ".join(cols) + " |")
+        w("|---|" + "---|" * len(cols))
+        for n in names:
+            cells = []
+            for c in cols:
+                r = cell.get((n, c))
+                cells.append(f'{r["intra_bytes"] / 1e6:.0f} / {r["inter_bytes"] / 1e6:.0f}' if r else "—")
+            w(f"| {n} | " + " | ".join(cells) + " |")
+        w("")
+        # Targets.
+        for c in cols:
+            best = min((cell[(n, c)] for n in names if (n, c) in cell), key=lambda r: r["ms"])
+            if c.endswith("NVLink"):
+                targets.append((label, S, c, "best scheme scaling efficiency vs own 1-GPU",
+                                f'{best["name"]}: {one / best["ms"] / 4 * 100:.0f} %'))
+            else:
+                usp = cell.get(("USP", c))
+                sfu = cell.get(("SFU-NVSHMEM", c)) or cell.get(("SFU-NCCL", c))
+                if usp and sfu:
+                    comp = one / 4
+                    xfer = sfu["inter_bytes"] / (sfu["inter_gbps"] * 1e9) * 1e3 if sfu["inter_gbps"] else 0
+                    bound = max(comp, xfer)
+                    targets.append((label, S, c, "SFU-NVSHMEM speedup over USP; SFU ms / max(compute, transfer)",
+                                    f'{usp["ms"] / sfu["ms"]:.2f}x; {sfu["ms"] / bound:.2f} '
+                                    f'(compute {comp:.1f} ms, inter transfer {xfer:.1f} ms)'))
+    if targets:
+        w("## Against the issue's targets\n")
+        w("| model | S | setting | what | measured |")
+        w("|---|---|---|---|---|")
+        for t in targets:
+            w("| " + " | ".join(str(x) for x in t) + " |")
+        w("")
+    md = "\n".join(out) + "\n"
+    with open(a.out or os.path.join(a.dir, "RESULTS.md"), "w") as f:
+        f.write(md)
+    print(md)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:  # chart is optional where matplotlib is missing
+        print("no chart:", e)
+        return
+    shapes = list(by_shape.keys())
+    if not shapes:
+        return
+    fig, axes = plt.subplots(len(shapes), 1, figsize=(13, 3.2 * len(shapes)), squeeze=False)
+    for ax, key in zip(axes[:, 0], shapes):
+        rows = by_shape[key]
+        one = rows[0]["one_gpu_ms"]
+        cols = list(collections.OrderedDict((link_name(r), 1) for r in rows).keys())
+        names = [n for n in ORDER if any(r["name"] == n for r in rows)]
+        cell = {(r["name"], link_name(r)): r for r in rows}
+        p = peer_by.get((key[0], key[1]))
+        series = names + (["PyTorch Ulysses", "PyTorch ring"] if p else [])
+        width = 0.8 / max(1, len(series))
+        for i, n in enumerate(series):
+            xs, ys = [], []
+            for j, c in enumerate(cols):
+                if n == "PyTorch Ulysses":
+                    v = p.get("ulysses") if c.endswith("NVLink") else None
+                elif n == "PyTorch ring":
+                    v = p.get("ring") if c.endswith("NVLink") else None
+                else:
+                    r = cell.get((n, c))
+                    v = r["ms"] if r else None
+                if v:
+                    xs.append(j + (i - len(series) / 2 + 0.5) * width)
+                    ys.append(one / v)
+            ax.bar(xs, ys, width, label=n)
+        ax.axhline(4, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(range(len(cols)))
+        ax.set_xticklabels(cols)
+        ax.set_ylabel("speedup vs 1 GPU")
+        ax.set_title(f"{key[0]} S={key[1]} H={key[2]} D={key[3]} (1 GPU {one:.1f} ms); dashed = ideal 4x")
+    axes[0, 0].legend(ncol=4, fontsize=8)
+    fig.suptitle(f"One attention layer on 4 GPUs ({a.card}, {date}); 2x2 and 4x1 are emulated machines")
+    fig.tight_layout()
+    fig.savefig(os.path.join(a.dir, "sp_chart.png"), dpi=110)
+    print("chart:", os.path.join(a.dir, "sp_chart.png"))
+
+
+if __name__ == "__main__":
+    main()

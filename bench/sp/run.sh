@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One GPU call: build, multi-GPU tests, emulated-link check, then one attention layer for every scheme at Flux
+# and CogVideoX-5B shapes on 1x4 (NVLink) and emulated 2x2 / 4x1 at two inter-machine bandwidths, plus the
+# PyTorch-only peers on the same shapes, then the report (RESULTS.md + chart). Needs a 4-GPU host.
+#   bench/sp/run.sh [OUTDIR]        (OUTDIR defaults to $OUT, the device tool's result folder)
+# Env: SF_QUICK=1 for small shapes only; SF_SKIP_TESTS=1; SF_BUILD=/tmp/sf-build.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUTDIR=${1:-${OUT:-/tmp/sf-bench-out}}
+mkdir -p "$OUTDIR"
+LOG=$OUTDIR/run.log
+: > "$LOG"
+# NVLink multicast stays off on shared machines (GPU-MACHINES.md).
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+PY=/opt/torch/.venv/bin/python3
+[ -x "$PY" ] || PY=python3
+NV=$($PY -c "import nvidia, sys; sys.stdout.write(list(nvidia.__path__)[0])" 2>/dev/null || echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia)
+export LD_LIBRARY_PATH=$NV/nccl/lib:$NV/nvshmem/lib:${LD_LIBRARY_PATH:-}
+BUILD=${SF_BUILD:-/tmp/sf-build}
+say() { echo "$*" | tee -a "$LOG"; }
+step() {  # step NAME TIMEOUT_S command...
+  local name=$1 t=$2; shift 2
+  local t0=$(date +%s)
+  say "== $name (limit ${t}s): $*"
+  timeout -k 10 "$t" "$@" >> "$LOG" 2>&1
+  local rc=$?
+  say "== $name rc=$rc in $(( $(date +%s) - t0 ))s"
+  return $rc
+}
+
+say "# StreamFusion SP bench, $(date -u +%Y-%m-%dT%H:%MZ), git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader >> "$LOG" 2>&1
+nvidia-smi topo -m >> "$LOG" 2>&1
+NGPU=$(nvidia-smi -L | wc -l)
+
+step configure 120 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTREAMFUSION_CUDA=ON \
+  -DSTREAMFUSION_NCCL=ON -DSTREAMFUSION_NVSHMEM=ON -DSTREAMFUSION_TESTS=ON || { tail -40 "$LOG"; exit 1; }
+step build 330 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu sf_gpu_multi_test \
+  || { grep -E "error|Error" "$LOG" | head -40; exit 1; }
+SFG=$(find "$BUILD" -name streamfusion-gpu -type f -perm -u+x | head -1)
+LAUNCH="$SFG launch -n $NGPU --grace 15"
+
+if [ "${SF_SKIP_TESTS:-0}" != 1 ]; then
+  step tests 240 ctest --test-dir "$BUILD" -L "gpu$NGPU" -E emulated_links --output-on-failure
+fi
+rm -f "$OUTDIR"/links.jsonl "$OUTDIR"/sp.jsonl "$OUTDIR"/torch.jsonl
+step links 90 $LAUNCH -- "$SFG" gpu-links --topology 2x2 --gbps 50,6.25 --sizes-mib 64,256 --json "$OUTDIR/links.jsonl"
+
+if [ "${SF_QUICK:-0}" = 1 ]; then
+  FLUX_S=4096,16384; COG_S=16384; IT="-w 1 -n 3"
+else
+  FLUX_S=16384,36864,65536; COG_S=81920,163840; IT="-w 2 -n 5"
+fi
+COMMON="--topology 1x4,2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes ring,ulysses,usp,tas,torus,sfu $IT --json $OUTDIR/sp.jsonl"
+step ours_flux 200 $LAUNCH -- "$SFG" gpu-attention -S $FLUX_S -H 24 -D 128 $COMMON --label flux
+step ours_cogvideox 200 $LAUNCH -- "$SFG" gpu-attention -S $COG_S -H 48 -D 64 $COMMON --label cogvideox
+step torch_flux 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $FLUX_S --heads 24 --head-dim 128 --label flux --json "$OUTDIR/torch.jsonl"
+step torch_cogvideox 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $COG_S --heads 48 --head-dim 64 --label cogvideox --json "$OUTDIR/torch.jsonl"
+step report 60 $PY bench/sp/make_report.py --dir "$OUTDIR" --card "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$NGPU"
+grep -E "^== |FAIL|FATAL|PASSED|FAILED|all checks|SOME" "$LOG" | tail -60
+[ -f "$OUTDIR/RESULTS.md" ] && sed -n '1,200p' "$OUTDIR/RESULTS.md" | cut -c1-220

@@ -1,0 +1,100 @@
+#include "cuda_device.h"
+
+#include <cstdint>
+
+#include "device_kernels.cuh"
+#include "gpu_check.h"
+#ifdef SF_HAVE_CUDA_KERNELS
+#include "streamfusion/cuda_kernels.h"
+#endif
+
+namespace sf::gpu {
+namespace {
+
+bool aligned(const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+bool strides_multiple(const RowChunk& c, int64_t m) {
+  return c.stride_b % m == 0 && c.stride_s % m == 0 && c.stride_h % m == 0;
+}
+
+}  // namespace
+
+bool CudaDevice::fast_kernel_built() {
+#ifdef SF_HAVE_CUDA_KERNELS
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool CudaDevice::fast_kernel_covers(const AttentionProblem& p) {
+  if (!fast_kernel_built()) return false;
+  if (p.dtype != DType::kBF16 && p.dtype != DType::kF16) return false;
+  if (p.head_dim != 64 && p.head_dim != 128) return false;
+  for (int32_t i = 0; i < p.num_q; ++i) {
+    const QChunk& q = p.q[i];
+    if (!aligned(q.q.data, 16) || !strides_multiple(q.q, 8)) return false;
+    if (p.finalize && (!aligned(q.out.data, 4) || !strides_multiple(q.out, 2))) return false;
+    if (q.acc_o && !aligned(q.acc_o, 8)) return false;
+    const bool needs_acc = !(p.mode == AccumulatorMode::kInit && p.finalize);
+    if (needs_acc && (!q.acc_o || !q.acc_m || !q.acc_l)) return false;
+  }
+  for (int32_t j = 0; j < p.num_kv; ++j) {
+    const KVChunk& kv = p.kv[j];
+    if (!aligned(kv.k.data, 16) || !aligned(kv.v.data, 16) || !strides_multiple(kv.k, 8) ||
+        !strides_multiple(kv.v, 8))
+      return false;
+  }
+  return true;
+}
+
+Status CudaDevice::attention(const AttentionProblem& p) {
+  if (p.num_q == 0) return Status::ok();
+#ifdef SF_HAVE_CUDA_KERNELS
+  if (!force_fallback_ && fast_kernel_covers(p)) return sf::cuda::attention(p, streams_->compute());
+#endif
+  return fallback_attention(p, streams_->compute());
+}
+
+Status CudaDevice::copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads,
+                             int64_t head_dim, DType dtype) {
+  return copy_rows_kernel(dst, src, batch, heads, head_dim, dtype, streams_->compute());
+}
+
+Result<void*> CudaDevice::alloc(size_t bytes) {
+  void* p = nullptr;
+  if (bytes == 0) return p;
+  cudaError_t err = cudaMalloc(&p, bytes);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free allocation error
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    return Status(err == cudaErrorMemoryAllocation ? ErrorCode::kOutOfMemory : ErrorCode::kBackendError,
+                  "cudaMalloc of " + std::to_string(bytes >> 20) + " MiB on GPU " +
+                      std::to_string(streams_->device()) + " failed: " + cudaGetErrorString(err) + " (" +
+                      std::to_string(free_b >> 20) + " of " + std::to_string(total_b >> 20) + " MiB free)");
+  }
+  return p;
+}
+
+void CudaDevice::free(void* p) {
+  if (p) cudaFree(p);  // synchronizes the device: setup/teardown only
+}
+
+Status CudaDevice::copy_to_device(void* dst, const void* src_host, size_t bytes) {
+  SF_CUDA_RETURN(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, streams_->compute()));
+  return streams_->synchronize("Device::copy_to_device");
+}
+
+Status CudaDevice::copy_to_host(void* dst_host, const void* src, size_t bytes) {
+  SF_CUDA_RETURN(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, streams_->compute()));
+  return streams_->synchronize("Device::copy_to_host");
+}
+
+Status CudaDevice::fill(void* dst, uint8_t byte, size_t bytes) {
+  SF_CUDA_RETURN(cudaMemsetAsync(dst, byte, bytes, streams_->compute()));
+  return streams_->synchronize("Device::fill");
+}
+
+Status CudaDevice::synchronize() { return streams_->synchronize("Device::synchronize"); }
+
+}  // namespace sf::gpu

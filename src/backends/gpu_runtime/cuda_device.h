@@ -1,0 +1,37 @@
+// Device on one CUDA GPU: everything is enqueued on the rank's compute stream (GpuStreams). Attention runs
+// the fast kernel (sf::cuda::attention, when the build has it and the case is one it covers) and otherwise
+// the exact fallback kernel.
+#pragma once
+
+#include "gpu_streams.h"
+#include "streamfusion/device.h"
+
+namespace sf::gpu {
+
+class CudaDevice final : public Device {
+ public:
+  explicit CudaDevice(GpuStreams* streams) : streams_(streams) {}
+
+  const char* name() const override { return "cuda"; }
+  Status attention(const AttentionProblem& p) override;
+  Status copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads, int64_t head_dim,
+                   DType dtype) override;
+  Result<void*> alloc(size_t bytes) override;
+  void free(void* p) override;
+  Status copy_to_device(void* dst, const void* src_host, size_t bytes) override;
+  Status copy_to_host(void* dst_host, const void* src, size_t bytes) override;
+  Status fill(void* dst, uint8_t byte, size_t bytes) override;
+  Status synchronize() override;
+
+  // Which kernel serves a problem: "fast" (sf::cuda::attention) or "fallback".
+  static bool fast_kernel_covers(const AttentionProblem& p);
+  static bool fast_kernel_built();
+  // Force the fallback kernel (tests of the fallback itself).
+  void set_force_fallback(bool f) { force_fallback_ = f; }
+
+ private:
+  GpuStreams* streams_;
+  bool force_fallback_ = false;
+};
+
+}  // namespace sf::gpu

@@ -1,0 +1,265 @@
+#include "gpu_runtime.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "cuda_device.h"
+#include "device_kernels.cuh"
+#include "emulated_link.h"
+#include "gpu_check.h"
+#include "gpu_streams.h"
+#include "nccl_comm.h"
+#include "tcp_store.h"
+#include "watchdog.h"
+#ifdef SF_HAVE_NVSHMEM
+#include "nvshmem_comm.h"
+#endif
+
+namespace sf::gpu {
+namespace {
+
+class GpuRankRuntime final : public RankRuntime {
+ public:
+  GpuRankRuntime(std::string backend, Device* device, std::unique_ptr<NcclComm> nccl, std::unique_ptr<Comm> comm)
+      : backend_(std::move(backend)), device_(device), nccl_(std::move(nccl)), comm_(std::move(comm)) {}
+  ~GpuRankRuntime() override {
+    comm_.reset();  // the one-sided comm first: it may use the NCCL one
+    nccl_.reset();
+  }
+  Comm& comm() override { return comm_ ? *comm_ : *nccl_; }
+  Device& device() override { return *device_; }
+  const char* backend_name() const override { return backend_.c_str(); }
+
+ private:
+  std::string backend_;
+  Device* device_;
+  std::unique_ptr<NcclComm> nccl_;
+  std::unique_ptr<Comm> comm_;  // null for the nccl backend
+};
+
+}  // namespace
+
+struct GpuContext::Impl {
+  LaunchInfo launch;
+  GpuContextOptions options;
+  std::unique_ptr<Watchdog> watchdog;
+  std::unique_ptr<TcpStore> store;
+  GpuStreams streams;
+  EmulatedLinks links;
+  std::unique_ptr<CudaDevice> device;
+  NcclWorld nccl;
+  bool nccl_ready = false;
+  bool nvshmem_ready = false;
+  std::string gpu_name;
+
+  Status init_nccl() {
+    setenv("NCCL_NVLS_ENABLE", "0", 0);  // never NVLink multicast on shared machines (GPU-MACHINES.md)
+    ncclUniqueId id;
+    if (launch.rank == 0) {
+      SF_RETURN_IF_ERROR(nccl_status(ncclGetUniqueId(&id), "ncclGetUniqueId"));
+      SF_RETURN_IF_ERROR(store->set("nccl/id", std::string(reinterpret_cast<const char*>(&id), sizeof id)));
+    }
+    SF_ASSIGN_OR_RETURN(std::string got, store->get("nccl/id"));
+    if (got.size() != sizeof id) return backend_error("NCCL unique id from rank 0 has the wrong size");
+    std::memcpy(&id, got.data(), sizeof id);
+    {
+      Watchdog::ScopedOp op(watchdog.get(), "ncclCommInitRank (world of " + std::to_string(launch.world_size) + ")");
+      SF_RETURN_IF_ERROR(nccl_status(ncclCommInitRank(&nccl.lane_comm[0], launch.world_size, id, launch.rank),
+                                     "ncclCommInitRank"));
+      SF_RETURN_IF_ERROR(nccl_status(ncclCommSplit(nccl.lane_comm[0], 0, launch.rank, &nccl.lane_comm[1], nullptr),
+                                     "ncclCommSplit (ring lane)"));
+    }
+    nccl.rank = launch.rank;
+    nccl.world_size = launch.world_size;
+    NcclWorld* w = &nccl;
+    watchdog->add_error_poll([w] { return w->async_error(); });
+    watchdog->add_abort([w] { w->abort_all(); });
+    nccl_ready = true;
+    return Status::ok();
+  }
+};
+
+GpuContext::GpuContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch, const GpuContextOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->launch = launch;
+  impl->options = options;
+  const std::string who = "rank " + std::to_string(launch.rank) + " (" + launch.hostname + ")";
+
+  int count = 0;
+  if (cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0) {
+    return backend_error(who + ": no CUDA device usable (" +
+                         std::string(e == cudaSuccess ? "0 devices" : cudaGetErrorString(e)) +
+                         "); check the driver and CUDA_VISIBLE_DEVICES");
+  }
+  if (launch.local_rank >= count) {
+    return invalid_argument(who + ": local rank " + std::to_string(launch.local_rank) + " but only " +
+                            std::to_string(count) + " GPUs are visible on this host");
+  }
+  impl->watchdog = std::make_unique<Watchdog>(launch.rank, options.watchdog_timeout_s);
+  set_process_watchdog(impl->watchdog.get());
+
+  {
+    Watchdog::ScopedOp op(impl->watchdog.get(), "connecting to the bootstrap store at " + launch.master_addr + ":" +
+                                                    std::to_string(launch.master_port));
+    SF_ASSIGN_OR_RETURN(impl->store, TcpStore::create(launch.rank, launch.world_size, launch.master_addr,
+                                                      launch.master_port, std::chrono::seconds(120)));
+  }
+  SF_RETURN_IF_ERROR(impl->streams.init(launch.local_rank, impl->watchdog.get()));
+  SF_RETURN_IF_ERROR(impl->links.init());
+  impl->device = std::make_unique<CudaDevice>(&impl->streams);
+  cudaDeviceProp prop{};
+  SF_CUDA_RETURN(cudaGetDeviceProperties(&prop, launch.local_rank));
+  impl->gpu_name = prop.name;
+
+  if (options.nccl) SF_RETURN_IF_ERROR(impl->init_nccl());
+  if (options.nvshmem) {
+#ifdef SF_HAVE_NVSHMEM
+    TcpStore* store = impl->store.get();
+    const int rank = launch.rank;
+    Watchdog::ScopedOp op(impl->watchdog.get(), "NVSHMEM initialization (unique-id bootstrap)");
+    auto share_id = [store, rank](const std::string& mine) -> Result<std::string> {
+      if (rank == 0) SF_RETURN_IF_ERROR(store->set("nvshmem/id", mine));
+      return store->get("nvshmem/id");
+    };
+    SF_RETURN_IF_ERROR(nvshmem_initialize(launch.rank, launch.world_size, options.nvshmem_heap_bytes, share_id));
+    impl->nvshmem_ready = true;
+#else
+    return unimplemented("this build has no NVSHMEM backend (configure with -DSTREAMFUSION_NVSHMEM=ON)");
+#endif
+  }
+  {
+    Watchdog::ScopedOp op(impl->watchdog.get(), "start-up barrier");
+    SF_RETURN_IF_ERROR(impl->store->barrier("ready"));
+  }
+  return std::unique_ptr<GpuContext>(new GpuContext(std::move(impl)));
+}
+
+GpuContext::~GpuContext() {
+  if (!impl_) return;
+  (void)impl_->streams.synchronize("shutdown: final synchronize");
+  {
+    Watchdog::ScopedOp op(impl_->watchdog.get(), "shutdown barrier");
+    (void)impl_->store->barrier("shutdown");
+  }
+#ifdef SF_HAVE_NVSHMEM
+  if (impl_->nvshmem_ready) {
+    Watchdog::ScopedOp op(impl_->watchdog.get(), "nvshmem_finalize");
+    nvshmem_finalize_process();
+  }
+#endif
+  impl_->watchdog->clear_hooks();
+  if (impl_->nccl_ready) impl_->nccl.destroy();
+  impl_->device.reset();
+  impl_->store.reset();
+  set_process_watchdog(nullptr);
+}
+
+int GpuContext::rank() const { return impl_->launch.rank; }
+int GpuContext::world_size() const { return impl_->launch.world_size; }
+const LaunchInfo& GpuContext::launch() const { return impl_->launch; }
+bool GpuContext::has_nccl() const { return impl_->nccl_ready; }
+bool GpuContext::has_nvshmem() const { return impl_->nvshmem_ready; }
+TcpStore& GpuContext::store() { return *impl_->store; }
+Device& GpuContext::device() { return *impl_->device; }
+
+std::string GpuContext::describe() const {
+  std::string s = impl_->gpu_name + ", " + std::to_string(world_size()) + " ranks";
+  int v = 0;
+  if (impl_->nccl_ready && ncclGetVersion(&v) == ncclSuccess) {
+    s += ", NCCL " + std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+  }
+#ifdef SF_HAVE_NVSHMEM
+  if (impl_->nvshmem_ready) s += ", NVSHMEM " + nvshmem_version_string();
+#endif
+  s += CudaDevice::fast_kernel_built() ? ", attention: sf::cuda::attention (fallback kernel for other cases)"
+                                       : ", attention: fallback kernel (sf_cuda_kernels not built)";
+  return s;
+}
+
+Result<std::unique_ptr<RankRuntime>> GpuContext::make_runtime(const std::string& backend, const Topology& topo,
+                                                              const EmulationSettings& emulation) {
+  SF_RETURN_IF_ERROR(topo.validate());
+  if (topo.world_size() != world_size()) {
+    return invalid_argument("topology " + topo.to_string() + " has " + std::to_string(topo.world_size()) +
+                            " GPUs but " + std::to_string(world_size()) + " processes were launched");
+  }
+  if (emulation.enabled() && (emulation.inter_gbps <= 0 || emulation.latency_us < 0)) {
+    return invalid_argument("emulated links need a positive bandwidth and a non-negative latency");
+  }
+  std::unique_ptr<NcclComm> nccl;
+  if (impl_->nccl_ready) {
+    nccl = std::make_unique<NcclComm>(topo, &impl_->nccl, &impl_->streams, &impl_->links, emulation);
+    SF_RETURN_IF_ERROR(nccl->init());
+  }
+  if (backend == "nccl") {
+    if (!nccl) return invalid_argument("backend nccl: this context was created without NCCL");
+    return std::unique_ptr<RankRuntime>(new GpuRankRuntime("nccl", impl_->device.get(), std::move(nccl), nullptr));
+  }
+  if (backend == "nvshmem") {
+#ifdef SF_HAVE_NVSHMEM
+    if (!impl_->nvshmem_ready) return invalid_argument("backend nvshmem: this context was created without NVSHMEM");
+    auto comm = std::make_unique<NvshmemComm>(topo, rank(), &impl_->streams, &impl_->links, emulation, nccl.get());
+    SF_RETURN_IF_ERROR(comm->init());
+    return std::unique_ptr<RankRuntime>(
+        new GpuRankRuntime("nvshmem", impl_->device.get(), std::move(nccl), std::move(comm)));
+#else
+    return unimplemented("backend nvshmem: this build has no NVSHMEM (configure with -DSTREAMFUSION_NVSHMEM=ON)");
+#endif
+  }
+  return invalid_argument("unknown GPU backend '" + backend + "' (expected nccl or nvshmem)");
+}
+
+Status GpuContext::fill_normal(void* data, int64_t n, DType dtype, uint64_t seed, int64_t first_index) {
+  return sf::gpu::fill_normal(data, n, dtype, seed, first_index, impl_->streams.compute());
+}
+
+Result<TensorCompare> GpuContext::compare(const void* test, const void* ref, int64_t n, DType dtype) {
+  SF_RETURN_IF_ERROR(impl_->streams.synchronize("compare: synchronize"));
+  SF_ASSIGN_OR_RETURN(CompareResult r, sf::gpu::compare(test, ref, n, dtype, impl_->streams.compute()));
+  return TensorCompare{r.max_abs, r.rel_l2(), r.non_finite};
+}
+
+Result<std::vector<double>> GpuContext::time_iterations(const std::function<Status()>& body, int warmup,
+                                                        int iters) {
+  GpuStreams& s = impl_->streams;
+  for (int i = 0; i < warmup; ++i) SF_RETURN_IF_ERROR(body());
+  SF_RETURN_IF_ERROR(s.join_lanes());
+  std::vector<cudaEvent_t> ev(2 * static_cast<size_t>(iters), nullptr);
+  for (auto& e : ev) SF_CUDA_RETURN(cudaEventCreate(&e));
+  Status st;
+  for (int i = 0; i < iters && st.is_ok(); ++i) {
+    st = cuda_status(cudaEventRecord(ev[2 * i], s.compute()), "cudaEventRecord");
+    if (st.is_ok()) st = body();
+    if (st.is_ok()) st = s.join_lanes();
+    if (st.is_ok()) st = cuda_status(cudaEventRecord(ev[2 * i + 1], s.compute()), "cudaEventRecord");
+  }
+  if (st.is_ok()) st = s.synchronize("timed iterations");
+  std::vector<double> ms;
+  for (int i = 0; i < iters && st.is_ok(); ++i) {
+    float t = 0.f;
+    st = cuda_status(cudaEventElapsedTime(&t, ev[2 * i], ev[2 * i + 1]), "cudaEventElapsedTime");
+    ms.push_back(t);
+  }
+  for (auto& e : ev) cudaEventDestroy(e);
+  if (!st.is_ok()) return st;
+  return ms;
+}
+
+Status GpuContext::synchronize() { return impl_->streams.synchronize("GpuContext::synchronize"); }
+
+Status GpuContext::reset_links() {
+  SF_RETURN_IF_ERROR(impl_->streams.synchronize("reset_links"));
+  return impl_->links.reset();
+}
+
+Result<std::vector<std::string>> gather_strings(GpuContext& ctx, const std::string& tag, const std::string& mine) {
+  return ctx.store().all_gather(tag, mine);
+}
+
+}  // namespace sf::gpu

@@ -1,0 +1,80 @@
+// The GPU runtime of one process (one GPU): bootstrap from the launcher's environment, a CUDA Device, NCCL
+// and NVSHMEM communication, emulated machines, and the helpers the CLI and the multi-GPU tests need
+// (random fills, comparisons, event timing). No CUDA types here: host code includes it freely.
+//
+//   auto env = sf::gpu::read_launch_env();                 // RANK/WORLD_SIZE/..., OMPI_*, SLURM_*
+//   auto ctx = sf::gpu::GpuContext::create(*env, {});       // store, cudaSetDevice(LOCAL_RANK), NCCL, NVSHMEM
+//   auto rt  = ctx->make_runtime("nvshmem", {2, 2}, {6.25}); // a RankRuntime for a 2×2 emulated topology
+//   auto sp  = sf::SpAttention::create(rt->comm(), rt->device(), shape, config);
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "emulated_link_settings.h"
+#include "launch_env.h"
+#include "streamfusion/runtime.h"
+#include "streamfusion/status.h"
+#include "streamfusion/topology.h"
+
+namespace sf::gpu {
+
+class TcpStore;
+
+struct GpuContextOptions {
+  bool nccl = true;
+  bool nvshmem = false;
+  double watchdog_timeout_s = 300.0;  // a blocked GPU operation ends the process after this long
+  size_t nvshmem_heap_bytes = size_t(24) << 30;  // unless NVSHMEM_SYMMETRIC_SIZE is set
+};
+
+struct TensorCompare {
+  double max_abs = 0.0;
+  double rel_l2 = 0.0;
+  int64_t non_finite = 0;
+};
+
+class GpuContext {
+ public:
+  static Result<std::unique_ptr<GpuContext>> create(const LaunchInfo& launch, const GpuContextOptions& options);
+  ~GpuContext();
+
+  int rank() const;
+  int world_size() const;
+  const LaunchInfo& launch() const;
+  bool has_nccl() const;
+  bool has_nvshmem() const;
+  std::string describe() const;  // GPU name, NCCL/NVSHMEM versions, fast kernel or fallback
+  TcpStore& store();
+  Device& device();
+
+  // backend: "nccl" or "nvshmem". topo.world_size() must equal the world size. With emulation on, transfers
+  // between different machines of `topo` are held to its bandwidth and latency.
+  Result<std::unique_ptr<RankRuntime>> make_runtime(const std::string& backend, const Topology& topo,
+                                                    const EmulationSettings& emulation);
+
+  // Device helpers on the compute stream.
+  Status fill_normal(void* data, int64_t n, DType dtype, uint64_t seed, int64_t first_index);
+  Result<TensorCompare> compare(const void* test, const void* ref, int64_t n, DType dtype);
+  // Runs body() warmup + iters times back to back; returns each timed iteration's milliseconds, measured with
+  // events on the compute stream after joining both communication lanes (so the whole layer is inside).
+  Result<std::vector<double>> time_iterations(const std::function<Status()>& body, int warmup, int iters);
+  // Completes every outstanding GPU operation of this rank.
+  Status synchronize();
+  // Empties the emulated links' FIFOs (between benchmark configurations).
+  Status reset_links();
+
+  struct Impl;
+
+ private:
+  explicit GpuContext(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Helpers for result gathering over the store (rank 0 prints).
+Result<std::vector<std::string>> gather_strings(GpuContext& ctx, const std::string& tag, const std::string& mine);
+
+}  // namespace sf::gpu

@@ -1,0 +1,86 @@
+#include "gpu_streams.h"
+
+#include "gpu_check.h"
+
+namespace sf::gpu {
+
+GpuStreams::~GpuStreams() {
+  if (device_ < 0) return;
+  cudaSetDevice(device_);
+  for (cudaEvent_t e : handle_events_) cudaEventDestroy(e);
+  for (cudaEvent_t e : fence_)
+    if (e) cudaEventDestroy(e);
+  for (cudaStream_t s : lanes_)
+    if (s) cudaStreamDestroy(s);
+  if (compute_) cudaStreamDestroy(compute_);
+}
+
+Status GpuStreams::init(int device, Watchdog* watchdog) {
+  device_ = device;
+  watchdog_ = watchdog;
+  SF_CUDA_RETURN(cudaSetDevice(device));
+  int least = 0, greatest = 0;
+  SF_CUDA_RETURN(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+  // Communication kernels (NCCL, emulated-link holds) get the higher priority so that a waiting transfer is
+  // scheduled as soon as an SM frees up, instead of queueing behind a full attention grid.
+  SF_CUDA_RETURN(cudaStreamCreateWithPriority(&compute_, cudaStreamNonBlocking, least));
+  for (auto& s : lanes_) SF_CUDA_RETURN(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest));
+  for (auto& e : fence_) SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return Status::ok();
+}
+
+Status GpuStreams::order_after_compute(Lane l) {
+  SF_CUDA_RETURN(cudaEventRecord(fence_[0], compute_));
+  SF_CUDA_RETURN(cudaStreamWaitEvent(lane(l), fence_[0], 0));
+  return Status::ok();
+}
+
+Result<Handle> GpuStreams::reserve() {
+  if (handles_used_ == handle_events_.size()) {
+    cudaEvent_t e = nullptr;
+    SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    handle_events_.push_back(e);
+  }
+  return Handle{static_cast<int64_t>(handles_used_++)};
+}
+
+Status GpuStreams::record_into(Handle h, Lane l) {
+  if (h.id < 0 || static_cast<size_t>(h.id) >= handles_used_) return internal_error("record into a dead handle");
+  SF_CUDA_RETURN(cudaEventRecord(handle_events_[static_cast<size_t>(h.id)], lane(l)));
+  return Status::ok();
+}
+
+Result<Handle> GpuStreams::record(Lane l) {
+  SF_ASSIGN_OR_RETURN(Handle h, reserve());
+  SF_RETURN_IF_ERROR(record_into(h, l));
+  return h;
+}
+
+Status GpuStreams::wait(Handle h) {
+  if (h.id < 0) return Status::ok();
+  if (static_cast<size_t>(h.id) >= handles_used_) {
+    return internal_error("wait on handle " + std::to_string(h.id) + " that this rank never issued (" +
+                          std::to_string(handles_used_) + " live handles; handles die at synchronize())");
+  }
+  SF_CUDA_RETURN(cudaStreamWaitEvent(compute_, handle_events_[static_cast<size_t>(h.id)], 0));
+  return Status::ok();
+}
+
+Status GpuStreams::join_lanes() {
+  for (int i = 0; i < 2; ++i) {
+    SF_CUDA_RETURN(cudaEventRecord(fence_[1 + i], lanes_[i]));
+    SF_CUDA_RETURN(cudaStreamWaitEvent(compute_, fence_[1 + i], 0));
+  }
+  return Status::ok();
+}
+
+Status GpuStreams::synchronize(const std::string& what) {
+  Watchdog::ScopedOp op(watchdog_, what);
+  SF_CUDA_RETURN(cudaStreamSynchronize(lanes_[0]));
+  SF_CUDA_RETURN(cudaStreamSynchronize(lanes_[1]));
+  SF_CUDA_RETURN(cudaStreamSynchronize(compute_));
+  handles_used_ = 0;
+  return Status::ok();
+}
+
+}  // namespace sf::gpu

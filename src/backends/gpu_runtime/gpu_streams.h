@@ -1,0 +1,56 @@
+// The streams of one GPU rank (paper Appendix A): a compute stream and two communication streams (Lane::kMain
+// for Ulysses/Torus traffic, Lane::kRing for the ring's), with the events that order them:
+//  - before a communication op: its lane waits for everything issued on the compute stream so far;
+//  - a Handle is an event recorded on the lane after the op; wait(h) makes the compute stream wait on it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "streamfusion/comm.h"
+#include "streamfusion/status.h"
+#include "watchdog.h"
+
+namespace sf::gpu {
+
+class GpuStreams {
+ public:
+  GpuStreams() = default;
+  ~GpuStreams();
+  GpuStreams(const GpuStreams&) = delete;
+  GpuStreams& operator=(const GpuStreams&) = delete;
+
+  Status init(int device, Watchdog* watchdog);
+
+  int device() const { return device_; }
+  cudaStream_t compute() const { return compute_; }
+  cudaStream_t lane(Lane l) const { return lanes_[static_cast<int>(l)]; }
+  Watchdog* watchdog() const { return watchdog_; }
+
+  // The lane waits for all compute issued so far.
+  Status order_after_compute(Lane l);
+  // Records an event on the lane: a handle for everything issued on it so far.
+  Result<Handle> record(Lane l);
+  // A handle whose event is recorded later (ops inside an NCCL group are enqueued only at its end).
+  Result<Handle> reserve();
+  Status record_into(Handle h, Lane l);
+  // The compute stream waits for the handle's event.
+  Status wait(Handle h);
+  // The compute stream waits for everything issued on both lanes (end of a layer, timing).
+  Status join_lanes();
+  // Blocks the host until compute and both lanes are idle; the watchdog guards it. Recycles handle events.
+  Status synchronize(const std::string& what);
+
+ private:
+  int device_ = -1;
+  Watchdog* watchdog_ = nullptr;
+  cudaStream_t compute_ = nullptr;
+  cudaStream_t lanes_[2] = {nullptr, nullptr};
+  cudaEvent_t fence_[3] = {nullptr, nullptr, nullptr};  // compute, lane 0, lane 1
+  std::vector<cudaEvent_t> handle_events_;
+  size_t handles_used_ = 0;
+};
+
+}  // namespace sf::gpu

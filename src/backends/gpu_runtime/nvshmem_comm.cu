@@ -1,0 +1,199 @@
+#include "nvshmem_comm.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <nvshmem.h>
+#include <nvshmemx.h>
+
+#include "gpu_check.h"
+
+namespace sf::gpu {
+
+std::string nvshmem_version_string() {
+  return std::to_string(NVSHMEM_VENDOR_MAJOR_VERSION) + "." + std::to_string(NVSHMEM_VENDOR_MINOR_VERSION) + "." +
+         std::to_string(NVSHMEM_VENDOR_PATCH_VERSION);
+}
+
+Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
+                          const std::function<Result<std::string>(const std::string&)>& share_id) {
+  // The heap size is read from the environment at initialization; a user's setting wins.
+  if (heap_bytes > 0 && !std::getenv("NVSHMEM_SYMMETRIC_SIZE")) {
+    setenv("NVSHMEM_SYMMETRIC_SIZE", std::to_string(heap_bytes).c_str(), 1);
+  }
+  setenv("NVSHMEM_DISABLE_NVLS", "1", 0);  // never NVLink multicast on shared machines (GPU-MACHINES.md)
+  nvshmemx_uniqueid_t id = NVSHMEMX_UNIQUEID_INITIALIZER;
+  if (rank == 0) {
+    if (int rc = nvshmemx_get_uniqueid(&id); rc != 0) {
+      return backend_error("nvshmemx_get_uniqueid failed (" + std::to_string(rc) + ")");
+    }
+  }
+  SF_ASSIGN_OR_RETURN(std::string shared,
+                      share_id(rank == 0 ? std::string(reinterpret_cast<const char*>(&id), sizeof id) : ""));
+  if (shared.size() != sizeof id) {
+    return backend_error("NVSHMEM unique id from rank 0 has " + std::to_string(shared.size()) + " bytes, expected " +
+                         std::to_string(sizeof id) + " (different NVSHMEM versions on the ranks?)");
+  }
+  std::memcpy(&id, shared.data(), sizeof id);
+  nvshmemx_init_attr_t attr = NVSHMEMX_INIT_ATTR_INITIALIZER;
+  if (int rc = nvshmemx_set_attr_uniqueid_args(rank, world_size, &id, &attr); rc != 0) {
+    return backend_error("nvshmemx_set_attr_uniqueid_args failed (" + std::to_string(rc) + ")");
+  }
+  if (int rc = nvshmemx_init_attr(NVSHMEMX_INIT_WITH_UNIQUEID, &attr); rc != 0) {
+    return backend_error("nvshmemx_init_attr failed (" + std::to_string(rc) + "); NVSHMEM " +
+                         nvshmem_version_string() + " (set NVSHMEM_DEBUG=INFO for details)");
+  }
+  if (nvshmem_my_pe() != rank || nvshmem_n_pes() != world_size) {
+    return backend_error("NVSHMEM numbered this process PE " + std::to_string(nvshmem_my_pe()) + " of " +
+                         std::to_string(nvshmem_n_pes()) + ", but the launcher says rank " + std::to_string(rank) +
+                         " of " + std::to_string(world_size));
+  }
+  return Status::ok();
+}
+
+void nvshmem_finalize_process() { nvshmem_finalize(); }
+
+NvshmemComm::NvshmemComm(const Topology& topo, int rank, GpuStreams* streams, EmulatedLinks* links,
+                         const EmulationSettings& emu, NcclComm* two_sided)
+    : topo_(topo), rank_(rank), streams_(streams), links_(links), emu_(emu), two_sided_(two_sided) {}
+
+NvshmemComm::~NvshmemComm() {
+  // nvshmem_free is collective; every rank destroys its comms in the same order.
+  if (signals_) nvshmem_free(signals_);
+}
+
+Status NvshmemComm::init() {
+  const size_t n = 2 * static_cast<size_t>(topo_.world_size());
+  {
+    Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_calloc of the barrier signals");
+    signals_ = static_cast<uint64_t*>(nvshmem_calloc(n, sizeof(uint64_t)));
+  }
+  if (!signals_) return Status(ErrorCode::kOutOfMemory, "nvshmem_calloc of the barrier signals failed");
+  for (auto& e : expected_) e.assign(static_cast<size_t>(topo_.world_size()), 0);
+  return Status::ok();
+}
+
+Result<SymmetricBuffer> NvshmemComm::alloc_symmetric(size_t bytes) {
+  SymmetricBuffer b;
+  b.bytes = bytes;
+  b.id = next_id_++;
+  Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_malloc of " + std::to_string(bytes) + " B (collective)");
+  b.local = nvshmem_malloc(bytes == 0 ? 16 : bytes);
+  if (!b.local) {
+    const char* heap = std::getenv("NVSHMEM_SYMMETRIC_SIZE");
+    return Status(ErrorCode::kOutOfMemory, "nvshmem_malloc of " + std::to_string(bytes >> 20) +
+                                               " MiB failed on rank " + std::to_string(rank_) +
+                                               ": symmetric heap exhausted (NVSHMEM_SYMMETRIC_SIZE=" +
+                                               (heap ? heap : "default") + ")");
+  }
+  return b;
+}
+
+Status NvshmemComm::free_symmetric(SymmetricBuffer& buf) {
+  if (buf.local) {
+    SF_RETURN_IF_ERROR(streams_->synchronize("free_symmetric"));
+    Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_free (collective)");
+    nvshmem_free(buf.local);
+  }
+  buf = SymmetricBuffer{};
+  return Status::ok();
+}
+
+Status NvshmemComm::check_access(const SymmetricBuffer& b, size_t offset, size_t bytes, int peer,
+                                 const char* op) const {
+  if (peer < 0 || peer >= topo_.world_size()) {
+    return invalid_argument(std::string(op) + ": peer " + std::to_string(peer) + " is not a rank");
+  }
+  if (!b.local || offset + bytes > b.bytes) {
+    return invalid_argument(std::string(op) + ": bytes [" + std::to_string(offset) + ", " +
+                            std::to_string(offset + bytes) + ") outside the symmetric buffer of " +
+                            std::to_string(b.bytes) + " B");
+  }
+  return Status::ok();
+}
+
+Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t bytes, Lane lane, bool* emulate) {
+  SF_RETURN_IF_ERROR(streams_->order_after_compute(lane));
+  *emulate = emu_.enabled() && topo_.link(rank_, peer) == LinkClass::kInter;
+  if (!*emulate) return 0u;
+  return links_->book(streams_->lane(lane), dir, bytes, emu_);
+}
+
+Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, bool emulate, uint32_t slot,
+                                         const char* what) {
+  SF_CUDA_LAUNCH_RETURN(what);
+  if (emulate) SF_RETURN_IF_ERROR(links_->hold(streams_->lane(lane), slot));
+  count(peer, bytes);
+  return streams_->record(lane);
+}
+
+Result<Handle> NvshmemComm::put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
+                                size_t bytes, Lane lane) {
+  SF_RETURN_IF_ERROR(check_access(dst, dst_offset, bytes, peer, "put"));
+  if (bytes == 0) return Handle{};
+  bool emulate = false;
+  SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kEgress, bytes, lane, &emulate));
+  nvshmemx_putmem_on_stream(static_cast<char*>(dst.local) + dst_offset, src, bytes, peer, streams_->lane(lane));
+  return end_transfer(peer, bytes, lane, emulate, slot, "nvshmemx_putmem_on_stream");
+}
+
+Result<Handle> NvshmemComm::get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
+                                Lane lane) {
+  SF_RETURN_IF_ERROR(check_access(src, src_offset, bytes, peer, "get"));
+  if (bytes == 0) return Handle{};
+  bool emulate = false;
+  SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kIngress, bytes, lane, &emulate));
+  nvshmemx_getmem_on_stream(dst, static_cast<const char*>(src.local) + src_offset, bytes, peer, streams_->lane(lane));
+  return end_transfer(peer, bytes, lane, emulate, slot, "nvshmemx_getmem_on_stream");
+}
+
+Status NvshmemComm::barrier(const std::vector<int>& group, Lane lane) {
+  bool member = false, across = false, whole_world = static_cast<int>(group.size()) == topo_.world_size();
+  for (size_t i = 0; i < group.size(); ++i) {
+    const int r = group[i];
+    if (r < 0 || r >= topo_.world_size()) return invalid_argument("barrier: " + std::to_string(r) + " is not a rank");
+    member = member || r == rank_;
+    across = across || topo_.link(rank_, r) == LinkClass::kInter;
+    whole_world = whole_world && r == static_cast<int>(i);
+  }
+  if (!member) return invalid_argument("barrier: rank " + std::to_string(rank_) + " is not in the group");
+  SF_RETURN_IF_ERROR(streams_->order_after_compute(lane));
+  cudaStream_t stream = streams_->lane(lane);
+  Watchdog::ScopedOp op(streams_->watchdog(), "NVSHMEM barrier of " + std::to_string(group.size()) + " ranks");
+  if (whole_world) {
+    nvshmemx_barrier_all_on_stream(stream);  // includes the quiet
+  } else {
+    nvshmemx_quiet_on_stream(stream);
+    uint64_t* sig = signals_ + static_cast<size_t>(lane) * topo_.world_size();
+    for (int r : group) {
+      if (r != rank_) nvshmemx_signal_op_on_stream(sig + rank_, 1, NVSHMEM_SIGNAL_ADD, r, stream);
+    }
+    auto& expected = expected_[static_cast<int>(lane)];
+    for (int r : group) {
+      if (r == rank_) continue;
+      const uint64_t want = ++expected[static_cast<size_t>(r)];
+      nvshmemx_signal_wait_until_on_stream(sig + r, NVSHMEM_CMP_GE, want, stream);
+    }
+  }
+  SF_CUDA_LAUNCH_RETURN("NVSHMEM barrier on stream");
+  if (across && emu_.enabled()) SF_RETURN_IF_ERROR(links_->hold_latency(stream, emu_));
+  SF_ASSIGN_OR_RETURN(Handle h, streams_->record(lane));
+  return streams_->wait(h);
+}
+
+Result<Handle> NvshmemComm::send(int peer, const void* data, size_t bytes, Lane lane) {
+  if (!two_sided_) return unimplemented("send: this nvshmem runtime was made without NCCL for two-sided messages");
+  SF_ASSIGN_OR_RETURN(Handle h, two_sided_->transfer(true, peer, const_cast<void*>(data), bytes, lane));
+  count(peer, bytes);
+  return h;
+}
+
+Result<Handle> NvshmemComm::recv(int peer, void* data, size_t bytes, Lane lane) {
+  if (!two_sided_) return unimplemented("recv: this nvshmem runtime was made without NCCL for two-sided messages");
+  return two_sided_->transfer(false, peer, data, bytes, lane);
+}
+
+Status NvshmemComm::begin_batch() { return two_sided_ ? two_sided_->begin_batch() : Status::ok(); }
+Status NvshmemComm::end_batch() { return two_sided_ ? two_sided_->end_batch() : Status::ok(); }
+
+}  // namespace sf::gpu

@@ -1,0 +1,282 @@
+#include "tcp_store.h"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace sf::gpu {
+namespace {
+
+enum : uint8_t { kOpHello = 1, kOpSet = 2, kOpGet = 3, kOpBye = 4 };
+enum : uint8_t { kReplyOk = 0, kReplyTimeout = 1 };
+
+std::string errno_text() { return std::strerror(errno); }
+
+bool write_all(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+bool read_all(int fd, void* data, size_t n) {
+  char* p = static_cast<char*>(data);
+  while (n > 0) {
+    ssize_t r = ::recv(fd, p, n, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool write_str(int fd, const std::string& s) {
+  uint32_t n = static_cast<uint32_t>(s.size());
+  return write_all(fd, &n, 4) && write_all(fd, s.data(), s.size());
+}
+
+bool read_str(int fd, std::string* s) {
+  uint32_t n = 0;
+  if (!read_all(fd, &n, 4)) return false;
+  if (n > (64u << 20)) return false;  // garbage on the port: refuse rather than allocate
+  s->resize(n);
+  return read_all(fd, s->data(), n);
+}
+
+}  // namespace
+
+struct TcpStore::Server {
+  int listen_fd = -1;
+  std::chrono::milliseconds timeout{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, std::string> kv;
+  std::set<int> lost;
+  int goodbyes = 0;
+  bool stop = false;
+  std::thread acceptor;
+  std::vector<std::thread> workers;
+  std::vector<int> client_fds;
+
+  void serve(int fd) {
+    int peer_rank = -1;
+    bool said_bye = false;
+    for (;;) {
+      uint8_t op = 0;
+      std::string key, value;
+      if (!read_all(fd, &op, 1) || !read_str(fd, &key) || !read_str(fd, &value)) break;
+      if (op == kOpHello) {
+        peer_rank = std::atoi(value.c_str());
+        uint8_t ok = kReplyOk;
+        if (!write_all(fd, &ok, 1) || !write_str(fd, "")) break;
+      } else if (op == kOpSet) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          kv[key] = value;
+        }
+        cv.notify_all();
+        uint8_t ok = kReplyOk;
+        if (!write_all(fd, &ok, 1) || !write_str(fd, "")) break;
+      } else if (op == kOpGet) {
+        std::unique_lock<std::mutex> lock(mu);
+        const bool found = cv.wait_for(lock, timeout, [&] { return stop || kv.count(key) > 0; });
+        std::string v = found && kv.count(key) ? kv[key] : std::string();
+        lock.unlock();
+        uint8_t st = found && !stop ? kReplyOk : kReplyTimeout;
+        if (!write_all(fd, &st, 1) || !write_str(fd, v)) break;
+      } else if (op == kOpBye) {
+        said_bye = true;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          ++goodbyes;
+        }
+        cv.notify_all();
+        uint8_t ok = kReplyOk;
+        write_all(fd, &ok, 1) && write_str(fd, "");
+        break;
+      } else {
+        break;
+      }
+    }
+    if (!said_bye && peer_rank >= 0) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!stop) lost.insert(peer_rank);
+      }
+      cv.notify_all();
+    }
+  }
+
+  void accept_loop() {
+    for (;;) {
+      pollfd p{listen_fd, POLLIN, 0};
+      int r = ::poll(&p, 1, 100);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (stop) return;
+      }
+      if (r <= 0) continue;
+      int fd = ::accept(listen_fd, nullptr, nullptr);
+      if (fd < 0) continue;
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      std::lock_guard<std::mutex> lock(mu);
+      client_fds.push_back(fd);
+      workers.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+
+  ~Server() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    if (acceptor.joinable()) acceptor.join();
+    for (int fd : client_fds) ::shutdown(fd, SHUT_RDWR);
+    for (auto& t : workers) t.join();
+    for (int fd : client_fds) ::close(fd);
+    if (listen_fd >= 0) ::close(listen_fd);
+  }
+};
+
+Result<std::unique_ptr<TcpStore>> TcpStore::create(int rank, int world_size, const std::string& host, int port,
+                                                   std::chrono::milliseconds timeout) {
+  std::unique_ptr<TcpStore> s(new TcpStore());
+  s->rank_ = rank;
+  s->world_ = world_size;
+  s->timeout_ = timeout;
+  if (rank == 0) {
+    auto srv = std::make_unique<Server>();
+    srv->timeout = timeout;
+    srv->listen_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (srv->listen_fd < 0) return backend_error("store: socket() failed: " + errno_text());
+    int one = 1;
+    ::setsockopt(srv->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    if (::bind(srv->listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      return backend_error("store: rank 0 cannot listen on port " + std::to_string(port) + ": " + errno_text() +
+                           " (is MASTER_PORT in use by another job?)");
+    }
+    if (::listen(srv->listen_fd, 1024) != 0) return backend_error("store: listen() failed: " + errno_text());
+    Server* raw = srv.get();
+    srv->acceptor = std::thread([raw] { raw->accept_loop(); });
+    s->server_ = std::move(srv);
+  }
+  // Connect (rank 0 to its own server through loopback).
+  const std::string target = rank == 0 ? std::string("127.0.0.1") : host;
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last_error = "no attempt";
+  while (std::chrono::steady_clock::now() < deadline) {
+    addrinfo* res = nullptr;
+    int rc = ::getaddrinfo(target.c_str(), std::to_string(port).c_str(), &hints, &res);
+    if (rc != 0) {
+      last_error = std::string("cannot resolve ") + target + ": " + gai_strerror(rc);
+    } else {
+      int fd = ::socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+      if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+        ::freeaddrinfo(res);
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        s->fd_ = fd;
+        break;
+      }
+      last_error = errno_text();
+      if (fd >= 0) ::close(fd);
+      ::freeaddrinfo(res);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (s->fd_ < 0) {
+    return Status(ErrorCode::kTimeout, "store: rank " + std::to_string(rank) + " could not reach rank 0 at " +
+                                           target + ":" + std::to_string(port) + " within " +
+                                           std::to_string(timeout.count() / 1000) + " s: " + last_error +
+                                           " (check MASTER_ADDR/MASTER_PORT)");
+  }
+  std::string reply;
+  SF_RETURN_IF_ERROR(s->request(kOpHello, "", std::to_string(rank), &reply));
+  return s;
+}
+
+TcpStore::~TcpStore() {
+  if (fd_ >= 0) {
+    std::string reply;
+    (void)request(kOpBye, "", "", &reply);
+    ::close(fd_);
+  }
+  if (server_) {
+    // Keep serving until every rank has said goodbye (or is gone), so nobody loses its last reply.
+    std::unique_lock<std::mutex> lock(server_->mu);
+    server_->cv.wait_for(lock, std::chrono::seconds(10), [&] {
+      return server_->goodbyes + static_cast<int>(server_->lost.size()) >= world_;
+    });
+  }
+  server_.reset();
+}
+
+Status TcpStore::request(uint8_t op, const std::string& key, const std::string& value, std::string* reply) {
+  std::lock_guard<std::mutex> lock(client_mu_);
+  uint8_t st = 0;
+  if (!write_all(fd_, &op, 1) || !write_str(fd_, key) || !write_str(fd_, value) || !read_all(fd_, &st, 1) ||
+      !read_str(fd_, reply)) {
+    return backend_error("store: rank " + std::to_string(rank_) + " lost its connection to rank 0 (key '" + key +
+                         "'); rank 0 has probably exited");
+  }
+  if (st == kReplyTimeout) {
+    return Status(ErrorCode::kTimeout, "store: rank " + std::to_string(rank_) + " waited " +
+                                           std::to_string(timeout_.count() / 1000) + " s for key '" + key +
+                                           "' that no rank set; a peer has probably died or hung");
+  }
+  return Status::ok();
+}
+
+Status TcpStore::set(const std::string& key, const std::string& value) {
+  std::string reply;
+  return request(kOpSet, key, value, &reply);
+}
+
+Result<std::string> TcpStore::get(const std::string& key) {
+  std::string reply;
+  SF_RETURN_IF_ERROR(request(kOpGet, key, "", &reply));
+  return reply;
+}
+
+Result<std::vector<std::string>> TcpStore::all_gather(const std::string& tag, const std::string& value) {
+  SF_RETURN_IF_ERROR(set(tag + "/" + std::to_string(rank_), value));
+  std::vector<std::string> out(static_cast<size_t>(world_));
+  for (int r = 0; r < world_; ++r) {
+    SF_ASSIGN_OR_RETURN(out[static_cast<size_t>(r)], get(tag + "/" + std::to_string(r)));
+  }
+  return out;
+}
+
+Status TcpStore::barrier(const std::string& tag) {
+  auto r = all_gather("barrier/" + tag, "");
+  return r.status();
+}
+
+std::vector<int> TcpStore::lost_ranks() const {
+  if (!server_) return {};
+  std::lock_guard<std::mutex> lock(server_->mu);
+  return {server_->lost.begin(), server_->lost.end()};
+}
+
+}  // namespace sf::gpu
