@@ -122,7 +122,9 @@ TEST(Planner, LemmaStreamFusionNeverMovesMoreInterMachineBytesThanUsp) {
         for (Scheme s : {Scheme::kTas, Scheme::kTorus, Scheme::kSfu}) {
           const Plan p = make_plan(s, topo, shape).value();
           EXPECT_LE(p.bytes_per_gpu.inter(), usp.bytes_per_gpu.inter()) << p.explanation << " vs " << usp.explanation;
-          if (M == 2) EXPECT_EQ(p.bytes_per_gpu.inter(), usp.bytes_per_gpu.inter()) << p.explanation;
+          if (M == 2) {
+            EXPECT_EQ(p.bytes_per_gpu.inter(), usp.bytes_per_gpu.inter()) << p.explanation;
+          }
           ++checked;
         }
       }
@@ -165,7 +167,9 @@ TEST(Planner, RecommendsAFeasiblePlan) {
     ASSERT_TRUE(p.is_ok()) << p.status().to_string();
     EXPECT_TRUE(check_mesh(p->scheme, p->config.mesh, t, shape).is_ok()) << p->explanation;
     // From 4 machines on, USP's ring moves twice the inter-machine bytes; the pick must not be USP or Ring.
-    if (t.machines >= 4) EXPECT_TRUE(p->scheme != Scheme::kUsp && p->scheme != Scheme::kRing) << p->explanation;
+    if (t.machines >= 4) {
+      EXPECT_TRUE(p->scheme != Scheme::kUsp && p->scheme != Scheme::kRing) << p->explanation;
+    }
   }
 }
 
