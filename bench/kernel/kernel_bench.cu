@@ -1,7 +1,8 @@
 // sf_kernel_bench: times sf::cuda::attention (self-attention, Sq = Skv = S, finalize, kInit) with CUDA events
 // and prints one JSON line per configuration. The K/V (and optionally Q) tensor is handed to the kernel as
 // several chunks with their own pointers, to measure the multi-chunk cost. Driven by bench/kernel/run.sh.
-//   sf_kernel_bench --dtype bf16 --heads 24 --dim 128 --seqs 4096,8192 --kv-chunks 1,2,4,8 --q-chunks 1,2
+//   sf_kernel_bench --dtype bf16 --heads 24 --dim 128 --seqs 4096,8192 --kv-chunks 1,2,4,8 --q-chunks 1,2 \
+//                   [--impl label] [--budget-ms 400]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -56,6 +57,7 @@ std::vector<int64_t> parse_list(const char* s) {
 
 int main(int argc, char** argv) {
   std::string dtype_name = "bf16";
+  std::string impl = "streamfusion";  // label of the JSON lines (the kernel itself is picked by SF_CUDA_ATTENTION_PATH)
   int64_t heads = 24, dim = 128, batch = 1;
   std::vector<int64_t> seqs = {4096}, kv_chunks = {1}, q_chunks = {1};
   double budget_ms = 400;  // timing budget per configuration (after warm-up)
@@ -69,11 +71,11 @@ int main(int argc, char** argv) {
     else if (a == "--kv-chunks") kv_chunks = parse_list(argv[i + 1]);
     else if (a == "--q-chunks") q_chunks = parse_list(argv[i + 1]);
     else if (a == "--budget-ms") budget_ms = std::atof(argv[i + 1]);
+    else if (a == "--impl") impl = argv[i + 1];
     else { std::fprintf(stderr, "unknown flag %s\n", a.c_str()); return 2; }
   }
   const bool fp16 = dtype_name == "fp16";
-  const char* path = std::getenv("SF_CUDA_ATTENTION_PATH");  // read by the library too: ampere = mma.sync kernel
-  const std::string impl = path != nullptr && std::string(path) == "ampere" ? "streamfusion_ampere" : "streamfusion";
+
   const sf::DType dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
   const int64_t max_s = *std::max_element(seqs.begin(), seqs.end());
   const int64_t elems = batch * max_s * heads * dim;

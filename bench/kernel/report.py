@@ -24,17 +24,20 @@ def main():
         return "–" if x is None else f"{x:.0f}"
 
     shapes = sorted({(r["H"], r["D"], r["S"]) for r in rows}, key=lambda t: (-t[1], t[2]))
+    order = ["hopper_tma", "hopper_tma_pp", "hopper", "ampere"]
+    found = {r["impl"][len("streamfusion_"):] for r in rows if r["impl"].startswith("streamfusion_")}
+    paths = [p for p in order if p in found] + sorted(found - set(order))
     out = [header, "",
            "Single chunk, self-attention (Sq = Skv = S, B = 1, bf16), TFLOP/s = 4·B·H·S²·D / median time:", "",
-           "| H | D | S | SDPA FlashAttention-2 | SDPA cuDNN | StreamFusion (wgmma) | vs FA2 | vs cuDNN | "
-           "StreamFusion mma.sync path |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| H | D | S | SDPA FlashAttention-2 | SDPA cuDNN | StreamFusion | vs FA2 | vs cuDNN | "
+           + " | ".join(f"path {p}" for p in paths) + " |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in paths) + " |"]
     for h, d, s in shapes:
         fa, cu, ours = tf("sdpa_flash2", h, d, s), tf("sdpa_cudnn", h, d, s), tf("streamfusion", h, d, s)
         rel = lambda a, b: "–" if a is None or not b else f"{a / b:.2f}×"
-        amp = tf("streamfusion_ampere", h, d, s)
+        cols = " | ".join(fmt(tf("streamfusion_" + p, h, d, s)) for p in paths)
         out.append(f"| {h} | {d} | {s} | {fmt(fa)} | {fmt(cu)} | {fmt(ours)} | {rel(ours, fa)} | {rel(ours, cu)} "
-                   f"| {fmt(amp)} |")
+                   f"| {cols} |")
     out += ["", "Multi-chunk cost (StreamFusion, TFLOP/s; overhead = worst multi-chunk time over the 1-chunk time):", "",
             "| H | D | S | 1 chunk | K/V in 2 | K/V in 4 | K/V in 8 | Q in 2 | Q in 2, K/V in 8 | worst overhead |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

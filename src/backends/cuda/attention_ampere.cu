@@ -15,22 +15,10 @@ __device__ __forceinline__ uint32_t tile_offset(int row, int chunk) {
   return static_cast<uint32_t>(row * D * 2 + ((chunk ^ (row & 7)) << 4));
 }
 
-// Issues cp.async for kRows rows (row r at base + r*stride_s) into a swizzled [kRows][D] tile; rows at or
-// past `valid` are zero-filled.
 template <int D, int kRows>
 __device__ __forceinline__ void load_tile(uint32_t dst, const uint16_t* base, int64_t stride_s, int valid,
                                           int tid) {
-  constexpr int kChunks = D / 8;
-  static_assert(kRows * kChunks % kThreads == 0, "tile must split evenly over the block");
-#pragma unroll
-  for (int it = 0; it < kRows * kChunks / kThreads; ++it) {
-    const int i = tid + it * kThreads;
-    const int row = i / kChunks;
-    const int chunk = i % kChunks;
-    const bool ok = row < valid;
-    const uint16_t* src = ok ? base + row * stride_s + chunk * 8 : base;
-    cp_async_16(dst + tile_offset<D>(row, chunk), src, ok);
-  }
+  load_rows_async<D, kRows>(dst, base, stride_s, valid, tid, [](int row, int chunk) { return tile_offset<D>(row, chunk); });
 }
 
 template <int D>

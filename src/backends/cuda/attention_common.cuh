@@ -41,6 +41,24 @@ __device__ __forceinline__ QTile find_q_tile(const AttentionArgs& args) {
   return q;
 }
 
+// Issues cp.async for kRows rows of D elements (row r at base + r*stride_s) into a shared tile whose 16-byte
+// chunk (row, chunk) lives at dst + offset(row, chunk); rows at or past `valid` are zero-filled, never read.
+template <int D, int kRows, typename OffsetFn>
+__device__ __forceinline__ void load_rows_async(uint32_t dst, const uint16_t* base, int64_t stride_s, int valid,
+                                                int tid, OffsetFn offset) {
+  constexpr int kChunks = D / 8;
+  static_assert(kRows * kChunks % kThreads == 0, "tile must split evenly over the block");
+#pragma unroll
+  for (int it = 0; it < kRows * kChunks / kThreads; ++it) {
+    const int i = tid + it * kThreads;
+    const int row = i / kChunks;
+    const int chunk = i % kChunks;
+    const bool ok = row < valid;
+    const uint16_t* src = ok ? base + row * stride_s + chunk * 8 : base;
+    cp_async_16(dst + offset(row, chunk), src, ok);
+  }
+}
+
 // Walks the concatenated K/V chunks in tiles of kN keys; a tile never straddles two chunks.
 template <int kN>
 struct KVCursor {
@@ -100,16 +118,21 @@ __device__ __forceinline__ void init_rows(const AttentionArgs& args, const QChun
   }
 }
 
-// Scales the raw scores of one K/V tile, masks columns >= valid, updates m and l, turns s into probabilities
-// (unnormalized, relative to the new m) and returns the factor the old Õ must be multiplied by.
+// Takes the raw scores q·k of one K/V tile, masks columns >= valid, updates m and l, turns s into
+// probabilities (unnormalized, relative to the new m) and returns the factor the old Õ must be multiplied by.
+// For a positive scale (the usual case) the row max is taken on the raw scores and the scaling folds into
+// the exponent's FFMA; otherwise the scores are scaled first.
 template <int kNT, int kDT>
 __device__ __forceinline__ void online_softmax(float (&s)[kNT][4], int valid, float scale_log2, RowState<kDT>& st,
                                                float (&alpha)[2]) {
   const int t = threadIdx.x & 3;
+  const bool fold = scale_log2 > 0.f;
+  if (!fold) {
 #pragma unroll
-  for (int j = 0; j < kNT; ++j)
+    for (int j = 0; j < kNT; ++j)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) s[j][e] *= scale_log2;
+      for (int e = 0; e < 4; ++e) s[j][e] *= scale_log2;
+  }
   if (valid < kNT * 8) {
 #pragma unroll
     for (int j = 0; j < kNT; ++j)
@@ -117,6 +140,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[kNT][4], int valid, fl
       for (int e = 0; e < 4; ++e)
         if (8 * j + 2 * t + (e & 1) >= valid) s[j][e] = -INFINITY;
   }
+  const float mul = fold ? scale_log2 : 1.f;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     float mx = -INFINITY;
@@ -124,23 +148,26 @@ __device__ __forceinline__ void online_softmax(float (&s)[kNT][4], int valid, fl
     for (int j = 0; j < kNT; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * i], s[j][2 * i + 1]));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(st.m[i], mx);
+    const float m_new = fmaxf(st.m[i], mx * mul);  // −inf · mul stays −inf
     const float m_use = m_new == -INFINITY ? 0.f : m_new;  // nothing seen yet: keep exp2 away from −inf − (−inf)
     alpha[i] = fast_exp2(st.m[i] - m_use);
     st.m[i] = m_new;
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < kNT; ++j) {
-      s[j][2 * i] = fast_exp2(s[j][2 * i] - m_use);
-      s[j][2 * i + 1] = fast_exp2(s[j][2 * i + 1] - m_use);
+      s[j][2 * i] = fast_exp2(fmaf(s[j][2 * i], mul, -m_use));
+      s[j][2 * i + 1] = fast_exp2(fmaf(s[j][2 * i + 1], mul, -m_use));
       sum += s[j][2 * i] + s[j][2 * i + 1];
     }
     st.l[i] = st.l[i] * alpha[i] + sum;
   }
 }
 
+// Õ *= alpha. Skipped when no row of the warp changed its max (alpha == 1 exactly), the common case once a
+// row has seen a few tiles.
 template <int kDT>
 __device__ __forceinline__ void rescale(RowState<kDT>& st, const float (&alpha)[2]) {
+  if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) return;
 #pragma unroll
   for (int j = 0; j < kDT; ++j) {
     st.o[j][0] *= alpha[0];

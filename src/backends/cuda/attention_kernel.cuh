@@ -4,10 +4,13 @@
 // each owning 16 query rows. The block walks the concatenation of all K/V chunks in tiles of keys (a tile never
 // straddles two chunks; a chunk's last tile is masked), merging each into its running (Õ, m, l) with online
 // softmax. blockIdx.x is mapped to (Q chunk, tile) through the exclusive prefix sum of per-chunk tile counts
-// and a binary search. Two implementations:
-//   attention_hopper.cu  wgmma (sm_90a): two warpgroups of 64 rows, 128-key tiles, three cp.async stages, the
-//                        next tile's Q·Kᵀ overlapped with this tile's P·V.
-//   attention_ampere.cu  mma.sync m16n8k16 + ldmatrix, 64-key tiles, two stages (fallback, and for comparison).
+// and a binary search. Three implementations (SF_CUDA_ATTENTION_PATH picks one; default hopper_tma):
+//   attention_hopper_tma.cu  wgmma (sm_90a): two warpgroups of 64 rows, 128-key K/V tiles streamed by TMA
+//                           into an mbarrier ring, the next tile's Q·Kᵀ overlapped with this tile's P·V;
+//                           optionally (hopper_tma_pp) the warpgroups take turns issuing wgmma.
+//   attention_hopper.cu     the same math with cp.async loads by all threads (fallback where a chunk cannot be
+//                           described by a TMA tensor map).
+//   attention_ampere.cu     mma.sync m16n8k16 + ldmatrix, 64-key tiles, two stages (for comparison).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +22,7 @@
 namespace sf::cuda::detail {
 
 constexpr int kMaxQChunks = 32;   // per launch; the host splits longer lists into several launches
-constexpr int kMaxKVChunks = 64;  // per launch; the host chains launches through the accumulator
+constexpr int kMaxKVChunks = 32;  // per launch; the host chains launches through the accumulator
 constexpr int kBlockM = 128;
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
@@ -61,5 +64,9 @@ template <typename T, int D>
 cudaError_t launch_attention_ampere(const AttentionArgs& args, int total_tiles, int batch, cudaStream_t stream);
 template <typename T, int D>
 cudaError_t launch_attention_hopper(const AttentionArgs& args, int total_tiles, int batch, cudaStream_t stream);
+// ping_pong: the two warpgroups alternate their wgmma batches (named barriers).
+template <typename T, int D>
+cudaError_t launch_attention_hopper_tma(const AttentionArgs& args, int total_tiles, int batch, bool ping_pong,
+                                        cudaStream_t stream);
 
 }  // namespace sf::cuda::detail

@@ -2,6 +2,7 @@
 // launches (Q groups are independent; K/V groups are chained through the accumulator) and dispatches on
 // (dtype, head_dim).
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -98,17 +99,40 @@ KVChunkArgs kv_args(const KVChunk& c) {
   return a;
 }
 
-// The Hopper (wgmma) kernel unless SF_CUDA_ATTENTION_PATH=ampere asks for the mma.sync one (tests and
-// benchmarks compare the two).
-bool use_ampere_path() {
+// Which kernel: SF_CUDA_ATTENTION_PATH = hopper_tma (default), hopper_tma_pp (with warpgroup ping-pong),
+// hopper (cp.async loads) or ampere (mma.sync); tests and benchmarks run all of them.
+enum class KernelPath { kHopperTma, kHopperTmaPingPong, kHopper, kAmpere };
+
+KernelPath kernel_path() {
   const char* path = std::getenv("SF_CUDA_ATTENTION_PATH");
-  return path != nullptr && std::strcmp(path, "ampere") == 0;
+  if (path == nullptr) return KernelPath::kHopperTma;
+  if (std::strcmp(path, "ampere") == 0) return KernelPath::kAmpere;
+  if (std::strcmp(path, "hopper") == 0) return KernelPath::kHopper;
+  if (std::strcmp(path, "hopper_tma_pp") == 0) return KernelPath::kHopperTmaPingPong;
+  return KernelPath::kHopperTma;
 }
 
 template <typename T, int D>
 cudaError_t launch(const AttentionArgs& args, int tiles, int batch, cudaStream_t stream) {
-  return use_ampere_path() ? detail::launch_attention_ampere<T, D>(args, tiles, batch, stream)
-                           : detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
+  const KernelPath path = kernel_path();
+  switch (path) {
+    case KernelPath::kAmpere: return detail::launch_attention_ampere<T, D>(args, tiles, batch, stream);
+    case KernelPath::kHopper: return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
+    case KernelPath::kHopperTma:
+    case KernelPath::kHopperTmaPingPong: break;
+  }
+  const cudaError_t err = detail::launch_attention_hopper_tma<T, D>(
+      args, tiles, batch, path == KernelPath::kHopperTmaPingPong, stream);
+  if (err != cudaErrorNotSupported) return err;
+  // No tensor map for some chunk (or no driver entry point): the cp.async kernel takes any layout we accept.
+  // Said once on stderr when the TMA kernel was asked for by name (tests and benchmarks), so it cannot pass
+  // unnoticed through the fallback.
+  static bool said = false;
+  if (!said && std::getenv("SF_CUDA_ATTENTION_PATH") != nullptr) {
+    said = true;
+    std::fprintf(stderr, "sf::cuda::attention: no TMA tensor map for this problem, using the cp.async kernel\n");
+  }
+  return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
 }
 
 cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, int tiles, int batch,

@@ -28,6 +28,7 @@ struct Case {
   int split = -1;            // >= 0: call 1 takes kv[0, split) from kInit without finalizing, call 2 the rest
   bool random_init = false;  // one call in kResume mode from a random accumulator
   float q_std = 1.5f;
+  double scale_sign = 1.0;  // -1: a negative softmax scale (the kernels' non-folded softmax branch)
 };
 
 struct DeviceRows {
@@ -84,7 +85,7 @@ void run_case(const Case& c) {
   std::mt19937_64 rng(seed);
   RefOptions opt;
   opt.batch = c.batch, opt.heads = c.heads, opt.dim = c.dim, opt.dtype = c.dtype;
-  opt.scale = 1.0 / std::sqrt(static_cast<double>(c.dim));
+  opt.scale = c.scale_sign / std::sqrt(static_cast<double>(c.dim));
 
   std::vector<HostRows> hq, hk, hv;
   for (int64_t len : c.q_lens) hq.push_back(random_rows(rng, c.batch, len, c.heads, c.dim, c.q_std, c.dtype));
@@ -307,6 +308,12 @@ TEST(CudaAttention, UniformScoresIsolatePV) {
     c.q_std = 0.f;
     run_case(c);
   }
+}
+
+TEST(CudaAttention, NegativeScale) {
+  Case c = make("bf16 d64 negative scale", DType::kBF16, 64, {150}, {200, 70});
+  c.scale_sign = -1.0;
+  run_case(c);
 }
 
 TEST(CudaAttention, LargeScores) {

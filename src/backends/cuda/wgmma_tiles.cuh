@@ -1,0 +1,144 @@
+// Shared-memory tiles and wgmma issue for the two Hopper attention kernels (attention_hopper.cu: cp.async by
+// all threads; attention_hopper_ws.cu: TMA producer warpgroup).
+//
+// Every tile (Q, K, V) uses the 128-byte swizzle: a [rows][D] tile is stored as D/64 column blocks of
+// [rows][64 elements]; in each, row r's 16-byte chunk c sits at chunk c ^ (r & 7) of its 128-byte row, groups
+// of 8 rows are 1024 bytes apart (this is also what TMA's SWIZZLE_128B writes for a 64-element-wide box). Q and
+// K are read K-major (the reduction dimension d is contiguous): SBO = 1024, and a 16-element step along d moves
+// the start address by 32 bytes. V is read MN-major (its N dimension d is contiguous; wgmma's transpose-B):
+// LBO = the distance between 64-column blocks, SBO = 1024 between groups of 8 keys, and a 16-key step moves the
+// start by 16 rows = 2048 bytes. Tiles must start 1024-byte aligned.
+#pragma once
+
+#include <cstdint>
+
+#include "attention_common.cuh"
+#include "wgmma_ops.cuh"
+
+namespace sf::cuda::detail {
+
+constexpr int kWgBlockN = 128;  // keys per K/V tile
+
+template <int kRows>
+__device__ __forceinline__ uint32_t sw128_offset(int row, int chunk) {
+  return static_cast<uint32_t>((chunk >> 3) * (kRows * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
+}
+
+template <int D, int kRows>
+__device__ __forceinline__ void load_tile_sw128(uint32_t dst, const uint16_t* base, int64_t stride_s, int valid,
+                                                int tid) {
+  load_rows_async<D, kRows>(dst, base, stride_s, valid, tid,
+                            [](int row, int chunk) { return sw128_offset<kRows>(row, chunk); });
+}
+
+// Hides a value from the optimizer, so that descriptors derived from it are rebuilt next to each wgmma instead
+// of being hoisted out of the main loop and kept live (16 registers per operand the consumers cannot spare).
+__device__ __forceinline__ uint32_t opaque(uint32_t v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+
+// S = Q·Kᵀ for this warpgroup's 64 rows and the 128 keys of the tile at s_k (issued, not waited for).
+// Descriptors advance by adding (byte offset >> 4) to the start-address field, which cannot carry over.
+template <typename T, int D>
+__device__ __forceinline__ void issue_qk(float (&s)[kWgBlockN / 8][4], uint32_t s_q_wg, uint32_t s_k) {
+  const uint64_t da0 = sw128_desc(opaque(s_q_wg), 16, 1024);
+  const uint64_t db0 = sw128_desc(opaque(s_k), 16, 1024);
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint32_t col = (kk & 3) * 32;  // 16 elements = 32 bytes along the 128-byte row
+    const uint64_t da = da0 + (((kk >> 2) * (kBlockM * 128) + col) >> 4);
+    const uint64_t db = db0 + (((kk >> 2) * (kWgBlockN * 128) + col) >> 4);
+    wgmma_ss<T, kWgBlockN>(s, da, db, kk > 0 ? 1 : 0);
+  }
+}
+
+// O += P·V for the tile whose V is at s_v (issued, not waited for).
+template <typename T, int D>
+__device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&p)[kWgBlockN / 16][4], uint32_t s_v) {
+  const uint64_t d0 = sw128_desc(opaque(s_v), kWgBlockN * 128, 1024);
+#pragma unroll
+  for (int kk = 0; kk < kWgBlockN / 16; ++kk) wgmma_rs_tb<T, D>(o, p[kk], d0 + ((kk * 16 * 128) >> 4));
+}
+
+// No turn taking between warpgroups (see TurnTaking in attention_hopper_tma.cu).
+struct NoTurns {
+  __device__ __forceinline__ void begin() const {}
+  __device__ __forceinline__ void end() {}
+};
+
+// One warpgroup's main loop over K/V tiles, shared by the Hopper kernels; the kernels add the synchronization
+// of their loads between the steps. Per tile j (all issue steps bracketed by turns.begin()/end()):
+//   first(K_0)             S_0 = Q·K_0ᵀ, softmax, P_0
+//   overlapped(K_{j+1}, V_j) issue S_{j+1} = Q·K_{j+1}ᵀ and O += P_j·V_j, softmax of S_{j+1} while P_j·V_j runs;
+//                          on return no wgmma reads stage j any more
+//   finish()               O *= alpha, P_{j+1} from S_{j+1}
+//   last(V_{n-1})          O += P_{n-1}·V_{n-1}
+// There is no branch between a wgmma's issue and its wait, so that ptxas keeps both groups in flight.
+template <typename T, int D>
+struct WgmmaRowLoop {
+  static constexpr int kNT = kWgBlockN / 8;
+  float s[kNT][4];
+  uint32_t p[kWgBlockN / 16][4];
+  float alpha[2];
+  RowState<D / 8> st;
+  KVCursor<kWgBlockN> cur;  // the tile whose scores go through the softmax next
+  uint32_t s_q_wg;          // this warpgroup's 64 query rows within each column block of the Q tile
+  float scale_log2;
+
+  template <class Turns>
+  __device__ __forceinline__ void first(const AttentionArgs& args, uint32_t s_k, Turns& turns) {
+    turns.begin();
+    wgmma_fence();
+    issue_qk<T, D>(s, s_q_wg, s_k);
+    wgmma_commit();
+    turns.end();
+    wgmma_wait<0>();
+    fence_regs(s);
+    online_softmax(s, cur.valid(args), scale_log2, st, alpha);
+    cur.advance(args);
+    finish();
+  }
+
+  template <class Turns>
+  __device__ __forceinline__ void overlapped(const AttentionArgs& args, uint32_t s_k_next, uint32_t s_v,
+                                             Turns& turns) {
+    fence_regs(st.o);
+    fence_regs(p);
+    turns.begin();
+    wgmma_fence();
+    issue_qk<T, D>(s, s_q_wg, s_k_next);
+    wgmma_commit();
+    issue_pv<T, D>(st.o, p, s_v);
+    wgmma_commit();
+    turns.end();
+    wgmma_wait<1>();  // S_{j+1} done; P_j·V_j may still run
+    fence_regs(s);
+    online_softmax(s, cur.valid(args), scale_log2, st, alpha);
+    cur.advance(args);
+    wgmma_wait<0>();
+    fence_regs(st.o);
+    fence_regs(p);
+  }
+
+  __device__ __forceinline__ void finish() {
+    rescale(st, alpha);
+#pragma unroll
+    for (int kk = 0; kk < kWgBlockN / 16; ++kk) pack_p<T>(s, kk, p[kk]);
+  }
+
+  template <class Turns>
+  __device__ __forceinline__ void last(uint32_t s_v, Turns& turns) {
+    fence_regs(st.o);
+    fence_regs(p);
+    turns.begin();
+    wgmma_fence();
+    issue_pv<T, D>(st.o, p, s_v);
+    wgmma_commit();
+    turns.end();
+    wgmma_wait<0>();
+    fence_regs(st.o);
+  }
+};
+
+}  // namespace sf::cuda::detail
