@@ -84,6 +84,23 @@ class Comm {
   virtual Status barrier(const std::vector<int>& group, Lane lane = Lane::kMain) = 0;
   Status barrier_all(Lane lane = Lane::kMain);
 
+  // ---- collectives built from the primitives (backends may override with a native version)
+  // All-to-all inside `group` (world ranks, this rank among them): sends[i] go to group[i] and recvs[i] are
+  // filled from group[i], piece by piece in order; the entries for this rank itself are ignored (callers place
+  // their own data). Sizes may differ per member (ragged sequences). Returns the receive handles.
+  struct ConstPiece {
+    const void* data;
+    size_t bytes;
+  };
+  struct MutablePiece {
+    void* data;
+    size_t bytes;
+  };
+  virtual Result<std::vector<Handle>> all_to_all(const std::vector<int>& group,
+                                                 const std::vector<std::vector<ConstPiece>>& sends,
+                                                 const std::vector<std::vector<MutablePiece>>& recvs,
+                                                 Lane lane = Lane::kMain);
+
   // ---- completion
   virtual Status wait(Handle h) = 0;
   Status wait_all(const std::vector<Handle>& hs);

@@ -190,33 +190,26 @@ Status MeshAttention::scatter_ulysses(const void* q, const void* k, const void* 
                                 : dense_rows(static_cast<char*>(pack_) + ((tensor * u_ + j) * t_ + p) * os_slot_bytes_, n, Ht_, D);
         SF_RETURN_IF_ERROR(dev_.copy_rows(dst, src, shape_.batch, Ht_, D, shape_.dtype));
       }
-  if (u_ > 1) {
-    std::vector<Handle> recvs;
-    if (!one_sided_) SF_RETURN_IF_ERROR(comm_.begin_batch());
+  if (u_ > 1 && one_sided_) {  // ScatterPush: our piece iu_ of each peer's block (same pieces: same group)
     for (int tensor = 0; tensor < 3; ++tensor)
-      for (int j = 0; j < u_; ++j) {
-        if (j == iu_) continue;
-        const int peer = gu_[j];
-        for (int p = 0; p < t_; ++p) {
+      for (int j = 0; j < u_; ++j)
+        for (int p = 0; p < t_ && j != iu_ && piece_bytes; ++p) {
           const char* src = static_cast<char*>(pack_) + ((tensor * u_ + j) * t_ + p) * os_slot_bytes_;
-          // The peer's block has the same pieces as ours (same Ulysses group); we are its piece iu_.
           const size_t dst_off = p * slot_bytes_ + me.piece_offset(iu_) * elem_;
-          if (one_sided_) {
-            if (piece_bytes) SF_RETURN_IF_ERROR(comm_.put(*homes[tensor], dst_off, peer, src, piece_bytes).status());
-            continue;
-          }
-          const size_t in_bytes = static_cast<size_t>(me.piece_elems(j)) * elem_;
-          if (piece_bytes) SF_RETURN_IF_ERROR(comm_.send(peer, src, piece_bytes).status());
-          if (in_bytes) {
-            SF_ASSIGN_OR_RETURN(Handle h, comm_.recv(peer, slot(homes[tensor]->local, slot_bytes_, p) + me.piece_offset(j) * elem_, in_bytes));
-            recvs.push_back(h);
-          }
+          SF_RETURN_IF_ERROR(comm_.put(*homes[tensor], dst_off, gu_[j], src, piece_bytes).status());
         }
-      }
-    if (!one_sided_) {
-      SF_RETURN_IF_ERROR(comm_.end_batch());
-      SF_RETURN_IF_ERROR(comm_.wait_all(recvs));
-    }
+  } else if (u_ > 1) {  // all-to-all: to peer j its head blocks, from peer j its rows of ours
+    std::vector<std::vector<Comm::ConstPiece>> sends(u_);
+    std::vector<std::vector<Comm::MutablePiece>> recvs(u_);
+    for (int tensor = 0; tensor < 3; ++tensor)
+      for (int j = 0; j < u_; ++j)
+        for (int p = 0; p < t_; ++p) {
+          sends[j].push_back({static_cast<char*>(pack_) + ((tensor * u_ + j) * t_ + p) * os_slot_bytes_, piece_bytes});
+          recvs[j].push_back({slot(homes[tensor]->local, slot_bytes_, p) + me.piece_offset(j) * elem_,
+                              static_cast<size_t>(me.piece_elems(j)) * elem_});
+        }
+    SF_ASSIGN_OR_RETURN(std::vector<Handle> handles, comm_.all_to_all(gu_, sends, recvs));
+    SF_RETURN_IF_ERROR(comm_.wait_all(handles));
   }
   // One-sided: every ScatterPush has landed everywhere before anyone pulls (paper Algorithm 1, BarrierAll).
   if (one_sided_) SF_RETURN_IF_ERROR(comm_.barrier_all());

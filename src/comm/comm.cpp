@@ -14,4 +14,27 @@ Status Comm::wait_all(const std::vector<Handle>& hs) {
   return Status::ok();
 }
 
+Result<std::vector<Handle>> Comm::all_to_all(const std::vector<int>& group,
+                                             const std::vector<std::vector<ConstPiece>>& sends,
+                                             const std::vector<std::vector<MutablePiece>>& recvs, Lane lane) {
+  if (sends.size() != group.size() || recvs.size() != group.size())
+    return invalid_argument("all_to_all: group has " + std::to_string(group.size()) + " members but " +
+                            std::to_string(sends.size()) + " send lists and " + std::to_string(recvs.size()) +
+                            " receive lists were given");
+  std::vector<Handle> handles;
+  SF_RETURN_IF_ERROR(begin_batch());
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (group[i] == rank()) continue;
+    for (const ConstPiece& p : sends[i])
+      if (p.bytes) SF_RETURN_IF_ERROR(send(group[i], p.data, p.bytes, lane).status());
+    for (const MutablePiece& p : recvs[i]) {
+      if (!p.bytes) continue;
+      SF_ASSIGN_OR_RETURN(Handle h, recv(group[i], p.data, p.bytes, lane));
+      handles.push_back(h);
+    }
+  }
+  SF_RETURN_IF_ERROR(end_batch());
+  return handles;
+}
+
 }  // namespace sf
