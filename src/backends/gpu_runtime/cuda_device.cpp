@@ -1,5 +1,6 @@
 #include "cuda_device.h"
 
+#include <atomic>
 #include <cstdint>
 
 #include "device_kernels.cuh"
@@ -10,6 +11,8 @@
 
 namespace sf::gpu {
 namespace {
+
+std::atomic<int64_t> g_fallback_calls{0};
 
 bool aligned(const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
 bool strides_multiple(const RowChunk& c, int64_t m) {
@@ -52,8 +55,11 @@ Status CudaDevice::attention(const AttentionProblem& p) {
 #ifdef SF_HAVE_CUDA_KERNELS
   if (!force_fallback_ && fast_kernel_covers(p)) return sf::cuda::attention(p, streams_->compute());
 #endif
+  g_fallback_calls.fetch_add(1, std::memory_order_relaxed);
   return fallback_attention(p, streams_->compute());
 }
+
+int64_t CudaDevice::fallback_calls() { return g_fallback_calls.load(std::memory_order_relaxed); }
 
 Status CudaDevice::copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads,
                              int64_t head_dim, DType dtype) {

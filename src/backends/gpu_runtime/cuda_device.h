@@ -26,6 +26,9 @@ class CudaDevice final : public Device {
   // Which kernel serves a problem: "fast" (sf::cuda::attention) or "fallback".
   static bool fast_kernel_covers(const AttentionProblem& p);
   static bool fast_kernel_built();
+  // How many attention calls of this process went to the fallback kernel (benchmarks report it: the fallback
+  // is far slower, so a case it serves must not pass for a measurement of the fast kernel).
+  static int64_t fallback_calls();
   // Force the fallback kernel (tests of the fallback itself).
   void set_force_fallback(bool f) { force_fallback_ = f; }
 

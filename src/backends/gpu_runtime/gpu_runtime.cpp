@@ -101,7 +101,9 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
     return invalid_argument(who + ": local rank " + std::to_string(launch.local_rank) + " but only " +
                             std::to_string(count) + " GPUs are visible on this host");
   }
-  impl->watchdog = std::make_unique<Watchdog>(launch.rank, options.watchdog_timeout_s);
+  double timeout_s = options.watchdog_timeout_s;
+  if (const char* t = std::getenv("SF_WATCHDOG_TIMEOUT_S"); t && std::atof(t) > 0) timeout_s = std::atof(t);
+  impl->watchdog = std::make_unique<Watchdog>(launch.rank, timeout_s);
   set_process_watchdog(impl->watchdog.get());
 
   {
@@ -250,6 +252,8 @@ Result<std::vector<double>> GpuContext::time_iterations(const std::function<Stat
   if (!st.is_ok()) return st;
   return ms;
 }
+
+int64_t GpuContext::fallback_attention_calls() { return CudaDevice::fallback_calls(); }
 
 Status GpuContext::synchronize() { return impl_->streams.synchronize("GpuContext::synchronize"); }
 

@@ -28,6 +28,7 @@ struct GpuContextOptions {
   bool nccl = true;
   bool nvshmem = false;
   double watchdog_timeout_s = 300.0;  // a blocked GPU operation ends the process after this long
+                                      // (SF_WATCHDOG_TIMEOUT_S overrides)
   size_t nvshmem_heap_bytes = size_t(24) << 30;  // unless NVSHMEM_SYMMETRIC_SIZE is set
 };
 
@@ -64,6 +65,8 @@ class GpuContext {
   Result<std::vector<double>> time_iterations(const std::function<Status()>& body, int warmup, int iters);
   // Completes every outstanding GPU operation of this rank.
   Status synchronize();
+  // Attention calls served by the exact-but-slow fallback kernel so far (process-wide).
+  static int64_t fallback_attention_calls();
   // Empties the emulated links' FIFOs (between benchmark configurations).
   Status reset_links();
 

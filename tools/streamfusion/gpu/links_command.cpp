@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -37,6 +38,8 @@ double median(std::vector<double> v) {
     ::sf::Status st_ = (expr);                                                                            \
     if (!st_.is_ok()) {                                                                                   \
       std::fprintf(stderr, "[rank %d] gpu-links: %s\n", rank, st_.to_string().c_str());                  \
+      std::fflush(stdout);                                                    \
+      std::_Exit(1); /* skip teardown: its collective barriers would wait for peers */ \
       return 1;                                                                                           \
     }                                                                                                     \
   } while (0)
