@@ -9,6 +9,7 @@
 #include "streamfusion/comm.h"
 #include "streamfusion/device.h"
 #include "streamfusion/mesh.h"
+#include "streamfusion/tensor.h"
 
 namespace sf {
 
@@ -35,6 +36,13 @@ class SpAttention {
   // q, k, v, o: this rank's dense [B, seq_count(S, P, rank), H, D] tensors in device memory of shape.dtype.
   // Collective. On GPU backends it returns once the work is enqueued; Device::synchronize() waits for it.
   virtual Status forward(const void* q, const void* k, const void* v, void* o) = 0;
+
+  // The same, with every tensor checked first: dtype, shape [B, seq_count(S, P, rank), H, D], dense.
+  Status forward(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& o);
+
+  // The per-rank shape forward expects.
+  virtual std::array<int64_t, 4> local_shape() const = 0;
+  virtual DType dtype() const = 0;
 };
 
 }  // namespace sf

@@ -16,7 +16,12 @@ class MeshAttention final : public SpAttention {
   ~MeshAttention() override;
 
   Status init();
+  using SpAttention::forward;
   Status forward(const void* q, const void* k, const void* v, void* o) override;
+  std::array<int64_t, 4> local_shape() const override {
+    return {shape_.batch, rows_of(rank_), shape_.heads, shape_.head_dim};
+  }
+  DType dtype() const override { return shape_.dtype; }
 
  private:
   // ---- geometry (all derived from the mesh and the uneven sequence split; identical on every rank)
@@ -454,6 +459,15 @@ Result<std::unique_ptr<SpAttention>> create_mesh_attention(Comm& comm, Device& d
   auto a = std::make_unique<MeshAttention>(comm, device, shape, config);
   SF_RETURN_IF_ERROR(a->init());
   return std::unique_ptr<SpAttention>(std::move(a));
+}
+
+Status SpAttention::forward(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& o) {
+  const std::array<int64_t, 4> want = local_shape();
+  SF_RETURN_IF_ERROR(q.expect("q", dtype(), want));
+  SF_RETURN_IF_ERROR(k.expect("k", dtype(), want));
+  SF_RETURN_IF_ERROR(v.expect("v", dtype(), want));
+  SF_RETURN_IF_ERROR(o.expect("o", dtype(), want));
+  return forward(q.data, k.data, v.data, o.data);
 }
 
 Result<std::unique_ptr<SpAttention>> SpAttention::create(Comm& comm, Device& device, const AttentionShape& shape,

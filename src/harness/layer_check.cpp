@@ -106,8 +106,11 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
       SF_RETURN_IF_ERROR(comm.barrier_all());
       comm.reset_counters();
       const auto t0 = std::chrono::steady_clock::now();
-      SF_RETURN_IF_ERROR(last ? attn->forward(q.data(), k.data(), v.data(), o.data())
-                              : attn->forward(dq.data(), dk.data(), dv.data(), o.data()));
+      auto view = [&](const std::vector<char>& t) {
+        return TensorView::dense(const_cast<char*>(t.data()), in.shape.dtype, attn->local_shape());
+      };
+      SF_RETURN_IF_ERROR(last ? attn->forward(view(q), view(k), view(v), view(o))
+                              : attn->forward(view(dq), view(dk), view(dv), view(o)));
       SF_RETURN_IF_ERROR(dev.synchronize());
       times[g][it] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }

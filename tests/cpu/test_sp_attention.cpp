@@ -146,3 +146,60 @@ INSTANTIATE_TEST_SUITE_P(AnyLayout, ExplicitMeshes, ::testing::ValuesIn(mesh_cas
 
 }  // namespace
 }  // namespace sf
+
+namespace sf {
+namespace {
+
+// forward() checks every tensor at the edge: wrong local length, heads, dtype, density or a null pointer is a
+// clear invalid_argument on every rank, never a crash or an out-of-bounds read.
+TEST(SpAttentionInputs, MismatchedTensorsAreRefused) {
+  const Topology topo{2, 2};
+  const AttentionShape shape{1, 10, 8, 16, DType::kF32};  // ranks hold 3, 3, 2, 2 rows
+  const Plan plan = make_plan(Scheme::kSfu, topo, shape).value();
+  Status s = run_thread_ranks(topo, {}, [&](RankRuntime& rt) -> Status {
+    SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> attn, SpAttention::create(rt.comm(), rt.device(), shape, plan.config));
+    const auto want = attn->local_shape();
+    EXPECT_EQ(want[1], rt.comm().rank() < 2 ? 3 : 2);
+    std::vector<float> buf(4 * 16 * 8 * 16, 1.f), out(buf.size());
+    const TensorView good = TensorView::dense(buf.data(), DType::kF32, want);
+    const TensorView o = TensorView::dense(out.data(), DType::kF32, want);
+    struct Bad {
+      TensorView view;
+      const char* says;
+    };
+    TensorView strided = good;
+    strided.strides[2] = 32;
+    for (const Bad& b : {Bad{TensorView::dense(buf.data(), DType::kF32, {1, want[1] + 1, 8, 16}), "q must be [1, "},
+                         Bad{TensorView::dense(buf.data(), DType::kF32, {1, want[1], 4, 16}), "found [1, "},
+                         Bad{TensorView::dense(buf.data(), DType::kBF16, want), "bf16"},
+                         Bad{TensorView::dense(nullptr, DType::kF32, want), "no data pointer"},
+                         Bad{strided, "dense row-major"}}) {
+      Status st = attn->forward(b.view, good, good, o);
+      EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.to_string();
+      EXPECT_NE(st.message().find(b.says), std::string::npos) << st.message();
+    }
+    return attn->forward(good, good, good, o);  // and a good call still works afterwards
+  });
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+}
+
+TEST(SpAttentionInputs, CreateRefusesMeshesThatDoNotFit) {
+  const Topology topo{2, 2};
+  Status s = run_thread_ranks(topo, {}, [&](RankRuntime& rt) -> Status {
+    const Mesh mesh = Mesh::parse("U4", 4).value();
+    auto a = SpAttention::create(rt.comm(), rt.device(), AttentionShape{1, 16, 6, 16, DType::kF32}, {mesh, Transport::kTwoSided});
+    EXPECT_EQ(a.status().code(), ErrorCode::kInfeasible);
+    EXPECT_NE(a.status().message().find("6 heads do not divide by Ulysses x Torus degree 4"), std::string::npos)
+        << a.status().message();
+    auto b = SpAttention::create(rt.comm(), rt.device(), AttentionShape{1, 0, 8, 16, DType::kF32}, {mesh, Transport::kTwoSided});
+    EXPECT_EQ(b.status().code(), ErrorCode::kInvalidArgument);
+    auto c = SpAttention::create(rt.comm(), rt.device(), AttentionShape{1, 16, 8, 16, DType::kF32},
+                                 {Mesh::parse("U8", 8).value(), Transport::kTwoSided});
+    EXPECT_EQ(c.status().code(), ErrorCode::kInfeasible);
+    return Status::ok();
+  });
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+}
+
+}  // namespace
+}  // namespace sf
