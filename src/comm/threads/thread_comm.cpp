@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -41,7 +42,11 @@ Result<SymmetricBuffer> ThreadComm::alloc_symmetric(size_t bytes) {
 }
 
 Status ThreadComm::free_symmetric(SymmetricBuffer& buf) {
-  SF_RETURN_IF_ERROR(barrier_all());  // nobody may still be reading it
+  std::vector<int64_t> mine;  // finish our own transfers on every lane, then make sure the peers did too
+  for (const auto& [id, op] : pending_)
+    if (op.one_sided) mine.push_back(id);
+  for (int64_t id : mine) SF_RETURN_IF_ERROR(complete(id));
+  SF_RETURN_IF_ERROR(barrier_all());
   auto it = owned_.find(buf.id);
   if (it == owned_.end()) return invalid_argument("free_symmetric: buffer " + std::to_string(buf.id) + " is not live");
   world_.unregister_buffer(rank_, buf.id);
@@ -133,6 +138,9 @@ Status ThreadComm::complete(int64_t id) {
   }
   PendingOp op = std::move(it->second);
   pending_.erase(it);
+  // A peer has failed: its buffer may hold anything, so a late one-sided transfer must not report success.
+  if (op.one_sided && world_.aborted())
+    return Status(ErrorCode::kBackendError, "rank " + std::to_string(rank_) + ": one-sided transfer abandoned, another rank failed");
   return op.complete();
 }
 
@@ -174,15 +182,17 @@ Status run_thread_ranks(const Topology& topo, const ThreadWorldOptions& options,
   threads::ThreadWorld world(topo, options.timeout);
   std::mutex mu;
   Status first;  // the first failure in time is the cause; later ones are usually its echoes
+  // Runtimes (and the symmetric buffers they own) outlive every rank thread: a failed rank's peers may still
+  // complete transfers against its buffers before they notice the abort.
+  std::vector<std::unique_ptr<threads::ThreadRankRuntime>> runtimes;
+  for (int r = 0; r < topo.world_size(); ++r)
+    runtimes.push_back(std::make_unique<threads::ThreadRankRuntime>(world, r, options.chaos_seed));
   std::vector<std::thread> ranks;
   for (int r = 0; r < topo.world_size(); ++r) {
     ranks.emplace_back([&, r] {
-      Status s;
-      {
-        threads::ThreadRankRuntime rt(world, r, options.chaos_seed);
-        s = fn(rt);
-        if (s.is_ok()) s = rt.comm().barrier_all();  // nobody frees buffers a peer may still read
-      }
+      threads::ThreadRankRuntime& rt = *runtimes[r];
+      Status s = fn(rt);
+      if (s.is_ok()) s = rt.comm().barrier_all();  // nobody frees buffers a peer may still read
       if (!s.is_ok()) {
         std::lock_guard lock(mu);
         if (first.is_ok()) first = Status(s.code(), "rank " + std::to_string(r) + ": " + s.message());
@@ -191,6 +201,7 @@ Status run_thread_ranks(const Topology& topo, const ThreadWorldOptions& options,
     });
   }
   for (auto& t : ranks) t.join();
+  runtimes.clear();
   return first;
 }
 

@@ -20,8 +20,9 @@ Status ThreadWorld::barrier(int rank, const std::vector<int>& group, const char*
   }
   const bool done = cv_.wait_for(lock, timeout_, [&] { return aborted_ || b.generation != gen; });
   if (b.generation != gen) return Status::ok();
-  if (aborted_) return failed_status(rank, what);
   (void)done;
+  --b.arrived;  // withdraw, so the group's count stays right for anyone who carries on
+  if (aborted_) return failed_status(rank, what);
   return Status(ErrorCode::kTimeout, "rank " + std::to_string(rank) + " " + what + ": waited " +
                                          std::to_string(timeout_.count()) + " ms for " +
                                          std::to_string(group.size() - b.arrived) + " of " +
@@ -74,6 +75,11 @@ Result<std::vector<char>> ThreadWorld::take(int src, int dst) {
   if (aborted_) return failed_status(dst, "recv from rank " + std::to_string(src));
   return Status(ErrorCode::kTimeout, "rank " + std::to_string(dst) + " recv from rank " + std::to_string(src) +
                                          ": no message after " + std::to_string(timeout_.count()) + " ms");
+}
+
+bool ThreadWorld::aborted() {
+  std::lock_guard lock(mu_);
+  return aborted_;
 }
 
 void ThreadWorld::abort(const std::string& why) {

@@ -38,6 +38,7 @@ class ThreadWorld {
 
   // Marks the world failed and wakes every waiter.
   void abort(const std::string& why);
+  bool aborted();
 
  private:
   Status failed_status(int rank, const std::string& op) const;
