@@ -122,12 +122,14 @@ void Watchdog::loop() {
       const double waited =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - op_start_).count();
       if (waited > timeout_s_.load()) {
-        const std::string op = op_;
+        // A host-side wait (a stream synchronize) names the last operation enqueued before it: on GPU backends
+        // that is usually the one that never completes (a barrier or transfer whose peer is gone).
+        const std::string op = op_, before = last_op_;
         lock.unlock();
         char msg[160];
         std::snprintf(msg, sizeof msg, " did not finish within %.0f s (watchdog); a peer has probably died or hung",
                       timeout_s_.load());
-        fail(op + msg, 124);
+        fail(op + msg + (before.empty() ? std::string() : "; last operation issued before it: " + before), 124);
       }
     }
     auto polls = polls_;

@@ -5,8 +5,9 @@
 //  2. Every scheme × transport (two-sided on NCCL, one-sided on NVSHMEM) on every topology (M > 1 emulated):
 //     output vs the one-GPU result of the same Device (bf16 tolerance, poisoned output), and each rank's byte
 //     counters equal to the CPU threads backend's for the same configuration.
-//  3. --fault: rank 1 exits right after start-up; the others must end with a watchdog message naming their rank
-//     and operation (ctest checks the output), never hang.
+//  3. --fault: rank 1 exits right after start-up; the others must end with a message naming their rank and the
+//     operation (NCCL's own error, or the watchdog's timeout if NCCL keeps waiting), never hang; --fault nvshmem
+//     does the same with an NVSHMEM barrier, which only the watchdog can end.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -132,17 +133,22 @@ void test_exchange(gpu::GpuContext& ctx, const std::string& backend, const Topol
     std::vector<int> machine_group, strided_group;
     for (int n = 0; n < N; ++n) machine_group.push_back(topo.machine_of(me) * N + n);
     for (int m = 0; m < M; ++m) strided_group.push_back(m * N + topo.local_index(me));
+    // Groups progress independently (a member of one machine group may start the strided phase while another
+    // machine group is still checking), so each phase writes its own slot and the phases are fenced.
+    size_t phase = 0;
     for (const auto* group : {&machine_group, &strided_group}) {
+      const size_t slot = phase++ * 2048;
+      REQUIRE_OK(comm.barrier_all());
       for (int it = 0; it < 3; ++it) {
         // Each member puts a token into the next member's inbox, barrier, checks the token it got.
         const size_t k = static_cast<size_t>(std::find(group->begin(), group->end(), me) - group->begin());
         const int next = (*group)[(k + 1) % group->size()], prev = (*group)[(k + group->size() - 1) % group->size()];
         REQUIRE_OK(ctx.fill_normal(outbox, 1024, DType::kBF16, msg_seed(me, next, 20 + it), 0));
-        Handle h = take(comm.put(inbox, 0, next, outbox, 2048, Lane::kMain), "put");
+        Handle h = take(comm.put(inbox, slot, next, outbox, 2048, Lane::kMain), "put");
         (void)h;
         REQUIRE_OK(comm.barrier(*group, Lane::kMain));
         REQUIRE_OK(ctx.fill_normal(expect, 1024, DType::kBF16, msg_seed(prev, me, 20 + it), 0));
-        auto c = take(ctx.compare(inbox.local, expect, 1024, DType::kBF16), "compare");
+        auto c = take(ctx.compare(static_cast<char*>(inbox.local) + slot, expect, 1024, DType::kBF16), "compare");
         EXPECT(c.max_abs == 0.0, "group barrier of %zu ranks: token from rank %d not visible after the barrier",
                group->size(), prev);
         REQUIRE_OK(comm.barrier(*group, Lane::kMain));  // nobody overwrites before everyone has read
@@ -261,15 +267,19 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
   for (void* p : {dq, dk, dv, dout, dref, kfull, vfull}) dev.free(p);
 }
 
-int run_fault_test(gpu::GpuContext& ctx) {
-  auto rt = take(ctx.make_runtime("nccl", Topology{1, ctx.world_size()}, {}), "make_runtime");
+int run_fault_test(gpu::GpuContext& ctx, const std::string& backend) {
+  auto rt = take(ctx.make_runtime(backend, Topology{1, ctx.world_size()}, {}), "make_runtime");
   if (ctx.rank() == 1) {
     std::fprintf(stderr, "[rank 1] fault test: exiting without a word to the others\n");
     std::_Exit(0);
   }
-  void* buf = take(ctx.device().alloc(1 << 20), "alloc");
-  Handle h = take(rt->comm().recv(1, buf, 1 << 20), "recv");
-  REQUIRE_OK(rt->comm().wait(h));
+  if (backend == "nvshmem") {
+    REQUIRE_OK(rt->comm().barrier_all());  // rank 1 never arrives
+  } else {
+    void* buf = take(ctx.device().alloc(1 << 20), "alloc");
+    Handle h = take(rt->comm().recv(1, buf, 1 << 20), "recv");
+    REQUIRE_OK(rt->comm().wait(h));
+  }
   REQUIRE_OK(ctx.synchronize());  // never returns: the watchdog ends the process with a message
   std::fprintf(stderr, "[rank %d] fault test: the receive from a dead rank completed?!\n", ctx.rank());
   return 1;
@@ -284,21 +294,22 @@ int main(int argc, char** argv) {
   std::vector<std::string> dims = {"64", "128"};
   int64_t heads = 8;
   double gbps = 50.0, timeout_s = 120.0;
-  bool fault = false, cpu_bytes = true;
+  bool cpu_bytes = true;
+  std::string fault;
   app.add_option("--topologies", topo_s, "MxN list (M*N = processes)");
   app.add_option("--seq", seqs, "Sequence lengths");
   app.add_option("--head-dims", dims, "Head dims");
   app.add_option("--heads", heads, "Heads");
   app.add_option("--gbps", gbps, "Emulated inter-machine GB/s");
   app.add_option("--timeout", timeout_s, "Watchdog timeout, s");
-  app.add_flag("--fault", fault, "Fault test: rank 1 dies, the others must report and exit");
+  app.add_option("--fault", fault, "Fault test over nccl or nvshmem: rank 1 dies, the others must report and exit");
   app.add_flag("!--no-cpu-bytes", cpu_bytes, "Skip the byte comparison with the CPU threads backend");
   CLI11_PARSE(app, argc, argv);
 
   auto env = take(gpu::read_launch_env(), "launch environment");
   g_rank = env.rank;
   gpu::GpuContextOptions opt;
-  opt.nvshmem = !fault;
+  opt.nvshmem = fault.empty() || fault == "nvshmem";
 #ifndef SF_HAVE_NVSHMEM
   opt.nvshmem = false;
 #endif
@@ -306,7 +317,7 @@ int main(int argc, char** argv) {
   opt.nvshmem_heap_bytes = size_t(4) << 30;
   auto ctx = take(gpu::GpuContext::create(env, opt), "GpuContext::create");
   if (env.rank == 0) std::printf("multi-GPU tests on %s\n", ctx->describe().c_str());
-  if (fault) return run_fault_test(*ctx);
+  if (!fault.empty()) return run_fault_test(*ctx, fault);
 
   std::vector<Topology> topos;
   for (const auto& t : sf::cli::split_list(topo_s)) {
