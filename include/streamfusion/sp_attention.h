@@ -23,6 +23,10 @@ const char* transport_name(Transport t);
 struct SpAttentionConfig {
   Mesh mesh;
   Transport transport = Transport::kTwoSided;
+  // Each Torus stage's transfer is cut into this many row segments so that compute starts on the first
+  // segment while the rest is in flight (finer than the paper's one chunk per stage). 0 = automatic (4 when
+  // the mesh has a Torus level). Any value gives the same result.
+  int torus_chunks = 0;
 };
 
 class SpAttention {

@@ -12,7 +12,12 @@ namespace {
 class MeshAttention final : public SpAttention {
  public:
   MeshAttention(Comm& comm, Device& device, const AttentionShape& shape, const SpAttentionConfig& config)
-      : comm_(comm), dev_(device), shape_(shape), mesh_(config.mesh), one_sided_(config.transport == Transport::kOneSided) {}
+      : comm_(comm),
+        dev_(device),
+        shape_(shape),
+        mesh_(config.mesh),
+        one_sided_(config.transport == Transport::kOneSided),
+        c_(config.torus_chunks > 0 ? config.torus_chunks : (config.mesh.degree(LevelKind::kTorus) > 1 ? 4 : 1)) {}
   ~MeshAttention() override;
 
   Status init();
@@ -41,7 +46,20 @@ class MeshAttention final : public SpAttention {
     char* v = nullptr;
   };
   Status issue_ring_set(int x, std::vector<KVBlock>* blocks, std::vector<std::vector<Handle>>* handles);
-  Status compute(const std::vector<int>& stages, const KVBlock& kv, AccumulatorMode mode, bool finalize, void* o);
+  // First row of segment `seg` of a piece of n rows (seg == c_ gives n). Boundaries fall on multiples of
+  // 128 rows (the GPU kernel's tile) when the piece is long enough.
+  int64_t seg_begin(int64_t n, int seg) const {
+    const int64_t a = n * seg / c_, granule = n >= 128 * c_ ? 128 : 1;
+    return seg == c_ ? n : a / granule * granule;
+  }
+  // Moves row segment `seg` of a RowBlock (all pieces, all batch entries): one transfer per contiguous run.
+  // send/recv/get/put are chosen by the caller through `move(offset_elems, count_elems)`.
+  template <typename Move>
+  Status for_segment_runs(const RowBlock& b, int seg, Move move) const;
+  // One attention call: Q rows of `stages` (row segment q_seg of every piece, or all rows if -1) against the
+  // K/V block (row segment kv_seg, or all rows if -1). Accumulators are laid out per (piece, segment).
+  Status compute(const std::vector<int>& stages, int q_seg, const KVBlock& kv, int kv_seg, AccumulatorMode mode,
+                 bool finalize, void* o);
   Status push_outputs(bool foreign, std::vector<Handle>* recvs);
   Status gather_outputs(void* o);
 
@@ -50,6 +68,7 @@ class MeshAttention final : public SpAttention {
   const AttentionShape shape_;
   const Mesh mesh_;
   const bool one_sided_;
+  const int c_;  // row segments per Torus transfer
 
   int rank_ = 0, P_ = 1, u_ = 1, t_ = 1, r_ = 1, iu_ = 0, l_ = 0, k_ = 0, elem_ = 4;
   int64_t Ht_ = 0;
@@ -72,7 +91,7 @@ class MeshAttention final : public SpAttention {
   const void* home_q_ = nullptr;  // this rank's Q rows of its own Torus sub-block (QU slot l, or user's Q)
   const void* home_k_ = nullptr;
   const void* home_v_ = nullptr;
-  std::vector<std::vector<Handle>> torus_q_, torus_kv_;  // per stage, issued in phase B
+  std::vector<std::vector<std::vector<Handle>>> torus_q_, torus_kv_;  // [stage][segment], issued in phase B
 };
 
 MeshAttention::~MeshAttention() {
@@ -225,35 +244,56 @@ Status MeshAttention::scatter_ulysses(const void* q, const void* k, const void* 
 }
 
 // ---- B. Torus: stage i needs Q (then K/V) of sub-block l from Torus peer l+i. Q first: K/V are twice the
-// bytes and harder to hide. Issued in stage order, so stage i's data arrives first.
+// bytes and harder to hide. Issued in stage order and, inside a stage, segment by segment, so the first rows
+// arrive first and compute can start on them.
+template <typename Move>
+Status MeshAttention::for_segment_runs(const RowBlock& b, int seg, Move move) const {
+  const int64_t row = Ht_ * shape_.head_dim;
+  for (int j = 0; j < b.pieces(); ++j) {
+    const int64_t n = b.piece_len[j], a = seg_begin(n, seg), len = seg_begin(n, seg + 1) - a;
+    if (len == 0) continue;
+    for (int64_t batch = 0; batch < b.batch; ++batch)
+      SF_RETURN_IF_ERROR(move(b.piece_offset(j) + (batch * n + a) * row, len * row));
+  }
+  return Status::ok();
+}
+
 Status MeshAttention::issue_torus() {
-  torus_q_.assign(t_, {});
-  torus_kv_.assign(t_, {});
+  torus_q_.assign(t_, std::vector<std::vector<Handle>>(c_));
+  torus_kv_.assign(t_, std::vector<std::vector<Handle>>(c_));
+  const RowBlock mine = block_of(rank_);
   for (int pass = 0; pass < 2; ++pass) {  // 0: Pull Q, 1: Pull KV
+    const int tensors = pass == 0 ? 1 : 2;
     for (int i = 1; i < t_; ++i) {
       const int from = gt_[(l_ + i) % t_], to = gt_[(l_ - i + t_) % t_];
-      const size_t in_bytes = static_cast<size_t>(block_of(from).elems()) * elem_;
-      const size_t out_bytes = static_cast<size_t>(block_of(rank_).elems()) * elem_;
+      const RowBlock theirs = block_of(from);
       char* dst[2] = {pass == 0 ? slot(qt_, slot_bytes_, i - 1) : slot(kt_.local, slot_bytes_, i - 1),
                       pass == 0 ? nullptr : slot(vt_.local, slot_bytes_, i - 1)};
       const SymmetricBuffer* src_buf[2] = {pass == 0 ? &qu_ : &ku_, pass == 0 ? nullptr : &vu_};
-      std::vector<Handle>& done = (pass == 0 ? torus_q_ : torus_kv_)[i];
-      if (one_sided_) {  // GatherPull straight from the peer's Ulysses output
-        for (int j = 0; j < (pass == 0 ? 1 : 2) && in_bytes; ++j) {
-          SF_ASSIGN_OR_RETURN(Handle h, comm_.get(dst[j], *src_buf[j], l_ * slot_bytes_, from, in_bytes));
-          done.push_back(h);
-        }
-      } else {
-        SF_RETURN_IF_ERROR(comm_.begin_batch());
-        for (int j = 0; j < (pass == 0 ? 1 : 2); ++j) {
-          const char* mine = slot(src_buf[j]->local, slot_bytes_, (l_ - i + t_) % t_);
-          if (out_bytes) SF_RETURN_IF_ERROR(comm_.send(to, mine, out_bytes).status());
-          if (in_bytes) {
-            SF_ASSIGN_OR_RETURN(Handle h, comm_.recv(from, dst[j], in_bytes));
-            done.push_back(h);
+      for (int seg = 0; seg < c_; ++seg) {
+        std::vector<Handle>& done = (pass == 0 ? torus_q_ : torus_kv_)[i][seg];
+        for (int j = 0; j < tensors; ++j) {
+          if (one_sided_) {  // GatherPull straight from the peer's Ulysses output
+            SF_RETURN_IF_ERROR(for_segment_runs(theirs, seg, [&](int64_t off, int64_t n) -> Status {
+              SF_ASSIGN_OR_RETURN(Handle h, comm_.get(dst[j] + off * elem_, *src_buf[j], l_ * slot_bytes_ + off * elem_,
+                                                      from, n * elem_));
+              done.push_back(h);
+              return Status::ok();
+            }));
+            continue;
           }
+          SF_RETURN_IF_ERROR(comm_.begin_batch());
+          const char* src = slot(src_buf[j]->local, slot_bytes_, (l_ - i + t_) % t_);
+          SF_RETURN_IF_ERROR(for_segment_runs(mine, seg, [&](int64_t off, int64_t n) -> Status {
+            return comm_.send(to, src + off * elem_, n * elem_).status();
+          }));
+          SF_RETURN_IF_ERROR(for_segment_runs(theirs, seg, [&](int64_t off, int64_t n) -> Status {
+            SF_ASSIGN_OR_RETURN(Handle h, comm_.recv(from, dst[j] + off * elem_, n * elem_));
+            done.push_back(h);
+            return Status::ok();
+          }));
+          SF_RETURN_IF_ERROR(comm_.end_batch());
         }
-        SF_RETURN_IF_ERROR(comm_.end_batch());
       }
     }
   }
@@ -309,35 +349,51 @@ Status MeshAttention::issue_ring_set(int x, std::vector<KVBlock>* blocks, std::v
   return Status::ok();
 }
 
-Status MeshAttention::compute(const std::vector<int>& stages, const KVBlock& kv, AccumulatorMode mode, bool finalize,
-                              void* o) {
-  const int64_t D = shape_.head_dim;
+Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const KVBlock& kv, int kv_seg,
+                              AccumulatorMode mode, bool finalize, void* o) {
+  const int64_t D = shape_.head_dim, row = Ht_ * D, B = shape_.batch;
   std::vector<QChunk> qs;
   for (int i : stages) {
     const RowBlock qb = block_of(gt_[(l_ + i) % t_]);
-    void* qbase = const_cast<void*>(i == 0 ? home_q_ : static_cast<const void*>(slot(qt_, slot_bytes_, i - 1)));
+    char* qbase = static_cast<char*>(const_cast<void*>(i == 0 ? home_q_ : static_cast<const void*>(slot(qt_, slot_bytes_, i - 1))));
     float* acc_o = acc_ + i * acc_stride_;
     float* acc_m = acc_ + t_ * acc_stride_ + i * (acc_stride_ / D);
     float* acc_l = acc_m + t_ * (acc_stride_ / D);
     for (int j = 0; j < qb.pieces(); ++j) {
-      QChunk c;
-      c.q = qb.piece(qbase, j, elem_);
-      c.acc_o = acc_o + qb.piece_offset(j);
-      c.acc_m = acc_m + qb.piece_ml_offset(j);
-      c.acc_l = acc_l + qb.piece_ml_offset(j);
-      if (finalize) {
-        // Our own rows go straight into the user's output; the rest wait in ostage_ to be pushed.
-        c.out = (i == 0 && j == iu_) ? user_rows(o, head_offset(iu_, l_)) : qb.piece(slot(ostage_, slot_bytes_, i), j, elem_);
+      const int64_t n = qb.piece_len[j];
+      // Our own rows go straight into the user's output; the rest wait in ostage_ to be pushed.
+      const bool mine = i == 0 && j == iu_;
+      const RowChunk out_piece = mine ? user_rows(o, head_offset(iu_, l_)) : qb.piece(slot(ostage_, slot_bytes_, i), j, elem_);
+      for (int seg = q_seg < 0 ? 0 : q_seg; seg < (q_seg < 0 ? c_ : q_seg + 1); ++seg) {
+        const int64_t a = seg_begin(n, seg), len = seg_begin(n, seg + 1) - a;
+        if (len == 0) continue;
+        QChunk c;
+        c.q = RowChunk{qbase + (qb.piece_offset(j) + a * row) * elem_, len, n * row, row, D};
+        // The accumulator of (piece, segment) is dense: [B, len, Ht, D] right after the segments before it.
+        c.acc_o = acc_o + qb.piece_offset(j) + B * a * row;
+        c.acc_m = acc_m + qb.piece_ml_offset(j) + B * a * Ht_;
+        c.acc_l = acc_l + qb.piece_ml_offset(j) + B * a * Ht_;
+        if (finalize) {
+          c.out = out_piece;
+          c.out.data = static_cast<char*>(out_piece.data) + a * out_piece.stride_s * elem_;
+          c.out.len = len;
+        }
+        qs.push_back(c);
       }
-      qs.push_back(c);
     }
   }
   std::vector<KVChunk> kvs;
-  for (int j = 0; j < kv.layout.pieces(); ++j)
-    kvs.push_back({kv.layout.piece(kv.k, j, elem_), kv.layout.piece(kv.v, j, elem_)});
+  for (int j = 0; j < kv.layout.pieces(); ++j) {
+    const int64_t n = kv.layout.piece_len[j];
+    const int64_t a = kv_seg < 0 ? 0 : seg_begin(n, kv_seg), len = kv_seg < 0 ? n : seg_begin(n, kv_seg + 1) - a;
+    if (len == 0) continue;
+    const int64_t off = (kv.layout.piece_offset(j) + a * row) * elem_;
+    kvs.push_back({RowChunk{kv.k + off, len, n * row, row, D}, RowChunk{kv.v + off, len, n * row, row, D}});
+  }
+  if (qs.empty() || (kvs.empty() && !finalize && mode == AccumulatorMode::kResume)) return Status::ok();
   AttentionProblem p;
   p.dtype = shape_.dtype;
-  p.batch = shape_.batch;
+  p.batch = B;
   p.heads = Ht_;
   p.head_dim = D;
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -409,35 +465,46 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   std::vector<Handle> out_recvs;
   std::vector<KVBlock> blocks;
   std::vector<std::vector<Handle>> ring_handles;
-  // The last call of every stage finalizes: foreign stages first, pushed while our own rows compute.
-  auto final_call = [&](const KVBlock& kv, AccumulatorMode mode) -> Status {
-    if (!foreign_stages.empty()) {
-      SF_RETURN_IF_ERROR(compute(foreign_stages, kv, mode, true, o));
-      if (!direct_) SF_RETURN_IF_ERROR(push_outputs(true, &out_recvs));
-    }
-    SF_RETURN_IF_ERROR(compute({0}, kv, mode, true, o));
-    if (!direct_) SF_RETURN_IF_ERROR(push_outputs(false, &out_recvs));
-    return Status::ok();
-  };
-  for (int x = 0; x < t_; ++x) {
-    if (x > 0) SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x]));
-    SF_RETURN_IF_ERROR(issue_ring_set(x, &blocks, &ring_handles));
-    if (x == 0) {  // Pull Q stages: stage i computes the newly arrived Q_i against the stationary K/V
-      for (int i = 0; i < t_; ++i) {
-        if (i > 0) SF_RETURN_IF_ERROR(comm_.wait_all(torus_q_[i]));
-        for (int s = 0; s < r_; ++s) {
-          SF_RETURN_IF_ERROR(comm_.wait_all(ring_handles[s]));
-          const AccumulatorMode mode = s == 0 ? AccumulatorMode::kInit : AccumulatorMode::kResume;
-          if (t_ == 1 && s == r_ - 1) SF_RETURN_IF_ERROR(final_call(blocks[s], mode));
-          else SF_RETURN_IF_ERROR(compute({i}, blocks[s], mode, false, o));
-        }
+
+  // Pull Q stages: stage i computes Q_i, segment by segment as it arrives, against the stationary K/V (a ring
+  // over the ring group). Stage 0 is local data: it runs while everything else is in flight.
+  SF_RETURN_IF_ERROR(issue_ring_set(0, &blocks, &ring_handles));
+  for (int i = 0; i < t_; ++i)
+    for (int q_seg = i == 0 ? -1 : 0; q_seg < (i == 0 ? 0 : c_); ++q_seg) {
+      if (i > 0) SF_RETURN_IF_ERROR(comm_.wait_all(torus_q_[i][q_seg]));
+      for (int s = 0; s < r_; ++s) {
+        SF_RETURN_IF_ERROR(comm_.wait_all(ring_handles[s]));
+        const bool finalize = t_ == 1 && s == r_ - 1;  // no Torus level: the ring's last step finishes
+        SF_RETURN_IF_ERROR(compute({i}, q_seg, blocks[s], -1, s == 0 ? AccumulatorMode::kInit : AccumulatorMode::kResume,
+                                   finalize, o));
       }
-      continue;
     }
-    for (int s = 0; s < r_; ++s) {  // Pull KV stage x: all Q against the K/V of Torus peer l+x
-      SF_RETURN_IF_ERROR(comm_.wait_all(ring_handles[s]));
-      if (x == t_ - 1 && s == r_ - 1) SF_RETURN_IF_ERROR(final_call(blocks[s], AccumulatorMode::kResume));
-      else SF_RETURN_IF_ERROR(compute(all_stages, blocks[s], AccumulatorMode::kResume, false, o));
+  if (t_ == 1 && !direct_) SF_RETURN_IF_ERROR(push_outputs(false, &out_recvs));
+
+  // Pull KV stages: all Q against the K/V of Torus peer l+x, our own part segment by segment as it arrives,
+  // then the ring peers' parts. In the last stage the foreign rows go first and are pushed to their owners
+  // while our own rows still compute.
+  for (int x = 1; x < t_; ++x) {
+    const bool last = x == t_ - 1;
+    const std::vector<std::vector<int>> groups = last ? std::vector<std::vector<int>>{foreign_stages, {0}}
+                                                      : std::vector<std::vector<int>>{all_stages};
+    bool ring_issued = false;
+    for (const std::vector<int>& g : groups) {
+      const KVBlock own{block_of(torus_member(rank_, (l_ + x) % t_)), slot(kt_.local, slot_bytes_, x - 1),
+                        slot(vt_.local, slot_bytes_, x - 1)};
+      for (int kv_seg = 0; kv_seg < c_; ++kv_seg) {
+        SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][kv_seg]));
+        SF_RETURN_IF_ERROR(compute(g, -1, own, kv_seg, AccumulatorMode::kResume, last && r_ == 1 && kv_seg == c_ - 1, o));
+      }
+      if (r_ > 1 && !ring_issued) {
+        SF_RETURN_IF_ERROR(issue_ring_set(x, &blocks, &ring_handles));
+        ring_issued = true;
+      }
+      for (int s = 1; s < r_; ++s) {
+        SF_RETURN_IF_ERROR(comm_.wait_all(ring_handles[s]));
+        SF_RETURN_IF_ERROR(compute(g, -1, blocks[s], -1, AccumulatorMode::kResume, last && s == r_ - 1, o));
+      }
+      if (last) SF_RETURN_IF_ERROR(push_outputs(g.size() != 1 || g[0] != 0, &out_recvs));
     }
   }
   if (!direct_) {

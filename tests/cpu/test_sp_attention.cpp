@@ -203,3 +203,31 @@ TEST(SpAttentionInputs, CreateRefusesMeshesThatDoNotFit) {
 
 }  // namespace
 }  // namespace sf
+
+namespace sf {
+namespace {
+
+// Torus transfers cut into any number of row segments (more segments than rows included) give the same
+// exact result and move the same bytes.
+TEST(TorusChunks, AnySegmentCountIsExact) {
+  for (const char* mesh : {"T2R2", "T4", "T2U2"})
+    for (int chunks : {1, 2, 3, 7, 64})
+      for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
+        const Topology topo = std::string(mesh) == "T4" ? Topology{4, 1} : Topology{2, 2};
+        const AttentionShape shape{2, 45, 8, 16, DType::kF32};
+        Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, tr);
+        ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+        plan->config.torus_chunks = chunks;
+        const LayerInputs in = make_random_inputs(shape, chunks * 31 + 1);
+        ThreadRunOptions opt;
+        opt.iterations = 2;
+        opt.world.chaos_seed = 99 + chunks;
+        Result<ThreadRunResult> r = run_layer_on_threads(topo, in, reference_output(in), plan->config, opt);
+        ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+        EXPECT_EQ(r->error.non_finite, 0) << mesh << " chunks " << chunks;
+        EXPECT_LT(r->error.rel(), 1e-5) << mesh << " chunks " << chunks << " " << transport_name(tr);
+      }
+}
+
+}  // namespace
+}  // namespace sf
