@@ -30,6 +30,8 @@ struct AttentionOptions {
   double latency_us = 5.0;
   std::vector<std::string> schemes = {"ring", "ulysses", "usp", "tas", "torus", "sfu"};
   std::string transports = "auto";  // auto | two-sided | one-sided | both
+  std::vector<std::string> custom_meshes;  // extra cases: scheme custom with these meshes
+  int torus_chunks = 0;                    // SpAttentionConfig::torus_chunks (0 = automatic)
   int warmup = 2, iters = 5;
   bool single = true;  // time the one-GPU layer too
   uint64_t seed = 7;
@@ -253,16 +255,25 @@ int run_attention(const AttentionOptions& o) {
         gpu::EmulationSettings emu{gbps, o.latency_us};
         // (scheme, transport) cases, grouped by backend so each runtime is made once.
         for (const char* backend : {"nccl", "nvshmem"}) {
-          std::vector<std::pair<Scheme, Transport>> cases;
-          for (Scheme s : schemes) {
+          struct Case {
+            Scheme scheme;
+            Transport transport;
+            std::string mesh;  // empty: the scheme's default mesh
+          };
+          std::vector<Case> cases;
+          std::vector<std::pair<Scheme, std::string>> wanted;
+          for (Scheme s : schemes) wanted.emplace_back(s, "");
+          for (const std::string& m : o.custom_meshes) wanted.emplace_back(Scheme::kCustom, m);
+          for (const auto& [s, mesh] : wanted) {
             std::vector<Transport> ts;
             if (o.transports == "both") ts = {Transport::kTwoSided, Transport::kOneSided};
             else if (o.transports == "one-sided") ts = {Transport::kOneSided};
             else if (o.transports == "two-sided") ts = {Transport::kTwoSided};
+            else if (s == Scheme::kCustom) ts = {Transport::kTwoSided, Transport::kOneSided};
             else ts = {s == Scheme::kSfu ? Transport::kOneSided : Transport::kTwoSided};
             for (Transport t : ts) {
               const bool on_nvshmem = t == Transport::kOneSided;
-              if (on_nvshmem == (std::string(backend) == "nvshmem")) cases.emplace_back(s, t);
+              if (on_nvshmem == (std::string(backend) == "nvshmem")) cases.push_back({s, t, mesh});
             }
           }
           if (cases.empty()) continue;
@@ -270,14 +281,19 @@ int run_attention(const AttentionOptions& o) {
           auto rt_r = ctx->make_runtime(backend, topo, emu);
           ATT_CHECK(rt_r.status());
           auto rt = std::move(rt_r.value());
-          for (auto [scheme, transport] : cases) {
-            const std::string name = display_name(scheme, transport);
-            auto plan = make_plan(scheme, topo, shape, "", transport);
+          for (const Case& c : cases) {
+            const Scheme scheme = c.scheme;
+            const Transport transport = c.transport;
+            const std::string name =
+                c.mesh.empty() ? display_name(scheme, transport)
+                               : "custom " + c.mesh + (transport == Transport::kOneSided ? " (NVSHMEM)" : " (NCCL)");
+            auto plan = make_plan(scheme, topo, shape, c.mesh, transport);
             if (!plan) {
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
                                          plan.status().to_string().c_str());
               continue;
             }
+            plan->config.torus_chunks = o.torus_chunks;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -384,6 +400,9 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_option("--schemes", o->schemes, "ring, ulysses, usp, tas, torus (SFU over NCCL), sfu (comma list)");
   sub->add_option("--transports", o->transports,
                   "auto (sfu one-sided on NVSHMEM, others two-sided on NCCL), two-sided, one-sided, both");
+  sub->add_option("--custom-meshes", o->custom_meshes, "extra explicit meshes run as scheme custom, both transports "
+                                                       "(comma list, e.g. T4,T2U2)")->delimiter(',');
+  sub->add_option("--torus-chunks", o->torus_chunks, "row segments per Torus transfer (0 = automatic)");
   sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations");
   sub->add_option("-n,--iters", o->iters, "Timed iterations (median)");
   sub->add_flag("!--no-single", o->single, "Skip timing the one-GPU layer");
