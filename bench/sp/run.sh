@@ -3,7 +3,8 @@
 # and CogVideoX-5B shapes on 1x4 (NVLink) and emulated 2x2 / 4x1 at two inter-machine bandwidths, plus the
 # PyTorch-only peers on the same shapes, then the report (RESULTS.md + chart). Needs a 4-GPU host.
 #   bench/sp/run.sh [OUTDIR]        (OUTDIR defaults to $OUT, the device tool's result folder)
-# Env: SF_QUICK=1 for small shapes only; SF_SKIP_TESTS=1; SF_BUILD=/tmp/sf-build.
+# Env: SF_QUICK=1 for small shapes only; SF_SKIP_TESTS=1; SF_BUILD=/tmp/sf-build; SF_EXTRA_ARGS="..." appended
+# to every gpu-attention command (e.g. "--custom-meshes T4 --torus-chunks 4").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUTDIR=${1:-${OUT:-/tmp/sf-bench-out}}
@@ -55,7 +56,7 @@ if [ "${SF_QUICK:-0}" = 1 ]; then
 else
   FLUX_S=16384,36864,65536; COG_S=81920,163840; IT="-w 2 -n 5"
 fi
-COMMON="--topology 1x4,2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes ring,ulysses,usp,tas,torus,sfu --json $OUTDIR/sp.jsonl"
+COMMON="--topology 1x4,2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes ring,ulysses,usp,tas,torus,sfu --json $OUTDIR/sp.jsonl ${SF_EXTRA_ARGS:-}"
 step ours_flux 180 $LAUNCH -- "$SFG" gpu-attention -S $FLUX_S -H 24 -D 128 $COMMON $IT --label flux
 step ours_cogvideox 180 $LAUNCH -- "$SFG" gpu-attention -S $COG_S -H 48 -D 64 $COMMON -w 1 -n 3 --label cogvideox
 step torch_flux 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $FLUX_S --heads 24 --head-dim 128 --label flux --json "$OUTDIR/torch.jsonl"
