@@ -89,8 +89,9 @@ struct RowState {
 
 template <int D>
 __device__ __forceinline__ void init_rows(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt,
-                                          int b, int h, RowState<D / 8>& st) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+                                          int b, int h, RowState<D / 8>& st, int tid = -1) {
+  if (tid < 0) tid = threadIdx.x;  // tid: the thread's index among the compute threads (kThreads of them)
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     const int64_t s = qt.row0 + warp * 16 + g + i * 8;
@@ -189,8 +190,9 @@ __device__ __forceinline__ void pack_p(const float (&s)[kNT][4], int kk, uint32_
 // Writes O = Õ/l into q.out (finalize; rows with l = 0 get 0) or the accumulator back.
 template <typename T, int D>
 __device__ __forceinline__ void store_rows(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt, int b,
-                                           int h, RowState<D / 8>& st) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+                                           int h, RowState<D / 8>& st, int tid = -1) {
+  if (tid < 0) tid = threadIdx.x;  // as in init_rows
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     st.l[i] += __shfl_xor_sync(0xffffffffu, st.l[i], 1);

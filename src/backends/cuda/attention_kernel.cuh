@@ -4,7 +4,10 @@
 // each owning 16 query rows. The block walks the concatenation of all K/V chunks in tiles of keys (a tile never
 // straddles two chunks; a chunk's last tile is masked), merging each into its running (Õ, m, l) with online
 // softmax. blockIdx.x is mapped to (Q chunk, tile) through the exclusive prefix sum of per-chunk tile counts
-// and a binary search. Three implementations (SF_CUDA_ATTENTION_PATH picks one; default hopper_tma):
+// and a binary search. Implementations (SF_CUDA_ATTENTION_PATH picks one; default hopper_tma):
+//   attention_hopper_ws.cu  warp-specialized wgmma (sm_90a): a TMA producer warpgroup and two consumer
+//                           warpgroups of 64 rows with setmaxnreg 24/240 (hopper_ws; hopper_ws_pp with
+//                           consumer ping-pong; hopper_ws_seq_pp without the intra-warpgroup overlap).
 //   attention_hopper_tma.cu  wgmma (sm_90a): two warpgroups of 64 rows, 128-key K/V tiles streamed by TMA
 //                           into an mbarrier ring, the next tile's Q·Kᵀ overlapped with this tile's P·V;
 //                           optionally (hopper_tma_pp) the warpgroups take turns issuing wgmma.
@@ -68,5 +71,10 @@ cudaError_t launch_attention_hopper(const AttentionArgs& args, int total_tiles, 
 template <typename T, int D>
 cudaError_t launch_attention_hopper_tma(const AttentionArgs& args, int total_tiles, int batch, bool ping_pong,
                                         cudaStream_t stream);
+// Warp-specialized: a TMA producer warpgroup and two consumer warpgroups (setmaxnreg 24/240); ping_pong as
+// above; overlap: the next tile's Q·Kᵀ is issued with this tile's P·V (else each tile runs in turn).
+template <typename T, int D>
+cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, bool ping_pong,
+                                       bool overlap, cudaStream_t stream);
 
 }  // namespace sf::cuda::detail

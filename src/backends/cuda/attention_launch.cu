@@ -100,8 +100,12 @@ KVChunkArgs kv_args(const KVChunk& c) {
 }
 
 // Which kernel: SF_CUDA_ATTENTION_PATH = hopper_tma (default), hopper_tma_pp (with warpgroup ping-pong),
-// hopper (cp.async loads) or ampere (mma.sync); tests and benchmarks run all of them.
-enum class KernelPath { kHopperTma, kHopperTmaPingPong, kHopper, kAmpere };
+// hopper_ws / hopper_ws_pp / hopper_ws_seq_pp (warp-specialized: TMA producer warpgroup, two consumer
+// warpgroups; _pp with ping-pong; _seq without the intra-warpgroup overlap), hopper (cp.async loads) or ampere
+// (mma.sync); tests and benchmarks run all of them.
+enum class KernelPath {
+  kHopperTma, kHopperTmaPingPong, kHopperWs, kHopperWsPingPong, kHopperWsSeqPingPong, kHopper, kAmpere
+};
 
 KernelPath kernel_path() {
   const char* path = std::getenv("SF_CUDA_ATTENTION_PATH");
@@ -109,20 +113,31 @@ KernelPath kernel_path() {
   if (std::strcmp(path, "ampere") == 0) return KernelPath::kAmpere;
   if (std::strcmp(path, "hopper") == 0) return KernelPath::kHopper;
   if (std::strcmp(path, "hopper_tma_pp") == 0) return KernelPath::kHopperTmaPingPong;
+  if (std::strcmp(path, "hopper_ws") == 0) return KernelPath::kHopperWs;
+  if (std::strcmp(path, "hopper_ws_pp") == 0) return KernelPath::kHopperWsPingPong;
+  if (std::strcmp(path, "hopper_ws_seq_pp") == 0) return KernelPath::kHopperWsSeqPingPong;
   return KernelPath::kHopperTma;
 }
 
 template <typename T, int D>
 cudaError_t launch(const AttentionArgs& args, int tiles, int batch, cudaStream_t stream) {
   const KernelPath path = kernel_path();
+  cudaError_t err = cudaSuccess;
   switch (path) {
     case KernelPath::kAmpere: return detail::launch_attention_ampere<T, D>(args, tiles, batch, stream);
     case KernelPath::kHopper: return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
+    case KernelPath::kHopperWs:
+    case KernelPath::kHopperWsPingPong:
+    case KernelPath::kHopperWsSeqPingPong:
+      err = detail::launch_attention_hopper_ws<T, D>(args, tiles, batch, path != KernelPath::kHopperWs,
+                                                     path != KernelPath::kHopperWsSeqPingPong, stream);
+      break;
     case KernelPath::kHopperTma:
-    case KernelPath::kHopperTmaPingPong: break;
+    case KernelPath::kHopperTmaPingPong:
+      err = detail::launch_attention_hopper_tma<T, D>(args, tiles, batch, path == KernelPath::kHopperTmaPingPong,
+                                                      stream);
+      break;
   }
-  const cudaError_t err = detail::launch_attention_hopper_tma<T, D>(
-      args, tiles, batch, path == KernelPath::kHopperTmaPingPong, stream);
   if (err != cudaErrorNotSupported) return err;
   // No tensor map for some chunk (or no driver entry point): the cp.async kernel takes any layout we accept.
   // Said once on stderr when the TMA kernel was asked for by name (tests and benchmarks), so it cannot pass

@@ -36,6 +36,17 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   }
 }
 
+// The same wait as one PTX loop, with no trap: for the consumer warpgroups of the warp-specialized kernel, where
+// the trap's exit path in the main loop kept ptxas from using the registers that setmaxnreg.inc gave (it
+// allocated ~184 of 240 and spilled; the kernel's caller bounds a hang with its own timeout instead).
+__device__ __forceinline__ void mbar_wait_spin(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred p;\nSF_MBAR_WAIT_%=:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra SF_MBAR_WAIT_%=;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+
 // 4-D TMA tile load into shared memory, completing `bytes` on the mbarrier.
 __device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2, int c3,
                                             uint32_t bar) {

@@ -1,5 +1,5 @@
-// Shared-memory tiles and wgmma issue for the two Hopper attention kernels (attention_hopper.cu: cp.async by
-// all threads; attention_hopper_ws.cu: TMA producer warpgroup).
+// Shared-memory tiles and wgmma issue for the Hopper attention kernels (attention_hopper.cu: cp.async by all
+// threads; attention_hopper_tma.cu: TMA by thread 0; attention_hopper_ws.cu: a TMA producer warpgroup).
 //
 // Every tile (Q, K, V) uses the 128-byte swizzle: a [rows][D] tile is stored as D/64 column blocks of
 // [rows][64 elements]; in each, row r's 16-byte chunk c sits at chunk c ^ (r & 7) of its 128-byte row, groups
@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "attention_common.cuh"
+#include "tma_primitives.cuh"
 #include "wgmma_ops.cuh"
 
 namespace sf::cuda::detail {
@@ -61,7 +62,20 @@ __device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&
   for (int kk = 0; kk < kWgBlockN / 16; ++kk) wgmma_rs_tb<T, D>(o, p[kk], d0 + ((kk * 16 * 128) >> 4));
 }
 
-// No turn taking between warpgroups (see TurnTaking in attention_hopper_tma.cu).
+// Ping-pong turn taking: warpgroup w (0 or 1) waits on named barrier base + w before issuing a batch and
+// then hands the turn to the other one. Both issue the same number of batches (batches_left at the start);
+// warpgroup 1 opens warpgroup 0's first turn and skips its own last hand-over, so every barrier phase gets
+// exactly 128 + 128 arrivals.
+struct TurnTaking {
+  int wg, batches_left, base;
+  __device__ __forceinline__ void begin() const { named_barrier_sync(base + wg, 2 * 128); }
+  __device__ __forceinline__ void end() {
+    --batches_left;
+    if (wg == 0 || batches_left > 0) named_barrier_arrive(base + (wg ^ 1), 2 * 128);
+  }
+};
+
+// No turn taking between warpgroups.
 struct NoTurns {
   __device__ __forceinline__ void begin() const {}
   __device__ __forceinline__ void end() {}
@@ -86,8 +100,26 @@ struct WgmmaRowLoop {
   uint32_t s_q_wg;          // this warpgroup's 64 query rows within each column block of the Q tile
   float scale_log2;
 
+  // Issues the cp.async of the block's Q tile into s_q (all kThreads compute threads, tid = index among them;
+  // the caller waits, fences and synchronizes) and loads or initializes this thread's accumulator rows.
+  __device__ __forceinline__ void begin(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt, int b,
+                                        int h, uint32_t s_q, int tid) {
+    load_tile_sw128<D, kBlockM>(s_q, qc.q + b * qc.q_sb + h * qc.q_sh + qt.row0 * qc.q_ss, qc.q_ss, qt.valid, tid);
+    cp_async_commit();
+    init_rows<D>(args, qc, qt, b, h, st, tid);
+    s_q_wg = s_q + (tid >> 7) * 64 * 128;  // this warpgroup's 64 rows within each column block
+    scale_log2 = args.scale_log2;
+  }
+
   template <class Turns>
   __device__ __forceinline__ void first(const AttentionArgs& args, uint32_t s_k, Turns& turns) {
+    scores(args, s_k, turns);
+    finish();
+  }
+
+  // S = Q·K_jᵀ, waited for, through the softmax.
+  template <class Turns>
+  __device__ __forceinline__ void scores(const AttentionArgs& args, uint32_t s_k, Turns& turns) {
     turns.begin();
     wgmma_fence();
     issue_qk<T, D>(s, s_q_wg, s_k);
@@ -97,7 +129,6 @@ struct WgmmaRowLoop {
     fence_regs(s);
     online_softmax(s, cur.valid(args), scale_log2, st, alpha);
     cur.advance(args);
-    finish();
   }
 
   template <class Turns>
@@ -125,6 +156,16 @@ struct WgmmaRowLoop {
     rescale(st, alpha);
 #pragma unroll
     for (int kk = 0; kk < kWgBlockN / 16; ++kk) pack_p<T>(s, kk, p[kk]);
+  }
+
+  // Tile j without overlap, for register budgets that cannot hold S, P and Õ at once (the warp-specialized
+  // kernel at D=128): S_j = Q·K_jᵀ, softmax, Õ *= alpha, P_j, Õ += P_j·V_j, two turns. On return no wgmma reads
+  // the stage. Another warpgroup's matrix products fill the tensor cores while this one runs its softmax.
+  template <class Turns>
+  __device__ __forceinline__ void sequential(const AttentionArgs& args, uint32_t s_k, uint32_t s_v, Turns& turns) {
+    scores(args, s_k, turns);
+    finish();
+    last(s_v, turns);
   }
 
   template <class Turns>

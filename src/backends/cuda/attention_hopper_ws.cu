@@ -1,0 +1,120 @@
+// The warp-specialized Hopper attention kernel (sm_90a): a producer warpgroup and two consumer warpgroups.
+//
+// 384 threads. Warpgroup 0 is the producer: after `setmaxnreg.dec` to 24 registers, one of its threads streams
+// every K/V tile of the block by TMA into a kStages-deep mbarrier ring ("full": the tile's bytes landed; "empty":
+// all 256 consumer threads are done reading the stage), as far ahead as the ring allows. Warpgroups 1 and 2 are
+// the consumers (64 query rows each): after `setmaxnreg.inc` to 240 registers they load their Q rows
+// (cp.async), then run the same wgmma row loop as the other Hopper kernels without ever issuing a load: with
+// kOverlap the next tile's Q·Kᵀ is overlapped with this tile's P·V and softmax (S, P and Õ live at once: ~225
+// registers at D=128), without it each tile is Q·Kᵀ, softmax, P·V in turn. With kPingPong the two consumer
+// warpgroups take turns issuing their wgmma batches (named barriers 2 and 3), so that one's softmax runs while
+// the other's matrix products occupy the tensor cores.
+//
+// setmaxnreg only takes effect when the kernel has a register cap at entry (__launch_bounds__(384, 1): 168)
+// and each role is one branch of a single if/else with no code after it (ptxas warns C7508 otherwise): the
+// kernel ends inside both branches, and everything they call is inlined. One more condition, found here: no
+// __trap() in the consumer's main loop (mbar_wait's hang guard): with it ptxas 13.0 kept the consumer code to
+// ~184 registers whatever setmaxnreg said, spilled and serialized the wgmma (C7512); the consumers wait with
+// mbar_wait_spin.
+#include <type_traits>
+
+#include "tma_maps.cuh"
+#include "tma_primitives.cuh"
+#include "wgmma_tiles.cuh"
+
+namespace sf::cuda::detail {
+namespace {
+
+constexpr int kWsThreads = kThreads + 128;  // producer warpgroup + kThreads consumer threads
+constexpr int kProducerRegs = 24;
+constexpr int kConsumerRegs = 240;  // 128 · (24 + 2 · 240) = 64512 <= 65536
+static_assert(128 * (kProducerRegs + 2 * kConsumerRegs) <= 65536, "register split exceeds the register file");
+
+template <int D>
+constexpr int ws_stages() {
+  return D == 128 ? 3 : 5;  // 32 KB Q + 3 × 64 KB (D=128); 16 KB Q + 5 × 32 KB (D=64)
+}
+
+template <typename T, int D, bool kPingPong, bool kOverlap>
+__global__ void __launch_bounds__(kWsThreads, 1) attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
+  constexpr int kStages = ws_stages<D>();
+  extern __shared__ __align__(1024) unsigned char smem[];
+  const KvRing<D, kStages> ring(smem);
+  const AttentionArgs& args = p.args;
+  const int h = blockIdx.y, b = blockIdx.z;
+
+  int num_tiles = 0;
+  for (int c = 0; c < args.num_kv; ++c) num_tiles += static_cast<int>((args.kv[c].len + kWgBlockN - 1) / kWgBlockN);
+  if (threadIdx.x == 0) ring.init(kThreads);
+  __syncthreads();  // the barriers are initialized (the only block-wide barrier)
+
+  // The role as a warp-uniform value (a shuffle from lane 0), so that the branch below is uniform for ptxas.
+  const int role = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0);
+  if (role == 0) {  // producer warpgroup
+    setmaxnreg_dec<kProducerRegs>();
+    if (threadIdx.x == 0) {
+      KVCursor<kWgBlockN> cur;
+      for (int i = 0; i < num_tiles; ++i)
+        produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, h, b);
+    }
+  } else {  // consumer warpgroups
+    setmaxnreg_inc<kConsumerRegs>();
+    const int tid = threadIdx.x - 128;  // index among the consumer threads: rows 16·(tid/32).. of the tile
+    const int wg = tid >> 7;
+    const QTile qt = find_q_tile(args);
+    const QChunkArgs& qc = args.q[qt.chunk];
+    WgmmaRowLoop<T, D> rows;
+    rows.begin(args, qc, qt, b, h, ring.s_q, tid);
+    cp_async_wait<0>();
+    fence_proxy_async();
+    named_barrier_sync(1, kThreads);  // Q landed for both consumer warpgroups
+
+    using Turns = std::conditional_t<kPingPong, TurnTaking, NoTurns>;
+    Turns turns{};
+    if constexpr (kPingPong) {
+      turns = TurnTaking{wg, kOverlap ? num_tiles + 1 : 2 * num_tiles, 2};
+      if (wg == 1 && num_tiles > 0) named_barrier_arrive(2, 2 * 128);  // warpgroup 0 goes first
+    }
+    if constexpr (kOverlap) {
+      overlapped_tiles(
+          rows, args, ring, num_tiles, turns, [](uint32_t bar, uint32_t parity) { mbar_wait_spin(bar, parity); },
+          [](int) {});
+    } else {
+      for (int j = 0; j < num_tiles; ++j) {
+        mbar_wait_spin(ring.full(j), ring.parity(j));
+        rows.sequential(args, ring.k(j), ring.v(j), turns);
+        mbar_arrive(ring.empty(j));
+      }
+    }
+    store_rows<T, D>(args, qc, qt, b, h, rows.st, tid);
+  }
+}
+
+}  // namespace
+
+template <typename T, int D>
+cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, bool ping_pong,
+                                       bool overlap, cudaStream_t stream) {
+  thread_local TmaParams prm;  // ~14 KB, kept off the stack; the launch copies it into the kernel's parameters
+  const cudaError_t built = fill_tma_params(args, batch, D, std::is_same_v<T, __half>, prm);
+  if (built != cudaSuccess) return built;
+  constexpr int kSmem = KvRing<D, ws_stages<D>()>::kSmemBytes;
+  auto kernel =
+      ping_pong
+          ? (overlap ? attention_hopper_ws_kernel<T, D, true, true> : attention_hopper_ws_kernel<T, D, true, false>)
+          : (overlap ? attention_hopper_ws_kernel<T, D, false, true> : attention_hopper_ws_kernel<T, D, false, false>);
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>(total_tiles), static_cast<unsigned>(args.heads), static_cast<unsigned>(batch));
+  kernel<<<grid, kWsThreads, kSmem, stream>>>(prm);
+  return cudaGetLastError();
+}
+
+template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 64>(const AttentionArgs&, int, int, bool, bool,
+                                                                   cudaStream_t);
+template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 128>(const AttentionArgs&, int, int, bool, bool,
+                                                                    cudaStream_t);
+template cudaError_t launch_attention_hopper_ws<__half, 64>(const AttentionArgs&, int, int, bool, bool, cudaStream_t);
+template cudaError_t launch_attention_hopper_ws<__half, 128>(const AttentionArgs&, int, int, bool, bool, cudaStream_t);
+
+}  // namespace sf::cuda::detail

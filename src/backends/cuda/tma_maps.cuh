@@ -1,0 +1,113 @@
+// TMA tensor maps of the K/V chunks, passed to the TMA-fed Hopper kernels (attention_hopper_tma.cu,
+// attention_hopper_ws.cu) as one __grid_constant__ parameter, and the producer's tile load.
+#pragma once
+
+#include <cstdint>
+
+#include <cudaTypedefs.h>
+
+#include "tma_primitives.cuh"
+#include "wgmma_tiles.cuh"
+
+namespace sf::cuda::detail {
+
+struct TmaMaps {  // CUtensorMap itself is 64-byte aligned
+  CUtensorMap k[kMaxKVChunks];
+  CUtensorMap v[kMaxKVChunks];
+  // Dimension (1..3) of the head, row and batch coordinates in each map (dimensions are sorted by stride).
+  uint8_t k_pos[kMaxKVChunks][4];
+  uint8_t v_pos[kMaxKVChunks][4];
+};
+
+struct TmaParams {
+  TmaMaps maps;
+  AttentionArgs args;
+};
+
+// Fills prm (args and one K and one V map per chunk: boxes of 64 elements × kWgBlockN rows, 128-byte swizzle,
+// zero fill past a chunk's end). cudaErrorNotSupported when some chunk cannot be described by a tensor map
+// (or the driver has no encoder); the caller then falls back to the cp.async kernel. attention_hopper_tma.cu.
+cudaError_t fill_tma_params(const AttentionArgs& args, int batch, int D, bool fp16, TmaParams& prm);
+
+__device__ __forceinline__ void tma_rows(uint32_t dst, const CUtensorMap* map, const uint8_t (&pos)[4], int d0, int h,
+                                         int row, int b, uint32_t bar) {
+  const int c1 = pos[0] == 1 ? h : pos[1] == 1 ? row : b;
+  const int c2 = pos[0] == 2 ? h : pos[1] == 2 ? row : b;
+  const int c3 = pos[0] == 3 ? h : pos[1] == 3 ? row : b;
+  tma_load_4d(dst, map, d0, c1, c2, c3, bar);
+}
+
+// One thread: TMA of K/V tile i (at cursor `cur`) into stage i % kStages of the ring at s_kv (K then V per
+// stage), after every consumer thread released the stage (its "empty" barrier completed).
+template <int D, int kStages>
+__device__ __forceinline__ void produce_tile(const TmaParams& p, KVCursor<kWgBlockN>& cur, int i, uint32_t s_kv,
+                                             uint32_t s_full, uint32_t s_empty, int h, int b) {
+  constexpr int kTileBytes = kWgBlockN * D * 2;
+  const int s = i % kStages;
+  if (i >= kStages) mbar_wait(s_empty + 8 * s, ((i / kStages) - 1) & 1);
+  const uint32_t full = s_full + 8 * s;
+  mbar_arrive_expect_tx(full, 2 * kTileBytes);
+  const uint32_t dst = s_kv + s * 2 * kTileBytes;
+  const int c = cur.chunk, row = static_cast<int>(cur.offset);
+#pragma unroll
+  for (int db = 0; db < D / 64; ++db) {
+    tma_rows(dst + db * kWgBlockN * 128, &p.maps.k[c], p.maps.k_pos[c], db * 64, h, row, b, full);
+    tma_rows(dst + kTileBytes + db * kWgBlockN * 128, &p.maps.v[c], p.maps.v_pos[c], db * 64, h, row, b, full);
+  }
+  cur.advance(p.args);
+}
+
+// Shared memory of the TMA kernels: the Q tile, kStages K/V stages (K tile, then V tile), kStages "full" and
+// kStages "empty" mbarriers, from a 1024-byte aligned start (the swizzle atoms need it). Tile i of the block's
+// walk over the K/V chunks lives in stage i % kStages; its barrier phase parity is (i / kStages) & 1.
+template <int D, int kStages>
+struct KvRing {
+  static constexpr int kQBytes = kBlockM * D * 2;
+  static constexpr int kTileBytes = kWgBlockN * D * 2;
+  static constexpr int kStageBytes = 2 * kTileBytes;
+  static constexpr int kSmemBytes = 1024 + kQBytes + kStages * kStageBytes + 2 * kStages * 8;
+  uint32_t s_q, s_kv, s_full, s_empty;
+
+  __device__ __forceinline__ explicit KvRing(const unsigned char* smem) {
+    s_q = (smem_addr(smem) + 1023u) & ~1023u;
+    s_kv = s_q + kQBytes;
+    s_full = s_kv + kStages * kStageBytes;
+    s_empty = s_full + kStages * 8;
+  }
+  // One thread, before a block barrier: "full" completes on the producer's arrival plus the TMA bytes, "empty"
+  // on one arrival of each of `consumers` threads.
+  __device__ __forceinline__ void init(int consumers) const {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(s_full + 8 * s, 1);
+      mbar_init(s_empty + 8 * s, consumers);
+    }
+    mbar_init_fence();
+  }
+  __device__ __forceinline__ uint32_t k(int i) const { return s_kv + (i % kStages) * kStageBytes; }
+  __device__ __forceinline__ uint32_t v(int i) const { return k(i) + kTileBytes; }
+  __device__ __forceinline__ uint32_t full(int i) const { return s_full + 8 * (i % kStages); }
+  __device__ __forceinline__ uint32_t empty(int i) const { return s_empty + 8 * (i % kStages); }
+  __device__ __forceinline__ static uint32_t parity(int i) { return (i / kStages) & 1; }
+};
+
+// One consumer warpgroup's walk over the block's num_tiles K/V tiles with the next tile's Q·Kᵀ overlapped
+// (WgmmaRowLoop first / overlapped / finish / last): waits for tile j+1 with wait(bar, parity) and releases
+// tile j on its "empty" barrier once no wgmma reads it; before(j) runs at the top of step j.
+template <class Rows, class Ring, class Turns, class Wait, class Before>
+__device__ __forceinline__ void overlapped_tiles(Rows& rows, const AttentionArgs& args, const Ring& ring, int num_tiles,
+                                                 Turns& turns, Wait wait, Before before) {
+  if (num_tiles > 0) {
+    wait(ring.full(0), 0);
+    rows.first(args, ring.k(0), turns);
+  }
+  for (int j = 0; j + 1 < num_tiles; ++j) {
+    before(j);
+    wait(ring.full(j + 1), Ring::parity(j + 1));
+    rows.overlapped(args, ring.k(j + 1), ring.v(j), turns);
+    mbar_arrive(ring.empty(j));  // K_j and V_j are no longer read by this thread
+    rows.finish();
+  }
+  if (num_tiles > 0) rows.last(ring.v(num_tiles - 1), turns);
+}
+
+}  // namespace sf::cuda::detail
