@@ -24,7 +24,7 @@ def main():
         return "–" if x is None else f"{x:.0f}"
 
     shapes = sorted({(r["H"], r["D"], r["S"]) for r in rows}, key=lambda t: (-t[1], t[2]))
-    order = ["hopper_tma", "hopper_tma_pp", "hopper", "ampere"]
+    order = ["hopper_ws", "hopper_ws_pp", "hopper_ws_seq_pp", "hopper_tma", "hopper_tma_pp", "hopper", "ampere"]
     found = {r["impl"][len("streamfusion_"):] for r in rows if r["impl"].startswith("streamfusion_")}
     paths = [p for p in order if p in found] + sorted(found - set(order))
     out = [header, "",
