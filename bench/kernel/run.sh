@@ -4,7 +4,7 @@
 #   bench/kernel/run.sh [results_dir]        (default: $OUT, else /tmp/sf-kernel-bench)
 # Environment: SF_KERNEL_BUILD=dir   use/keep the build there (binaries already built are reused)
 #              SF_BENCH_SEQS=4096,...  sequence lengths (default 4096..65536)
-#              SF_PATHS="a b"      kernel paths to test and time (default: all six)
+#              SF_PATHS="a b"      kernel paths to test and time (default: all seven)
 #              SF_EXTRA_TEST_PATHS="c d"  paths only tested, after the timing, while SF_DEADLINE allows
 #              SF_DEADLINE=s       seconds after which optional steps (extra tests, memcheck) are skipped
 #                                  (default 270: the whole script fits a 300-second call)
@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RES=${1:-${OUT:-/tmp/sf-kernel-bench}}
 BUILD=${SF_KERNEL_BUILD:-/tmp/sf-kernel-build}
 SEQS=${SF_BENCH_SEQS:-4096,8192,16384,32768,65536}
-PATHS=${SF_PATHS:-hopper_ws hopper_ws_pp hopper_tma hopper_tma_pp hopper ampere}
+PATHS=${SF_PATHS:-hopper_ws hopper_ws_pp hopper_ws_seq_pp hopper_tma hopper_tma_pp hopper ampere}
 EXTRA_TEST_PATHS=${SF_EXTRA_TEST_PATHS:-}
 DEADLINE=${SF_DEADLINE:-270}
 SECONDS=0
@@ -34,9 +34,9 @@ if [ ! -x "$BUILD/sf_kernel_bench" ] || [ ! -x "$BUILD/tests_gpu_kernel/sf_gpu_k
     timeout 400 ninja -C "$BUILD" >> "$RES/build.log" 2>&1 || { echo "BUILD FAILED"; tail -40 "$RES/build.log"; exit 1; }
 fi
 
-# Kernel paths (SF_CUDA_ATTENTION_PATH): hopper_ws / hopper_ws_pp (warp-specialized, TMA producer warpgroup;
-# _pp with consumer ping-pong), hopper_tma (the library default), hopper_tma_pp (warpgroup ping-pong), hopper
-# (cp.async loads), ampere (mma.sync). Every path that passes its tests is timed single-chunk; the fastest is
+# Kernel paths (SF_CUDA_ATTENTION_PATH): hopper_ws (the library default: warp-specialized, TMA producer
+# warpgroup), hopper_ws_pp (+ consumer ping-pong), hopper_ws_seq_pp (ping-pong, no intra-warpgroup overlap),
+# hopper_tma (TMA by thread 0), hopper_tma_pp (warpgroup ping-pong), hopper (cp.async loads), ampere (mma.sync). Every path that passes its tests is timed single-chunk; the fastest is
 # then timed with multiple chunks as "streamfusion".
 run_tests() {  # path, verbose
   echo "== GPU kernel tests, $1 kernel ($SECONDS s)"
@@ -79,7 +79,7 @@ for line in open(sys.argv[1]):
         r = json.loads(line)
         if "tflops" in r and r["impl"].startswith("streamfusion_") and r["D"] == int(sys.argv[2]):
             tf[r["impl"]].append(r["tflops"])
-print(max(tf, key=lambda k: sum(tf[k]) / len(tf[k]))[len("streamfusion_"):] if tf else "hopper_tma")
+print(max(tf, key=lambda k: sum(tf[k]) / len(tf[k]))[len("streamfusion_"):] if tf else "hopper_ws")
 PYEOF
 }
 BEST128=$(best_path 128); BEST64=$(best_path 64)

@@ -1,4 +1,4 @@
-// The TMA-fed Hopper attention kernel (sm_90a), the default path.
+// The TMA-fed Hopper attention kernel (sm_90a) without a producer warpgroup (the default before hopper_ws).
 //
 // Same block and math as attention_hopper.cu (two warpgroups of 64 query rows, wgmma, 128-key tiles, the next
 // tile's Q·Kᵀ overlapped with this tile's P·V), but K/V tiles arrive by TMA: thread 0 issues the bulk tensor
@@ -8,8 +8,7 @@
 // (built on the host per call), so chunks may live anywhere with any strides.
 // With kPingPong the two warpgroups take turns issuing their wgmma batches (named barriers 1 and 2, FA3's
 // "ping-pong"), so one warpgroup's softmax runs while the other's matrix products occupy the tensor cores.
-// (A warp-specialized variant with a producer warpgroup needs setmaxnreg to give the consumers more than 168
-// registers; ptxas 13.0 did not honour it here and spilled, so the loads stay in the consumer warps.)
+// The warp-specialized variant with a producer warpgroup (setmaxnreg 24/240) is attention_hopper_ws.cu.
 // Tile layouts: wgmma_tiles.cuh.
 #include <algorithm>
 #include <type_traits>

@@ -99,24 +99,26 @@ KVChunkArgs kv_args(const KVChunk& c) {
   return a;
 }
 
-// Which kernel: SF_CUDA_ATTENTION_PATH = hopper_tma (default), hopper_tma_pp (with warpgroup ping-pong),
-// hopper_ws / hopper_ws_pp / hopper_ws_seq_pp (warp-specialized: TMA producer warpgroup, two consumer
-// warpgroups; _pp with ping-pong; _seq without the intra-warpgroup overlap), hopper (cp.async loads) or ampere
-// (mma.sync); tests and benchmarks run all of them.
+// Which kernel: SF_CUDA_ATTENTION_PATH = hopper_ws (default: warp-specialized, a TMA producer warpgroup and two
+// consumer warpgroups), hopper_ws_pp (with consumer ping-pong), hopper_ws_seq_pp (ping-pong without the
+// intra-warpgroup overlap), hopper_tma (TMA by thread 0, no producer warpgroup), hopper_tma_pp (with warpgroup
+// ping-pong), hopper (cp.async loads) or ampere (mma.sync); tests and benchmarks run all of them.
+// hopper_ws became the default after GPU call 4 (H100, 2026-11-27: 21/21 tests, 1.15–1.27× hopper_tma in the same
+// run; bench/kernel/RESULTS.md).
 enum class KernelPath {
   kHopperTma, kHopperTmaPingPong, kHopperWs, kHopperWsPingPong, kHopperWsSeqPingPong, kHopper, kAmpere
 };
 
 KernelPath kernel_path() {
   const char* path = std::getenv("SF_CUDA_ATTENTION_PATH");
-  if (path == nullptr) return KernelPath::kHopperTma;
+  if (path == nullptr) return KernelPath::kHopperWs;
   if (std::strcmp(path, "ampere") == 0) return KernelPath::kAmpere;
   if (std::strcmp(path, "hopper") == 0) return KernelPath::kHopper;
+  if (std::strcmp(path, "hopper_tma") == 0) return KernelPath::kHopperTma;
   if (std::strcmp(path, "hopper_tma_pp") == 0) return KernelPath::kHopperTmaPingPong;
-  if (std::strcmp(path, "hopper_ws") == 0) return KernelPath::kHopperWs;
   if (std::strcmp(path, "hopper_ws_pp") == 0) return KernelPath::kHopperWsPingPong;
   if (std::strcmp(path, "hopper_ws_seq_pp") == 0) return KernelPath::kHopperWsSeqPingPong;
-  return KernelPath::kHopperTma;
+  return KernelPath::kHopperWs;
 }
 
 template <typename T, int D>
