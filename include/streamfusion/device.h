@@ -30,6 +30,9 @@ class Device {
   virtual Status copy_to_device(void* dst, const void* src_host, size_t bytes) = 0;
   virtual Status copy_to_host(void* dst_host, const void* src, size_t bytes) = 0;
   virtual Status fill(void* dst, uint8_t byte, size_t bytes) = 0;
+  // How many 128-row query tiles (counted over heads and batch) one attention call should have to keep this
+  // device busy; algorithms cut work finer only while calls stay this large. 0: no preference (CPU ranks).
+  virtual int64_t busy_query_tiles() const { return 0; }
   // Waits until all enqueued compute and communication of this rank is finished.
   virtual Status synchronize() = 0;
 };

@@ -1,6 +1,7 @@
 #include "algorithms/mesh_attention.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <vector>
 
@@ -17,7 +18,7 @@ class MeshAttention final : public SpAttention {
         shape_(shape),
         mesh_(config.mesh),
         one_sided_(config.transport == Transport::kOneSided),
-        c_(config.torus_chunks > 0 ? config.torus_chunks : (config.mesh.degree(LevelKind::kTorus) > 1 ? 4 : 1)) {}
+        requested_chunks_(config.torus_chunks) {}
   ~MeshAttention() override;
 
   Status init();
@@ -32,6 +33,7 @@ class MeshAttention final : public SpAttention {
   // ---- geometry (all derived from the mesh and the uneven sequence split; identical on every rank)
   int64_t rows_of(int x) const { return seq_count(shape_.seq_len, P_, x); }
   RowBlock block_of(int x) const;  // post-Ulysses rows of rank x with Ht heads
+  int choose_torus_chunks() const;
   int torus_member(int x, int pos) const { return mesh_.group(LevelKind::kTorus, x)[pos]; }
   int64_t head_offset(int ulysses_index, int torus_index) const { return (ulysses_index * t_ + torus_index) * Ht_; }
   RowChunk user_rows(const void* base, int64_t head0) const;  // [B, n_me, H, D] view at head `head0`
@@ -68,7 +70,8 @@ class MeshAttention final : public SpAttention {
   const AttentionShape shape_;
   const Mesh mesh_;
   const bool one_sided_;
-  const int c_;  // row segments per Torus transfer
+  const int requested_chunks_;  // SpAttentionConfig::torus_chunks (0 = automatic)
+  int c_ = 1;                   // row segments per Torus transfer
 
   int rank_ = 0, P_ = 1, u_ = 1, t_ = 1, r_ = 1, iu_ = 0, l_ = 0, k_ = 0, elem_ = 4;
   int64_t Ht_ = 0;
@@ -115,6 +118,23 @@ RowChunk MeshAttention::user_rows(const void* base, int64_t head0) const {
   return RowChunk{static_cast<char*>(const_cast<void*>(base)) + head0 * D * elem_, n, n * H * D, H * D, D};
 }
 
+// Automatic: 4 segments per Torus transfer, fewer when a segment's attention call would no longer keep the
+// device busy (on a GPU a call with too few query tiles leaves multiprocessors idle, which costs more than the
+// overlap gains).
+int MeshAttention::choose_torus_chunks() const {
+  if (requested_chunks_ > 0) return requested_chunks_;
+  if (t_ == 1) return 1;
+  const int64_t busy = dev_.busy_query_tiles();
+  if (busy <= 0) return 4;
+  int64_t tiles = INT64_MAX;  // of the smallest Torus stage
+  for (int x : gt_) {
+    int64_t n = 0;
+    for (int64_t len : block_of(x).piece_len) n += (len + 127) / 128;
+    tiles = std::min(tiles, n * Ht_ * shape_.batch);
+  }
+  return static_cast<int>(std::clamp<int64_t>(tiles / busy, 1, 4));
+}
+
 Status MeshAttention::init() {
   SF_RETURN_IF_ERROR(shape_.validate());
   P_ = comm_.world_size();
@@ -137,6 +157,7 @@ Status MeshAttention::init() {
   Ht_ = shape_.heads / (u_ * t_);
   elem_ = dtype_size(shape_.dtype);
   direct_ = u_ == 1 && t_ == 1;
+  c_ = choose_torus_chunks();
 
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {

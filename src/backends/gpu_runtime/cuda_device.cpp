@@ -103,4 +103,11 @@ Status CudaDevice::fill(void* dst, uint8_t byte, size_t bytes) {
 
 Status CudaDevice::synchronize() { return streams_->synchronize("Device::synchronize"); }
 
+int64_t CudaDevice::busy_query_tiles() const {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    return 0;
+  return 2 * static_cast<int64_t>(sms);
+}
+
 }  // namespace sf::gpu

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One GPU call (4 GPUs): how finely to cut each Torus transfer. Times USP, SFU-NCCL (torus) and SFU-NVSHMEM
+# with --torus-chunks 1 (the paper's one chunk per stage), 0 (automatic) and 4, same run, same shapes, on
+# emulated 2x2 and 4x1 at 50 and 6.25 GB/s, then prints a table (bench/sp/torus_chunks_report.py).
+#   bench/sp/torus_chunks.sh [OUTDIR]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUTDIR=${1:-${OUT:-/tmp/sf-chunks-out}}
+mkdir -p "$OUTDIR"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 SF_WATCHDOG_TIMEOUT_S=90
+PY=/opt/torch/.venv/bin/python3
+[ -x "$PY" ] || PY=python3
+NV=$($PY -c "import nvidia, sys; sys.stdout.write(list(nvidia.__path__)[0])" 2>/dev/null || echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia)
+export LD_LIBRARY_PATH=$NV/nccl/lib:$NV/nvshmem/lib:${LD_LIBRARY_PATH:-}
+BUILD=${SF_BUILD:-/tmp/sf-build}
+LOG=$OUTDIR/chunks.log
+{
+  date -u +"# torus chunks, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)"
+  nvidia-smi --query-gpu=index,name --format=csv,noheader
+  timeout 120 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTREAMFUSION_CUDA=ON -DSTREAMFUSION_NCCL=ON \
+    -DSTREAMFUSION_NVSHMEM=ON >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu | tail -2
+} > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+SFG=$(find "$BUILD" -name streamfusion-gpu -type f -perm -u+x | head -1)
+NGPU=$(nvidia-smi -L | wc -l)
+J=$OUTDIR/chunks.jsonl
+rm -f "$J"
+for c in 1 0 4; do
+  timeout 150 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -S 16384,65536 -H 24 -D 128 \
+    --topology 2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes usp,torus,sfu --torus-chunks $c --no-single \
+    -w 2 -n 5 --json "$J" --label "flux chunks=$c" >> "$LOG" 2>&1
+  timeout 150 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -S 81920 -H 48 -D 64 \
+    --topology 2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes usp,torus,sfu --torus-chunks $c --no-single \
+    -w 1 -n 3 --json "$J" --label "cogvideox chunks=$c" >> "$LOG" 2>&1
+done
+$PY bench/sp/torus_chunks_report.py "$J" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$NGPU" \
+  | tee "$OUTDIR/TORUS_CHUNKS.md"
