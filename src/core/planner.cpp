@@ -206,6 +206,11 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // Exposed transfers add up; overlapped ones (Torus stages, ring steps) hide behind compute. Both start on
   // local data, so no first chunk is modeled as exposed.
   plan.layer_ms = ms(total.exposed) + std::max(plan.compute_ms, ms(total.overlapped));
+  // Cutting Torus transfers into row segments pays when the inter-machine transfer is a large part of the
+  // layer; when compute dominates, the extra, smaller attention calls cost more than they hide (measured on
+  // 4xH100, bench/sp/TORUS_CHUNKS.md). 0 lets the algorithm pick up to 4 segments that keep calls large.
+  const bool comm_bound = ms(total.overlapped) >= 0.5 * plan.compute_ms;
+  if (plan.config.mesh.degree(LevelKind::kTorus) > 1) plan.config.torus_chunks = comm_bound ? 0 : 1;
   const Mesh& m = plan.config.mesh;
   char buf[640];
   std::snprintf(buf, sizeof buf,
@@ -216,6 +221,10 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
                 plan.bytes_per_gpu.intra() / 1e6, plan.bytes_per_gpu.inter() / 1e6, plan.layer_ms,
                 plan.compute_ms);
   plan.explanation = buf;
+  if (m.degree(LevelKind::kTorus) > 1)
+    plan.explanation += plan.config.torus_chunks == 1
+                            ? "; compute-bound: one transfer per Torus stage"
+                            : "; communication-bound: Torus transfers cut into up to 4 row segments";
   if ((scheme == Scheme::kTas || scheme == Scheme::kTorus || scheme == Scheme::kSfu) &&
       shape.heads % topo.machines != 0)
     plan.explanation += "; heads " + std::to_string(shape.heads) + " do not divide by " +

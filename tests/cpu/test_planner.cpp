@@ -175,3 +175,22 @@ TEST(Planner, RecommendsAFeasiblePlan) {
 
 }  // namespace
 }  // namespace sf
+
+namespace sf {
+namespace {
+
+// Torus transfers are cut into segments only where the inter-machine transfer is a large part of the layer
+// (bench/sp/TORUS_CHUNKS.md: segments won 3–8 % at 6.25 GB/s and lost up to 10 % at 50 GB/s on 4xH100).
+TEST(Planner, TorusChunkingFollowsTheLinkSpeed) {
+  const AttentionShape shape{1, 81920, 48, 64, DType::kBF16};
+  const Plan slow = make_plan(Scheme::kSfu, {4, 1}, shape, "", {}, LinkSpeeds{300, 6.25, 600}).value();
+  const Plan fast = make_plan(Scheme::kSfu, {4, 1}, shape, "", {}, LinkSpeeds{300, 50, 600}).value();
+  EXPECT_EQ(slow.config.torus_chunks, 0) << slow.explanation;
+  EXPECT_EQ(fast.config.torus_chunks, 1) << fast.explanation;
+  EXPECT_NE(fast.explanation.find("compute-bound"), std::string::npos);
+  const Plan usp = make_plan(Scheme::kUsp, {4, 1}, shape, "", {}, LinkSpeeds{300, 6.25, 600}).value();
+  EXPECT_EQ(usp.config.torus_chunks, 0);  // no Torus level: nothing to cut
+}
+
+}  // namespace
+}  // namespace sf

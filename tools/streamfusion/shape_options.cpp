@@ -15,8 +15,10 @@ void ShapeOptions::add_to(CLI::App* cmd) {
       ->delimiter(',')->capture_default_str();
   cmd->add_option("-m,--mesh", mesh, "explicit mesh for one scheme, outermost level first (U4R2, R4U2, T2U2R2)");
   cmd->add_option("--transport", transport, "one-sided or two-sided (default: one-sided for sfu only)");
-  cmd->add_option("--torus-chunks", torus_chunks, "row segments per Torus transfer (0 = automatic: 4)")
-      ->check(CLI::Range(0, 1024))
+  cmd->add_option("--torus-chunks", torus_chunks,
+                  "row segments per Torus transfer (-1: planner decides from the link speeds; 0: up to 4 as call "
+                  "sizes allow)")
+      ->check(CLI::Range(-1, 1024))
       ->capture_default_str();
   cmd->add_option("--intra-gbps", intra_gbps, "intra-machine GB/s per GPU for the modeled time")->capture_default_str();
   cmd->add_option("--inter-gbps", inter_gbps, "inter-machine GB/s per GPU for the modeled time")->capture_default_str();
@@ -71,7 +73,7 @@ Result<std::vector<Plan>> ShapeOptions::plans() const {
       continue;
     }
     SF_RETURN_IF_ERROR(p.status());
-    p->config.torus_chunks = torus_chunks;
+    if (torus_chunks >= 0) p->config.torus_chunks = torus_chunks;
     out.push_back(std::move(p).value());
   }
   return out;

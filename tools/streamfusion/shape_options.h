@@ -19,7 +19,7 @@ struct ShapeOptions {
   std::vector<std::string> schemes = {"all"};
   std::string mesh;       // explicit mesh for a single scheme
   std::string transport;  // "", "one-sided", "two-sided"
-  int torus_chunks = 0;   // 0 = automatic
+  int torus_chunks = -1;  // -1: the planner decides; 0: automatic by call size; n: n segments
   double intra_gbps = 300, inter_gbps = 50;
   bool json = false;
 

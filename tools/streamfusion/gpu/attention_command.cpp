@@ -31,7 +31,7 @@ struct AttentionOptions {
   std::vector<std::string> schemes = {"ring", "ulysses", "usp", "tas", "torus", "sfu"};
   std::string transports = "auto";  // auto | two-sided | one-sided | both
   std::vector<std::string> custom_meshes;  // extra cases: scheme custom with these meshes
-  int torus_chunks = 0;                    // SpAttentionConfig::torus_chunks (0 = automatic)
+  int torus_chunks = -1;                   // -1: the planner decides; else SpAttentionConfig::torus_chunks
   int warmup = 2, iters = 5;
   bool single = true;  // time the one-GPU layer too
   uint64_t seed = 7;
@@ -287,13 +287,15 @@ int run_attention(const AttentionOptions& o) {
             const std::string name =
                 c.mesh.empty() ? display_name(scheme, transport)
                                : "custom " + c.mesh + (transport == Transport::kOneSided ? " (NVSHMEM)" : " (NCCL)");
-            auto plan = make_plan(scheme, topo, shape, c.mesh, transport);
+            // The planner sees the (emulated) inter-machine speed, as it would a real cluster's.
+            auto plan = make_plan(scheme, topo, shape, c.mesh, transport,
+                                  LinkSpeeds{300.0, topo.machines > 1 ? gbps : 300.0, 600.0});
             if (!plan) {
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
                                          plan.status().to_string().c_str());
               continue;
             }
-            plan->config.torus_chunks = o.torus_chunks;
+            if (o.torus_chunks >= 0) plan->config.torus_chunks = o.torus_chunks;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -402,7 +404,8 @@ void register_gpu_attention_command(CLI::App& app) {
                   "auto (sfu one-sided on NVSHMEM, others two-sided on NCCL), two-sided, one-sided, both");
   sub->add_option("--custom-meshes", o->custom_meshes, "extra explicit meshes run as scheme custom, both transports "
                                                        "(comma list, e.g. T4,T2U2)")->delimiter(',');
-  sub->add_option("--torus-chunks", o->torus_chunks, "row segments per Torus transfer (0 = automatic)");
+  sub->add_option("--torus-chunks", o->torus_chunks,
+                  "row segments per Torus transfer (-1: planner decides; 0: up to 4 as call sizes allow)");
   sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations");
   sub->add_option("-n,--iters", o->iters, "Timed iterations (median)");
   sub->add_flag("!--no-single", o->single, "Skip timing the one-GPU layer");
