@@ -57,6 +57,33 @@ std::string display_name(Scheme s, Transport t) {
   }
 }
 
+// One attention call of `rows` query rows against all keys of the layer: the one-GPU computation (the reference
+// for this rank's rows, and the timed whole layer). Not copyable: the problem points into the chunks.
+struct FullKeysCall {
+  QChunk qc;
+  KVChunk kv;
+  AttentionProblem problem;
+  FullKeysCall(const AttentionShape& shape, void* q, void* out, int64_t rows, void* kfull, void* vfull, float scale) {
+    qc.q = dense_rows(q, rows, shape.heads, shape.head_dim);
+    qc.out = dense_rows(out, rows, shape.heads, shape.head_dim);
+    kv.k = dense_rows(kfull, shape.seq_len, shape.heads, shape.head_dim);
+    kv.v = dense_rows(vfull, shape.seq_len, shape.heads, shape.head_dim);
+    problem.dtype = shape.dtype;
+    problem.batch = shape.batch;
+    problem.heads = shape.heads;
+    problem.head_dim = shape.head_dim;
+    problem.scale = scale;
+    problem.q = &qc;
+    problem.num_q = 1;
+    problem.kv = &kv;
+    problem.num_kv = 1;
+    problem.mode = AccumulatorMode::kInit;
+    problem.finalize = true;
+  }
+  FullKeysCall(const FullKeysCall&) = delete;
+  FullKeysCall& operator=(const FullKeysCall&) = delete;
+};
+
 // Rank-local state of one shape: inputs, output, reference.
 struct ShapeBuffers {
   Device* dev = nullptr;
@@ -185,25 +212,8 @@ int run_attention(const AttentionOptions& o) {
     // The one-GPU result for this rank's rows: the same Device, all keys in one call.
     const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
     {
-      QChunk qc;
-      qc.q = dense_rows(buf.q, rows, shape.heads, shape.head_dim);
-      qc.out = dense_rows(buf.ref, rows, shape.heads, shape.head_dim);
-      KVChunk kv;
-      kv.k = dense_rows(buf.kfull, shape.seq_len, shape.heads, shape.head_dim);
-      kv.v = dense_rows(buf.vfull, shape.seq_len, shape.heads, shape.head_dim);
-      AttentionProblem p;
-      p.dtype = dtype;
-      p.batch = shape.batch;
-      p.heads = shape.heads;
-      p.head_dim = shape.head_dim;
-      p.scale = scale;
-      p.q = &qc;
-      p.num_q = 1;
-      p.kv = &kv;
-      p.num_kv = 1;
-      p.mode = AccumulatorMode::kInit;
-      p.finalize = true;
-      ATT_CHECK(dev.attention(p));
+      const FullKeysCall ref(shape, buf.q, buf.ref, rows, buf.kfull, buf.vfull, scale);
+      ATT_CHECK(dev.attention(ref.problem));
       ATT_CHECK(ctx->synchronize());
     }
     // One-GPU time of the whole layer (rank 0; the others wait at the store).
@@ -214,24 +224,8 @@ int run_attention(const AttentionOptions& o) {
       ATT_CHECK(qfull_r.status());
       ATT_CHECK(ofull_r.status());
       ATT_CHECK(fill_rows(*ctx, qfull_r.value(), shape, 0, shape.seq_len, sq));
-      QChunk qc;
-      qc.q = dense_rows(qfull_r.value(), shape.seq_len, shape.heads, shape.head_dim);
-      qc.out = dense_rows(ofull_r.value(), shape.seq_len, shape.heads, shape.head_dim);
-      KVChunk kv;
-      kv.k = dense_rows(buf.kfull, shape.seq_len, shape.heads, shape.head_dim);
-      kv.v = dense_rows(buf.vfull, shape.seq_len, shape.heads, shape.head_dim);
-      AttentionProblem p;
-      p.dtype = dtype;
-      p.batch = shape.batch;
-      p.heads = shape.heads;
-      p.head_dim = shape.head_dim;
-      p.scale = scale;
-      p.q = &qc;
-      p.num_q = 1;
-      p.kv = &kv;
-      p.num_kv = 1;
-      p.finalize = true;
-      auto ms = ctx->time_iterations([&] { return dev.attention(p); }, o.warmup, o.iters);
+      const FullKeysCall layer(shape, qfull_r.value(), ofull_r.value(), shape.seq_len, buf.kfull, buf.vfull, scale);
+      auto ms = ctx->time_iterations([&] { return dev.attention(layer.problem); }, o.warmup, o.iters);
       ATT_CHECK(ms.status());
       one_gpu_ms = median(ms.value());
       dev.free(qfull_r.value());
