@@ -119,17 +119,19 @@ def main():
                 cells.append(f'{r["intra_bytes"] / 1e6:.0f} / {r["inter_bytes"] / 1e6:.0f}' if r else "—")
             w(f"| {n} | " + " | ".join(cells) + " |")
         w("")
-        # Targets.
+        # Targets. World size from the topology ("MxN"), so 8-GPU runs report against one GPU / 8.
         for c in cols:
             best = min((cell[(n, c)] for n in names if (n, c) in cell), key=lambda r: r["ms"])
+            m, n_per = (int(x) for x in best["topology"].split("x"))
+            world = m * n_per
             if c.endswith("NVLink"):
                 targets.append((label, S, c, "best scheme scaling efficiency vs own 1-GPU",
-                                f'{best["name"]}: {one / best["ms"] / 4 * 100:.0f} %'))
+                                f'{best["name"]}: {one / best["ms"] / world * 100:.0f} %'))
             else:
                 usp = cell.get(("USP", c))
                 sfu = cell.get(("SFU-NVSHMEM", c)) or cell.get(("SFU-NCCL", c))
                 if usp and sfu:
-                    comp = one / 4
+                    comp = one / world
                     xfer = sfu["inter_bytes"] / (sfu["inter_gbps"] * 1e9) * 1e3 if sfu["inter_gbps"] else 0
                     bound = max(comp, xfer)
                     targets.append((label, S, c, "SFU-NVSHMEM speedup over USP; SFU ms / max(compute, transfer)",

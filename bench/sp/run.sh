@@ -56,7 +56,14 @@ if [ "${SF_QUICK:-0}" = 1 ]; then
 else
   FLUX_S=16384,36864,65536; COG_S=81920,163840; IT="-w 2 -n 5"
 fi
-COMMON="--topology 1x4,2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes ring,ulysses,usp,tas,torus,sfu --json $OUTDIR/sp.jsonl ${SF_EXTRA_ARGS:-}"
+# Meshes for the host's GPU count: all NVLink, and 2 and 4 emulated machines (8 GPUs: 1x8, 2x4, 4x2).
+case "$NGPU" in
+  8) TOPOS=1x8,2x4,4x2 ;;
+  2) TOPOS=1x2,2x1 ;;
+  *) TOPOS=1x4,2x2,4x1 ;;
+esac
+TOPOS=${SF_TOPOLOGIES:-$TOPOS}
+COMMON="--topology $TOPOS --gbps 50,6.25 --latency-us 5 --schemes ring,ulysses,usp,tas,torus,sfu --json $OUTDIR/sp.jsonl ${SF_EXTRA_ARGS:-}"
 step ours_flux 180 $LAUNCH -- "$SFG" gpu-attention -S $FLUX_S -H 24 -D 128 $COMMON $IT --label flux
 step ours_cogvideox 180 $LAUNCH -- "$SFG" gpu-attention -S $COG_S -H 48 -D 64 $COMMON -w 1 -n 3 --label cogvideox
 step torch_flux 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $FLUX_S --heads 24 --head-dim 128 --label flux --json "$OUTDIR/torch.jsonl"
