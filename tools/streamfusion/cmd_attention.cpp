@@ -5,6 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <unistd.h>
 
 #include "commands.h"
 #include "shape_options.h"
@@ -36,6 +37,17 @@ int run_attention(const AttentionOptions& o) {
   if (!plans) return report_error(plans.status());
   const Topology topo = *o.shape.topo();
   const AttentionShape shape = *o.shape.shape();
+  // CPU ranks hold the global Q/K/V, every rank's slices, workspaces and the float64 reference in host
+  // memory: refuse a layer that cannot fit instead of dying in the allocator.
+  const double elems = static_cast<double>(shape.batch) * shape.seq_len * shape.heads * shape.head_dim;
+  const double need = elems * (12.0 * dtype_size(shape.dtype) + (o.check ? 8.0 : 0.0) + 12.0);
+  const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  if (have > 0 && need > 0.6 * have) {
+    char msg[256];
+    std::snprintf(msg, sizeof msg, "this layer needs about %.1f GiB on CPU ranks but the machine has %.1f GiB; use a "
+                  "smaller --seq/--batch or a GPU backend", need / (1 << 30), have / (1 << 30));
+    return report_error(invalid_argument(msg));
+  }
   const LayerInputs in = make_random_inputs(shape, o.seed);
   std::vector<double> ref;
   if (o.check) ref = reference_output(in);
