@@ -110,16 +110,7 @@ Status fill_rows(gpu::GpuContext& ctx, void* dst, const AttentionShape& sh, int6
   return Status::ok();
 }
 
-#define ATT_CHECK(expr)                                                                  \
-  do {                                                                                   \
-    ::sf::Status st_ = (expr);                                                           \
-    if (!st_.is_ok()) {                                                                  \
-      std::fprintf(stderr, "[rank %d] gpu-attention: %s\n", rank, st_.to_string().c_str()); \
-      std::fflush(stdout);                                                    \
-      std::_Exit(1); /* skip teardown: its collective barriers would wait for peers */ \
-      return 1;                                                                          \
-    }                                                                                    \
-  } while (0)
+#define ATT_CHECK(expr) SF_GPU_CLI_CHECK("gpu-attention", expr)
 
 int run_attention(const AttentionOptions& o) {
   auto env = gpu::read_launch_env();

@@ -1,8 +1,17 @@
 #include "gpu_commands.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 namespace sf::cli {
+
+void exit_rank_on_error(int rank, const char* command, const Status& status) {
+  std::fprintf(stderr, "[rank %d] %s: %s\n", rank, command, status.to_string().c_str());
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(1);
+}
 
 std::vector<std::string> split_list(const std::vector<std::string>& items) {
   std::vector<std::string> out;

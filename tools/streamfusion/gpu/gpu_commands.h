@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "streamfusion/status.h"
+
 namespace sf::cli {
 
 void register_gpu_commands(CLI::App& app);
@@ -13,7 +15,18 @@ void register_launch_command(CLI::App& app);
 void register_gpu_attention_command(CLI::App& app);
 void register_gpu_links_command(CLI::App& app);
 
+// Ends this rank's process on a failed Status: "[rank r] <command>: <message>". It skips teardown on purpose:
+// destructors run collective barriers that would wait for peers which may never come.
+[[noreturn]] void exit_rank_on_error(int rank, const char* command, const Status& status);
+
 // Splits "a,b,c" (a CLI11 vector option given once with commas also arrives here already split).
 std::vector<std::string> split_list(const std::vector<std::string>& items);
 
 }  // namespace sf::cli
+
+// Checks a Status inside a GPU subcommand (needs `rank` in scope); see exit_rank_on_error.
+#define SF_GPU_CLI_CHECK(command, expr)                                                   \
+  do {                                                                                 \
+    ::sf::Status sf_gpu_st_ = (expr);                                                  \
+    if (!sf_gpu_st_.is_ok()) ::sf::cli::exit_rank_on_error(rank, command, sf_gpu_st_); \
+  } while (0)

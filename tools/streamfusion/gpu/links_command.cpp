@@ -33,16 +33,7 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-#define CLI_CHECK(expr)                                                                                   \
-  do {                                                                                                    \
-    ::sf::Status st_ = (expr);                                                                            \
-    if (!st_.is_ok()) {                                                                                   \
-      std::fprintf(stderr, "[rank %d] gpu-links: %s\n", rank, st_.to_string().c_str());                  \
-      std::fflush(stdout);                                                    \
-      std::_Exit(1); /* skip teardown: its collective barriers would wait for peers */ \
-      return 1;                                                                                           \
-    }                                                                                                     \
-  } while (0)
+#define CLI_CHECK(expr) SF_GPU_CLI_CHECK("gpu-links", expr)
 
 int run_links(const LinksOptions& o) {
   auto env = gpu::read_launch_env();
