@@ -4,7 +4,9 @@
 #   bench/kernel/run.sh [results_dir]        (default: $OUT, else /tmp/sf-kernel-bench)
 # Environment: SF_KERNEL_BUILD=dir   use/keep the build there (binaries already built are reused)
 #              SF_BENCH_SEQS=4096,...  sequence lengths (default 4096..65536)
-#              SF_PATHS="a b"      kernel paths to test and time (default: all seven)
+#              SF_PATHS="a b:4"    kernel variants (path[:emulated exp blocks]) to test; the passing ones
+#                                  among SF_VARIANTS_128 / SF_VARIANTS_64 are timed
+#              SF_ROUNDS=n         interleaved timing rounds (default 5)
 #              SF_EXTRA_TEST_PATHS="c d"  paths only tested, after the timing, while SF_DEADLINE allows
 #              SF_DEADLINE=s       seconds after which optional steps (extra tests, memcheck) are skipped
 #                                  (default 270: the whole script fits a 300-second call)
@@ -14,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RES=${1:-${OUT:-/tmp/sf-kernel-bench}}
 BUILD=${SF_KERNEL_BUILD:-/tmp/sf-kernel-build}
 SEQS=${SF_BENCH_SEQS:-4096,8192,16384,32768,65536}
-PATHS=${SF_PATHS:-hopper_ws hopper_ws_pp hopper_ws_seq_pp hopper_tma hopper_tma_pp hopper ampere}
+PATHS=${SF_PATHS:-hopper_ws hopper_ws2 hopper_ws_pp hopper_tma}
 EXTRA_TEST_PATHS=${SF_EXTRA_TEST_PATHS:-}
 DEADLINE=${SF_DEADLINE:-270}
 SECONDS=0
@@ -28,83 +30,88 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,po
   --format=csv > "$RES/gpu.txt" 2>&1
 echo "== card: $CARD"
 
-if [ ! -x "$BUILD/sf_kernel_bench" ] || [ ! -x "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" ]; then
+if [ ! -x "$BUILD/sf_kernel_bench" ] || [ ! -f "$BUILD/libsf_bench_capi.so" ] ||
+   [ ! -x "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" ]; then
   echo "== building in $BUILD"
   timeout 120 cmake -S "$ROOT/src/backends/cuda" -B "$BUILD" -G Ninja > "$RES/build.log" 2>&1 &&
     timeout 400 ninja -C "$BUILD" >> "$RES/build.log" 2>&1 || { echo "BUILD FAILED"; tail -40 "$RES/build.log"; exit 1; }
 fi
 
-# Kernel paths (SF_CUDA_ATTENTION_PATH): hopper_ws (the library default: warp-specialized, TMA producer
-# warpgroup), hopper_ws_pp (+ consumer ping-pong), hopper_ws_seq_pp (ping-pong, no intra-warpgroup overlap),
-# hopper_tma (TMA by thread 0), hopper_tma_pp (warpgroup ping-pong), hopper (cp.async loads), ampere (mma.sync). Every path that passes its tests is timed single-chunk; the fastest is
-# then timed with multiple chunks as "streamfusion".
-run_tests() {  # path, verbose
-  echo "== GPU kernel tests, $1 kernel ($SECONDS s)"
-  SF_CUDA_ATTENTION_PATH=$1 timeout 40 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" > "$RES/tests_$1.log" 2>&1
+# Kernel variants are "path[:emu]": SF_CUDA_ATTENTION_PATH = hopper_ws (the library default: warp-specialized,
+# TMA producer warpgroup, two consumer warpgroups at D=128 and three at D=64), hopper_ws2 (two at both),
+# hopper_ws_pp (+ consumer ping-pong), hopper_ws_seq_pp (ping-pong, no intra-warpgroup
+# overlap), hopper_tma (TMA by thread 0), hopper_tma_pp (warpgroup ping-pong), hopper (cp.async loads), ampere
+# (mma.sync); emu = SF_CUDA_EXP_EMULATION, how many of a tile's 16 column blocks take exp2 from the FMA-pipe
+# polynomial (hopper_ws only). Every variant is tested; those that pass are timed.
+run_tests() {  # variant, verbose
+  local path=${1%%:*} emu=0
+  [[ $1 == *:* ]] && emu=${1##*:}
+  local log="$RES/tests_${path}_emu${emu}.log"
+  echo "== GPU kernel tests, $1 ($SECONDS s)"
+  SF_CUDA_ATTENTION_PATH=$path SF_CUDA_EXP_EMULATION=$emu timeout 40 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
+    > "$log" 2>&1
   local trc=$?
   if [ "$2" = 1 ]; then
-    grep -E "^\[ +(OK|FAILED|PASSED) |^\[[a-z0-9]|Failure|mismatch|Expected|Which is|error|TMA" "$RES/tests_$1.log" | head -60
+    grep -E "^\[ +(OK|FAILED|PASSED) |^\[[a-z0-9]|Failure|mismatch|Expected|Which is|error|TMA" "$log" | head -60
   else
-    grep -E "^\[ +(FAILED|PASSED) |Failure|mismatch|TMA" "$RES/tests_$1.log" | head -20
+    grep -E "^\[ +(FAILED|PASSED) |Failure|mismatch|TMA|rel err|ratio" "$log" | head -20
   fi
-  if [ $trc -ne 0 ]; then echo "TESTS FAILED ($1 kernel, rc $trc)"; status=1; fi
+  if [ $trc -ne 0 ]; then echo "TESTS FAILED ($1, rc $trc)"; status=1; fi
   return $trc
 }
 PASSED=""
 first=1
-for path in $PATHS; do
-  if run_tests $path $first; then PASSED="$PASSED $path"; fi
+for variant in $PATHS; do
+  if run_tests $variant $first; then PASSED="$PASSED $variant"; fi
   first=0
 done
-echo "== paths that passed:$PASSED"
+echo "== variants that passed:$PASSED"
 
+# Timing: one process per head configuration, FA2, cuDNN and every passing variant interleaved in rounds
+# (interleaved_bench.py says why), then the fastest variant with multiple chunks against its own one chunk.
 echo "== timing ($SECONDS s)"
 : > "$RES/ours.jsonl"; : > "$RES/sdpa.jsonl"
-for hd in "24 128" "48 64"; do
-  set -- $hd
-  for path in $PASSED; do
-    SF_CUDA_ATTENTION_PATH=$path timeout 40 "$BUILD/sf_kernel_bench" --dtype bf16 --heads "$1" --dim "$2" \
-      --seqs "$SEQS" --budget-ms 100 --impl "streamfusion_$path" >> "$RES/ours.jsonl" 2>> "$RES/bench.err" || status=1
+want() {  # the passing variants among the given ones, comma separated, "path:emu" form
+  local out=""
+  for v in "$@"; do
+    for p in $PASSED; do [ "$p" = "$v" ] && out="$out,${v%%:*}:$([[ $v == *:* ]] && echo ${v##*:} || echo 0)"; done
   done
-  timeout 60 "$PY" "$ROOT/bench/kernel/sdpa_bench.py" --heads "$1" --dim "$2" --seqs "$SEQS" --budget-ms 250 \
-    >> "$RES/sdpa.jsonl" 2>> "$RES/bench.err" || status=1
-done
-# The fastest passing path per head dim (mean single-chunk TFLOP/s).
-best_path() {
-  "$PY" - "$RES/ours.jsonl" "$1" <<'PYEOF'
-import json, sys, collections
-tf = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        r = json.loads(line)
-        if "tflops" in r and r["impl"].startswith("streamfusion_") and r["D"] == int(sys.argv[2]):
-            tf[r["impl"]].append(r["tflops"])
-print(max(tf, key=lambda k: sum(tf[k]) / len(tf[k]))[len("streamfusion_"):] if tf else "hopper_ws")
-PYEOF
+  echo "${out#,}"
 }
-BEST128=$(best_path 128); BEST64=$(best_path 64)
-echo "== ($SECONDS s) fastest passing path: D=128 $BEST128, D=64 $BEST64 (timed with multiple chunks as streamfusion)"
-for hd in "24 128 $BEST128" "48 64 $BEST64"; do
+V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws_pp})
+V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws2})
+for hd in "24 128 $V128" "48 64 $V64"; do
   set -- $hd
-  SF_CUDA_ATTENTION_PATH=$3 timeout 60 "$BUILD/sf_kernel_bench" --dtype bf16 --heads "$1" --dim "$2" \
-    --seqs "$SEQS" --kv-chunks 1,2,4,8 --q-chunks 1,2 --budget-ms 250 >> "$RES/ours.jsonl" 2>> "$RES/bench.err" || status=1
+  [ -z "${3:-}" ] && { echo "no passing variant to time at D=$2"; status=1; continue; }
+  timeout 200 "$PY" "$ROOT/bench/kernel/interleaved_bench.py" --lib "$BUILD/libsf_bench_capi.so" --heads "$1" \
+    --dim "$2" --seqs "$SEQS" --variants "$3" --rounds "${SF_ROUNDS:-5}" > "$RES/interleaved_$2.jsonl" \
+    2>> "$RES/bench.err" || status=1
+  grep '"impl": "sdpa' "$RES/interleaved_$2.jsonl" >> "$RES/sdpa.jsonl"
+  grep -v '"impl": "sdpa' "$RES/interleaved_$2.jsonl" >> "$RES/ours.jsonl"
 done
+grep "fastest" "$RES/bench.err"
+BEST128=$(grep -o "D=128: [a-z_0-9]* with [0-9]*" "$RES/bench.err" | tail -1 | sed 's/D=128: //')
+BEST64=$(grep -o "D=64: [a-z_0-9]* with [0-9]*" "$RES/bench.err" | tail -1 | sed 's/D=64: //')
 tail -5 "$RES/bench.err" 2>/dev/null
-for path in $EXTRA_TEST_PATHS; do
-  if [ $SECONDS -lt $DEADLINE ]; then run_tests $path 0; else echo "== skipped tests of $path (deadline)"; fi
+for variant in $EXTRA_TEST_PATHS; do
+  if [ $SECONDS -lt $DEADLINE ]; then run_tests $variant 0; else echo "== skipped tests of $variant (deadline)"; fi
 done
-MEMCHECK_PATH=$(echo $PASSED | cut -d' ' -f1)
-left=$((DEADLINE + 20 - SECONDS))
-if [ "${SF_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer > /dev/null && [ $left -gt 20 ]; then
-  echo "== compute-sanitizer memcheck, ${MEMCHECK_PATH:-hopper_ws} kernel (small cases, ${left} s at most)"
-  SF_CUDA_ATTENTION_PATH=${MEMCHECK_PATH:-hopper_ws} timeout $left compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
-    --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaMerge.*' \
-    > "$RES/memcheck.log" 2>&1
-  echo "memcheck rc $? ($(grep -c 'Invalid' "$RES/memcheck.log") invalid accesses)"; grep -m5 -A3 "Invalid" "$RES/memcheck.log"
-else
-  echo "== memcheck skipped (${left} s left)"
-fi
+# compute-sanitizer memcheck of the small cases, for each kernel path in SF_MEMCHECK while time is left.
+for mpath in ${SF_MEMCHECK:-hopper_ws hopper_ws2}; do
+  left=$((DEADLINE + 20 - SECONDS))
+  if [ "${SF_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer > /dev/null && [ $left -gt 20 ]; then
+    echo "== compute-sanitizer memcheck, $mpath kernel (small cases, ${left} s at most)"
+    SF_CUDA_ATTENTION_PATH=$mpath timeout $left compute-sanitizer --tool memcheck --error-exitcode 9 \
+      "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
+      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaMerge.*' \
+      > "$RES/memcheck_$mpath.log" 2>&1
+    echo "memcheck $mpath rc $? ($(grep -c 'Invalid' "$RES/memcheck_$mpath.log") invalid accesses)"
+    grep -m5 -A3 "Invalid" "$RES/memcheck_$mpath.log"
+  else
+    echo "== memcheck of $mpath skipped (${left} s left)"
+  fi
+done
 echo "== total $SECONDS s"
-HEADER="Card: $CARD · $(date -u '+%Y-%m-%d %H:%M UTC') · CUDA $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' | cut -d' ' -f2) · torch $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null) · bf16, B=1, self-attention, medians of CUDA-event timings after warm-up · StreamFusion = $BEST128 kernel at D=128, $BEST64 at D=64"
+HEADER="Card: $CARD · $(date -u '+%Y-%m-%d %H:%M UTC') · CUDA $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' | cut -d' ' -f2) · torch $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null) · bf16, B=1, self-attention, medians of CUDA-event timings after warm-up · timed in one process per head dim, alternating with SDPA in ${SF_ROUNDS:-5} rounds (median of round medians) · StreamFusion = $BEST128 emulated exp blocks at D=128, $BEST64 at D=64"
 "$PY" "$ROOT/bench/kernel/report.py" "$HEADER" "$RES/ours.jsonl" "$RES/sdpa.jsonl" | tee "$RES/RESULTS.md"
 exit $status

@@ -19,13 +19,15 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 // The Q tile of this block: the last chunk i with tile_start[i] <= blockIdx.x (empty chunks were dropped on the
-// host, so the prefix sum is strictly increasing), and the tile's first row within that chunk.
+// host, so the prefix sum is strictly increasing), and the tile's first row within that chunk. kRows: rows per
+// Q tile, as the host counted them for tile_start.
 struct QTile {
   int chunk;
   int64_t row0;
   int valid;  // rows of the tile inside the chunk
 };
 
+template <int kRows = kBlockM>
 __device__ __forceinline__ QTile find_q_tile(const AttentionArgs& args) {
   const int bx = blockIdx.x;
   int lo = 0, hi = args.num_q - 1;
@@ -35,22 +37,23 @@ __device__ __forceinline__ QTile find_q_tile(const AttentionArgs& args) {
   }
   QTile q;
   q.chunk = lo;
-  q.row0 = static_cast<int64_t>(bx - args.tile_start[lo]) * kBlockM;
+  q.row0 = static_cast<int64_t>(bx - args.tile_start[lo]) * kRows;
   const int64_t left = args.q[lo].len - q.row0;
-  q.valid = left < kBlockM ? static_cast<int>(left) : kBlockM;
+  q.valid = left < kRows ? static_cast<int>(left) : kRows;
   return q;
 }
 
 // Issues cp.async for kRows rows of D elements (row r at base + r*stride_s) into a shared tile whose 16-byte
 // chunk (row, chunk) lives at dst + offset(row, chunk); rows at or past `valid` are zero-filled, never read.
-template <int D, int kRows, typename OffsetFn>
+// kThr threads take part (tid in [0, kThr)).
+template <int D, int kRows, int kThr = kThreads, typename OffsetFn>
 __device__ __forceinline__ void load_rows_async(uint32_t dst, const uint16_t* base, int64_t stride_s, int valid,
                                                 int tid, OffsetFn offset) {
   constexpr int kChunks = D / 8;
-  static_assert(kRows * kChunks % kThreads == 0, "tile must split evenly over the block");
+  static_assert(kRows * kChunks % kThr == 0, "tile must split evenly over the threads");
 #pragma unroll
-  for (int it = 0; it < kRows * kChunks / kThreads; ++it) {
-    const int i = tid + it * kThreads;
+  for (int it = 0; it < kRows * kChunks / kThr; ++it) {
+    const int i = tid + it * kThr;
     const int row = i / kChunks;
     const int chunk = i % kChunks;
     const bool ok = row < valid;
@@ -122,10 +125,13 @@ __device__ __forceinline__ void init_rows(const AttentionArgs& args, const QChun
 // Takes the raw scores q·k of one K/V tile, masks columns >= valid, updates m and l, turns s into
 // probabilities (unnormalized, relative to the new m) and returns the factor the old Õ must be multiplied by.
 // For a positive scale (the usual case) the row max is taken on the raw scores and the scaling folds into
-// the exponent's FFMA; otherwise the scores are scaled first.
-template <int kNT, int kDT>
+// the exponent's FFMA; otherwise the scores are scaled first. kEmu of the kNT 8-column blocks (spread evenly)
+// take their exponentials from poly_exp2 on the FMA pipes, the others from the MUFU unit: at D=64 the MUFU
+// alone needs as many cycles per tile as the tensor cores.
+template <int kEmu = 0, int kNT, int kDT>
 __device__ __forceinline__ void online_softmax(float (&s)[kNT][4], int valid, float scale_log2, RowState<kDT>& st,
                                                float (&alpha)[2]) {
+  static_assert(kEmu >= 0 && kEmu <= kNT, "kEmu counts 8-column blocks");
   const int t = threadIdx.x & 3;
   const bool fold = scale_log2 > 0.f;
   if (!fold) {
@@ -142,24 +148,42 @@ __device__ __forceinline__ void online_softmax(float (&s)[kNT][4], int valid, fl
         if (8 * j + 2 * t + (e & 1) >= valid) s[j][e] = -INFINITY;
   }
   const float mul = fold ? scale_log2 : 1.f;
+  // Row max and row sum in kLanes independent partials: a single running value would be a chain of 2·kNT
+  // dependent instructions per row (FADD cannot be reassociated by the compiler), and with only two or three
+  // consumer warps per scheduler little hides that latency. Measured: fewer "wait" stalls, kernel time unchanged
+  // within the noise (bench/kernel/NOTES.md).
+  constexpr int kLanes = kNT % 4 == 0 ? 4 : 1;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    float mx = -INFINITY;
+    float part[kLanes];
 #pragma unroll
-    for (int j = 0; j < kNT; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * i], s[j][2 * i + 1]));
+    for (int r = 0; r < kLanes; ++r) part[r] = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kNT; ++j) part[j % kLanes] = fmaxf(part[j % kLanes], fmaxf(s[j][2 * i], s[j][2 * i + 1]));
+    float mx = part[0];
+#pragma unroll
+    for (int r = 1; r < kLanes; ++r) mx = fmaxf(mx, part[r]);
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(st.m[i], mx * mul);  // −inf · mul stays −inf
     const float m_use = m_new == -INFINITY ? 0.f : m_new;  // nothing seen yet: keep exp2 away from −inf − (−inf)
     alpha[i] = fast_exp2(st.m[i] - m_use);
     st.m[i] = m_new;
-    float sum = 0.f;
+#pragma unroll
+    for (int r = 0; r < kLanes; ++r) part[r] = 0.f;
 #pragma unroll
     for (int j = 0; j < kNT; ++j) {
-      s[j][2 * i] = fast_exp2(fmaf(s[j][2 * i], mul, -m_use));
-      s[j][2 * i + 1] = fast_exp2(fmaf(s[j][2 * i + 1], mul, -m_use));
-      sum += s[j][2 * i] + s[j][2 * i + 1];
+      // Block j is emulated when the even spread of kEmu blocks over kNT steps past a whole number at j.
+      constexpr bool kAny = kEmu > 0;
+      const bool emulated = kAny && (j * kEmu) / kNT != ((j + 1) * kEmu) / kNT;
+      const float x0 = fmaf(s[j][2 * i], mul, -m_use), x1 = fmaf(s[j][2 * i + 1], mul, -m_use);
+      s[j][2 * i] = emulated ? poly_exp2(x0) : fast_exp2(x0);
+      s[j][2 * i + 1] = emulated ? poly_exp2(x1) : fast_exp2(x1);
+      part[j % kLanes] += s[j][2 * i] + s[j][2 * i + 1];
     }
+    float sum = part[0];
+#pragma unroll
+    for (int r = 1; r < kLanes; ++r) sum += part[r];
     st.l[i] = st.l[i] * alpha[i] + sum;
   }
 }

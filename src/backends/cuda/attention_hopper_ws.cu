@@ -1,6 +1,7 @@
-// The warp-specialized Hopper attention kernel (sm_90a): a producer warpgroup and two consumer warpgroups.
+// The warp-specialized Hopper attention kernel (sm_90a): a producer warpgroup and two (or, at D=64, three)
+// consumer warpgroups.
 //
-// 384 threads. Warpgroup 0 is the producer: after `setmaxnreg.dec` to 24 registers, one of its threads streams
+// 384 (512) threads. Warpgroup 0 is the producer: after `setmaxnreg.dec` to 24 registers, one of its threads streams
 // every K/V tile of the block by TMA into a kStages-deep mbarrier ring ("full": the tile's bytes landed; "empty":
 // all 256 consumer threads are done reading the stage), as far ahead as the ring allows. Warpgroups 1 and 2 are
 // the consumers (64 query rows each): after `setmaxnreg.inc` to 240 registers they load their Q rows
@@ -25,27 +26,40 @@
 namespace sf::cuda::detail {
 namespace {
 
-constexpr int kWsThreads = kThreads + 128;  // producer warpgroup + kThreads consumer threads
+// kWG consumer warpgroups of 64 query rows each, plus the producer warpgroup. Two (240 registers each, enough
+// for S, P and Õ at once at D=128) or three (160 each, D=64 only: a third warpgroup's matrix products hide more
+// of the exponentials, which at D=64 need as many cycles per tile as the tensor cores).
+template <int kWG>
+constexpr int ws_threads() {
+  return 128 * (kWG + 1);
+}
 constexpr int kProducerRegs = 24;
-constexpr int kConsumerRegs = 240;  // 128 · (24 + 2 · 240) = 64512 <= 65536
-static_assert(128 * (kProducerRegs + 2 * kConsumerRegs) <= 65536, "register split exceeds the register file");
+template <int kWG>
+constexpr int ws_consumer_regs() {
+  return kWG == 2 ? 240 : 160;
+}
+static_assert(128 * (kProducerRegs + 2 * ws_consumer_regs<2>()) <= 65536, "register split exceeds the register file");
+static_assert(128 * (kProducerRegs + 3 * ws_consumer_regs<3>()) <= 65536, "register split exceeds the register file");
 
 template <int D>
 constexpr int ws_stages() {
-  return D == 128 ? 3 : 5;  // 32 KB Q + 3 × 64 KB (D=128); 16 KB Q + 5 × 32 KB (D=64)
+  return D == 128 ? 3 : 5;  // 32 KB Q + 3 × 64 KB (D=128); 16 or 24 KB Q + 5 × 32 KB (D=64)
 }
 
-template <typename T, int D, bool kPingPong, bool kOverlap>
-__global__ void __launch_bounds__(kWsThreads, 1) attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
+template <typename T, int D, bool kPingPong, bool kOverlap, int kEmu, int kWG>
+__global__ void __launch_bounds__(ws_threads<kWG>(), 1) attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
+  static_assert(kWG == 2 || (kWG == 3 && D == 64 && kOverlap && !kPingPong), "three warpgroups: D=64, overlap only");
   constexpr int kStages = ws_stages<D>();
+  constexpr int kRowsM = 64 * kWG;
+  constexpr int kConsumers = 128 * kWG;
   extern __shared__ __align__(1024) unsigned char smem[];
-  const KvRing<D, kStages> ring(smem);
+  const KvRing<D, kStages, kRowsM> ring(smem);
   const AttentionArgs& args = p.args;
   const int h = blockIdx.y, b = blockIdx.z;
 
   int num_tiles = 0;
   for (int c = 0; c < args.num_kv; ++c) num_tiles += static_cast<int>((args.kv[c].len + kWgBlockN - 1) / kWgBlockN);
-  if (threadIdx.x == 0) ring.init(kThreads);
+  if (threadIdx.x == 0) ring.init(kConsumers);
   __syncthreads();  // the barriers are initialized (the only block-wide barrier)
 
   // The role as a warp-uniform value (a shuffle from lane 0), so that the branch below is uniform for ptxas.
@@ -58,16 +72,16 @@ __global__ void __launch_bounds__(kWsThreads, 1) attention_hopper_ws_kernel(cons
         produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, h, b);
     }
   } else {  // consumer warpgroups
-    setmaxnreg_inc<kConsumerRegs>();
+    setmaxnreg_inc<ws_consumer_regs<kWG>()>();
     const int tid = threadIdx.x - 128;  // index among the consumer threads: rows 16·(tid/32).. of the tile
     const int wg = tid >> 7;
-    const QTile qt = find_q_tile(args);
+    const QTile qt = find_q_tile<kRowsM>(args);
     const QChunkArgs& qc = args.q[qt.chunk];
-    WgmmaRowLoop<T, D> rows;
+    WgmmaRowLoop<T, D, kEmu, kRowsM> rows;
     rows.begin(args, qc, qt, b, h, ring.s_q, tid);
     cp_async_wait<0>();
     fence_proxy_async();
-    named_barrier_sync(1, kThreads);  // Q landed for both consumer warpgroups
+    named_barrier_sync(1, kConsumers);  // Q landed for every consumer warpgroup
 
     using Turns = std::conditional_t<kPingPong, TurnTaking, NoTurns>;
     Turns turns{};
@@ -90,31 +104,56 @@ __global__ void __launch_bounds__(kWsThreads, 1) attention_hopper_ws_kernel(cons
   }
 }
 
+// The kernel for the options. Emulation is only instantiated for the default variant (two warpgroups, no
+// ping-pong, overlap): 0, 2, 4 or 6 of the 16 column blocks; three warpgroups only at D=64.
+template <typename T, int D>
+auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
+  if (o.ping_pong)
+    return o.overlap ? attention_hopper_ws_kernel<T, D, true, true, 0, 2>
+                     : attention_hopper_ws_kernel<T, D, true, false, 0, 2>;
+  if (!o.overlap) return attention_hopper_ws_kernel<T, D, false, false, 0, 2>;
+  if constexpr (D == 64)
+    if (o.consumer_warpgroups == 3) return attention_hopper_ws_kernel<T, D, false, true, 0, 3>;
+  switch (o.emu_blocks) {
+    case 2: return attention_hopper_ws_kernel<T, D, false, true, 2, 2>;
+    case 4: return attention_hopper_ws_kernel<T, D, false, true, 4, 2>;
+    case 6: return attention_hopper_ws_kernel<T, D, false, true, 6, 2>;
+    default: return attention_hopper_ws_kernel<T, D, false, true, 0, 2>;
+  }
+}
+
+template <int D>
+int ws_smem_bytes(int consumer_warpgroups) {
+  return consumer_warpgroups == 3 ? KvRing<D, ws_stages<D>(), 192>::kSmemBytes
+                                  : KvRing<D, ws_stages<D>(), 128>::kSmemBytes;
+}
+
 }  // namespace
 
 template <typename T, int D>
-cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, bool ping_pong,
-                                       bool overlap, cudaStream_t stream) {
+cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, const WsOptions& o,
+                                       cudaStream_t stream) {
+  if (o.consumer_warpgroups != 2 && (o.consumer_warpgroups != 3 || D != 64 || o.ping_pong || !o.overlap))
+    return cudaErrorInvalidValue;
   thread_local TmaParams prm;  // ~14 KB, kept off the stack; the launch copies it into the kernel's parameters
   const cudaError_t built = fill_tma_params(args, batch, D, std::is_same_v<T, __half>, prm);
   if (built != cudaSuccess) return built;
-  constexpr int kSmem = KvRing<D, ws_stages<D>()>::kSmemBytes;
-  auto kernel =
-      ping_pong
-          ? (overlap ? attention_hopper_ws_kernel<T, D, true, true> : attention_hopper_ws_kernel<T, D, true, false>)
-          : (overlap ? attention_hopper_ws_kernel<T, D, false, true> : attention_hopper_ws_kernel<T, D, false, false>);
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  const int smem = ws_smem_bytes<D>(o.consumer_warpgroups);
+  auto kernel = hopper_ws_kernel<T, D>(o);
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(total_tiles), static_cast<unsigned>(args.heads), static_cast<unsigned>(batch));
-  kernel<<<grid, kWsThreads, kSmem, stream>>>(prm);
+  kernel<<<grid, 128 * (o.consumer_warpgroups + 1), smem, stream>>>(prm);
   return cudaGetLastError();
 }
 
-template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 64>(const AttentionArgs&, int, int, bool, bool,
+template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 64>(const AttentionArgs&, int, int, const WsOptions&,
                                                                    cudaStream_t);
-template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 128>(const AttentionArgs&, int, int, bool, bool,
+template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 128>(const AttentionArgs&, int, int, const WsOptions&,
                                                                     cudaStream_t);
-template cudaError_t launch_attention_hopper_ws<__half, 64>(const AttentionArgs&, int, int, bool, bool, cudaStream_t);
-template cudaError_t launch_attention_hopper_ws<__half, 128>(const AttentionArgs&, int, int, bool, bool, cudaStream_t);
+template cudaError_t launch_attention_hopper_ws<__half, 64>(const AttentionArgs&, int, int, const WsOptions&,
+                                                            cudaStream_t);
+template cudaError_t launch_attention_hopper_ws<__half, 128>(const AttentionArgs&, int, int, const WsOptions&,
+                                                             cudaStream_t);
 
 }  // namespace sf::cuda::detail

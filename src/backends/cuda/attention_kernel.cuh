@@ -71,10 +71,17 @@ cudaError_t launch_attention_hopper(const AttentionArgs& args, int total_tiles, 
 template <typename T, int D>
 cudaError_t launch_attention_hopper_tma(const AttentionArgs& args, int total_tiles, int batch, bool ping_pong,
                                         cudaStream_t stream);
-// Warp-specialized: a TMA producer warpgroup and two consumer warpgroups (setmaxnreg 24/240); ping_pong as
-// above; overlap: the next tile's Q·Kᵀ is issued with this tile's P·V (else each tile runs in turn).
+// Warp-specialized: a TMA producer warpgroup and consumer warpgroups (setmaxnreg).
+struct WsOptions {
+  bool ping_pong = false;  // as above (two consumer warpgroups only)
+  bool overlap = true;     // the next tile's Q·Kᵀ is issued with this tile's P·V (else each tile runs in turn)
+  int emu_blocks = 0;      // 0, 2, 4 or 6 of a tile's 16 column blocks take exp2 from the FMA-pipe polynomial
+                           // (two warpgroups, overlap, no ping-pong; other values mean 0)
+  int consumer_warpgroups = 2;  // 2, or 3 at D=64 with overlap and no ping-pong: Q tiles of 192 rows
+};
+// Q tiles of 64 · consumer_warpgroups rows: total_tiles and args.tile_start must count tiles of that size.
 template <typename T, int D>
-cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, bool ping_pong,
-                                       bool overlap, cudaStream_t stream);
+cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, const WsOptions& options,
+                                       cudaStream_t stream);
 
 }  // namespace sf::cuda::detail

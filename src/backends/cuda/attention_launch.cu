@@ -100,13 +100,14 @@ KVChunkArgs kv_args(const KVChunk& c) {
 }
 
 // Which kernel: SF_CUDA_ATTENTION_PATH = hopper_ws (default: warp-specialized, a TMA producer warpgroup and two
-// consumer warpgroups), hopper_ws_pp (with consumer ping-pong), hopper_ws_seq_pp (ping-pong without the
+// consumer warpgroups at D=128, three and 192-row Q tiles at D=64), hopper_ws2 (two consumer warpgroups at both
+// head dims), hopper_ws_pp (with consumer ping-pong), hopper_ws_seq_pp (ping-pong without the
 // intra-warpgroup overlap), hopper_tma (TMA by thread 0, no producer warpgroup), hopper_tma_pp (with warpgroup
 // ping-pong), hopper (cp.async loads) or ampere (mma.sync); tests and benchmarks run all of them.
 // hopper_ws became the default after GPU call 4 (H100, 2026-11-27: 21/21 tests, 1.15–1.27× hopper_tma in the same
 // run; bench/kernel/RESULTS.md).
 enum class KernelPath {
-  kHopperTma, kHopperTmaPingPong, kHopperWs, kHopperWsPingPong, kHopperWsSeqPingPong, kHopper, kAmpere
+  kHopperTma, kHopperTmaPingPong, kHopperWs, kHopperWs2, kHopperWsPingPong, kHopperWsSeqPingPong, kHopper, kAmpere
 };
 
 KernelPath kernel_path() {
@@ -116,24 +117,66 @@ KernelPath kernel_path() {
   if (std::strcmp(path, "hopper") == 0) return KernelPath::kHopper;
   if (std::strcmp(path, "hopper_tma") == 0) return KernelPath::kHopperTma;
   if (std::strcmp(path, "hopper_tma_pp") == 0) return KernelPath::kHopperTmaPingPong;
+  if (std::strcmp(path, "hopper_ws2") == 0) return KernelPath::kHopperWs2;
   if (std::strcmp(path, "hopper_ws_pp") == 0) return KernelPath::kHopperWsPingPong;
   if (std::strcmp(path, "hopper_ws_seq_pp") == 0) return KernelPath::kHopperWsSeqPingPong;
   return KernelPath::kHopperWs;
 }
 
+// How many of a tile's 16 eight-column blocks take their exponentials from the FMA-pipe polynomial instead of
+// the MUFU unit (hopper_ws only): SF_CUDA_EXP_EMULATION = 0, 2, 4 or 6, else the per-head-dim default.
+template <int D>
+int exp_emulation_blocks() {
+  constexpr int kDefault = 0;
+  const char* v = std::getenv("SF_CUDA_EXP_EMULATION");
+  if (v == nullptr) return kDefault;
+  if (std::strcmp(v, "0") == 0 || std::strcmp(v, "2") == 0 || std::strcmp(v, "4") == 0 || std::strcmp(v, "6") == 0)
+    return std::atoi(v);
+  static bool said = false;
+  if (!said) {
+    said = true;
+    std::fprintf(stderr, "sf::cuda::attention: SF_CUDA_EXP_EMULATION=%s ignored (expected 0, 2, 4 or 6)\n", v);
+  }
+  return kDefault;
+}
+
+// Rows per Q tile of the kernel the path runs (the host counts tiles in these units). At D=64 the default
+// kernel has three consumer warpgroups: 1.13–1.21× the two-warpgroup kernel on an H100 (2026-11-27 07:17 UTC,
+// bench/kernel/RESULTS.md), since the exponentials there take as many cycles per tile as the tensor cores.
+int q_tile_rows(KernelPath path, int64_t head_dim) {
+  return path == KernelPath::kHopperWs && head_dim == 64 ? 192 : detail::kBlockM;
+}
+
+// Tiles of each Q chunk of `args` recounted for block_m-row tiles; the number of tiles, or -1 past a 2^31 grid.
+int64_t retile(AttentionArgs& args, int block_m) {
+  int64_t tiles = 0;
+  for (int i = 0; i < args.num_q; ++i) {
+    args.tile_start[i] = static_cast<int32_t>(tiles);
+    tiles += (args.q[i].len + block_m - 1) / block_m;
+    if (tiles > 0x7fffffff) return -1;
+  }
+  args.tile_start[args.num_q] = static_cast<int32_t>(tiles);
+  return tiles;
+}
+
 template <typename T, int D>
-cudaError_t launch(const AttentionArgs& args, int tiles, int batch, cudaStream_t stream) {
-  const KernelPath path = kernel_path();
+cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, cudaStream_t stream) {
   cudaError_t err = cudaSuccess;
   switch (path) {
     case KernelPath::kAmpere: return detail::launch_attention_ampere<T, D>(args, tiles, batch, stream);
     case KernelPath::kHopper: return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
     case KernelPath::kHopperWs:
+    case KernelPath::kHopperWs2:
     case KernelPath::kHopperWsPingPong:
-    case KernelPath::kHopperWsSeqPingPong:
-      err = detail::launch_attention_hopper_ws<T, D>(args, tiles, batch, path != KernelPath::kHopperWs,
-                                                     path != KernelPath::kHopperWsSeqPingPong, stream);
+    case KernelPath::kHopperWsSeqPingPong: {
+      detail::WsOptions o;
+      o.ping_pong = path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong;
+      o.overlap = path != KernelPath::kHopperWsSeqPingPong;
+      o.emu_blocks = exp_emulation_blocks<D>();
+      o.consumer_warpgroups = q_tile_rows(path, D) / 64;
+      err = detail::launch_attention_hopper_ws<T, D>(args, tiles, batch, o, stream);
       break;
+    }
     case KernelPath::kHopperTma:
     case KernelPath::kHopperTmaPingPong:
       err = detail::launch_attention_hopper_tma<T, D>(args, tiles, batch, path == KernelPath::kHopperTmaPingPong,
@@ -149,16 +192,21 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, cudaStream_t
     said = true;
     std::fprintf(stderr, "sf::cuda::attention: no TMA tensor map for this problem, using the cp.async kernel\n");
   }
-  return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
+  if (q_tile_rows(path, D) == detail::kBlockM) return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
+  thread_local AttentionArgs args128;  // the host counted 192-row tiles: recount for the cp.async kernel's 128
+  args128 = args;
+  const int64_t tiles128 = retile(args128, detail::kBlockM);
+  if (tiles128 < 0) return cudaErrorInvalidConfiguration;
+  return detail::launch_attention_hopper<T, D>(args128, static_cast<int>(tiles128), batch, stream);
 }
 
-cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, int tiles, int batch,
+cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, int tiles, int batch, KernelPath path,
                      cudaStream_t stream) {
   if (dtype == DType::kBF16)
-    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, stream)
-                          : launch<__nv_bfloat16, 128>(args, tiles, batch, stream);
-  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, stream)
-                        : launch<__half, 128>(args, tiles, batch, stream);
+    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, path, stream)
+                          : launch<__nv_bfloat16, 128>(args, tiles, batch, path, stream);
+  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, path, stream)
+                        : launch<__half, 128>(args, tiles, batch, path, stream);
 }
 
 }  // namespace
@@ -180,6 +228,8 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   }
   const int num_kv_groups = kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
 
+  const KernelPath path = kernel_path();
+  const int block_m = q_tile_rows(path, p.head_dim);
   AttentionArgs args;  // ~8 KB: reused across launches
   args.heads = static_cast<int32_t>(p.heads);
   args.scale_log2 = p.scale * 1.4426950408889634f;
@@ -189,7 +239,7 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
     args.num_q = 0;
     int64_t tiles = 0;
     while (qi < qs.size() && args.num_q < detail::kMaxQChunks) {
-      const int64_t t = (qs[qi].len + detail::kBlockM - 1) / detail::kBlockM;
+      const int64_t t = (qs[qi].len + block_m - 1) / block_m;
       if (tiles + t > 0x7fffffff) {
         if (args.num_q == 0) return invalid_argument("a Q chunk is too long for one launch");
         break;
@@ -206,7 +256,7 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
       args.resume = (gk > 0 || p.mode == AccumulatorMode::kResume) ? 1 : 0;
       args.finalize = (gk == num_kv_groups - 1 && p.finalize) ? 1 : 0;
       SF_RETURN_IF_ERROR(detail::cuda_status(
-          dispatch(p.dtype, p.head_dim, args, static_cast<int>(tiles), static_cast<int>(p.batch), stream),
+          dispatch(p.dtype, p.head_dim, args, static_cast<int>(tiles), static_cast<int>(p.batch), path, stream),
           "launching the attention kernel"));
     }
   }

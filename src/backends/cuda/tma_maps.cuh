@@ -59,10 +59,11 @@ __device__ __forceinline__ void produce_tile(const TmaParams& p, KVCursor<kWgBlo
 
 // Shared memory of the TMA kernels: the Q tile, kStages K/V stages (K tile, then V tile), kStages "full" and
 // kStages "empty" mbarriers, from a 1024-byte aligned start (the swizzle atoms need it). Tile i of the block's
-// walk over the K/V chunks lives in stage i % kStages; its barrier phase parity is (i / kStages) & 1.
-template <int D, int kStages>
+// walk over the K/V chunks lives in stage i % kStages; its barrier phase parity is (i / kStages) & 1. The Q
+// tile has kRowsM rows.
+template <int D, int kStages, int kRowsM = kBlockM>
 struct KvRing {
-  static constexpr int kQBytes = kBlockM * D * 2;
+  static constexpr int kQBytes = kRowsM * D * 2;
   static constexpr int kTileBytes = kWgBlockN * D * 2;
   static constexpr int kStageBytes = 2 * kTileBytes;
   static constexpr int kSmemBytes = 1024 + kQBytes + kStages * kStageBytes + 2 * kStages * 8;

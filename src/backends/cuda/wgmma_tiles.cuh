@@ -25,10 +25,10 @@ __device__ __forceinline__ uint32_t sw128_offset(int row, int chunk) {
   return static_cast<uint32_t>((chunk >> 3) * (kRows * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
 }
 
-template <int D, int kRows>
+template <int D, int kRows, int kThr = kThreads>
 __device__ __forceinline__ void load_tile_sw128(uint32_t dst, const uint16_t* base, int64_t stride_s, int valid,
                                                 int tid) {
-  load_rows_async<D, kRows>(dst, base, stride_s, valid, tid,
+  load_rows_async<D, kRows, kThr>(dst, base, stride_s, valid, tid,
                             [](int row, int chunk) { return sw128_offset<kRows>(row, chunk); });
 }
 
@@ -39,16 +39,17 @@ __device__ __forceinline__ uint32_t opaque(uint32_t v) {
   return v;
 }
 
-// S = Q·Kᵀ for this warpgroup's 64 rows and the 128 keys of the tile at s_k (issued, not waited for).
-// Descriptors advance by adding (byte offset >> 4) to the start-address field, which cannot carry over.
-template <typename T, int D>
+// S = Q·Kᵀ for this warpgroup's 64 rows and the 128 keys of the tile at s_k (issued, not waited for); the
+// Q tile has kRowsM rows per 64-column block. Descriptors advance by adding (byte offset >> 4) to the
+// start-address field, which cannot carry over.
+template <typename T, int D, int kRowsM = kBlockM>
 __device__ __forceinline__ void issue_qk(float (&s)[kWgBlockN / 8][4], uint32_t s_q_wg, uint32_t s_k) {
   const uint64_t da0 = sw128_desc(opaque(s_q_wg), 16, 1024);
   const uint64_t db0 = sw128_desc(opaque(s_k), 16, 1024);
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     const uint32_t col = (kk & 3) * 32;  // 16 elements = 32 bytes along the 128-byte row
-    const uint64_t da = da0 + (((kk >> 2) * (kBlockM * 128) + col) >> 4);
+    const uint64_t da = da0 + (((kk >> 2) * (kRowsM * 128) + col) >> 4);
     const uint64_t db = db0 + (((kk >> 2) * (kWgBlockN * 128) + col) >> 4);
     wgmma_ss<T, kWgBlockN>(s, da, db, kk > 0 ? 1 : 0);
   }
@@ -89,7 +90,9 @@ struct NoTurns {
 //   finish()               O *= alpha, P_{j+1} from S_{j+1}
 //   last(V_{n-1})          O += P_{n-1}·V_{n-1}
 // There is no branch between a wgmma's issue and its wait, so that ptxas keeps both groups in flight.
-template <typename T, int D>
+// kEmu: 8-column blocks of each tile whose exponentials run on the FMA pipes (online_softmax). kRowsM: rows of
+// the block's Q tile (64 per consumer warpgroup; its 2·kRowsM consumer threads load it).
+template <typename T, int D, int kEmu = 0, int kRowsM = kBlockM>
 struct WgmmaRowLoop {
   static constexpr int kNT = kWgBlockN / 8;
   float s[kNT][4];
@@ -104,7 +107,7 @@ struct WgmmaRowLoop {
   // the caller waits, fences and synchronizes) and loads or initializes this thread's accumulator rows.
   __device__ __forceinline__ void begin(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt, int b,
                                         int h, uint32_t s_q, int tid) {
-    load_tile_sw128<D, kBlockM>(s_q, qc.q + b * qc.q_sb + h * qc.q_sh + qt.row0 * qc.q_ss, qc.q_ss, qt.valid, tid);
+    load_tile_sw128<D, kRowsM, 2 * kRowsM>(s_q, qc.q + b * qc.q_sb + h * qc.q_sh + qt.row0 * qc.q_ss, qc.q_ss, qt.valid, tid);
     cp_async_commit();
     init_rows<D>(args, qc, qt, b, h, st, tid);
     s_q_wg = s_q + (tid >> 7) * 64 * 128;  // this warpgroup's 64 rows within each column block
@@ -122,12 +125,12 @@ struct WgmmaRowLoop {
   __device__ __forceinline__ void scores(const AttentionArgs& args, uint32_t s_k, Turns& turns) {
     turns.begin();
     wgmma_fence();
-    issue_qk<T, D>(s, s_q_wg, s_k);
+    issue_qk<T, D, kRowsM>(s, s_q_wg, s_k);
     wgmma_commit();
     turns.end();
     wgmma_wait<0>();
     fence_regs(s);
-    online_softmax(s, cur.valid(args), scale_log2, st, alpha);
+    online_softmax<kEmu>(s, cur.valid(args), scale_log2, st, alpha);
     cur.advance(args);
   }
 
@@ -138,14 +141,14 @@ struct WgmmaRowLoop {
     fence_regs(p);
     turns.begin();
     wgmma_fence();
-    issue_qk<T, D>(s, s_q_wg, s_k_next);
+    issue_qk<T, D, kRowsM>(s, s_q_wg, s_k_next);
     wgmma_commit();
     issue_pv<T, D>(st.o, p, s_v);
     wgmma_commit();
     turns.end();
     wgmma_wait<1>();  // S_{j+1} done; P_j·V_j may still run
     fence_regs(s);
-    online_softmax(s, cur.valid(args), scale_log2, st, alpha);
+    online_softmax<kEmu>(s, cur.valid(args), scale_log2, st, alpha);
     cur.advance(args);
     wgmma_wait<0>();
     fence_regs(st.o);

@@ -1,0 +1,47 @@
+// libsf_bench_capi: sf::cuda::attention behind a C function, so that bench/kernel/interleaved_bench.py can time
+// our kernel and PyTorch SDPA in one process, alternating between them (same clocks, same temperature), on the
+// same torch tensors. Tensors are dense [B, S, H, D]; Q is split into q_chunks and K/V into kv_chunks chunks of
+// consecutive rows (chunk c covers rows [c·S/n, (c+1)·S/n)), each passed with its own pointer. Self-attention,
+// fresh accumulator, finalized into O. The kernel path is chosen as always (SF_CUDA_ATTENTION_PATH,
+// SF_CUDA_EXP_EMULATION), read at every call.
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "streamfusion/cuda_kernels.h"
+
+extern "C" int sf_bench_attention(void* q, void* k, void* v, void* o, long long batch, long long seq,
+                                  long long heads, long long dim, int fp16, int q_chunks, int kv_chunks,
+                                  void* stream, char* err, int err_len) {
+  if (q_chunks < 1 || kv_chunks < 1 || q_chunks > seq || kv_chunks > seq) {
+    std::snprintf(err, err_len, "chunk counts must be in [1, S=%lld], got q_chunks=%d kv_chunks=%d", seq,
+                  q_chunks, kv_chunks);
+    return 1;
+  }
+  const int64_t sb = seq * heads * dim, ss = heads * dim, sh = dim;
+  auto at = [&](void* base, int64_t row) { return static_cast<char*>(base) + row * ss * 2; };
+  std::vector<sf::QChunk> qc(q_chunks);
+  for (int c = 0; c < q_chunks; ++c) {
+    const int64_t r0 = c * seq / q_chunks, r1 = (c + 1) * seq / q_chunks;
+    qc[c].q = sf::RowChunk{at(q, r0), r1 - r0, sb, ss, sh};
+    qc[c].out = sf::RowChunk{at(o, r0), r1 - r0, sb, ss, sh};
+  }
+  std::vector<sf::KVChunk> kc(kv_chunks);
+  for (int c = 0; c < kv_chunks; ++c) {
+    const int64_t r0 = c * seq / kv_chunks, r1 = (c + 1) * seq / kv_chunks;
+    kc[c].k = sf::RowChunk{at(k, r0), r1 - r0, sb, ss, sh};
+    kc[c].v = sf::RowChunk{at(v, r0), r1 - r0, sb, ss, sh};
+  }
+  sf::AttentionProblem p;
+  p.dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
+  p.batch = batch, p.heads = heads, p.head_dim = dim;
+  p.scale = 1.f / std::sqrt(static_cast<float>(dim));
+  p.q = qc.data(), p.num_q = q_chunks, p.kv = kc.data(), p.num_kv = kv_chunks;
+  p.mode = sf::AccumulatorMode::kInit, p.finalize = true;
+  const sf::Status st = sf::cuda::attention(p, stream);
+  if (!st.is_ok()) {
+    std::snprintf(err, err_len, "%s", st.message().c_str());
+    return 2;
+  }
+  return 0;
+}
