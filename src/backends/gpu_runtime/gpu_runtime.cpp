@@ -227,16 +227,20 @@ Result<TensorCompare> GpuContext::compare(const void* test, const void* ref, int
   return TensorCompare{r.max_abs, r.rel_l2(), r.non_finite};
 }
 
-Result<std::vector<double>> GpuContext::time_iterations(const std::function<Status()>& body, int warmup,
-                                                        int iters) {
+Result<std::vector<double>> GpuContext::time_iterations(const std::function<Status()>& body, int warmup, int iters,
+                                                        const std::function<Status()>& before_each) {
   GpuStreams& s = impl_->streams;
-  for (int i = 0; i < warmup; ++i) SF_RETURN_IF_ERROR(body());
+  for (int i = 0; i < warmup; ++i) {
+    if (before_each) SF_RETURN_IF_ERROR(before_each());
+    SF_RETURN_IF_ERROR(body());
+  }
   SF_RETURN_IF_ERROR(s.join_lanes());
   std::vector<cudaEvent_t> ev(2 * static_cast<size_t>(iters), nullptr);
   for (auto& e : ev) SF_CUDA_RETURN(cudaEventCreate(&e));
   Status st;
   for (int i = 0; i < iters && st.is_ok(); ++i) {
-    st = cuda_status(cudaEventRecord(ev[2 * i], s.compute()), "cudaEventRecord");
+    if (before_each) st = before_each();
+    if (st.is_ok()) st = cuda_status(cudaEventRecord(ev[2 * i], s.compute()), "cudaEventRecord");
     if (st.is_ok()) st = body();
     if (st.is_ok()) st = s.join_lanes();
     if (st.is_ok()) st = cuda_status(cudaEventRecord(ev[2 * i + 1], s.compute()), "cudaEventRecord");

@@ -62,7 +62,10 @@ class GpuContext {
   Result<TensorCompare> compare(const void* test, const void* ref, int64_t n, DType dtype);
   // Runs body() warmup + iters times back to back; returns each timed iteration's milliseconds, measured with
   // events on the compute stream after joining both communication lanes (so the whole layer is inside).
-  Result<std::vector<double>> time_iterations(const std::function<Status()>& body, int warmup, int iters);
+  // before_each(), when given, is enqueued before every iteration (warm-ups too) outside the timed window: a
+  // GPU-side barrier there makes all ranks start each iteration together.
+  Result<std::vector<double>> time_iterations(const std::function<Status()>& body, int warmup, int iters,
+                                              const std::function<Status()>& before_each = {});
   // Completes every outstanding GPU operation of this rank.
   Status synchronize();
   // Attention calls served by the exact-but-slow fallback kernel so far (process-wide).

@@ -26,7 +26,7 @@ Result<LaunchInfo> read_launch_env() {
 
   bool found = false;
   if (env_int("RANK", &info.rank) && env_int("WORLD_SIZE", &info.world_size)) {
-    info.source = "RANK/WORLD_SIZE";
+    info.source = std::getenv("TORCHELASTIC_RUN_ID") ? "torchrun" : "RANK/WORLD_SIZE";
     found = true;
     if (!env_int("LOCAL_RANK", &info.local_rank)) info.local_rank = info.rank;
     if (!env_int("LOCAL_WORLD_SIZE", &info.local_world_size)) info.local_world_size = info.world_size;
@@ -64,6 +64,13 @@ Result<LaunchInfo> read_launch_env() {
   if (env_int("MASTER_PORT", &port)) {
     if (port <= 0 || port > 65535) return invalid_argument("MASTER_PORT " + std::to_string(port) + " is not a port");
     info.master_port = port;
+  }
+  // torchrun (PyTorch 2.4 on) serves its own store on MASTER_PORT and tells its workers to share it; rank 0
+  // could not listen there, so ours takes the next port (same rule on every rank, every host).
+  if (const char* shared = std::getenv("TORCHELASTIC_USE_AGENT_STORE"); shared && std::string(shared) == "True") {
+    if (info.master_port >= 65535) return invalid_argument("torchrun's MASTER_PORT 65535 leaves no port for ours");
+    info.master_port += 1;
+    info.source += " (store on MASTER_PORT+1: torchrun's agent holds MASTER_PORT)";
   }
   return info;
 }

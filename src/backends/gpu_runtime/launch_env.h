@@ -1,6 +1,7 @@
 // Where this process sits in the job, read from the launcher's environment: torchrun / our own launcher
 // (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), Open MPI's mpirun (OMPI_COMM_WORLD_*), Slurm's srun
-// (SLURM_PROCID, ...). MASTER_ADDR/MASTER_PORT name rank 0's bootstrap store.
+// (SLURM_PROCID, ...). MASTER_ADDR/MASTER_PORT name rank 0's bootstrap store (MASTER_PORT+1 under a torchrun
+// whose agent already serves its own store on MASTER_PORT: TORCHELASTIC_USE_AGENT_STORE=True).
 #pragma once
 
 #include <string>
@@ -16,7 +17,8 @@ struct LaunchInfo {
   int local_world_size = 1;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
-  std::string source = "none";  // which launcher's variables were found
+  std::string source = "none";  // which launcher's variables were found: "RANK/WORLD_SIZE" (streamfusion launch,
+                                // or set by hand), "torchrun", "Open MPI", "Slurm"
   std::string hostname;
 };
 

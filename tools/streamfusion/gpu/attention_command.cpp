@@ -2,7 +2,9 @@
 // srun). For every shape, topology (emulated when M > 1 on one host), inter-machine bandwidth, scheme and
 // transport: checks each rank's output against the one-GPU result computed by the same Device on the full
 // tensors (output poisoned before the run), counts bytes per link class, and times warm-up + iterations with
-// events (median of the slowest rank). Prints a table (rank 0); --json writes one JSON object per row.
+// events (median of the slowest rank). Two baselines per shape: the whole layer on rank 0 alone (`1-GPU ms`), and
+// every rank's own rows against all keys with all ranks busy at once (`all-P compute ms`, the compute share under
+// the clocks and power of P busy GPUs). Prints a table (rank 0); --json writes one JSON object per row.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -33,7 +35,8 @@ struct AttentionOptions {
   std::vector<std::string> custom_meshes;  // extra cases: scheme custom with these meshes
   int torus_chunks = -1;                   // -1: the planner decides; else SpAttentionConfig::torus_chunks
   int warmup = 2, iters = 5;
-  bool single = true;  // time the one-GPU layer too
+  bool single = true;      // time the one-GPU layer too
+  bool concurrent = true;  // time every rank's compute share with all ranks at once too
   uint64_t seed = 7;
   std::string json;
   std::string label;  // free text copied into every JSON row (e.g. the model)
@@ -110,6 +113,33 @@ Status fill_rows(gpu::GpuContext& ctx, void* dst, const AttentionShape& sh, int6
   return Status::ok();
 }
 
+// Every rank times its own query rows against all keys and heads (1/P of the layer's FLOPs) while all the others
+// do the same: a GPU-side barrier before each iteration starts them together, so clocks and power are those of P
+// busy GPUs, not of one busy GPU among idle ones as in the one-GPU time. Returns the slowest rank's median.
+Result<double> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall& share, const AttentionOptions& o,
+                                       const std::string& tag) {
+  Topology all_on_one_host;
+  all_on_one_host.gpus_per_machine = ctx.world_size();
+  SF_ASSIGN_OR_RETURN(std::unique_ptr<RankRuntime> rt,
+                      ctx.make_runtime("nccl", all_on_one_host, gpu::EmulationSettings{}));
+  Comm& comm = rt->comm();
+  Device& dev = rt->device();
+  SF_ASSIGN_OR_RETURN(std::vector<double> ms,
+                      ctx.time_iterations([&] { return dev.attention(share.problem); }, o.warmup, o.iters,
+                                          [&] { return comm.barrier_all(); }));
+  SF_ASSIGN_OR_RETURN(std::vector<std::string> all, gpu::gather_strings(ctx, tag, std::to_string(median(ms))));
+  double slowest = 0.0;
+  for (const std::string& v : all) slowest = std::max(slowest, std::stod(v));
+  return slowest;
+}
+
+// Which launcher's variables this process took its place from (the launcher checks in tests/gpu/multi grep it).
+void print_launch(const gpu::LaunchInfo& env) {
+  std::printf("# launch: rank source = %s; world %d (%d on this host); bootstrap store %s:%d\n", env.source.c_str(),
+              env.world_size, env.local_world_size, env.master_addr.c_str(), env.master_port);
+  std::fflush(stdout);
+}
+
 #define ATT_CHECK(expr) SF_GPU_CLI_CHECK("gpu-attention", expr)
 
 int run_attention(const AttentionOptions& o) {
@@ -119,6 +149,7 @@ int run_attention(const AttentionOptions& o) {
     return 1;
   }
   const int rank = env->rank;
+  if (rank == 0) print_launch(*env);  // before the bootstrap, so ranks that all think they are rank 0 show it
   DType dtype;
   if (!parse_dtype(o.dtype, &dtype)) {
     std::fprintf(stderr, "gpu-attention: unknown dtype '%s'\n", o.dtype.c_str());
@@ -162,8 +193,8 @@ int run_attention(const AttentionOptions& o) {
     std::printf("# gpu-attention on %s; warm-up %d, median of %d; latency of emulated links %.1f us\n",
                 ctx->describe().c_str(), o.warmup, o.iters, o.latency_us);
     std::printf("| shape | topology | inter link | scheme | transport | mesh | ms | 1-GPU ms | speedup | "
-                "intra MB/GPU | inter MB/GPU | max abs err | rel L2 | check |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                "all-P compute ms | intra MB/GPU | inter MB/GPU | max abs err | rel L2 | check |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     std::fflush(stdout);
   }
   std::vector<std::string> json_rows;
@@ -225,6 +256,14 @@ int run_attention(const AttentionOptions& o) {
     auto one_all = gpu::gather_strings(*ctx, "att/one/" + seq_s, std::to_string(one_gpu_ms));
     ATT_CHECK(one_all.status());
     one_gpu_ms = std::stod(one_all.value()[0]);
+    // The same one-GPU computation, this rank's share, all ranks at once (output into buf.o, poisoned later).
+    double concurrent_ms = 0.0;
+    if (o.concurrent) {
+      const FullKeysCall share(shape, buf.q, buf.o, rows, buf.kfull, buf.vfull, scale);
+      auto c = time_concurrent_compute(*ctx, share, o, "att/concurrent/" + seq_s);
+      ATT_CHECK(c.status());
+      concurrent_ms = c.value();
+    }
 
     for (const Topology& topo : topos) {
       if (topo.world_size() != P) {
@@ -334,10 +373,11 @@ int run_attention(const AttentionOptions& o) {
             const std::string link = topo.machines > 1 ? (std::to_string(gbps).substr(0, 5) + " GB/s emul.") : "NVLink";
             char row[768];
             std::snprintf(row, sizeof row,
-                          "| %s | %s | %s | %s | %s | %s | %.3f | %.3f | %.2fx | %.1f | %.1f | %.3g | %.3g | %s |",
+                          "| %s | %s | %s | %s | %s | %s | %.3f | %.3f | %.2fx | %.3f | %.1f | %.1f | %.3g | %.3g "
+                          "| %s |",
                           shape.to_string().c_str(), topo.to_string().c_str(), link.c_str(), name.c_str(),
                           transport_name(transport), plan->config.mesh.to_string().c_str(), ms, one_gpu_ms,
-                          one_gpu_ms > 0 ? one_gpu_ms / ms : 0.0, intra / 1e6, inter / 1e6, max_abs, rel,
+                          one_gpu_ms > 0 ? one_gpu_ms / ms : 0.0, concurrent_ms, intra / 1e6, inter / 1e6, max_abs, rel,
                           ok ? (fallbacks ? "ok (fallback kernel)" : "ok") : (bad ? "NON-FINITE" : "WRONG"));
             std::printf("%s\n", row);
             std::fflush(stdout);
@@ -346,14 +386,15 @@ int run_attention(const AttentionOptions& o) {
                           "{\"label\":\"%s\",\"batch\":%lld,\"seq\":%lld,\"heads\":%lld,\"head_dim\":%lld,"
                           "\"dtype\":\"%s\",\"topology\":\"%s\",\"inter_gbps\":%.3f,\"latency_us\":%.2f,"
                           "\"scheme\":\"%s\",\"name\":\"%s\",\"transport\":\"%s\",\"backend\":\"%s\",\"mesh\":\"%s\","
-                          "\"ms\":%.5f,\"one_gpu_ms\":%.5f,\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
+                          "\"ms\":%.5f,\"one_gpu_ms\":%.5f,\"concurrent_compute_ms\":%.5f,"
+                          "\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
                           "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
                           dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
                           o.latency_us, scheme_name(scheme), name.c_str(), transport_name(transport), backend,
-                          plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, intra, inter, max_abs, rel, bad,
-                          fallbacks, ok ? "true" : "false");
+                          plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, concurrent_ms, intra, inter, max_abs,
+                          rel, bad, fallbacks, ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
               std::ofstream f(o.json, std::ios::app);
@@ -394,6 +435,8 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations");
   sub->add_option("-n,--iters", o->iters, "Timed iterations (median)");
   sub->add_flag("!--no-single", o->single, "Skip timing the one-GPU layer");
+  sub->add_flag("!--no-concurrent", o->concurrent,
+                "Skip timing each rank's compute share (own rows, all keys) with all ranks at once");
   sub->add_option("--seed", o->seed, "Input seed");
   sub->add_option("--tol-rel", o->tol_rel, "Relative L2 tolerance vs the one-GPU result");
   sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result");
