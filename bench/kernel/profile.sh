@@ -25,3 +25,4 @@ prof() {  # name path heads dim
 prof d128 hopper_ws 24 128
 prof d64 hopper_ws 48 64
 prof d64_ws2 hopper_ws2 48 64
+prof d128_ws3 hopper_ws3 24 128

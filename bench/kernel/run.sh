@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RES=${1:-${OUT:-/tmp/sf-kernel-bench}}
 BUILD=${SF_KERNEL_BUILD:-/tmp/sf-kernel-build}
 SEQS=${SF_BENCH_SEQS:-4096,8192,16384,32768,65536}
-PATHS=${SF_PATHS:-hopper_ws hopper_ws2 hopper_ws_pp hopper_tma}
+PATHS=${SF_PATHS:-hopper_ws hopper_ws3 hopper_ws2 hopper_tma}
 EXTRA_TEST_PATHS=${SF_EXTRA_TEST_PATHS:-}
 DEADLINE=${SF_DEADLINE:-270}
 SECONDS=0
@@ -78,7 +78,7 @@ want() {  # the passing variants among the given ones, comma separated, "path:em
   done
   echo "${out#,}"
 }
-V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws_pp})
+V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws2})
 V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws2})
 for hd in "24 128 $V128" "48 64 $V64"; do
   set -- $hd

@@ -41,15 +41,17 @@ constexpr int ws_consumer_regs() {
 static_assert(128 * (kProducerRegs + 2 * ws_consumer_regs<2>()) <= 65536, "register split exceeds the register file");
 static_assert(128 * (kProducerRegs + 3 * ws_consumer_regs<3>()) <= 65536, "register split exceeds the register file");
 
-template <int D>
+template <int D, int kWG>
 constexpr int ws_stages() {
-  return D == 128 ? 3 : 5;  // 32 KB Q + 3 × 64 KB (D=128); 16 or 24 KB Q + 5 × 32 KB (D=64)
+  // D=128: 32 KB Q + 3 × 64 KB, or with three warpgroups 48 KB Q + 2 × 64 KB; D=64: 16 or 24 KB Q + 5 × 32 KB.
+  return D == 128 ? (kWG == 2 ? 3 : 2) : 5;
 }
 
 template <typename T, int D, bool kPingPong, bool kOverlap, int kEmu, int kWG>
 __global__ void __launch_bounds__(ws_threads<kWG>(), 1) attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
-  static_assert(kWG == 2 || (kWG == 3 && D == 64 && kOverlap && !kPingPong), "three warpgroups: D=64, overlap only");
-  constexpr int kStages = ws_stages<D>();
+  // Three warpgroups get 160 registers: room for S, P and Õ at once at D=64 only; at D=128 each tile runs in turn.
+  static_assert(kWG == 2 || (kWG == 3 && !kPingPong && kOverlap == (D == 64)), "unsupported three-warpgroup variant");
+  constexpr int kStages = ws_stages<D, kWG>();
   constexpr int kRowsM = 64 * kWG;
   constexpr int kConsumers = 128 * kWG;
   extern __shared__ __align__(1024) unsigned char smem[];
@@ -111,9 +113,8 @@ auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
   if (o.ping_pong)
     return o.overlap ? attention_hopper_ws_kernel<T, D, true, true, 0, 2>
                      : attention_hopper_ws_kernel<T, D, true, false, 0, 2>;
-  if (!o.overlap) return attention_hopper_ws_kernel<T, D, false, false, 0, 2>;
-  if constexpr (D == 64)
-    if (o.consumer_warpgroups == 3) return attention_hopper_ws_kernel<T, D, false, true, 0, 3>;
+  if (!o.overlap && o.consumer_warpgroups == 2) return attention_hopper_ws_kernel<T, D, false, false, 0, 2>;
+  if (o.consumer_warpgroups == 3) return attention_hopper_ws_kernel<T, D, false, D == 64, 0, 3>;
   switch (o.emu_blocks) {
     case 2: return attention_hopper_ws_kernel<T, D, false, true, 2, 2>;
     case 4: return attention_hopper_ws_kernel<T, D, false, true, 4, 2>;
@@ -124,8 +125,8 @@ auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
 
 template <int D>
 int ws_smem_bytes(int consumer_warpgroups) {
-  return consumer_warpgroups == 3 ? KvRing<D, ws_stages<D>(), 192>::kSmemBytes
-                                  : KvRing<D, ws_stages<D>(), 128>::kSmemBytes;
+  return consumer_warpgroups == 3 ? KvRing<D, ws_stages<D, 3>(), 192>::kSmemBytes
+                                  : KvRing<D, ws_stages<D, 2>(), 128>::kSmemBytes;
 }
 
 }  // namespace
@@ -133,7 +134,7 @@ int ws_smem_bytes(int consumer_warpgroups) {
 template <typename T, int D>
 cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, const WsOptions& o,
                                        cudaStream_t stream) {
-  if (o.consumer_warpgroups != 2 && (o.consumer_warpgroups != 3 || D != 64 || o.ping_pong || !o.overlap))
+  if (o.consumer_warpgroups != 2 && (o.consumer_warpgroups != 3 || o.ping_pong || o.overlap != (D == 64)))
     return cudaErrorInvalidValue;
   thread_local TmaParams prm;  // ~14 KB, kept off the stack; the launch copies it into the kernel's parameters
   const cudaError_t built = fill_tma_params(args, batch, D, std::is_same_v<T, __half>, prm);

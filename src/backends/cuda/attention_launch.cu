@@ -99,15 +99,17 @@ KVChunkArgs kv_args(const KVChunk& c) {
   return a;
 }
 
-// Which kernel: SF_CUDA_ATTENTION_PATH = hopper_ws (default: warp-specialized, a TMA producer warpgroup and two
-// consumer warpgroups at D=128, three and 192-row Q tiles at D=64), hopper_ws2 (two consumer warpgroups at both
-// head dims), hopper_ws_pp (with consumer ping-pong), hopper_ws_seq_pp (ping-pong without the
+// Which kernel: SF_CUDA_ATTENTION_PATH = hopper_ws (default: warp-specialized, a TMA producer warpgroup and
+// three or two consumer warpgroups, chosen per call by resolve_default), hopper_ws3 (three consumer warpgroups,
+// 192-row Q tiles; at D=128 without the intra-warpgroup overlap, which 160 registers cannot hold), hopper_ws2
+// (two, 128-row tiles, next Q·Kᵀ overlapped with P·V and softmax), hopper_ws_pp (with consumer ping-pong), hopper_ws_seq_pp (ping-pong without the
 // intra-warpgroup overlap), hopper_tma (TMA by thread 0, no producer warpgroup), hopper_tma_pp (with warpgroup
 // ping-pong), hopper (cp.async loads) or ampere (mma.sync); tests and benchmarks run all of them.
 // hopper_ws became the default after GPU call 4 (H100, 2026-11-27: 21/21 tests, 1.15–1.27× hopper_tma in the same
 // run; bench/kernel/RESULTS.md).
 enum class KernelPath {
-  kHopperTma, kHopperTmaPingPong, kHopperWs, kHopperWs2, kHopperWsPingPong, kHopperWsSeqPingPong, kHopper, kAmpere
+  kHopperTma, kHopperTmaPingPong, kHopperWs, kHopperWs2, kHopperWs3, kHopperWsPingPong, kHopperWsSeqPingPong,
+  kHopper, kAmpere
 };
 
 KernelPath kernel_path() {
@@ -118,6 +120,7 @@ KernelPath kernel_path() {
   if (std::strcmp(path, "hopper_tma") == 0) return KernelPath::kHopperTma;
   if (std::strcmp(path, "hopper_tma_pp") == 0) return KernelPath::kHopperTmaPingPong;
   if (std::strcmp(path, "hopper_ws2") == 0) return KernelPath::kHopperWs2;
+  if (std::strcmp(path, "hopper_ws3") == 0) return KernelPath::kHopperWs3;
   if (std::strcmp(path, "hopper_ws_pp") == 0) return KernelPath::kHopperWsPingPong;
   if (std::strcmp(path, "hopper_ws_seq_pp") == 0) return KernelPath::kHopperWsSeqPingPong;
   return KernelPath::kHopperWs;
@@ -140,11 +143,26 @@ int exp_emulation_blocks() {
   return kDefault;
 }
 
-// Rows per Q tile of the kernel the path runs (the host counts tiles in these units). At D=64 the default
-// kernel has three consumer warpgroups: 1.13–1.21× the two-warpgroup kernel on an H100 (2026-11-27 07:17 UTC,
-// bench/kernel/RESULTS.md), since the exponentials there take as many cycles per tile as the tensor cores.
+// Rows per Q tile of the kernel the path runs (the host counts tiles in these units).
 int q_tile_rows(KernelPath path, int64_t head_dim) {
-  return path == KernelPath::kHopperWs && head_dim == 64 ? 192 : detail::kBlockM;
+  (void)head_dim;
+  return path == KernelPath::kHopperWs3 ? 192 : detail::kBlockM;
+}
+
+// The default path picks, per call, between three consumer warpgroups (192-row Q tiles) and two (128 rows).
+// Three are faster per row: 1.10–1.21× at D=64, 1.04–1.10× at D=128 on an H100 (2026-11-27, 07:17 and 07:37 UTC,
+// bench/kernel/RESULTS.md), but a Q chunk whose length is not a multiple of 192 pads its last tile with up to
+// 191 rows of work. Three warpgroups unless that padding costs more than they gain (the low end of the range).
+KernelPath resolve_default(KernelPath path, const std::vector<QChunkArgs>& qs, int64_t head_dim) {
+  if (path != KernelPath::kHopperWs) return path;
+  int64_t rows192 = 0, rows128 = 0;
+  for (const QChunkArgs& q : qs) {
+    rows192 += (q.len + 191) / 192 * 192;
+    rows128 += (q.len + 127) / 128 * 128;
+  }
+  const double gain = head_dim == 64 ? 1.10 : 1.04;
+  return static_cast<double>(rows192) <= gain * static_cast<double>(rows128) ? KernelPath::kHopperWs3
+                                                                             : KernelPath::kHopperWs2;
 }
 
 // Tiles of each Q chunk of `args` recounted for block_m-row tiles; the number of tiles, or -1 past a 2^31 grid.
@@ -167,13 +185,14 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     case KernelPath::kHopper: return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
     case KernelPath::kHopperWs:
     case KernelPath::kHopperWs2:
+    case KernelPath::kHopperWs3:
     case KernelPath::kHopperWsPingPong:
     case KernelPath::kHopperWsSeqPingPong: {
       detail::WsOptions o;
       o.ping_pong = path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong;
-      o.overlap = path != KernelPath::kHopperWsSeqPingPong;
-      o.emu_blocks = exp_emulation_blocks<D>();
       o.consumer_warpgroups = q_tile_rows(path, D) / 64;
+      o.overlap = path != KernelPath::kHopperWsSeqPingPong && !(o.consumer_warpgroups == 3 && D == 128);
+      o.emu_blocks = exp_emulation_blocks<D>();
       err = detail::launch_attention_hopper_ws<T, D>(args, tiles, batch, o, stream);
       break;
     }
@@ -228,7 +247,7 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   }
   const int num_kv_groups = kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
 
-  const KernelPath path = kernel_path();
+  const KernelPath path = resolve_default(kernel_path(), qs, p.head_dim);
   const int block_m = q_tile_rows(path, p.head_dim);
   AttentionArgs args;  // ~8 KB: reused across launches
   args.heads = static_cast<int32_t>(p.heads);
