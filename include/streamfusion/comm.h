@@ -44,6 +44,12 @@ struct SymmetricBuffer {
   size_t bytes = 0;
 };
 
+// Barriers one rank took part in, by the slowest link inside the group: a barrier with a member on another
+// machine is one synchronization across machines (the one-sided SFU layer takes two: paper Appendix A).
+struct BarrierCounts {
+  uint64_t intra = 0, inter = 0;
+};
+
 struct LinkBytes {
   std::array<uint64_t, kNumLinkClasses> bytes{};
   uint64_t intra() const { return bytes[0]; }
@@ -80,8 +86,9 @@ class Comm {
   virtual Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer,
                              size_t bytes, Lane lane = Lane::kMain) = 0;
   // All members of `group` (world ranks, this rank among them) meet; completes this rank's earlier
-  // one-sided operations on `lane` first. Every member passes the same list in the same order.
-  virtual Status barrier(const std::vector<int>& group, Lane lane = Lane::kMain) = 0;
+  // one-sided operations on `lane` first. Every member passes the same list in the same order. Counted here,
+  // carried out by the backend's barrier_impl.
+  Status barrier(const std::vector<int>& group, Lane lane = Lane::kMain);
   Status barrier_all(Lane lane = Lane::kMain);
 
   // ---- collectives built from the primitives (backends may override with a native version)
@@ -107,15 +114,21 @@ class Comm {
 
   // ---- accounting
   const LinkBytes& bytes_moved() const { return bytes_; }
-  void reset_counters() { bytes_ = {}; }
+  const BarrierCounts& barriers_taken() const { return barriers_; }
+  void reset_counters() {
+    bytes_ = {};
+    barriers_ = {};
+  }
 
  protected:
+  virtual Status barrier_impl(const std::vector<int>& group, Lane lane) = 0;
   void count(int peer, size_t n) {
     if (peer != rank()) bytes_.bytes[static_cast<int>(topology().link(rank(), peer))] += n;
   }
 
  private:
   LinkBytes bytes_;
+  BarrierCounts barriers_;
 };
 
 }  // namespace sf

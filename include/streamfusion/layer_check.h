@@ -43,6 +43,7 @@ struct ThreadRunOptions {
 struct ThreadRunResult {
   ErrorStats error;                 // of the last iteration, over all ranks
   std::vector<LinkBytes> bytes;     // per rank, for one forward
+  std::vector<BarrierCounts> barriers;  // per rank, for one forward
   std::vector<double> iteration_ms; // wall time of each timed forward (slowest rank)
   double median_ms() const;
 };

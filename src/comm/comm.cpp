@@ -3,6 +3,13 @@
 
 namespace sf {
 
+Status Comm::barrier(const std::vector<int>& group, Lane lane) {
+  bool inter = false;
+  for (int r : group) inter |= r >= 0 && r < world_size() && topology().link(rank(), r) == LinkClass::kInter;
+  ++(inter ? barriers_.inter : barriers_.intra);
+  return barrier_impl(group, lane);
+}
+
 Status Comm::barrier_all(Lane lane) {
   std::vector<int> all(world_size());
   for (int i = 0; i < world_size(); ++i) all[i] = i;

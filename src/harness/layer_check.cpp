@@ -85,6 +85,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   const int P = topo.world_size();
   ThreadRunResult result;
   result.bytes.resize(P);
+  result.barriers.resize(P);
   const int total = options.warmup + options.iterations;
   std::vector<std::vector<double>> times(P, std::vector<double>(total));
   std::mutex mu;
@@ -116,6 +117,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     }
     std::lock_guard lock(mu);
     result.bytes[g] = comm.bytes_moved();
+    result.barriers[g] = comm.barriers_taken();
     result.error.merge(compare_rows(o.data(), ref, in.shape, P, g));
     return Status::ok();
   });

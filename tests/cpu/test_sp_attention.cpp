@@ -231,3 +231,34 @@ TEST(TorusChunks, AnySegmentCountIsExact) {
 
 }  // namespace
 }  // namespace sf
+
+namespace sf {
+namespace {
+
+// Paper Appendix A: the one-sided SFU layer synchronizes across machines only twice (after the Ulysses
+// scatter, and once all output pieces are pushed); every other wait is on a transfer this rank started or on
+// a barrier inside its machine. Counted by Comm on every rank, for one forward, on meshes with 2 to 4 machines
+// (Torus degree 2 to 4, with and without a ring and a Ulysses level inside the machine).
+TEST(Synchronizations, SfuCrossesMachinesTwicePerLayer) {
+  for (const Topology topo : {Topology{2, 2}, Topology{2, 4}, Topology{4, 2}, Topology{3, 2}, Topology{4, 4},
+                              Topology{4, 1}}) {
+    const int P = topo.world_size();
+    const AttentionShape shape{1, 4 * P + 1, 24, 64, DType::kF32};
+    Result<Plan> plan = make_plan(Scheme::kSfu, topo, shape);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    ASSERT_EQ(plan->config.transport, Transport::kOneSided);
+    const LayerInputs in = make_random_inputs(shape, 11);
+    ThreadRunOptions opt;
+    opt.iterations = 2;
+    Result<ThreadRunResult> r = run_layer_on_threads(topo, in, reference_output(in), plan->config, opt);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_LT(r->error.rel(), 1e-5);
+    for (int g = 0; g < P; ++g)
+      EXPECT_EQ(r->barriers[g].inter, 2u) << topo.to_string() << " rank " << g << ", mesh "
+                                           << plan->config.mesh.to_string() << " (" << r->barriers[g].intra
+                                           << " barriers inside the machine)";
+  }
+}
+
+}  // namespace
+}  // namespace sf

@@ -160,7 +160,7 @@ Result<Handle> NcclComm::get(void*, const SymmetricBuffer&, size_t, int, size_t,
                        "the nvshmem backend for one-sided transports");
 }
 
-Status NcclComm::barrier(const std::vector<int>& group, Lane lane) {
+Status NcclComm::barrier_impl(const std::vector<int>& group, Lane lane) {
   bool member = false, across = false;
   for (int r : group) {
     SF_RETURN_IF_ERROR(check_peer(r, "barrier"));

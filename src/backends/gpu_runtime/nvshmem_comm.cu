@@ -147,7 +147,7 @@ Result<Handle> NvshmemComm::get(void* dst, const SymmetricBuffer& src, size_t sr
   return end_transfer(peer, bytes, lane, emulate, slot, "nvshmemx_getmem_on_stream");
 }
 
-Status NvshmemComm::barrier(const std::vector<int>& group, Lane lane) {
+Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
   bool member = false, across = false, whole_world = static_cast<int>(group.size()) == topo_.world_size();
   for (size_t i = 0; i < group.size(); ++i) {
     const int r = group[i];

@@ -45,7 +45,7 @@ class NvshmemComm final : public Comm {
                      Lane lane = Lane::kMain) override;
   Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
                      Lane lane = Lane::kMain) override;
-  Status barrier(const std::vector<int>& group, Lane lane = Lane::kMain) override;
+  Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   Status wait(Handle h) override { return streams_->wait(h); }
 
  private:

@@ -144,7 +144,7 @@ Status ThreadComm::complete(int64_t id) {
   return op.complete();
 }
 
-Status ThreadComm::barrier(const std::vector<int>& group, Lane lane) {
+Status ThreadComm::barrier_impl(const std::vector<int>& group, Lane lane) {
   bool member = false;
   for (int r : group) member |= r == rank_;
   if (!member) return invalid_argument("barrier: rank " + std::to_string(rank_) + " is not in the group it passed");

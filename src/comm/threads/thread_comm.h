@@ -29,7 +29,7 @@ class ThreadComm final : public Comm {
                      Lane lane) override;
   Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
                      Lane lane) override;
-  Status barrier(const std::vector<int>& group, Lane lane) override;
+  Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   Status wait(Handle h) override;
 
  private:
