@@ -1,5 +1,6 @@
 // `streamfusion attention`: run one attention layer for each scheme on CPU ranks (threads), check every
 // rank's output against the float64 reference, count bytes per link class, and time it.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -65,29 +66,35 @@ int run_attention(const AttentionOptions& o) {
                 shape.to_string().c_str(), topo.to_string().c_str(), topo.world_size(), std::thread::hardware_concurrency());
     std::printf("# warm-up %d, iterations %d, median wall time of the slowest rank; check vs float64 reference: %s\n",
                 o.warmup, o.iterations, o.check ? "on" : "off");
-    std::printf("%-8s %-10s %-10s %13s %13s %11s %11s %6s\n", "scheme", "mesh", "transport", "intra MB/GPU",
-                "inter MB/GPU", "time ms", "rel err", "check");
+    // inter barriers: barriers with a member on another machine, per GPU per forward (one-sided schemes meet
+    // that way; two-sided ones wait on messages instead and show 0).
+    std::printf("%-8s %-10s %-10s %13s %13s %14s %11s %11s %6s\n", "scheme", "mesh", "transport", "intra MB/GPU",
+                "inter MB/GPU", "inter barriers", "time ms", "rel err", "check");
   }
   for (const Plan& p : *plans) {
     Result<ThreadRunResult> r = run_layer_on_threads(topo, in, ref, p.config, run);
     if (!r) return report_error(r.status());
     LinkBytes mean;
     for (const LinkBytes& b : r->bytes) mean += b;
+    uint64_t inter_barriers = 0;  // the most any rank took
+    for (const BarrierCounts& b : r->barriers) inter_barriers = std::max(inter_barriers, b.inter);
     const double P = topo.world_size();
     const bool ok = !o.check || (r->error.non_finite == 0 && r->error.rel() < tol);
     wrong += !ok;
     if (o.shape.json) {
       rows.push_back({{"scheme", scheme_name(p.scheme)}, {"mesh", p.config.mesh.to_string()},
                       {"transport", transport_name(p.config.transport)}, {"intra_bytes_per_gpu", mean.intra() / P},
-                      {"inter_bytes_per_gpu", mean.inter() / P}, {"median_ms", r->median_ms()},
+                      {"inter_bytes_per_gpu", mean.inter() / P}, {"inter_barriers_per_gpu", inter_barriers},
+                      {"median_ms", r->median_ms()},
                       {"rel_error", o.check ? nlohmann::json(r->error.rel()) : nlohmann::json()},
                       {"non_finite", r->error.non_finite}, {"ok", ok}});
     } else {
       char err[32] = "-";
       if (o.check) std::snprintf(err, sizeof err, "%.2e", r->error.rel());
-      std::printf("%-8s %-10s %-10s %13.3f %13.3f %11.2f %11s %6s\n", scheme_name(p.scheme),
+      std::printf("%-8s %-10s %-10s %13.3f %13.3f %14llu %11.2f %11s %6s\n", scheme_name(p.scheme),
                   p.config.mesh.to_string().c_str(), transport_name(p.config.transport), mean.intra() / P / 1e6,
-                  mean.inter() / P / 1e6, r->median_ms(), err, !o.check ? "-" : ok ? "ok" : "WRONG");
+                  mean.inter() / P / 1e6, static_cast<unsigned long long>(inter_barriers), r->median_ms(), err,
+                  !o.check ? "-" : ok ? "ok" : "WRONG");
     }
   }
   if (o.shape.json) {
