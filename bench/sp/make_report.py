@@ -5,6 +5,7 @@ import argparse
 import collections
 import datetime
 import json
+import math
 import os
 
 
@@ -79,6 +80,7 @@ def main():
         by_shape.setdefault(key, []).append(r)
     peer_by = {(p["label"], p["seq"]): p for p in peers}
     targets = []
+    speedups, within = [], []  # per emulated setting: SFU over USP; (within 10 % vs one-GPU, vs busy share)
     for key, rows in by_shape.items():
         label, S, H, D = key
         one = rows[0]["one_gpu_ms"]
@@ -165,6 +167,19 @@ def main():
                         what += f"; the same with compute = all-{world}-at-once share"
                         measured += f'; {sfu["ms"] / max(conc, xfer):.2f} (all-{world}-at-once compute {conc:.1f} ms)'
                     targets.append((label, S, c, what, measured))
+                    speedups.append(usp["ms"] / sfu["ms"])
+                    within.append((sfu["ms"] / bound <= 1.10, sfu["ms"] / max(conc, xfer) <= 1.10 if conc else None))
+    if speedups:  # the aggregate targets over every emulated setting of this run
+        w("## Summary over the emulated settings\n")
+        geo = math.exp(sum(math.log(x) for x in speedups) / len(speedups))
+        w(f"- SFU over USP: **{sum(speedups) / len(speedups):.2f}× on average** (geo-mean {geo:.2f}×), "
+          f"{max(speedups):.2f}× at best, {min(speedups):.2f}× at worst, over {len(speedups)} settings "
+          "(targets: ≥ 1.35× average, ≥ 1.77× best).")
+        line = (f"- SFU within 10 % of max(compute alone, inter-machine transfer alone): "
+                f"{sum(1 for a, _ in within if a)} of {len(within)} with compute = one-GPU time / world")
+        if any(b is not None for _, b in within):  # runs that timed the all-GPUs-busy compute share
+            line += f", {sum(1 for _, b in within if b)} of {len(within)} with the all-GPUs-busy compute share"
+        w(line + ".\n")
     if targets:
         w("## Against the issue's targets\n")
         w("| model | S | setting | what | measured |")
