@@ -1,22 +1,22 @@
-// The warp-specialized Hopper attention kernel (sm_90a): a producer warpgroup and two (or, at D=64, three)
-// consumer warpgroups.
+// The warp-specialized Hopper attention kernel (sm_90a): a producer warpgroup and two or three consumer
+// warpgroups.
 //
-// 384 (512) threads. Warpgroup 0 is the producer: after `setmaxnreg.dec` to 24 registers, one of its threads streams
-// every K/V tile of the block by TMA into a kStages-deep mbarrier ring ("full": the tile's bytes landed; "empty":
-// all 256 consumer threads are done reading the stage), as far ahead as the ring allows. Warpgroups 1 and 2 are
-// the consumers (64 query rows each): after `setmaxnreg.inc` to 240 registers they load their Q rows
-// (cp.async), then run the same wgmma row loop as the other Hopper kernels without ever issuing a load: with
-// kOverlap the next tile's Q·Kᵀ is overlapped with this tile's P·V and softmax (S, P and Õ live at once: ~225
-// registers at D=128), without it each tile is Q·Kᵀ, softmax, P·V in turn. With kPingPong the two consumer
-// warpgroups take turns issuing their wgmma batches (named barriers 2 and 3), so that one's softmax runs while
-// the other's matrix products occupy the tensor cores.
+// 384 or 512 threads. Warpgroup 0 is the producer: after `setmaxnreg.dec` to 24 registers, one of its threads
+// streams every K/V tile of the block by TMA into a kStages-deep mbarrier ring ("full": the tile's bytes landed;
+// "empty": every consumer thread is done reading the stage), as far ahead as the ring allows. The other
+// warpgroups are the consumers (64 query rows each): after `setmaxnreg.inc` (to 240 registers with two, 160 with
+// three) they load their Q rows (cp.async), then run the same wgmma row loop as the other Hopper kernels without
+// ever issuing a load: with kOverlap the next tile's Q·Kᵀ is overlapped with this tile's P·V and softmax (S, P
+// and Õ live at once: ~225 registers at D=128, ~157 at D=64), without it each tile is Q·Kᵀ, softmax, P·V in turn
+// (three warpgroups at D=128). With kPingPong two consumer warpgroups take turns issuing their wgmma batches
+// (named barriers 2 and 3), so that one's softmax runs while the other's matrix products occupy the tensor cores.
 //
-// setmaxnreg only takes effect when the kernel has a register cap at entry (__launch_bounds__(384, 1): 168)
-// and each role is one branch of a single if/else with no code after it (ptxas warns C7508 otherwise): the
-// kernel ends inside both branches, and everything they call is inlined. One more condition, found here: no
-// __trap() in the consumer's main loop (mbar_wait's hang guard): with it ptxas 13.0 kept the consumer code to
-// ~184 registers whatever setmaxnreg said, spilled and serialized the wgmma (C7512); the consumers wait with
-// mbar_wait_spin.
+// setmaxnreg only takes effect when the kernel has a register cap at entry (__launch_bounds__(threads, 1): 168
+// with 384 threads, 128 with 512) and each role is one branch of a single if/else with no code after it (ptxas
+// warns C7508 otherwise): the kernel ends inside both branches, and everything they call is inlined. One more
+// condition, found here: no __trap() in the consumer's main loop (mbar_wait's hang guard): with it ptxas 13.0
+// kept the consumer code to ~184 registers whatever setmaxnreg said, spilled and serialized the wgmma (C7512);
+// the consumers wait with mbar_wait_spin.
 #include <type_traits>
 
 #include "tma_maps.cuh"
@@ -27,8 +27,8 @@ namespace sf::cuda::detail {
 namespace {
 
 // kWG consumer warpgroups of 64 query rows each, plus the producer warpgroup. Two (240 registers each, enough
-// for S, P and Õ at once at D=128) or three (160 each, D=64 only: a third warpgroup's matrix products hide more
-// of the exponentials, which at D=64 need as many cycles per tile as the tensor cores).
+// for S, P and Õ at once at D=128) or three (160 each: a third warpgroup's matrix products hide more of the
+// others' softmax; 1.10–1.21× at D=64 and 1.04–1.10× at D=128 on an H100, bench/kernel/NOTES.md).
 template <int kWG>
 constexpr int ws_threads() {
   return 128 * (kWG + 1);
@@ -48,7 +48,8 @@ constexpr int ws_stages() {
 }
 
 template <typename T, int D, bool kPingPong, bool kOverlap, int kEmu, int kWG>
-__global__ void __launch_bounds__(ws_threads<kWG>(), 1) attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
+__global__ void __launch_bounds__(ws_threads<kWG>(), 1)
+    attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
   // Three warpgroups get 160 registers: room for S, P and Õ at once at D=64 only; at D=128 each tile runs in turn.
   static_assert(kWG == 2 || (kWG == 3 && !kPingPong && kOverlap == (D == 64)), "unsupported three-warpgroup variant");
   constexpr int kStages = ws_stages<D, kWG>();
@@ -106,8 +107,9 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1) attention_hopper_ws_kern
   }
 }
 
-// The kernel for the options. Emulation is only instantiated for the default variant (two warpgroups, no
-// ping-pong, overlap): 0, 2, 4 or 6 of the 16 column blocks; three warpgroups only at D=64.
+// The kernel for the options. Exponential emulation is only instantiated for two warpgroups with overlap and
+// no ping-pong (0, 2, 4 or 6 of the 16 column blocks); three warpgroups overlap at D=64, run tiles in turn at
+// D=128.
 template <typename T, int D>
 auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
   if (o.ping_pong)
@@ -116,10 +118,14 @@ auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
   if (!o.overlap && o.consumer_warpgroups == 2) return attention_hopper_ws_kernel<T, D, false, false, 0, 2>;
   if (o.consumer_warpgroups == 3) return attention_hopper_ws_kernel<T, D, false, D == 64, 0, 3>;
   switch (o.emu_blocks) {
-    case 2: return attention_hopper_ws_kernel<T, D, false, true, 2, 2>;
-    case 4: return attention_hopper_ws_kernel<T, D, false, true, 4, 2>;
-    case 6: return attention_hopper_ws_kernel<T, D, false, true, 6, 2>;
-    default: return attention_hopper_ws_kernel<T, D, false, true, 0, 2>;
+    case 2:
+      return attention_hopper_ws_kernel<T, D, false, true, 2, 2>;
+    case 4:
+      return attention_hopper_ws_kernel<T, D, false, true, 4, 2>;
+    case 6:
+      return attention_hopper_ws_kernel<T, D, false, true, 6, 2>;
+    default:
+      return attention_hopper_ws_kernel<T, D, false, true, 0, 2>;
   }
 }
 

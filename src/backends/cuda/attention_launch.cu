@@ -32,8 +32,8 @@ Status check_rows(const RowChunk& r, const std::string& what, int64_t stride_mul
     return invalid_argument(what + ": data must be " + std::to_string(align) + "-byte aligned");
   if (r.stride_b % stride_multiple || r.stride_s % stride_multiple || r.stride_h % stride_multiple)
     return invalid_argument(what + ": strides must be multiples of " + std::to_string(stride_multiple) +
-                            " elements, got (" + std::to_string(r.stride_b) + ", " + std::to_string(r.stride_s) +
-                            ", " + std::to_string(r.stride_h) + ")");
+                            " elements, got (" + std::to_string(r.stride_b) + ", " + std::to_string(r.stride_s) + ", " +
+                            std::to_string(r.stride_h) + ")");
   return Status::ok();
 }
 
@@ -42,8 +42,10 @@ Status validate(const AttentionProblem& p) {
     return unimplemented("cuda attention supports bf16 and fp16 inputs only");
   if (p.head_dim != 64 && p.head_dim != 128)
     return unimplemented("cuda attention supports head_dim 64 or 128, got " + std::to_string(p.head_dim));
-  if (p.batch < 1 || p.batch > 65535) return invalid_argument("batch must be in [1, 65535], got " + std::to_string(p.batch));
-  if (p.heads < 1 || p.heads > 65535) return invalid_argument("heads must be in [1, 65535], got " + std::to_string(p.heads));
+  if (p.batch < 1 || p.batch > 65535)
+    return invalid_argument("batch must be in [1, 65535], got " + std::to_string(p.batch));
+  if (p.heads < 1 || p.heads > 65535)
+    return invalid_argument("heads must be in [1, 65535], got " + std::to_string(p.heads));
   if (!std::isfinite(p.scale)) return invalid_argument("scale must be finite");
   if (p.num_q < 0 || p.num_kv < 0) return invalid_argument("num_q and num_kv must be >= 0");
   if (p.num_q > 0 && p.q == nullptr) return invalid_argument("q is null but num_q > 0");
@@ -70,8 +72,8 @@ Status validate(const AttentionProblem& p) {
     const KVChunk& c = p.kv[i];
     const std::string name = "kv[" + std::to_string(i) + "]";
     if (c.k.len != c.v.len)
-      return invalid_argument(name + ": k.len (" + std::to_string(c.k.len) + ") != v.len (" +
-                              std::to_string(c.v.len) + ")");
+      return invalid_argument(name + ": k.len (" + std::to_string(c.k.len) + ") != v.len (" + std::to_string(c.v.len) +
+                              ")");
     SF_RETURN_IF_ERROR(check_rows(c.k, name + ".k", 8, 16));
     SF_RETURN_IF_ERROR(check_rows(c.v, name + ".v", 8, 16));
   }
@@ -102,14 +104,22 @@ KVChunkArgs kv_args(const KVChunk& c) {
 // Which kernel: SF_CUDA_ATTENTION_PATH = hopper_ws (default: warp-specialized, a TMA producer warpgroup and
 // three or two consumer warpgroups, chosen per call by resolve_default), hopper_ws3 (three consumer warpgroups,
 // 192-row Q tiles; at D=128 without the intra-warpgroup overlap, which 160 registers cannot hold), hopper_ws2
-// (two, 128-row tiles, next Q·Kᵀ overlapped with P·V and softmax), hopper_ws_pp (with consumer ping-pong), hopper_ws_seq_pp (ping-pong without the
-// intra-warpgroup overlap), hopper_tma (TMA by thread 0, no producer warpgroup), hopper_tma_pp (with warpgroup
-// ping-pong), hopper (cp.async loads) or ampere (mma.sync); tests and benchmarks run all of them.
-// hopper_ws became the default after GPU call 4 (H100, 2026-11-27: 21/21 tests, 1.15–1.27× hopper_tma in the same
-// run; bench/kernel/RESULTS.md).
+// (two, 128-row tiles, next Q·Kᵀ overlapped with P·V and softmax), hopper_ws_pp (with consumer ping-pong),
+// hopper_ws_seq_pp (ping-pong without the intra-warpgroup overlap), hopper_tma (TMA by thread 0, no producer
+// warpgroup), hopper_tma_pp (with warpgroup ping-pong), hopper (cp.async loads) or ampere (mma.sync); tests and
+// benchmarks run all of them. hopper_ws became the default after GPU call 4 of session 1 (H100, 2026-11-27:
+// 21/21 tests, 1.15–1.27× hopper_tma in the same run), with three warpgroups since session 2
+// (bench/kernel/RESULTS.md).
 enum class KernelPath {
-  kHopperTma, kHopperTmaPingPong, kHopperWs, kHopperWs2, kHopperWs3, kHopperWsPingPong, kHopperWsSeqPingPong,
-  kHopper, kAmpere
+  kHopperTma,
+  kHopperTmaPingPong,
+  kHopperWs,
+  kHopperWs2,
+  kHopperWs3,
+  kHopperWsPingPong,
+  kHopperWsSeqPingPong,
+  kHopper,
+  kAmpere
 };
 
 KernelPath kernel_path() {
@@ -181,8 +191,10 @@ template <typename T, int D>
 cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, cudaStream_t stream) {
   cudaError_t err = cudaSuccess;
   switch (path) {
-    case KernelPath::kAmpere: return detail::launch_attention_ampere<T, D>(args, tiles, batch, stream);
-    case KernelPath::kHopper: return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
+    case KernelPath::kAmpere:
+      return detail::launch_attention_ampere<T, D>(args, tiles, batch, stream);
+    case KernelPath::kHopper:
+      return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
     case KernelPath::kHopperWs:
     case KernelPath::kHopperWs2:
     case KernelPath::kHopperWs3:
@@ -198,8 +210,8 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     }
     case KernelPath::kHopperTma:
     case KernelPath::kHopperTmaPingPong:
-      err = detail::launch_attention_hopper_tma<T, D>(args, tiles, batch, path == KernelPath::kHopperTmaPingPong,
-                                                      stream);
+      err =
+          detail::launch_attention_hopper_tma<T, D>(args, tiles, batch, path == KernelPath::kHopperTmaPingPong, stream);
       break;
   }
   if (err != cudaErrorNotSupported) return err;
@@ -245,7 +257,8 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
         return invalid_argument("more than " + std::to_string(detail::kMaxKVChunks) +
                                 " non-empty K/V chunks need the accumulator, which is null");
   }
-  const int num_kv_groups = kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
+  const int num_kv_groups =
+      kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
 
   const KernelPath path = resolve_default(kernel_path(), qs, p.head_dim);
   const int block_m = q_tile_rows(path, p.head_dim);

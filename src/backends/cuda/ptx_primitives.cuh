@@ -25,8 +25,7 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
-                                            uint32_t& r3) {
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                : "r"(addr));
@@ -90,7 +89,8 @@ __device__ __forceinline__ float poly_exp2(float x) {
   const float f = x - (t - 12582912.f);
   const float p = fmaf(fmaf(fmaf(0.05517149f, f, 0.24261095f), f, 0.69326097f), f, 0.99992806f);
   // bits(t) = 0x4B400000 + n; · 2^23 drops the 0x4B4 part (mod 2^32) and leaves n in the exponent field.
-  const float two_n = __int_as_float(static_cast<int>(static_cast<unsigned>(__float_as_int(t)) * 0x800000u + (127u << 23)));
+  const float two_n =
+      __int_as_float(static_cast<int>(static_cast<unsigned>(__float_as_int(t)) * 0x800000u + (127u << 23)));
   return p * two_n;
 }
 
