@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "bench_capi.h"
 #include "streamfusion/cuda_kernels.h"
 
 extern "C" int sf_bench_attention(void* q, void* k, void* v, void* o, long long batch, long long seq,

@@ -7,14 +7,14 @@ the per-round medians, and the spread (max/min of the round medians) is kept so 
 figure moves.
 
 Two passes per head configuration:
-  1. single chunk: FA2, cuDNN and each of our kernel variants (path + exp emulation);
-  2. multi-chunk: the best variant of pass 1 with K/V in 2, 4, 8 chunks, Q in 2, and both, interleaved with
+  1. single chunk: FA2, cuDNN and each of our kernel paths (SF_CUDA_ATTENTION_PATH);
+  2. multi-chunk: the best path of pass 1 with K/V in 2, 4, 8 chunks, Q in 2, and both, interleaved with
      its own one-chunk run, so that the multi-chunk overhead is a same-round comparison.
 Prints JSON lines in the format of sf_kernel_bench (bench/kernel/report.py reads them); the
-best variant of pass 1 is labelled "streamfusion".
+best path of pass 1 is labelled "streamfusion".
 
   python3 interleaved_bench.py --lib build/libsf_bench_capi.so --heads 24 --dim 128 --seqs 4096,8192 \
-      --variants hopper_ws:0,hopper_ws:4 [--rounds 5] [--budget-ms 60] [--chunks 1x2,1x4,1x8,2x1,2x8]
+      --paths hopper_ws,hopper_ws2 [--rounds 5] [--budget-ms 60] [--chunks 1x2,1x4,1x8,2x1,2x8]
 """
 import argparse
 import ctypes
@@ -38,15 +38,14 @@ def load_lib(path):
     return f
 
 
-def ours(fn, q, k, v, o, path, emu, nq=1, nkv=1):
-    """A callable running our kernel on [B, S, H, D] tensors with the given path and exp emulation."""
+def ours(fn, q, k, v, o, path, nq=1, nkv=1):
+    """A callable running our kernel on [B, S, H, D] tensors with the given kernel path."""
     b, s, h, d = q.shape
     err = ctypes.create_string_buffer(512)
     stream = torch.cuda.current_stream().cuda_stream
 
     def run():
         os.environ["SF_CUDA_ATTENTION_PATH"] = path
-        os.environ["SF_CUDA_EXP_EMULATION"] = str(emu)
         rc = fn(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), b, s, h, d, 0, nq, nkv, stream, err, 512)
         if rc != 0:
             raise RuntimeError(err.value.decode())
@@ -107,13 +106,13 @@ def main():
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seqs", default="4096")
-    ap.add_argument("--variants", default="hopper_ws:0", help="path:emulated blocks, comma separated")
+    ap.add_argument("--paths", default="hopper_ws", help="kernel paths, comma separated")
     ap.add_argument("--chunks", default="1x2,1x4,1x8,2x1,2x8", help="QxKV chunk counts of pass 2 ('' = none)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget-ms", type=float, default=60)
     a = ap.parse_args()
     fn = load_lib(a.lib)
-    variants = [(v.split(":")[0], int(v.split(":")[1])) for v in a.variants.split(",")]
+    paths = a.paths.split(",")
     chunks = [tuple(int(x) for x in c.split("x")) for c in a.chunks.split(",") if c]
     warm_up()
     seqs = [int(x) for x in a.seqs.split(",")]
@@ -126,7 +125,7 @@ def main():
         rec.update(extra or {})
         print(json.dumps(rec), flush=True)
 
-    per_variant = {v: [] for v in variants}
+    per_path = {p: [] for p in paths}
     results = {}
     for s in seqs:
         shape = (a.batch, s, a.heads, a.dim)
@@ -137,39 +136,37 @@ def main():
         impls = {"sdpa_flash2": sdpa(SDPBackend.FLASH_ATTENTION, q, k, v),
                  "sdpa_cudnn": sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v)}
         diffs = {}
-        for path, emu in variants:
-            run = ours(fn, q, k, v, o, path, emu)
+        for path in paths:
+            run = ours(fn, q, k, v, o, path)
             o.fill_(float("nan"))
             run()
-            diffs[(path, emu)] = (o.float() - ref.float()).abs().max().item()  # sanity only; tests check exactness
-            impls[f"{path}:{emu}"] = run
+            diffs[path] = (o.float() - ref.float()).abs().max().item()  # sanity only; tests check exactness
+            impls[path] = run
         res = interleave(impls, a.rounds, a.budget_ms)
         for lab, (ms, spread, calls) in res.items():
             if lab.startswith("sdpa"):
                 emit(lab, s, ms, spread, calls)
             else:
-                path, emu = lab.split(":")
-                per_variant[(path, int(emu))].append(flop(s) / ms)
-                emit(f"streamfusion_{path}" + (f"_emu{emu}" if int(emu) else ""), s, ms, spread, calls,
-                     extra={"max_abs_diff_vs_cudnn": round(diffs[(path, int(emu))], 5)})
+                per_path[lab].append(flop(s) / ms)
+                emit(f"streamfusion_{lab}", s, ms, spread, calls, extra={"max_abs_diff_vs_cudnn": round(diffs[lab], 5)})
         results[s] = res
         del q, k, v, o, ref, impls
         torch.cuda.empty_cache()
 
-    best = max(variants, key=lambda v: statistics.mean(per_variant[v]))
-    print(f"# fastest variant at H={a.heads} D={a.dim}: {best[0]} with {best[1]} emulated blocks", file=sys.stderr)
+    best = max(paths, key=lambda p: statistics.mean(per_path[p]))
+    print(f"# fastest path at H={a.heads} D={a.dim}: {best}", file=sys.stderr)
     for s in seqs:
         shape = (a.batch, s, a.heads, a.dim)
         q, k, v = (torch.randn(shape, device="cuda", dtype=torch.bfloat16) for _ in range(3))
         o = torch.empty_like(q)
-        impls = {(1, 1): ours(fn, q, k, v, o, best[0], best[1])}
+        impls = {(1, 1): ours(fn, q, k, v, o, best)}
         for nq, nkv in chunks:
-            impls[(nq, nkv)] = ours(fn, q, k, v, o, best[0], best[1], nq, nkv)
+            impls[(nq, nkv)] = ours(fn, q, k, v, o, best, nq, nkv)
         res = interleave(impls, a.rounds, a.budget_ms) if chunks else {}
-        if not chunks:  # no pass 2: the best variant's pass-1 figure is "streamfusion"
-            res = {(1, 1): results[s][f"{best[0]}:{best[1]}"]}
+        if not chunks:  # no pass 2: the best path's pass-1 figure is "streamfusion"
+            res = {(1, 1): results[s][best]}
         for (nq, nkv), (ms, spread, calls) in res.items():
-            emit("streamfusion", s, ms, spread, calls, nq, nkv, {"path": best[0], "emu": best[1]})
+            emit("streamfusion", s, ms, spread, calls, nq, nkv, {"path": best})
         del q, k, v, o, impls
         torch.cuda.empty_cache()
 

@@ -1,6 +1,7 @@
 // sf_kernel_bench: times sf::cuda::attention (self-attention, Sq = Skv = S, finalize, kInit) with CUDA events
 // and prints one JSON line per configuration. The K/V (and optionally Q) tensor is handed to the kernel as
-// several chunks with their own pointers, to measure the multi-chunk cost. Driven by bench/kernel/run.sh.
+// several chunks with their own pointers (bench_capi.cu), to measure the multi-chunk cost. Used by profile.sh;
+// run.sh times through interleaved_bench.py instead.
 //   sf_kernel_bench --dtype bf16 --heads 24 --dim 128 --seqs 4096,8192 --kv-chunks 1,2,4,8 --q-chunks 1,2 \
 //                   [--impl label] [--budget-ms 400]
 #include <algorithm>
@@ -15,7 +16,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "streamfusion/cuda_kernels.h"
+#include "bench_capi.h"
 
 namespace {
 
@@ -76,7 +77,6 @@ int main(int argc, char** argv) {
   }
   const bool fp16 = dtype_name == "fp16";
 
-  const sf::DType dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
   const int64_t max_s = *std::max_element(seqs.begin(), seqs.end());
   const int64_t elems = batch * max_s * heads * dim;
   uint16_t *q, *k, *v, *o;
@@ -95,29 +95,11 @@ int main(int argc, char** argv) {
   for (int64_t s : seqs)
     for (int64_t nq : q_chunks)
       for (int64_t nkv : kv_chunks) {
-        // Tensors are [B, S, H, D] dense; chunk c covers rows [c·S/n, (c+1)·S/n).
-        std::vector<sf::QChunk> qc(nq);
-        for (int64_t c = 0; c < nq; ++c) {
-          const int64_t r0 = c * s / nq, r1 = (c + 1) * s / nq;
-          sf::RowChunk rq{q + r0 * heads * dim, r1 - r0, s * heads * dim, heads * dim, dim};
-          sf::RowChunk ro{o + r0 * heads * dim, r1 - r0, s * heads * dim, heads * dim, dim};
-          qc[c].q = rq, qc[c].out = ro;
-        }
-        std::vector<sf::KVChunk> kc(nkv);
-        for (int64_t c = 0; c < nkv; ++c) {
-          const int64_t r0 = c * s / nkv, r1 = (c + 1) * s / nkv;
-          kc[c].k = sf::RowChunk{k + r0 * heads * dim, r1 - r0, s * heads * dim, heads * dim, dim};
-          kc[c].v = sf::RowChunk{v + r0 * heads * dim, r1 - r0, s * heads * dim, heads * dim, dim};
-        }
-        sf::AttentionProblem p;
-        p.dtype = dtype, p.batch = batch, p.heads = heads, p.head_dim = dim;
-        p.scale = 1.f / std::sqrt(static_cast<float>(dim));
-        p.q = qc.data(), p.num_q = static_cast<int32_t>(nq), p.kv = kc.data(), p.num_kv = static_cast<int32_t>(nkv);
-        p.mode = sf::AccumulatorMode::kInit, p.finalize = true;
         auto run_once = [&] {
-          sf::Status st = sf::cuda::attention(p, nullptr);
-          if (!st.is_ok()) {
-            std::fprintf(stderr, "attention failed: %s\n", st.message().c_str());
+          char err[512];
+          if (sf_bench_attention(q, k, v, o, batch, s, heads, dim, fp16 ? 1 : 0, static_cast<int>(nq),
+                                 static_cast<int>(nkv), nullptr, err, sizeof err) != 0) {
+            std::fprintf(stderr, "attention failed: %s\n", err);
             std::exit(1);
           }
         };

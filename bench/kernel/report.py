@@ -15,13 +15,13 @@ def load(paths):
 def main():
     header, paths = sys.argv[1], sys.argv[2:]
     rows = load(paths)
-    # interleaved_bench.py: pass-2 rows ("streamfusion", with the variant's path and emu) are the multi-chunk
-    # sweep, timed against their own one-chunk run; the main table's StreamFusion figure is that variant's pass-1
-    # row, timed in the same rounds as SDPA.
+    # interleaved_bench.py: pass-2 rows ("streamfusion", with the path, and "emu" in the results of 07:12-07:37)
+    # are the multi-chunk sweep, timed against their own one-chunk run; the main table's StreamFusion figure is
+    # that path's pass-1 row, timed in the same rounds as SDPA.
     best = {}
     for r in rows:
         if r["impl"] == "streamfusion" and "path" in r:
-            best[(r["H"], r["D"])] = f'streamfusion_{r["path"]}' + (f'_emu{r["emu"]}' if r["emu"] else "")
+            best[(r["H"], r["D"])] = f'streamfusion_{r["path"]}' + (f'_emu{r["emu"]}' if r.get("emu") else "")
             r["impl"] = "streamfusion_multichunk"
     for r in list(rows):
         if r["impl"] == best.get((r["H"], r["D"])) and r["q_chunks"] == 1 and r["kv_chunks"] == 1:

@@ -4,7 +4,7 @@
 #   bench/kernel/run.sh [results_dir]        (default: $OUT, else /tmp/sf-kernel-bench)
 # Environment: SF_KERNEL_BUILD=dir   use/keep the build there (binaries already built are reused)
 #              SF_BENCH_SEQS=4096,...  sequence lengths (default 4096..65536)
-#              SF_PATHS="a b:4"    kernel variants (path[:emulated exp blocks]) to test; the passing ones
+#              SF_PATHS="a b"      kernel paths to test; the passing ones
 #                                  among SF_VARIANTS_128 / SF_VARIANTS_64 are timed
 #              SF_ROUNDS=n         interleaved timing rounds (default 5)
 #              SF_EXTRA_TEST_PATHS="c d"  paths only tested, after the timing, while SF_DEADLINE allows
@@ -37,19 +37,15 @@ if [ ! -x "$BUILD/sf_kernel_bench" ] || [ ! -f "$BUILD/libsf_bench_capi.so" ] ||
     timeout 400 ninja -C "$BUILD" >> "$RES/build.log" 2>&1 || { echo "BUILD FAILED"; tail -40 "$RES/build.log"; exit 1; }
 fi
 
-# Kernel variants are "path[:emu]": SF_CUDA_ATTENTION_PATH = hopper_ws (the library default: warp-specialized,
-# TMA producer warpgroup, two consumer warpgroups at D=128 and three at D=64), hopper_ws2 (two at both),
-# hopper_ws_pp (+ consumer ping-pong), hopper_ws_seq_pp (ping-pong, no intra-warpgroup
-# overlap), hopper_tma (TMA by thread 0), hopper_tma_pp (warpgroup ping-pong), hopper (cp.async loads), ampere
-# (mma.sync); emu = SF_CUDA_EXP_EMULATION, how many of a tile's 16 column blocks take exp2 from the FMA-pipe
-# polynomial (hopper_ws only). Every variant is tested; those that pass are timed.
-run_tests() {  # variant, verbose
-  local path=${1%%:*} emu=0
-  [[ $1 == *:* ]] && emu=${1##*:}
-  local log="$RES/tests_${path}_emu${emu}.log"
+# Kernel paths (SF_CUDA_ATTENTION_PATH): hopper_ws (the library default: warp-specialized, TMA producer
+# warpgroup, three or two consumer warpgroups chosen per call), hopper_ws3 (three), hopper_ws2 (two), hopper_ws_pp
+# (+ consumer ping-pong), hopper_ws_seq_pp (ping-pong, no intra-warpgroup overlap), hopper_tma (TMA by thread 0),
+# hopper_tma_pp (warpgroup ping-pong), hopper (cp.async loads), ampere (mma.sync). Every path is tested; those
+# that pass are timed.
+run_tests() {  # path, verbose
+  local log="$RES/tests_$1.log"
   echo "== GPU kernel tests, $1 ($SECONDS s)"
-  SF_CUDA_ATTENTION_PATH=$path SF_CUDA_EXP_EMULATION=$emu timeout 40 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
-    > "$log" 2>&1
+  SF_CUDA_ATTENTION_PATH=$1 timeout 40 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" > "$log" 2>&1
   local trc=$?
   if [ "$2" = 1 ]; then
     grep -E "^\[ +(OK|FAILED|PASSED) |^\[[a-z0-9]|Failure|mismatch|Expected|Which is|error|TMA" "$log" | head -60
@@ -68,13 +64,13 @@ done
 echo "== variants that passed:$PASSED"
 
 # Timing: one process per head configuration, FA2, cuDNN and every passing variant interleaved in rounds
-# (interleaved_bench.py says why), then the fastest variant with multiple chunks against its own one chunk.
+# (interleaved_bench.py says why), then the fastest path with multiple chunks against its own one chunk.
 echo "== timing ($SECONDS s)"
 : > "$RES/ours.jsonl"; : > "$RES/sdpa.jsonl"
-want() {  # the passing variants among the given ones, comma separated, "path:emu" form
+want() {  # the passing paths among the given ones, comma separated
   local out=""
   for v in "$@"; do
-    for p in $PASSED; do [ "$p" = "$v" ] && out="$out,${v%%:*}:$([[ $v == *:* ]] && echo ${v##*:} || echo 0)"; done
+    for p in $PASSED; do [ "$p" = "$v" ] && out="$out,$v"; done
   done
   echo "${out#,}"
 }
@@ -84,14 +80,14 @@ for hd in "24 128 $V128" "48 64 $V64"; do
   set -- $hd
   [ -z "${3:-}" ] && { echo "no passing variant to time at D=$2"; status=1; continue; }
   timeout 200 "$PY" "$ROOT/bench/kernel/interleaved_bench.py" --lib "$BUILD/libsf_bench_capi.so" --heads "$1" \
-    --dim "$2" --seqs "$SEQS" --variants "$3" --rounds "${SF_ROUNDS:-5}" > "$RES/interleaved_$2.jsonl" \
+    --dim "$2" --seqs "$SEQS" --paths "$3" --rounds "${SF_ROUNDS:-5}" > "$RES/interleaved_$2.jsonl" \
     2>> "$RES/bench.err" || status=1
   grep '"impl": "sdpa' "$RES/interleaved_$2.jsonl" >> "$RES/sdpa.jsonl"
   grep -v '"impl": "sdpa' "$RES/interleaved_$2.jsonl" >> "$RES/ours.jsonl"
 done
 grep "fastest" "$RES/bench.err"
-BEST128=$(grep -o "D=128: [a-z_0-9]* with [0-9]*" "$RES/bench.err" | tail -1 | sed 's/D=128: //')
-BEST64=$(grep -o "D=64: [a-z_0-9]* with [0-9]*" "$RES/bench.err" | tail -1 | sed 's/D=64: //')
+BEST128=$(grep -o "D=128: [a-z_0-9]*" "$RES/bench.err" | tail -1 | sed 's/D=128: //')
+BEST64=$(grep -o "D=64: [a-z_0-9]*" "$RES/bench.err" | tail -1 | sed 's/D=64: //')
 tail -5 "$RES/bench.err" 2>/dev/null
 for variant in $EXTRA_TEST_PATHS; do
   if [ $SECONDS -lt $DEADLINE ]; then run_tests $variant 0; else echo "== skipped tests of $variant (deadline)"; fi
@@ -112,6 +108,6 @@ for mpath in ${SF_MEMCHECK:-hopper_ws hopper_ws2}; do
   fi
 done
 echo "== total $SECONDS s"
-HEADER="Card: $CARD · $(date -u '+%Y-%m-%d %H:%M UTC') · CUDA $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' | cut -d' ' -f2) · torch $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null) · bf16, B=1, self-attention, medians of CUDA-event timings after warm-up · timed in one process per head dim, alternating with SDPA in ${SF_ROUNDS:-5} rounds (median of round medians) · StreamFusion = $BEST128 emulated exp blocks at D=128, $BEST64 at D=64"
+HEADER="Card: $CARD · $(date -u '+%Y-%m-%d %H:%M UTC') · CUDA $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' | cut -d' ' -f2) · torch $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null) · bf16, B=1, self-attention, medians of CUDA-event timings after warm-up · timed in one process per head dim, alternating with SDPA in ${SF_ROUNDS:-5} rounds (median of round medians) · StreamFusion = $BEST128 at D=128, $BEST64 at D=64"
 "$PY" "$ROOT/bench/kernel/report.py" "$HEADER" "$RES/ours.jsonl" "$RES/sdpa.jsonl" | tee "$RES/RESULTS.md"
 exit $status

@@ -16,9 +16,8 @@ namespace sf::cuda {
 // TMA producer warpgroup and three wgmma consumer warpgroups on 192-row Q tiles, or two on 128-row tiles when
 // the Q chunks' lengths would pad 192-row tiles too much); SF_CUDA_ATTENTION_PATH = hopper_ws3 | hopper_ws2 |
 // hopper_ws_pp | hopper_ws_seq_pp | hopper_tma | hopper_tma_pp | hopper | ampere selects the others (tests and
-// benchmarks compare them; SF_CUDA_EXP_EMULATION = 0|2|4|6 moves that many of 16 exp2 column blocks of the
-// two-warpgroup kernel to the FMA pipes), and chunks that a TMA tensor map cannot describe fall back to the
-// cp.async (hopper) kernel.
+// benchmarks compare them), and chunks that a TMA tensor map cannot describe fall back to the cp.async (hopper)
+// kernel.
 // Requirements (checked; invalid_argument otherwise): q/k/v data 16-byte aligned with strides that are
 // multiples of 8 elements; out 4-byte aligned with even strides; accumulators 8-byte aligned (acc_o) and
 // present unless the call both starts fresh (kInit) and finalizes. Chunk lists of any length are accepted

@@ -125,13 +125,10 @@ __device__ __forceinline__ void init_rows(const AttentionArgs& args, const QChun
 // Takes the raw scores q·k of one K/V tile, masks columns >= valid, updates m and l, turns s into
 // probabilities (unnormalized, relative to the new m) and returns the factor the old Õ must be multiplied by.
 // For a positive scale (the usual case) the row max is taken on the raw scores and the scaling folds into
-// the exponent's FFMA; otherwise the scores are scaled first. kEmu of the kNT 8-column blocks (spread evenly)
-// take their exponentials from poly_exp2 on the FMA pipes, the others from the MUFU unit: at D=64 the MUFU
-// alone needs as many cycles per tile as the tensor cores.
-template <int kEmu = 0, int kNT, int kDT>
+// the exponent's FFMA; otherwise the scores are scaled first.
+template <int kNT, int kDT>
 __device__ __forceinline__ void online_softmax(float (&s)[kNT][4], int valid, float scale_log2, RowState<kDT>& st,
                                                float (&alpha)[2]) {
-  static_assert(kEmu >= 0 && kEmu <= kNT, "kEmu counts 8-column blocks");
   const int t = threadIdx.x & 3;
   const bool fold = scale_log2 > 0.f;
   if (!fold) {
@@ -173,12 +170,8 @@ __device__ __forceinline__ void online_softmax(float (&s)[kNT][4], int valid, fl
     for (int r = 0; r < kLanes; ++r) part[r] = 0.f;
 #pragma unroll
     for (int j = 0; j < kNT; ++j) {
-      // Block j is emulated when the even spread of kEmu blocks over kNT steps past a whole number at j.
-      constexpr bool kAny = kEmu > 0;
-      const bool emulated = kAny && (j * kEmu) / kNT != ((j + 1) * kEmu) / kNT;
-      const float x0 = fmaf(s[j][2 * i], mul, -m_use), x1 = fmaf(s[j][2 * i + 1], mul, -m_use);
-      s[j][2 * i] = emulated ? poly_exp2(x0) : fast_exp2(x0);
-      s[j][2 * i + 1] = emulated ? poly_exp2(x1) : fast_exp2(x1);
+      s[j][2 * i] = fast_exp2(fmaf(s[j][2 * i], mul, -m_use));
+      s[j][2 * i + 1] = fast_exp2(fmaf(s[j][2 * i + 1], mul, -m_use));
       part[j % kLanes] += s[j][2 * i] + s[j][2 * i + 1];
     }
     float sum = part[0];

@@ -47,7 +47,7 @@ constexpr int ws_stages() {
   return D == 128 ? (kWG == 2 ? 3 : 2) : 5;
 }
 
-template <typename T, int D, bool kPingPong, bool kOverlap, int kEmu, int kWG>
+template <typename T, int D, bool kPingPong, bool kOverlap, int kWG>
 __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
   // Three warpgroups get 160 registers: room for S, P and Õ at once at D=64 only; at D=128 each tile runs in turn.
@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     const int wg = tid >> 7;
     const QTile qt = find_q_tile<kRowsM>(args);
     const QChunkArgs& qc = args.q[qt.chunk];
-    WgmmaRowLoop<T, D, kEmu, kRowsM> rows;
+    WgmmaRowLoop<T, D, kRowsM> rows;
     rows.begin(args, qc, qt, b, h, ring.s_q, tid);
     cp_async_wait<0>();
     fence_proxy_async();
@@ -107,26 +107,13 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
   }
 }
 
-// The kernel for the options. Exponential emulation is only instantiated for two warpgroups with overlap and
-// no ping-pong (0, 2, 4 or 6 of the 16 column blocks); three warpgroups overlap at D=64, run tiles in turn at
-// D=128.
+// The kernel for the options: three warpgroups overlap at D=64 and run tiles in turn at D=128.
 template <typename T, int D>
 auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
+  if (o.consumer_warpgroups == 3) return attention_hopper_ws_kernel<T, D, false, D == 64, 3>;
   if (o.ping_pong)
-    return o.overlap ? attention_hopper_ws_kernel<T, D, true, true, 0, 2>
-                     : attention_hopper_ws_kernel<T, D, true, false, 0, 2>;
-  if (!o.overlap && o.consumer_warpgroups == 2) return attention_hopper_ws_kernel<T, D, false, false, 0, 2>;
-  if (o.consumer_warpgroups == 3) return attention_hopper_ws_kernel<T, D, false, D == 64, 0, 3>;
-  switch (o.emu_blocks) {
-    case 2:
-      return attention_hopper_ws_kernel<T, D, false, true, 2, 2>;
-    case 4:
-      return attention_hopper_ws_kernel<T, D, false, true, 4, 2>;
-    case 6:
-      return attention_hopper_ws_kernel<T, D, false, true, 6, 2>;
-    default:
-      return attention_hopper_ws_kernel<T, D, false, true, 0, 2>;
-  }
+    return o.overlap ? attention_hopper_ws_kernel<T, D, true, true, 2> : attention_hopper_ws_kernel<T, D, true, false, 2>;
+  return o.overlap ? attention_hopper_ws_kernel<T, D, false, true, 2> : attention_hopper_ws_kernel<T, D, false, false, 2>;
 }
 
 template <int D>

@@ -75,8 +75,6 @@ cudaError_t launch_attention_hopper_tma(const AttentionArgs& args, int total_til
 struct WsOptions {
   bool ping_pong = false;  // as above (two consumer warpgroups only)
   bool overlap = true;     // the next tile's Q·Kᵀ is issued with this tile's P·V (else each tile runs in turn)
-  int emu_blocks = 0;      // 0, 2, 4 or 6 of a tile's 16 column blocks take exp2 from the FMA-pipe polynomial
-                           // (two warpgroups, overlap, no ping-pong; other values mean 0)
   int consumer_warpgroups = 2;  // 2, or 3 at D=64 with overlap and no ping-pong: Q tiles of 192 rows
 };
 // Q tiles of 64 · consumer_warpgroups rows: total_tiles and args.tile_start must count tiles of that size.

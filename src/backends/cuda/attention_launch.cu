@@ -136,28 +136,8 @@ KernelPath kernel_path() {
   return KernelPath::kHopperWs;
 }
 
-// How many of a tile's 16 eight-column blocks take their exponentials from the FMA-pipe polynomial instead of
-// the MUFU unit (hopper_ws only): SF_CUDA_EXP_EMULATION = 0, 2, 4 or 6, else the per-head-dim default.
-template <int D>
-int exp_emulation_blocks() {
-  constexpr int kDefault = 0;
-  const char* v = std::getenv("SF_CUDA_EXP_EMULATION");
-  if (v == nullptr) return kDefault;
-  if (std::strcmp(v, "0") == 0 || std::strcmp(v, "2") == 0 || std::strcmp(v, "4") == 0 || std::strcmp(v, "6") == 0)
-    return std::atoi(v);
-  static bool said = false;
-  if (!said) {
-    said = true;
-    std::fprintf(stderr, "sf::cuda::attention: SF_CUDA_EXP_EMULATION=%s ignored (expected 0, 2, 4 or 6)\n", v);
-  }
-  return kDefault;
-}
-
 // Rows per Q tile of the kernel the path runs (the host counts tiles in these units).
-int q_tile_rows(KernelPath path, int64_t head_dim) {
-  (void)head_dim;
-  return path == KernelPath::kHopperWs3 ? 192 : detail::kBlockM;
-}
+int q_tile_rows(KernelPath path) { return path == KernelPath::kHopperWs3 ? 192 : detail::kBlockM; }
 
 // The default path picks, per call, between three consumer warpgroups (192-row Q tiles) and two (128 rows).
 // Three are faster per row: 1.10–1.21× at D=64, 1.04–1.10× at D=128 on an H100 (2026-11-27, 07:17 and 07:37 UTC,
@@ -202,9 +182,8 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     case KernelPath::kHopperWsSeqPingPong: {
       detail::WsOptions o;
       o.ping_pong = path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong;
-      o.consumer_warpgroups = q_tile_rows(path, D) / 64;
+      o.consumer_warpgroups = q_tile_rows(path) / 64;
       o.overlap = path != KernelPath::kHopperWsSeqPingPong && !(o.consumer_warpgroups == 3 && D == 128);
-      o.emu_blocks = exp_emulation_blocks<D>();
       err = detail::launch_attention_hopper_ws<T, D>(args, tiles, batch, o, stream);
       break;
     }
@@ -223,7 +202,7 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     said = true;
     std::fprintf(stderr, "sf::cuda::attention: no TMA tensor map for this problem, using the cp.async kernel\n");
   }
-  if (q_tile_rows(path, D) == detail::kBlockM) return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
+  if (q_tile_rows(path) == detail::kBlockM) return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
   thread_local AttentionArgs args128;  // the host counted 192-row tiles: recount for the cp.async kernel's 128
   args128 = args;
   const int64_t tiles128 = retile(args128, detail::kBlockM);
@@ -261,7 +240,7 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
       kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
 
   const KernelPath path = resolve_default(kernel_path(), qs, p.head_dim);
-  const int block_m = q_tile_rows(path, p.head_dim);
+  const int block_m = q_tile_rows(path);
   AttentionArgs args;  // ~8 KB: reused across launches
   args.heads = static_cast<int32_t>(p.heads);
   args.scale_log2 = p.scale * 1.4426950408889634f;

@@ -78,22 +78,6 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-// 2^x on the FMA/ALU pipes instead of the MUFU unit (16 ex2 per clock per SM, as many cycles per tile as the
-// tensor cores at D=64): x = n + f with n = round(x), 2^f by a degree-3 polynomial fitted for relative error
-// on [-0.5, 0.5] (at most 7.5e-5, below half an ulp of bf16 and fp16, in which P is used), times 2^n built in
-// the exponent bits. Nine FP32/INT instructions. x <= -127 (and −inf, the mask) gives exactly +0 like
-// ex2.approx.ftz, since the 2^n factor is then the bit pattern 0.
-__device__ __forceinline__ float poly_exp2(float x) {
-  x = fmaxf(x, -127.f);
-  const float t = x + 12582912.f;  // 1.5·2^23: x rounded to an integer in the low mantissa bits of t
-  const float f = x - (t - 12582912.f);
-  const float p = fmaf(fmaf(fmaf(0.05517149f, f, 0.24261095f), f, 0.69326097f), f, 0.99992806f);
-  // bits(t) = 0x4B400000 + n; · 2^23 drops the 0x4B4 part (mod 2^32) and leaves n in the exponent field.
-  const float two_n =
-      __int_as_float(static_cast<int>(static_cast<unsigned>(__float_as_int(t)) * 0x800000u + (127u << 23)));
-  return p * two_n;
-}
-
 // wgmma (sm_90a) synchronization. fence: order earlier register writes (accumulators, A fragments) before the
 // next wgmma; commit: close a group of issued wgmmas; wait<N>: block until at most N groups are pending.
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }

@@ -90,9 +90,8 @@ struct NoTurns {
 //   finish()               O *= alpha, P_{j+1} from S_{j+1}
 //   last(V_{n-1})          O += P_{n-1}·V_{n-1}
 // There is no branch between a wgmma's issue and its wait, so that ptxas keeps both groups in flight.
-// kEmu: 8-column blocks of each tile whose exponentials run on the FMA pipes (online_softmax). kRowsM: rows of
-// the block's Q tile (64 per consumer warpgroup; its 2·kRowsM consumer threads load it).
-template <typename T, int D, int kEmu = 0, int kRowsM = kBlockM>
+// kRowsM: rows of the block's Q tile (64 per consumer warpgroup; its 2·kRowsM consumer threads load it).
+template <typename T, int D, int kRowsM = kBlockM>
 struct WgmmaRowLoop {
   static constexpr int kNT = kWgBlockN / 8;
   float s[kNT][4];
@@ -130,7 +129,7 @@ struct WgmmaRowLoop {
     turns.end();
     wgmma_wait<0>();
     fence_regs(s);
-    online_softmax<kEmu>(s, cur.valid(args), scale_log2, st, alpha);
+    online_softmax(s, cur.valid(args), scale_log2, st, alpha);
     cur.advance(args);
   }
 
@@ -148,7 +147,7 @@ struct WgmmaRowLoop {
     turns.end();
     wgmma_wait<1>();  // S_{j+1} done; P_j·V_j may still run
     fence_regs(s);
-    online_softmax<kEmu>(s, cur.valid(args), scale_log2, st, alpha);
+    online_softmax(s, cur.valid(args), scale_log2, st, alpha);
     cur.advance(args);
     wgmma_wait<0>();
     fence_regs(st.o);
