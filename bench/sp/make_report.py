@@ -187,6 +187,15 @@ def main():
         for t in targets:
             w("| " + " | ".join(str(x) for x in t) + " |")
         w("")
+    clocks = os.path.join(a.dir, "clocks.md")  # run.sh: clock_summary.py over the GPUs' clock log
+    if os.path.exists(clocks):
+        w("## GPU clocks and power during the run\n")
+        w("Sampled every 50 ms by nvidia-smi while our layers and the PyTorch peers ran (bench/sp/clock_summary.py). "
+          "`GPU 0 alone busy` is mostly the one-GPU baseline. Event reason 0x4 is the software power cap: every "
+          "figure here was taken at the 700 W limit, where the SM clock, and with it every time, moves by several "
+          "percent between GPUs and over a run.\n")
+        with open(clocks) as f:
+            w(f.read())
     md = "\n".join(out) + "\n"
     with open(a.out or os.path.join(a.dir, "RESULTS.md"), "w") as f:
         f.write(md)

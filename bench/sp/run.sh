@@ -11,14 +11,7 @@ OUTDIR=${1:-${OUT:-/tmp/sf-bench-out}}
 mkdir -p "$OUTDIR"
 LOG=$OUTDIR/run.log
 : > "$LOG"
-# NVLink multicast stays off on shared machines (GPU-MACHINES.md).
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export PYTHONUNBUFFERED=1
-PY=/opt/torch/.venv/bin/python3
-[ -x "$PY" ] || PY=python3
-NV=$($PY -c "import nvidia, sys; sys.stdout.write(list(nvidia.__path__)[0])" 2>/dev/null || echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia)
-export LD_LIBRARY_PATH=$NV/nccl/lib:$NV/nvshmem/lib:${LD_LIBRARY_PATH:-}
-BUILD=${SF_BUILD:-/tmp/sf-build}
+. bench/sp/common.sh
 say() { echo "$*" | tee -a "$LOG"; }
 T_START=$(date +%s)
 BUDGET=${SF_BUDGET_S:-570}  # the whole script ends within this (the device tool kills at 600 s)
@@ -38,13 +31,11 @@ step() {  # step NAME TIMEOUT_S command...  (the timeout shrinks to what is left
 say "# StreamFusion SP bench, $(date -u +%Y-%m-%dT%H:%MZ), git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader >> "$LOG" 2>&1
 nvidia-smi topo -m >> "$LOG" 2>&1
-NGPU=$(nvidia-smi -L | wc -l)
 
-step configure 120 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTREAMFUSION_CUDA=ON \
-  -DSTREAMFUSION_NCCL=ON -DSTREAMFUSION_NVSHMEM=ON -DSTREAMFUSION_TESTS=ON || { tail -40 "$LOG"; exit 1; }
+step configure 120 "${SF_CONFIGURE[@]}" || { tail -40 "$LOG"; exit 1; }
 step build 330 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu \
   || { grep -E "error|Error" "$LOG" | head -40; exit 1; }
-SFG=$(find "$BUILD" -name streamfusion-gpu -type f -perm -u+x | head -1)
+SFG=$(sf_gpu_binary)
 LAUNCH="$SFG launch -n $NGPU --grace 15"
 export SF_WATCHDOG_TIMEOUT_S=90
 
@@ -64,10 +55,13 @@ case "$NGPU" in
 esac
 TOPOS=${SF_TOPOLOGIES:-$TOPOS}
 COMMON="--topology $TOPOS --gbps 50,6.25 --latency-us 5 --schemes ring,ulysses,usp,tas,torus,sfu --json $OUTDIR/sp.jsonl ${SF_EXTRA_ARGS:-}"
+sf_start_clock_log "$OUTDIR/clocks.csv"  # power-capped clocks move every figure: keep them beside the times
 step ours_flux 180 $LAUNCH -- "$SFG" gpu-attention -S $FLUX_S -H 24 -D 128 $COMMON $IT --label flux
 step ours_cogvideox 180 $LAUNCH -- "$SFG" gpu-attention -S $COG_S -H 48 -D 64 $COMMON -w 1 -n 3 --label cogvideox
 step torch_flux 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $FLUX_S --heads 24 --head-dim 128 --label flux --json "$OUTDIR/torch.jsonl"
 step torch_cogvideox 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $COG_S --heads 48 --head-dim 64 --label cogvideox --json "$OUTDIR/torch.jsonl"
+sf_stop_clock_log
+$PY bench/sp/clock_summary.py "$OUTDIR/clocks.csv" > "$OUTDIR/clocks.md" 2>> "$LOG"
 step report 60 $PY bench/sp/make_report.py --dir "$OUTDIR" --card "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$NGPU" > /dev/null
 if [ "${SF_SKIP_TESTS:-0}" != 1 ]; then  # multi-GPU tests with what is left of the budget
   step build_tests 90 cmake --build "$BUILD" -j "$(nproc)" --target sf_gpu_multi_test && \

@@ -7,21 +7,15 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUTDIR=${1:-${OUT:-/tmp/sf-chunks-out}}
 mkdir -p "$OUTDIR"
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 SF_WATCHDOG_TIMEOUT_S=90
-PY=/opt/torch/.venv/bin/python3
-[ -x "$PY" ] || PY=python3
-NV=$($PY -c "import nvidia, sys; sys.stdout.write(list(nvidia.__path__)[0])" 2>/dev/null || echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia)
-export LD_LIBRARY_PATH=$NV/nccl/lib:$NV/nvshmem/lib:${LD_LIBRARY_PATH:-}
-BUILD=${SF_BUILD:-/tmp/sf-build}
+. bench/sp/common.sh
+export SF_WATCHDOG_TIMEOUT_S=90
 LOG=$OUTDIR/chunks.log
 {
   date -u +"# torus chunks, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)"
   nvidia-smi --query-gpu=index,name --format=csv,noheader
-  timeout 120 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTREAMFUSION_CUDA=ON -DSTREAMFUSION_NCCL=ON \
-    -DSTREAMFUSION_NVSHMEM=ON >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu | tail -2
+  timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu | tail -2
 } > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
-SFG=$(find "$BUILD" -name streamfusion-gpu -type f -perm -u+x | head -1)
-NGPU=$(nvidia-smi -L | wc -l)
+SFG=$(sf_gpu_binary)
 J=$OUTDIR/chunks.jsonl
 rm -f "$J"
 for c in 1 0 4; do

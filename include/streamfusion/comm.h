@@ -4,7 +4,7 @@
 // return a Handle; `wait(h)` makes the transfer's result visible to the compute and communication issued
 // afterwards on this rank (a CPU backend blocks; a GPU backend makes the compute stream wait on an event).
 // Every operation is ordered after all compute issued before it on this rank, so data computed earlier may
-// be sent. Until its handle is waited on (or a barrier completed it), an operation's source must stay
+// be sent (unless issued detached: begin_detached). Until its handle is waited on (or a barrier completed it), an operation's source must stay
 // unchanged and its destination unread.
 //
 // Two styles, both real in every backend:
@@ -111,6 +111,20 @@ class Comm {
   // ---- completion
   virtual Status wait(Handle h) = 0;
   Status wait_all(const std::vector<Handle>& hs);
+
+  // ---- ordering
+  // Between begin_detached(lane, deps) and end_detached(lane), operations issued on `lane` are ordered after
+  // `deps` (handles of this rank's earlier operations) and after each other, but no longer after the compute
+  // issued so far: for transfers and barriers that no earlier compute feeds and that would otherwise wait
+  // for it. Backends that complete operations as they are issued just wait for `deps`.
+  virtual Status begin_detached(Lane lane, const std::vector<Handle>& deps) {
+    (void)lane;
+    return wait_all(deps);
+  }
+  virtual Status end_detached(Lane lane) {
+    (void)lane;
+    return Status::ok();
+  }
 
   // ---- accounting
   const LinkBytes& bytes_moved() const { return bytes_; }

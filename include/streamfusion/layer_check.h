@@ -44,6 +44,7 @@ struct ThreadRunResult {
   ErrorStats error;                 // of the last iteration, over all ranks
   std::vector<LinkBytes> bytes;     // per rank, for one forward
   std::vector<BarrierCounts> barriers;  // per rank, for one forward
+  std::vector<int64_t> attention_calls;  // per rank, for one forward (each call costs a GPU its tiles' set-up)
   std::vector<double> iteration_ms; // wall time of each timed forward (slowest rank)
   double median_ms() const;
 };

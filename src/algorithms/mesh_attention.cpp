@@ -47,7 +47,11 @@ class MeshAttention final : public SpAttention {
     char* k = nullptr;
     char* v = nullptr;
   };
-  Status issue_ring_set(int x, std::vector<KVBlock>* blocks, std::vector<std::vector<Handle>>* handles);
+  struct RingSet {
+    std::vector<KVBlock> blocks;                // [r]: block s comes from ring member k−s; block 0 is our own
+    std::vector<std::vector<Handle>> handles;  // [r]: when each block has arrived
+  };
+  Status issue_ring_set(int x, RingSet* set);
   // First row of segment `seg` of a piece of n rows (seg == c_ gives n). Boundaries fall on multiples of
   // 128 rows (the GPU kernel's tile) when the piece is long enough.
   int64_t seg_begin(int64_t n, int seg) const {
@@ -58,10 +62,24 @@ class MeshAttention final : public SpAttention {
   // send/recv/get/put are chosen by the caller through `move(offset_elems, count_elems)`.
   template <typename Move>
   Status for_segment_runs(const RowBlock& b, int seg, Move move) const;
-  // One attention call: Q rows of `stages` (row segment q_seg of every piece, or all rows if -1) against the
-  // K/V block (row segment kv_seg, or all rows if -1). Accumulators are laid out per (piece, segment).
-  Status compute(const std::vector<int>& stages, int q_seg, const KVBlock& kv, int kv_seg, AccumulatorMode mode,
+  // A K/V block, or one row segment of it (seg = -1: all rows).
+  struct KVPart {
+    const KVBlock* block;
+    int seg = -1;
+  };
+  // One attention call: Q rows of `stages` (row segment q_seg of every piece, or all rows if -1) against every
+  // part in `kv` (the kernel takes them as a list of chunks). Accumulators are laid out per (piece, segment).
+  Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
                  bool finalize, void* o);
+  // Q rows of `stages` against ring blocks [first, r) of one K/V set. A ring inside a machine delivers every
+  // block long before it is needed, so all of them go into one call (fewer, longer calls: each call costs its
+  // tiles' set-up and a partly filled last wave); a ring across machines keeps one call per arriving block.
+  Status ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first, AccumulatorMode mode,
+                   bool finalize, void* o);
+  // Compute-bound Pull KV phase: the foreign stages over the middle K/V sets 1..t-2 in one call, over the last
+  // set in another (then their output is pushed), and our own stage over all sets in a third.
+  Status pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
+                        std::vector<Handle>* out_recvs, void* o);
   Status push_outputs(bool foreign, std::vector<Handle>* recvs);
   Status gather_outputs(void* o);
 
@@ -72,6 +90,7 @@ class MeshAttention final : public SpAttention {
   const bool one_sided_;
   const int requested_chunks_;  // SpAttentionConfig::torus_chunks (0 = automatic)
   int c_ = 1;                   // row segments per Torus transfer
+  bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 
   int rank_ = 0, P_ = 1, u_ = 1, t_ = 1, r_ = 1, iu_ = 0, l_ = 0, k_ = 0, elem_ = 4;
   int64_t Ht_ = 0;
@@ -158,6 +177,8 @@ Status MeshAttention::init() {
   elem_ = dtype_size(shape_.dtype);
   direct_ = u_ == 1 && t_ == 1;
   c_ = choose_torus_chunks();
+  ring_in_machine_ = true;
+  for (int y : gr_) ring_in_machine_ = ring_in_machine_ && comm_.topology().link(rank_, y) == LinkClass::kIntra;
 
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {
@@ -323,7 +344,9 @@ Status MeshAttention::issue_torus() {
 
 // ---- C. The ring of K/V set x (set 0: the stationary sub-block; set x: pulled from Torus peer l+x).
 // Block s of the result comes from ring member k−s; block 0 is our own.
-Status MeshAttention::issue_ring_set(int x, std::vector<KVBlock>* blocks, std::vector<std::vector<Handle>>* handles) {
+Status MeshAttention::issue_ring_set(int x, RingSet* set) {
+  std::vector<KVBlock>* blocks = &set->blocks;
+  std::vector<std::vector<Handle>>* handles = &set->handles;
   blocks->assign(r_, KVBlock{});
   handles->assign(r_, {});
   auto set_layout = [&](int member) { return block_of(torus_member(member, (l_ + x) % t_)); };
@@ -370,7 +393,7 @@ Status MeshAttention::issue_ring_set(int x, std::vector<KVBlock>* blocks, std::v
   return Status::ok();
 }
 
-Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const KVBlock& kv, int kv_seg,
+Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv_parts,
                               AccumulatorMode mode, bool finalize, void* o) {
   const int64_t D = shape_.head_dim, row = Ht_ * D, B = shape_.batch;
   std::vector<QChunk> qs;
@@ -404,12 +427,16 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const K
     }
   }
   std::vector<KVChunk> kvs;
-  for (int j = 0; j < kv.layout.pieces(); ++j) {
-    const int64_t n = kv.layout.piece_len[j];
-    const int64_t a = kv_seg < 0 ? 0 : seg_begin(n, kv_seg), len = kv_seg < 0 ? n : seg_begin(n, kv_seg + 1) - a;
-    if (len == 0) continue;
-    const int64_t off = (kv.layout.piece_offset(j) + a * row) * elem_;
-    kvs.push_back({RowChunk{kv.k + off, len, n * row, row, D}, RowChunk{kv.v + off, len, n * row, row, D}});
+  for (const KVPart& part : kv_parts) {
+    const KVBlock& kv = *part.block;
+    const int kv_seg = part.seg;
+    for (int j = 0; j < kv.layout.pieces(); ++j) {
+      const int64_t n = kv.layout.piece_len[j];
+      const int64_t a = kv_seg < 0 ? 0 : seg_begin(n, kv_seg), len = kv_seg < 0 ? n : seg_begin(n, kv_seg + 1) - a;
+      if (len == 0) continue;
+      const int64_t off = (kv.layout.piece_offset(j) + a * row) * elem_;
+      kvs.push_back({RowChunk{kv.k + off, len, n * row, row, D}, RowChunk{kv.v + off, len, n * row, row, D}});
+    }
   }
   if (qs.empty() || (kvs.empty() && !finalize && mode == AccumulatorMode::kResume)) return Status::ok();
   AttentionProblem p;
@@ -425,6 +452,63 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const K
   p.mode = mode;
   p.finalize = finalize;
   return dev_.attention(p);
+}
+
+Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
+                                AccumulatorMode mode, bool finalize, void* o) {
+  const std::vector<KVBlock>& blocks = set.blocks;
+  const std::vector<std::vector<Handle>>& handles = set.handles;
+  if (ring_in_machine_) {
+    std::vector<KVPart> parts;
+    for (int s = first; s < r_; ++s) {
+      SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));
+      parts.push_back({&blocks[s]});
+    }
+    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o);
+  }
+  for (int s = first; s < r_; ++s) {
+    SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));
+    SF_RETURN_IF_ERROR(compute(stages, q_seg, {{&blocks[s]}}, s == first ? mode : AccumulatorMode::kResume,
+                               finalize && s == r_ - 1, o));
+  }
+  return Status::ok();
+}
+
+Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
+                                     std::vector<Handle>* out_recvs, void* o) {
+  // Every K/V block of set x (its Torus block, then the ring peers'), once it has arrived. The ring barrier in
+  // issue_ring_set needs our Torus pull of set x landed. One-sided, the ring barrier and pulls wait for that
+  // pull alone (detached): not for the compute before them, and not for a slower ring peer's compute, so the
+  // ring peers' blocks are there when the call needs them. Two-sided, the compute stream waits for it first.
+  auto arrived_set = [&](int x, std::vector<KVPart>* parts) -> Status {
+    if (one_sided_ && r_ > 1) {
+      SF_RETURN_IF_ERROR(comm_.begin_detached(Lane::kRing, torus_kv_[x][0]));
+      const Status issued = issue_ring_set(x, &(*sets)[x]);
+      SF_RETURN_IF_ERROR(comm_.end_detached(Lane::kRing));
+      SF_RETURN_IF_ERROR(issued);
+      SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
+    } else {
+      SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
+      SF_RETURN_IF_ERROR(issue_ring_set(x, &(*sets)[x]));
+    }
+    for (int s = 0; s < r_; ++s) {
+      SF_RETURN_IF_ERROR(comm_.wait_all((*sets)[x].handles[s]));
+      parts->push_back({&(*sets)[x].blocks[s]});
+    }
+    return Status::ok();
+  };
+  // The foreign rows take the middle sets, then the last set, finalize and leave; our own rows take every set
+  // in one last call, long enough to hide the push of the foreign output.
+  std::vector<KVPart> middle, last;
+  for (int x = 1; x < t_ - 1; ++x) SF_RETURN_IF_ERROR(arrived_set(x, &middle));
+  if (!middle.empty()) SF_RETURN_IF_ERROR(compute(foreign_stages, -1, middle, AccumulatorMode::kResume, false, o));
+  SF_RETURN_IF_ERROR(arrived_set(t_ - 1, &last));
+  SF_RETURN_IF_ERROR(compute(foreign_stages, -1, last, AccumulatorMode::kResume, true, o));
+  SF_RETURN_IF_ERROR(push_outputs(true, out_recvs));
+  std::vector<KVPart> every = middle;
+  every.insert(every.end(), last.begin(), last.end());
+  SF_RETURN_IF_ERROR(compute({0}, -1, every, AccumulatorMode::kResume, true, o));
+  return push_outputs(false, out_recvs);
 }
 
 // ---- D. Push finalized output pieces to the ranks that own their rows. foreign: Torus stages 1..t-1 (rows
@@ -484,48 +568,52 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   for (int i = 0; i < t_; ++i) all_stages[i] = i;
   foreign_stages.assign(all_stages.begin() + 1, all_stages.end());
   std::vector<Handle> out_recvs;
-  std::vector<KVBlock> blocks;
-  std::vector<std::vector<Handle>> ring_handles;
+  std::vector<RingSet> sets(t_);  // K/V set x: stage x's Torus block and its ring peers' (set 0: stationary)
 
-  // Pull Q stages: stage i computes Q_i, segment by segment as it arrives, against the stationary K/V (a ring
-  // over the ring group). Stage 0 is local data: it runs while everything else is in flight.
-  SF_RETURN_IF_ERROR(issue_ring_set(0, &blocks, &ring_handles));
-  for (int i = 0; i < t_; ++i)
-    for (int q_seg = i == 0 ? -1 : 0; q_seg < (i == 0 ? 0 : c_); ++q_seg) {
-      if (i > 0) SF_RETURN_IF_ERROR(comm_.wait_all(torus_q_[i][q_seg]));
-      for (int s = 0; s < r_; ++s) {
-        SF_RETURN_IF_ERROR(comm_.wait_all(ring_handles[s]));
-        const bool finalize = t_ == 1 && s == r_ - 1;  // no Torus level: the ring's last step finishes
-        SF_RETURN_IF_ERROR(compute({i}, q_seg, blocks[s], -1, s == 0 ? AccumulatorMode::kInit : AccumulatorMode::kResume,
-                                   finalize, o));
+  // Pull Q stages: stage i computes Q_i against the stationary K/V (a ring over the ring group). Stage 0 is
+  // local data: its call on our own block starts at once, while everything else is in flight. When the layer is
+  // compute-bound (one segment per Torus transfer) the other stages share one call once their Q has arrived;
+  // otherwise each stage computes segment by segment as its Q arrives.
+  SF_RETURN_IF_ERROR(issue_ring_set(0, &sets[0]));
+  SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, t_ == 1 && r_ == 1, o));
+  SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, t_ == 1, o));
+  if (c_ == 1 && t_ > 1) {
+    for (int i = 1; i < t_; ++i) SF_RETURN_IF_ERROR(comm_.wait_all(torus_q_[i][0]));
+    SF_RETURN_IF_ERROR(ring_pass(foreign_stages, -1, sets[0], 0, AccumulatorMode::kInit, false, o));
+  } else {
+    for (int i = 1; i < t_; ++i)
+      for (int q_seg = 0; q_seg < c_; ++q_seg) {
+        SF_RETURN_IF_ERROR(comm_.wait_all(torus_q_[i][q_seg]));
+        SF_RETURN_IF_ERROR(ring_pass({i}, q_seg, sets[0], 0, AccumulatorMode::kInit, false, o));
       }
-    }
+  }
   if (t_ == 1 && !direct_) SF_RETURN_IF_ERROR(push_outputs(false, &out_recvs));
 
-  // Pull KV stages: all Q against the K/V of Torus peer l+x, our own part segment by segment as it arrives,
+  // Pull KV stages: all Q against the K/V of Torus peer l+x. Compute-bound with the ring inside the machine:
+  // as few calls as the data allows (pull_kv_merged). Otherwise our own part segment by segment as it arrives,
   // then the ring peers' parts. In the last stage the foreign rows go first and are pushed to their owners
   // while our own rows still compute.
-  for (int x = 1; x < t_; ++x) {
-    const bool last = x == t_ - 1;
-    const std::vector<std::vector<int>> groups = last ? std::vector<std::vector<int>>{foreign_stages, {0}}
-                                                      : std::vector<std::vector<int>>{all_stages};
-    bool ring_issued = false;
-    for (const std::vector<int>& g : groups) {
+  if (t_ > 1 && c_ == 1 && ring_in_machine_) {
+    SF_RETURN_IF_ERROR(pull_kv_merged(foreign_stages, &sets, &out_recvs, o));
+  } else {
+    for (int x = 1; x < t_; ++x) {
+      const bool last = x == t_ - 1;
+      const std::vector<std::vector<int>> groups = last ? std::vector<std::vector<int>>{foreign_stages, {0}}
+                                                        : std::vector<std::vector<int>>{all_stages};
       const KVBlock own{block_of(torus_member(rank_, (l_ + x) % t_)), slot(kt_.local, slot_bytes_, x - 1),
                         slot(vt_.local, slot_bytes_, x - 1)};
-      for (int kv_seg = 0; kv_seg < c_; ++kv_seg) {
-        SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][kv_seg]));
-        SF_RETURN_IF_ERROR(compute(g, -1, own, kv_seg, AccumulatorMode::kResume, last && r_ == 1 && kv_seg == c_ - 1, o));
-      }
-      if (r_ > 1 && !ring_issued) {
-        SF_RETURN_IF_ERROR(issue_ring_set(x, &blocks, &ring_handles));
+      bool ring_issued = false;
+      for (const std::vector<int>& g : groups) {
+        for (int kv_seg = 0; kv_seg < c_; ++kv_seg) {
+          SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][kv_seg]));
+          SF_RETURN_IF_ERROR(compute(g, -1, {{&own, kv_seg}}, AccumulatorMode::kResume,
+                                     last && r_ == 1 && kv_seg == c_ - 1, o));
+        }
+        if (r_ > 1 && !ring_issued) SF_RETURN_IF_ERROR(issue_ring_set(x, &sets[x]));
         ring_issued = true;
+        SF_RETURN_IF_ERROR(ring_pass(g, -1, sets[x], 1, AccumulatorMode::kResume, last, o));
+        if (last) SF_RETURN_IF_ERROR(push_outputs(g.size() != 1 || g[0] != 0, &out_recvs));
       }
-      for (int s = 1; s < r_; ++s) {
-        SF_RETURN_IF_ERROR(comm_.wait_all(ring_handles[s]));
-        SF_RETURN_IF_ERROR(compute(g, -1, blocks[s], -1, AccumulatorMode::kResume, last && s == r_ - 1, o));
-      }
-      if (last) SF_RETURN_IF_ERROR(push_outputs(g.size() != 1 || g[0] != 0, &out_recvs));
     }
   }
   if (!direct_) {

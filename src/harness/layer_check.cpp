@@ -80,18 +80,54 @@ double ThreadRunResult::median_ms() const {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+namespace {
+
+// Counts a rank's attention calls; everything else goes straight to the rank's device.
+class CallCountingDevice final : public Device {
+ public:
+  explicit CallCountingDevice(Device& inner) : inner_(inner) {}
+  int64_t attention_calls = 0;
+
+  const char* name() const override { return inner_.name(); }
+  Status attention(const AttentionProblem& p) override {
+    ++attention_calls;
+    return inner_.attention(p);
+  }
+  Status copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads, int64_t head_dim,
+                   DType dtype) override {
+    return inner_.copy_rows(dst, src, batch, heads, head_dim, dtype);
+  }
+  Result<void*> alloc(size_t bytes) override { return inner_.alloc(bytes); }
+  void free(void* p) override { inner_.free(p); }
+  Status copy_to_device(void* dst, const void* src_host, size_t bytes) override {
+    return inner_.copy_to_device(dst, src_host, bytes);
+  }
+  Status copy_to_host(void* dst_host, const void* src, size_t bytes) override {
+    return inner_.copy_to_host(dst_host, src, bytes);
+  }
+  Status fill(void* dst, uint8_t byte, size_t bytes) override { return inner_.fill(dst, byte, bytes); }
+  int64_t busy_query_tiles() const override { return inner_.busy_query_tiles(); }
+  Status synchronize() override { return inner_.synchronize(); }
+
+ private:
+  Device& inner_;
+};
+
+}  // namespace
+
 Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerInputs& in, const std::vector<double>& ref,
                                              const SpAttentionConfig& config, const ThreadRunOptions& options) {
   const int P = topo.world_size();
   ThreadRunResult result;
   result.bytes.resize(P);
   result.barriers.resize(P);
+  result.attention_calls.resize(P);
   const int total = options.warmup + options.iterations;
   std::vector<std::vector<double>> times(P, std::vector<double>(total));
   std::mutex mu;
   Status s = run_thread_ranks(topo, options.world, [&](RankRuntime& rt) -> Status {
     Comm& comm = rt.comm();
-    Device& dev = rt.device();
+    CallCountingDevice dev(rt.device());
     const int g = comm.rank();
     SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> attn, SpAttention::create(comm, dev, in.shape, config));
     const std::vector<char> q = slice_rows(in.q, in.shape, P, g), k = slice_rows(in.k, in.shape, P, g),
@@ -106,6 +142,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
       std::memset(o.data(), 0xff, o.size());  // poison: NaN in every dtype
       SF_RETURN_IF_ERROR(comm.barrier_all());
       comm.reset_counters();
+      dev.attention_calls = 0;
       const auto t0 = std::chrono::steady_clock::now();
       auto view = [&](const std::vector<char>& t) {
         return TensorView::dense(const_cast<char*>(t.data()), in.shape.dtype, attn->local_shape());
@@ -118,6 +155,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     std::lock_guard lock(mu);
     result.bytes[g] = comm.bytes_moved();
     result.barriers[g] = comm.barriers_taken();
+    result.attention_calls[g] = dev.attention_calls;
     result.error.merge(compare_rows(o.data(), ref, in.shape, P, g));
     return Status::ok();
   });

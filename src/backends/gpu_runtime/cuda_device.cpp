@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 #include "device_kernels.cuh"
 #include "gpu_check.h"
@@ -17,6 +19,19 @@ std::atomic<int64_t> g_fallback_calls{0};
 bool aligned(const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
 bool strides_multiple(const RowChunk& c, int64_t m) {
   return c.stride_b % m == 0 && c.stride_s % m == 0 && c.stride_h % m == 0;
+}
+
+// "attention q 16384 rows (1 chunk) x kv 16384 rows (1 chunk), 24 heads, resume, finalize" for traces.
+std::string describe(const AttentionProblem& p, bool fast) {
+  int64_t q_rows = 0, kv_rows = 0;
+  for (int32_t i = 0; i < p.num_q; ++i) q_rows += p.q[i].q.len;
+  for (int32_t j = 0; j < p.num_kv; ++j) kv_rows += p.kv[j].k.len;
+  char s[200];
+  std::snprintf(s, sizeof s, "attention%s q %lld rows (%d chunks) x kv %lld rows (%d chunks), %lld heads, %s%s",
+                fast ? "" : " [fallback]", static_cast<long long>(q_rows), p.num_q, static_cast<long long>(kv_rows),
+                p.num_kv, static_cast<long long>(p.heads * p.batch),
+                p.mode == AccumulatorMode::kInit ? "init" : "resume", p.finalize ? ", finalize" : "");
+  return s;
 }
 
 }  // namespace
@@ -52,18 +67,35 @@ bool CudaDevice::fast_kernel_covers(const AttentionProblem& p) {
 
 Status CudaDevice::attention(const AttentionProblem& p) {
   if (p.num_q == 0) return Status::ok();
+  StreamTrace& trace = streams_->trace();
+  SF_RETURN_IF_ERROR(trace.mark_begin(streams_->compute()));
+  bool fast = false;
 #ifdef SF_HAVE_CUDA_KERNELS
-  if (!force_fallback_ && fast_kernel_covers(p)) return sf::cuda::attention(p, streams_->compute());
+  fast = !force_fallback_ && fast_kernel_covers(p);
 #endif
-  g_fallback_calls.fetch_add(1, std::memory_order_relaxed);
-  return fallback_attention(p, streams_->compute());
+  Status st;
+  if (fast) {
+#ifdef SF_HAVE_CUDA_KERNELS
+    st = sf::cuda::attention(p, streams_->compute());
+#endif
+  } else {
+    g_fallback_calls.fetch_add(1, std::memory_order_relaxed);
+    st = fallback_attention(p, streams_->compute());
+  }
+  SF_RETURN_IF_ERROR(st);
+  return trace.on() ? trace.mark_end(streams_->compute(), describe(p, fast)) : Status::ok();
 }
 
 int64_t CudaDevice::fallback_calls() { return g_fallback_calls.load(std::memory_order_relaxed); }
 
 Status CudaDevice::copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads,
                              int64_t head_dim, DType dtype) {
-  return copy_rows_kernel(dst, src, batch, heads, head_dim, dtype, streams_->compute());
+  StreamTrace& trace = streams_->trace();
+  SF_RETURN_IF_ERROR(trace.mark_begin(streams_->compute()));
+  SF_RETURN_IF_ERROR(copy_rows_kernel(dst, src, batch, heads, head_dim, dtype, streams_->compute()));
+  if (!trace.on()) return Status::ok();
+  return trace.mark_end(streams_->compute(), "copy_rows " + std::to_string(batch * src.len) + " rows x " +
+                                                  std::to_string(heads) + " heads");
 }
 
 Result<void*> CudaDevice::alloc(size_t bytes) {

@@ -261,6 +261,14 @@ int64_t GpuContext::fallback_attention_calls() { return CudaDevice::fallback_cal
 
 Status GpuContext::synchronize() { return impl_->streams.synchronize("GpuContext::synchronize"); }
 
+Status GpuContext::begin_trace() { return impl_->streams.trace().begin(impl_->streams.compute()); }
+
+Result<std::string> GpuContext::end_trace() {
+  SF_RETURN_IF_ERROR(impl_->streams.synchronize("end_trace"));
+  SF_ASSIGN_OR_RETURN(std::vector<TraceEntry> entries, impl_->streams.trace().end());
+  return format_trace(entries);
+}
+
 Status GpuContext::reset_links() {
   SF_RETURN_IF_ERROR(impl_->streams.synchronize("reset_links"));
   return impl_->links.reset();

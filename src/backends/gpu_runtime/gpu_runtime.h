@@ -68,6 +68,10 @@ class GpuContext {
                                               const std::function<Status()>& before_each = {});
   // Completes every outstanding GPU operation of this rank.
   Status synchronize();
+  // This rank's timeline of whatever is enqueued between the two calls (attention calls, copies, the moments
+  // each communication lane finished an operation), formatted one line per entry with a summary; for --trace.
+  Status begin_trace();
+  Result<std::string> end_trace();
   // Attention calls served by the exact-but-slow fallback kernel so far (process-wide).
   static int64_t fallback_attention_calls();
   // Empties the emulated links' FIFOs (between benchmark configurations).

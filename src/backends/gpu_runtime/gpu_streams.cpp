@@ -30,8 +30,19 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
 }
 
 Status GpuStreams::order_after_compute(Lane l) {
+  if (detached_[static_cast<int>(l)]) return Status::ok();
   SF_CUDA_RETURN(cudaEventRecord(fence_[0], compute_));
   SF_CUDA_RETURN(cudaStreamWaitEvent(lane(l), fence_[0], 0));
+  return Status::ok();
+}
+
+Status GpuStreams::detach(Lane l, const std::vector<Handle>& deps) {
+  for (Handle h : deps) {
+    if (h.id < 0) continue;
+    if (static_cast<size_t>(h.id) >= handles_used_) return internal_error("detach after a dead handle");
+    SF_CUDA_RETURN(cudaStreamWaitEvent(lane(l), handle_events_[static_cast<size_t>(h.id)], 0));
+  }
+  detached_[static_cast<int>(l)] = true;
   return Status::ok();
 }
 
@@ -47,6 +58,7 @@ Result<Handle> GpuStreams::reserve() {
 Status GpuStreams::record_into(Handle h, Lane l) {
   if (h.id < 0 || static_cast<size_t>(h.id) >= handles_used_) return internal_error("record into a dead handle");
   SF_CUDA_RETURN(cudaEventRecord(handle_events_[static_cast<size_t>(h.id)], lane(l)));
+  if (trace_.on()) return trace_.point(lane(l), l == Lane::kRing ? "ring lane: done" : "main lane: done");
   return Status::ok();
 }
 

@@ -11,6 +11,7 @@
 
 #include "streamfusion/comm.h"
 #include "streamfusion/status.h"
+#include "stream_trace.h"
 #include "watchdog.h"
 
 namespace sf::gpu {
@@ -29,8 +30,11 @@ class GpuStreams {
   cudaStream_t lane(Lane l) const { return lanes_[static_cast<int>(l)]; }
   Watchdog* watchdog() const { return watchdog_; }
 
-  // The lane waits for all compute issued so far.
+  // The lane waits for all compute issued so far (nothing while the lane is detached).
   Status order_after_compute(Lane l);
+  // Detached lane (Comm::begin_detached): it waits for the given handles instead of the compute.
+  Status detach(Lane l, const std::vector<Handle>& deps);
+  void attach(Lane l) { detached_[static_cast<int>(l)] = false; }
   // Records an event on the lane: a handle for everything issued on it so far.
   Result<Handle> record(Lane l);
   // A handle whose event is recorded later (ops inside an NCCL group are enqueued only at its end).
@@ -42,6 +46,9 @@ class GpuStreams {
   Status join_lanes();
   // Blocks the host until compute and both lanes are idle; the watchdog guards it. Recycles handle events.
   Status synchronize(const std::string& what);
+  // The rank's timeline while a benchmark traces (--trace): the Device brackets its calls on the compute
+  // stream, and every handle recorded on a lane adds a point "lane ...: done".
+  StreamTrace& trace() { return trace_; }
 
  private:
   int device_ = -1;
@@ -51,6 +58,8 @@ class GpuStreams {
   cudaEvent_t fence_[3] = {nullptr, nullptr, nullptr};  // compute, lane 0, lane 1
   std::vector<cudaEvent_t> handle_events_;
   size_t handles_used_ = 0;
+  bool detached_[2] = {false, false};
+  StreamTrace trace_;
 };
 
 }  // namespace sf::gpu

@@ -47,6 +47,11 @@ class NvshmemComm final : public Comm {
                      Lane lane = Lane::kMain) override;
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   Status wait(Handle h) override { return streams_->wait(h); }
+  Status begin_detached(Lane lane, const std::vector<Handle>& deps) override { return streams_->detach(lane, deps); }
+  Status end_detached(Lane lane) override {
+    streams_->attach(lane);
+    return Status::ok();
+  }
 
  private:
   Status check_access(const SymmetricBuffer& b, size_t offset, size_t bytes, int peer, const char* op) const;

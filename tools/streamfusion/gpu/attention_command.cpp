@@ -37,6 +37,7 @@ struct AttentionOptions {
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
   bool concurrent = true;  // time every rank's compute share with all ranks at once too
+  bool trace = false;      // after timing, print every rank's timeline of one more forward
   uint64_t seed = 7;
   std::string json;
   std::string label;  // free text copied into every JSON row (e.g. the model)
@@ -341,6 +342,22 @@ int run_attention(const AttentionOptions& o) {
             auto ms_r = ctx->time_iterations([&] { return sp->forward(buf.q, buf.k, buf.v, buf.o); }, o.warmup,
                                              o.iters);
             ATT_CHECK(ms_r.status());
+            std::string timeline;
+            if (o.trace) {  // one more forward, all ranks starting together, with every call and transfer timed
+              ATT_CHECK(rt->comm().barrier_all());
+              ATT_CHECK(ctx->synchronize());
+              ATT_CHECK(ctx->begin_trace());
+              ATT_CHECK(sp->forward(buf.q, buf.k, buf.v, buf.o));
+              auto t = ctx->end_trace();
+              ATT_CHECK(t.status());
+              timeline = t.value();
+            }
+            std::vector<std::string> timelines;
+            if (o.trace) {
+              auto t = gpu::gather_strings(*ctx, "att/trace/" + std::to_string(row_id), timeline);
+              ATT_CHECK(t.status());
+              timelines = std::move(t.value());
+            }
             const long long fallback = gpu::GpuContext::fallback_attention_calls() - fallback_before;
             char mine[256];
             std::snprintf(mine, sizeof mine, "%.5f %.6g %.6g %lld %llu %llu %lld", median(ms_r.value()), cmp->max_abs,
@@ -380,6 +397,19 @@ int run_attention(const AttentionOptions& o) {
                           one_gpu_ms > 0 ? one_gpu_ms / ms : 0.0, concurrent_ms, intra / 1e6, inter / 1e6, max_abs, rel,
                           ok ? (fallbacks ? "ok (fallback kernel)" : "ok") : (bad ? "NON-FINITE" : "WRONG"));
             std::printf("%s\n", row);
+            if (o.trace) {
+              for (size_t r = 0; r < timelines.size(); ++r) {
+                std::printf("# trace of %s on %s, rank %zu (ms from the forward's start on its compute stream):\n",
+                            name.c_str(), topo.to_string().c_str(), r);
+                size_t at = 0;
+                const std::string& tl = timelines[r];
+                while (at < tl.size()) {
+                  const size_t nl = tl.find('\n', at);
+                  std::printf("#%s\n", tl.substr(at, nl - at).c_str());
+                  at = nl == std::string::npos ? tl.size() : nl + 1;
+                }
+              }
+            }
             std::fflush(stdout);
             char js[1024];
             std::snprintf(js, sizeof js,
@@ -437,6 +467,9 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_flag("!--no-single", o->single, "Skip timing the one-GPU layer");
   sub->add_flag("!--no-concurrent", o->concurrent,
                 "Skip timing each rank's compute share (own rows, all keys) with all ranks at once");
+  sub->add_flag("--trace", o->trace,
+               "After timing each case, print every rank's timeline of one more forward (attention calls, copies, "
+               "gaps, transfer completions)");
   sub->add_option("--seed", o->seed, "Input seed");
   sub->add_option("--tol-rel", o->tol_rel, "Relative L2 tolerance vs the one-GPU result");
   sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result");

@@ -1,0 +1,26 @@
+# Sourced by the bench/sp scripts (run from the repository root): the environment of a GPU run on the device
+# machines, and the build of streamfusion-gpu and the multi-GPU tests into $BUILD.
+# NVLink multicast stays off on shared machines (GPU-MACHINES.md).
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+PY=/opt/torch/.venv/bin/python3
+[ -x "$PY" ] || PY=python3
+NV=$($PY -c "import nvidia, sys; sys.stdout.write(list(nvidia.__path__)[0])" 2>/dev/null || echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia)
+export LD_LIBRARY_PATH=$NV/nccl/lib:$NV/nvshmem/lib:${LD_LIBRARY_PATH:-}
+BUILD=${SF_BUILD:-/tmp/sf-build}
+NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
+
+# A command (array), so that `timeout` can run it.
+SF_CONFIGURE=(cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTREAMFUSION_CUDA=ON -DSTREAMFUSION_NCCL=ON
+  -DSTREAMFUSION_NVSHMEM=ON -DSTREAMFUSION_TESTS=ON)
+sf_gpu_binary() { find "$BUILD" -name streamfusion-gpu -type f -perm -u+x | head -1; }
+
+# Samples every GPU's clocks, power and load every 50 ms into $1 (CSV) until sf_stop_clock_log.
+sf_start_clock_log() {
+  local fields=timestamp,index,clocks.sm,clocks.mem,power.draw,temperature.gpu,utilization.gpu
+  nvidia-smi --query-gpu=$fields,clocks_event_reasons.active --format=csv,noheader -i 0 >/dev/null 2>&1 &&
+    fields=$fields,clocks_event_reasons.active
+  nvidia-smi --query-gpu=$fields --format=csv -lms 50 > "$1" 2>&1 &
+  SF_CLOCK_LOG_PID=$!
+}
+sf_stop_clock_log() { [ -n "${SF_CLOCK_LOG_PID:-}" ] && kill "$SF_CLOCK_LOG_PID" 2>/dev/null; wait "$SF_CLOCK_LOG_PID" 2>/dev/null; true; }

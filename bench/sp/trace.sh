@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One GPU call (4 GPUs): where a distributed layer's time goes. Prints every rank's timeline of one forward
+# (gpu-attention --trace: attention calls, copies, gaps, transfer completions) for the cells that miss their
+# targets in RESULTS.md, while logging the GPUs' clocks and power (clock_summary.py compares the one-GPU
+# baseline, GPU 0 alone busy, with all four busy). Then the multi-GPU tests.
+#   bench/sp/trace.sh [OUTDIR]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUTDIR=${1:-${OUT:-/tmp/sf-trace-out}}
+mkdir -p "$OUTDIR"
+. bench/sp/common.sh
+export SF_WATCHDOG_TIMEOUT_S=90
+LOG=$OUTDIR/trace.log
+T0=$(date +%s)
+{
+  date -u +"# trace, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
+  nvidia-smi --query-gpu=index,name --format=csv,noheader
+  timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu sf_gpu_multi_test | tail -2
+} > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+echo "# built in $(( $(date +%s) - T0 )) s" >> "$LOG"
+SFG=$(sf_gpu_binary)
+run() { echo "## $(date -u +%T) $*" >> "$LOG"; timeout 150 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention "$@" >> "$LOG" 2>&1; }
+sf_start_clock_log "$OUTDIR/clocks.csv"
+# 1x4 at S=65536 (target 95 % of one GPU): longer runs so that the clock log sees each phase.
+run -S 65536 -H 24 -D 128 --topology 1x4 --schemes ulysses,sfu --custom-meshes T4 --transports auto --trace -w 10 -n 30
+# Compute-bound emulated cells where SFU is 10-20 % over its compute.
+run -S 81920 -H 48 -D 64 --topology 2x2 --gbps 50 --schemes usp,sfu --trace --no-single -w 2 -n 5
+run -S 36864 -H 24 -D 128 --topology 2x2,4x1 --gbps 50 --schemes usp,sfu --trace --no-single -w 2 -n 5
+sf_stop_clock_log
+$PY bench/sp/clock_summary.py "$OUTDIR/clocks.csv" >> "$LOG" 2>&1
+echo "## $(date -u +%T) ctest -L gpu$NGPU" >> "$LOG"
+timeout 330 ctest --test-dir "$BUILD" -L "gpu$NGPU" -E "emulated_links" --output-on-failure > "$OUTDIR/ctest.log" 2>&1
+echo "## ctest rc=$? ($(grep -E 'tests passed|tests failed' "$OUTDIR/ctest.log"))" >> "$LOG"
+grep -vE "^#   " "$LOG" | tail -60
