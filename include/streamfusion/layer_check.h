@@ -38,6 +38,8 @@ ErrorStats compare_rows(const void* out, const std::vector<double>& ref, const A
 struct ThreadRunOptions {
   int warmup = 0;
   int iterations = 1;
+  // Write K/V straight into the layer's kv_input_buffers() (when it has them) and pass those to forward.
+  bool kv_in_layer_buffers = false;
   ThreadWorldOptions world;
 };
 struct ThreadRunResult {

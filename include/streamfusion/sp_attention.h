@@ -2,6 +2,7 @@
 // Torus/SFU, written SPMD against Comm and Device.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 
@@ -43,6 +44,12 @@ class SpAttention {
 
   // The same, with every tensor checked first: dtype, shape [B, seq_count(S, P, rank), H, D], dense.
   Status forward(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& o);
+
+  // Where forward would like k and v: device buffers of local_shape() that ring peers read directly (the
+  // symmetric memory of a one-sided ring without a Ulysses or Torus level). A caller whose K/V are written there
+  // (by the projection that produces them, say) and passed to forward saves copying them in: one pass over K
+  // and V per layer. Any other k and v work as well. {nullptr, nullptr}: the layer has no such buffers.
+  virtual std::array<void*, 2> kv_input_buffers() const { return {nullptr, nullptr}; }
 
   // The per-rank shape forward expects.
   virtual std::array<int64_t, 4> local_shape() const = 0;

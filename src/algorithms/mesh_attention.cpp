@@ -28,6 +28,10 @@ class MeshAttention final : public SpAttention {
     return {shape_.batch, rows_of(rank_), shape_.heads, shape_.head_dim};
   }
   DType dtype() const override { return shape_.dtype; }
+  std::array<void*, 2> kv_input_buffers() const override {
+    if (direct_ && ku_.id >= 0) return {ku_.local, vu_.local};
+    return {nullptr, nullptr};
+  }
 
  private:
   // ---- geometry (all derived from the mesh and the uneven sequence split; identical on every rank)
@@ -233,11 +237,15 @@ Status MeshAttention::scatter_ulysses(const void* q, const void* k, const void* 
       home_v_ = v;
       return Status::ok();
     }
-    // One-sided ring: peers pull K/V, so they must sit in symmetric memory.
-    const RowChunk src_k = user_rows(k, 0), src_v = user_rows(v, 0);
+    // One-sided ring: peers pull K/V, so they must sit in symmetric memory (already there when the caller wrote
+    // them into kv_input_buffers()).
     const RowBlock me = block_of(rank_);
-    SF_RETURN_IF_ERROR(dev_.copy_rows(me.piece(ku_.local, 0, elem_), src_k, shape_.batch, Ht_, shape_.head_dim, shape_.dtype));
-    SF_RETURN_IF_ERROR(dev_.copy_rows(me.piece(vu_.local, 0, elem_), src_v, shape_.batch, Ht_, shape_.head_dim, shape_.dtype));
+    if (k != ku_.local)
+      SF_RETURN_IF_ERROR(dev_.copy_rows(me.piece(ku_.local, 0, elem_), user_rows(k, 0), shape_.batch, Ht_,
+                                        shape_.head_dim, shape_.dtype));
+    if (v != vu_.local)
+      SF_RETURN_IF_ERROR(dev_.copy_rows(me.piece(vu_.local, 0, elem_), user_rows(v, 0), shape_.batch, Ht_,
+                                        shape_.head_dim, shape_.dtype));
     home_k_ = ku_.local;
     home_v_ = vu_.local;
     return comm_.barrier(gr_);  // ring peers may pull as soon as everyone's copy is in place

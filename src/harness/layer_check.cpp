@@ -1,6 +1,7 @@
 #include "streamfusion/layer_check.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -147,8 +148,17 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
       auto view = [&](const std::vector<char>& t) {
         return TensorView::dense(const_cast<char*>(t.data()), in.shape.dtype, attn->local_shape());
       };
-      SF_RETURN_IF_ERROR(last ? attn->forward(view(q), view(k), view(v), view(o))
-                              : attn->forward(view(dq), view(dk), view(dv), view(o)));
+      const std::array<void*, 2> into = attn->kv_input_buffers();
+      if (options.kv_in_layer_buffers && into[0] && into[1]) {  // as a projection writing K/V there would
+        SF_RETURN_IF_ERROR(dev.copy_to_device(into[0], (last ? k : dk).data(), k.size()));
+        SF_RETURN_IF_ERROR(dev.copy_to_device(into[1], (last ? v : dv).data(), v.size()));
+        const TensorView tk = TensorView::dense(into[0], in.shape.dtype, attn->local_shape());
+        const TensorView tv = TensorView::dense(into[1], in.shape.dtype, attn->local_shape());
+        SF_RETURN_IF_ERROR(attn->forward(last ? view(q) : view(dq), tk, tv, view(o)));
+      } else {
+        SF_RETURN_IF_ERROR(last ? attn->forward(view(q), view(k), view(v), view(o))
+                                : attn->forward(view(dq), view(dk), view(dv), view(o)));
+      }
       SF_RETURN_IF_ERROR(dev.synchronize());
       times[g][it] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }

@@ -304,3 +304,47 @@ TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
 
 }  // namespace
 }  // namespace sf
+
+namespace sf {
+namespace {
+
+// A one-sided ring without a Ulysses or Torus level offers its symmetric K/V buffers as inputs; K/V written
+// there give the same exact result without the copy (and every other layer offers none).
+TEST(KvInputBuffers, OneSidedRingTakesKVInPlace) {
+  struct BufferCase {
+    const char* mesh;
+    Topology topo;
+    Transport transport;
+    bool offers;
+  };
+  const BufferCase cases[] = {
+      {"R4", {1, 4}, Transport::kOneSided, true},   {"R4", {2, 2}, Transport::kOneSided, true},
+      {"R4", {1, 4}, Transport::kTwoSided, false},  {"T2R2", {2, 2}, Transport::kOneSided, false},
+      {"U4", {1, 4}, Transport::kOneSided, false},
+  };
+  for (const BufferCase& c : cases) {
+    const AttentionShape shape{2, 37, 4, 16, DType::kF32};
+    Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, c.transport);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    Status offered = run_thread_ranks(c.topo, {}, [&](RankRuntime& rt) -> Status {
+      SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> a, SpAttention::create(rt.comm(), rt.device(), shape, plan->config));
+      const std::array<void*, 2> b = a->kv_input_buffers();
+      if ((b[0] != nullptr) != c.offers || (b[1] != nullptr) != c.offers)
+        return internal_error(std::string(c.mesh) + " offers K/V buffers: " + (b[0] ? "yes" : "no"));
+      return Status::ok();
+    });
+    EXPECT_TRUE(offered.is_ok()) << offered.to_string();
+    const LayerInputs in = make_random_inputs(shape, 17);
+    ThreadRunOptions opt;
+    opt.iterations = 2;  // the first forward runs on sign-flipped inputs: stale K/V would show
+    opt.kv_in_layer_buffers = true;
+    opt.world.chaos_seed = 11;
+    Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->error.non_finite, 0) << c.mesh;
+    EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " " << transport_name(c.transport);
+  }
+}
+
+}  // namespace
+}  // namespace sf

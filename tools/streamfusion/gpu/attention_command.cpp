@@ -328,18 +328,33 @@ int run_attention(const AttentionOptions& o) {
               continue;
             }
             auto sp = std::move(sp_r.value());
+            // A layer that reads K/V from its own symmetric buffers gets them written there, as the projection
+            // producing them would in a model (not timed); every other layer reads the rank's buffers.
+            const void* kin = buf.k;
+            const void* vin = buf.v;
+            const std::array<void*, 2> into = sp->kv_input_buffers();
+            if (into[0] && into[1]) {
+              const RowChunk src_k = dense_rows(buf.k, rows, shape.heads, shape.head_dim);
+              const RowChunk src_v = dense_rows(buf.v, rows, shape.heads, shape.head_dim);
+              ATT_CHECK(dev.copy_rows(dense_rows(into[0], rows, shape.heads, shape.head_dim), src_k, shape.batch,
+                                      shape.heads, shape.head_dim, dtype));
+              ATT_CHECK(dev.copy_rows(dense_rows(into[1], rows, shape.heads, shape.head_dim), src_v, shape.batch,
+                                      shape.heads, shape.head_dim, dtype));
+              kin = into[0];
+              vin = into[1];
+            }
             // Checked run: poisoned output (0xff bytes are NaN in every dtype), bytes counted.
             ATT_CHECK(dev.fill(buf.o, 0xff, local_bytes));
             ATT_CHECK(ctx->reset_links());
             const int64_t fallback_before = gpu::GpuContext::fallback_attention_calls();
             rt->comm().reset_counters();
-            ATT_CHECK(sp->forward(buf.q, buf.k, buf.v, buf.o));
+            ATT_CHECK(sp->forward(buf.q, kin, vin, buf.o));
             ATT_CHECK(ctx->synchronize());
             const LinkBytes bytes = rt->comm().bytes_moved();
             auto cmp = ctx->compare(buf.o, buf.ref, static_cast<int64_t>(local_bytes / es), dtype);
             ATT_CHECK(cmp.status());
             ATT_CHECK(ctx->reset_links());
-            auto ms_r = ctx->time_iterations([&] { return sp->forward(buf.q, buf.k, buf.v, buf.o); }, o.warmup,
+            auto ms_r = ctx->time_iterations([&] { return sp->forward(buf.q, kin, vin, buf.o); }, o.warmup,
                                              o.iters);
             ATT_CHECK(ms_r.status());
             std::string timeline;
@@ -347,7 +362,7 @@ int run_attention(const AttentionOptions& o) {
               ATT_CHECK(rt->comm().barrier_all());
               ATT_CHECK(ctx->synchronize());
               ATT_CHECK(ctx->begin_trace());
-              ATT_CHECK(sp->forward(buf.q, buf.k, buf.v, buf.o));
+              ATT_CHECK(sp->forward(buf.q, kin, vin, buf.o));
               auto t = ctx->end_trace();
               ATT_CHECK(t.status());
               timeline = t.value();
@@ -411,20 +426,21 @@ int run_attention(const AttentionOptions& o) {
               }
             }
             std::fflush(stdout);
-            char js[1024];
+            char js[1280];
             std::snprintf(js, sizeof js,
                           "{\"label\":\"%s\",\"batch\":%lld,\"seq\":%lld,\"heads\":%lld,\"head_dim\":%lld,"
                           "\"dtype\":\"%s\",\"topology\":\"%s\",\"inter_gbps\":%.3f,\"latency_us\":%.2f,"
                           "\"scheme\":\"%s\",\"name\":\"%s\",\"transport\":\"%s\",\"backend\":\"%s\",\"mesh\":\"%s\","
                           "\"ms\":%.5f,\"one_gpu_ms\":%.5f,\"concurrent_compute_ms\":%.5f,"
                           "\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
-                          "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,\"ok\":%s}",
+                          "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,"
+                          "\"kv_in_layer_buffers\":%s,\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
                           dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
                           o.latency_us, scheme_name(scheme), name.c_str(), transport_name(transport), backend,
                           plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, concurrent_ms, intra, inter, max_abs,
-                          rel, bad, fallbacks, ok ? "true" : "false");
+                          rel, bad, fallbacks, into[0] ? "true" : "false", ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
               std::ofstream f(o.json, std::ios::app);

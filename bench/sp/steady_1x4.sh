@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One GPU call (4 GPUs): scaling efficiency on 1x4 NVLink at steady state. The GPUs run at their 700 W power
+# cap, where the clock a kernel gets depends on how long the GPU has been loaded: run.sh's 2 warm-ups and 5
+# forwards time the one-GPU baseline in a boost the GPU cannot hold. Here the baseline, every scheme and the
+# PyTorch peers each get 10 warm-ups and 30 timed forwards, with the clock log beside them. Then the layer tests.
+#   bench/sp/steady_1x4.sh [OUTDIR]        env: SF_SEQ (default 65536)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUTDIR=${1:-${OUT:-/tmp/sf-steady-out}}
+mkdir -p "$OUTDIR"
+. bench/sp/common.sh
+export SF_WATCHDOG_TIMEOUT_S=90
+LOG=$OUTDIR/steady.log
+S=${SF_SEQ:-65536}
+{
+  date -u +"# steady 1x4, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
+  nvidia-smi --query-gpu=index,name --format=csv,noheader
+  timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu sf_gpu_multi_test | tail -2
+} > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+SFG=$(sf_gpu_binary)
+sf_start_clock_log "$OUTDIR/clocks.csv"
+echo "## $(date -u +%T) ours" >> "$LOG"
+timeout 200 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -S "$S" -H 24 -D 128 --topology 1x4 \
+  --schemes ring,ulysses,usp,tas,torus,sfu --custom-meshes T4 -w 10 -n 30 --json "$OUTDIR/steady.jsonl" --label flux >> "$LOG" 2>&1
+echo "## $(date -u +%T) PyTorch peers" >> "$LOG"
+timeout 150 "$SFG" launch -n "$NGPU" --grace 15 -- "$PY" bench/sp/torch_peers.py --seq "$S" --heads 24 --head-dim 128 \
+  --warmup 10 --iters 30 --label flux --json "$OUTDIR/torch.jsonl" >> "$LOG" 2>&1
+sf_stop_clock_log
+$PY bench/sp/clock_summary.py "$OUTDIR/clocks.csv" >> "$LOG" 2>&1
+echo "## $(date -u +%T) ctest gpu${NGPU}_layers_and_exchange" >> "$LOG"
+timeout 150 ctest --test-dir "$BUILD" -R "gpu${NGPU}_layers_and_exchange" --output-on-failure > "$OUTDIR/ctest.log" 2>&1
+echo "## ctest rc=$? ($(grep -E 'tests passed|tests failed' "$OUTDIR/ctest.log"))" >> "$LOG"
+cat "$LOG"; cat "$OUTDIR/torch.jsonl"
