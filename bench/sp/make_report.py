@@ -57,7 +57,9 @@ def main():
     w("# Sequence-parallel attention: one layer, 4 GPUs\n")
     w(f"Card: **{a.card}** (one host, NVLink between all GPUs). Date: {date}. Made by `bench/sp/run.sh` in one GPU "
       "call; every number below comes from that same run. bf16, batch 1, softmax scale 1/sqrt(D); times are the "
-      "median of 5 timed forwards after 2 warm-ups (CUDA events around the whole layer, slowest rank). "
+      "median of the timed forwards (Flux 9 after 3 warm-ups, CogVideoX 5 after 1; CUDA events around the whole "
+      "layer, slowest rank). The planner that picks each scheme's Torus segmentation gets the links' speeds and "
+      "the kernel's rate measured on the shape's one-GPU run. "
       "**Multi-machine rows are emulated** (DESIGN.md section 6): transfers between emulated machines really move "
       "over NVLink but complete only as a NIC of the stated bandwidth per GPU and direction (+5 us latency) would "
       "let them. `1-GPU` is our own kernel on the whole layer on one GPU of the same run. Every distributed output "

@@ -45,7 +45,7 @@ step links 90 $LAUNCH -- "$SFG" gpu-links --topology 2x2 --gbps 50,6.25 --sizes-
 if [ "${SF_QUICK:-0}" = 1 ]; then
   FLUX_S=4096,16384; COG_S=16384; IT="-w 1 -n 3"
 else
-  FLUX_S=16384,36864,65536; COG_S=81920,163840; IT="-w 2 -n 5"
+  FLUX_S=16384,36864,65536; COG_S=81920,163840; IT="-w 3 -n 9"
 fi
 # Meshes for the host's GPU count: all NVLink, and 2 and 4 emulated machines (8 GPUs: 1x8, 2x4, 4x2).
 case "$NGPU" in
@@ -57,7 +57,7 @@ TOPOS=${SF_TOPOLOGIES:-$TOPOS}
 COMMON="--topology $TOPOS --gbps 50,6.25 --latency-us 5 --schemes ring,ulysses,usp,tas,torus,sfu --json $OUTDIR/sp.jsonl ${SF_EXTRA_ARGS:-}"
 sf_start_clock_log "$OUTDIR/clocks.csv"  # power-capped clocks move every figure: keep them beside the times
 step ours_flux 180 $LAUNCH -- "$SFG" gpu-attention -S $FLUX_S -H 24 -D 128 $COMMON $IT --label flux
-step ours_cogvideox 180 $LAUNCH -- "$SFG" gpu-attention -S $COG_S -H 48 -D 64 $COMMON -w 1 -n 3 --label cogvideox
+step ours_cogvideox 180 $LAUNCH -- "$SFG" gpu-attention -S $COG_S -H 48 -D 64 $COMMON -w 1 -n 5 --label cogvideox
 step torch_flux 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $FLUX_S --heads 24 --head-dim 128 --label flux --json "$OUTDIR/torch.jsonl"
 step torch_cogvideox 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $COG_S --heads 48 --head-dim 64 --label cogvideox --json "$OUTDIR/torch.jsonl"
 sf_stop_clock_log

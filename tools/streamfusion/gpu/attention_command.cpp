@@ -266,6 +266,13 @@ int run_attention(const AttentionOptions& o) {
       concurrent_ms = c.value();
     }
 
+    // The planner weighs transfers against compute: give it this kernel's measured rate on this shape (one GPU,
+    // else all GPUs at once), as it gets the links' speeds.
+    const double layer_flop = 4.0 * shape.batch * static_cast<double>(shape.seq_len) * shape.seq_len * shape.heads *
+                              shape.head_dim;
+    const double measured_tflops = one_gpu_ms > 0      ? layer_flop / (one_gpu_ms * 1e9)
+                                   : concurrent_ms > 0 ? layer_flop / P / (concurrent_ms * 1e9)
+                                                       : 600.0;
     for (const Topology& topo : topos) {
       if (topo.world_size() != P) {
         if (rank == 0) std::printf("# skip topology %s: needs %d processes\n", topo.to_string().c_str(), topo.world_size());
@@ -314,7 +321,7 @@ int run_attention(const AttentionOptions& o) {
                                : "custom " + c.mesh + (transport == Transport::kOneSided ? " (NVSHMEM)" : " (NCCL)");
             // The planner sees the (emulated) inter-machine speed, as it would a real cluster's.
             auto plan = make_plan(scheme, topo, shape, c.mesh, transport,
-                                  LinkSpeeds{300.0, topo.machines > 1 ? gbps : 300.0, 600.0});
+                                  LinkSpeeds{300.0, topo.machines > 1 ? gbps : 300.0, measured_tflops});
             if (!plan) {
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
                                          plan.status().to_string().c_str());
