@@ -8,7 +8,9 @@
 //     order; one-sided: all GatherPulls at once).
 //  C. Compute: Pull Q stages against the stationary K/V, then Pull KV stages against all Q; each "compute" is
 //     a ring over the Ring group (one-sided: pull every ring peer's block after a ring barrier; two-sided:
-//     pass blocks hop by hop).
+//     pass blocks hop by hop). Each attention call costs a GPU its tiles' set-up and a partly empty last wave,
+//     so work whose data is there shares a call: a ring inside a machine takes all its peers' blocks at once,
+//     and a compute-bound layer (one segment per Torus transfer) merges stages (bench/sp/TRACES.md).
 //  D. Push O: the last call finalizes the foreign rows first and pushes each output piece straight to the
 //     rank that owns those rows (Torus push and the Ulysses return in one hop), then the rank's own rows.
 //

@@ -67,9 +67,10 @@ int run_attention(const AttentionOptions& o) {
     std::printf("# warm-up %d, iterations %d, median wall time of the slowest rank; check vs float64 reference: %s\n",
                 o.warmup, o.iterations, o.check ? "on" : "off");
     // inter barriers: barriers with a member on another machine, per GPU per forward (one-sided schemes meet
-    // that way; two-sided ones wait on messages instead and show 0).
-    std::printf("%-8s %-10s %-10s %13s %13s %14s %11s %11s %6s\n", "scheme", "mesh", "transport", "intra MB/GPU",
-                "inter MB/GPU", "inter barriers", "time ms", "rel err", "check");
+    // that way; two-sided ones wait on messages instead and show 0). calls: attention calls per GPU per
+    // forward (on a GPU each costs its tiles' set-up and a partly empty last wave).
+    std::printf("%-8s %-10s %-10s %13s %13s %14s %6s %11s %11s %6s\n", "scheme", "mesh", "transport",
+                "intra MB/GPU", "inter MB/GPU", "inter barriers", "calls", "time ms", "rel err", "check");
   }
   for (const Plan& p : *plans) {
     Result<ThreadRunResult> r = run_layer_on_threads(topo, in, ref, p.config, run);
@@ -78,23 +79,25 @@ int run_attention(const AttentionOptions& o) {
     for (const LinkBytes& b : r->bytes) mean += b;
     uint64_t inter_barriers = 0;  // the most any rank took
     for (const BarrierCounts& b : r->barriers) inter_barriers = std::max(inter_barriers, b.inter);
+    int64_t calls = 0;  // the most any rank made
+    for (int64_t c : r->attention_calls) calls = std::max(calls, c);
     const double P = topo.world_size();
     const bool ok = !o.check || (r->error.non_finite == 0 && r->error.rel() < tol);
     wrong += !ok;
     if (o.shape.json) {
       rows.push_back({{"scheme", scheme_name(p.scheme)}, {"mesh", p.config.mesh.to_string()},
                       {"transport", transport_name(p.config.transport)}, {"intra_bytes_per_gpu", mean.intra() / P},
-                      {"inter_bytes_per_gpu", mean.inter() / P}, {"inter_barriers_per_gpu", inter_barriers},
+                      {"inter_bytes_per_gpu", mean.inter() / P}, {"inter_barriers_per_gpu", inter_barriers}, {"attention_calls_per_gpu", calls},
                       {"median_ms", r->median_ms()},
                       {"rel_error", o.check ? nlohmann::json(r->error.rel()) : nlohmann::json()},
                       {"non_finite", r->error.non_finite}, {"ok", ok}});
     } else {
       char err[32] = "-";
       if (o.check) std::snprintf(err, sizeof err, "%.2e", r->error.rel());
-      std::printf("%-8s %-10s %-10s %13.3f %13.3f %14llu %11.2f %11s %6s\n", scheme_name(p.scheme),
+      std::printf("%-8s %-10s %-10s %13.3f %13.3f %14llu %6lld %11.2f %11s %6s\n", scheme_name(p.scheme),
                   p.config.mesh.to_string().c_str(), transport_name(p.config.transport), mean.intra() / P / 1e6,
-                  mean.inter() / P / 1e6, static_cast<unsigned long long>(inter_barriers), r->median_ms(), err,
-                  !o.check ? "-" : ok ? "ok" : "WRONG");
+                  mean.inter() / P / 1e6, static_cast<unsigned long long>(inter_barriers),
+                  static_cast<long long>(calls), r->median_ms(), err, !o.check ? "-" : ok ? "ok" : "WRONG");
     }
   }
   if (o.shape.json) {
