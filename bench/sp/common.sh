@@ -13,6 +13,17 @@ NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
 # A command (array), so that `timeout` can run it.
 SF_CONFIGURE=(cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTREAMFUSION_CUDA=ON -DSTREAMFUSION_NCCL=ON
   -DSTREAMFUSION_NVSHMEM=ON -DSTREAMFUSION_TESTS=ON)
+# Writes a header (title, date, commit, GPUs) to $LOG, then configures and builds the given targets into $BUILD;
+# on failure prints the log's tail and exits the script.
+sf_build_logged() {
+  local title=$1
+  shift
+  {
+    date -u +"# $title, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
+    nvidia-smi --query-gpu=index,name --format=csv,noheader
+    timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target "$@" | tail -2
+  } > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+}
 sf_gpu_binary() { find "$BUILD" -name streamfusion-gpu -type f -perm -u+x | head -1; }
 
 # Samples every GPU's clocks, power and load every 50 ms into $1 (CSV) until sf_stop_clock_log.

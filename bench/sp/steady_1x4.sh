@@ -12,11 +12,7 @@ mkdir -p "$OUTDIR"
 export SF_WATCHDOG_TIMEOUT_S=90
 LOG=$OUTDIR/steady.log
 S=${SF_SEQ:-65536}
-{
-  date -u +"# steady 1x4, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
-  nvidia-smi --query-gpu=index,name --format=csv,noheader
-  timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu sf_gpu_multi_test | tail -2
-} > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+sf_build_logged "steady 1x4" streamfusion-gpu sf_gpu_multi_test
 SFG=$(sf_gpu_binary)
 sf_start_clock_log "$OUTDIR/clocks.csv"
 echo "## $(date -u +%T) ours" >> "$LOG"

@@ -10,11 +10,7 @@ mkdir -p "$OUTDIR"
 . bench/sp/common.sh
 export SF_WATCHDOG_TIMEOUT_S=90
 LOG=$OUTDIR/chunks.log
-{
-  date -u +"# torus chunks, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)"
-  nvidia-smi --query-gpu=index,name --format=csv,noheader
-  timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu | tail -2
-} > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+sf_build_logged "torus chunks" streamfusion-gpu
 SFG=$(sf_gpu_binary)
 J=$OUTDIR/chunks.jsonl
 rm -f "$J"

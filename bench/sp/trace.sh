@@ -12,11 +12,7 @@ mkdir -p "$OUTDIR"
 export SF_WATCHDOG_TIMEOUT_S=90
 LOG=$OUTDIR/trace.log
 T0=$(date +%s)
-{
-  date -u +"# trace, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
-  nvidia-smi --query-gpu=index,name --format=csv,noheader
-  timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target streamfusion-gpu sf_gpu_multi_test | tail -2
-} > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
+sf_build_logged "trace" streamfusion-gpu sf_gpu_multi_test
 echo "# built in $(( $(date +%s) - T0 )) s" >> "$LOG"
 SFG=$(sf_gpu_binary)
 run() { echo "## $(date -u +%T) $*" >> "$LOG"; timeout 150 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention "$@" >> "$LOG" 2>&1; }
