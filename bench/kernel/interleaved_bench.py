@@ -7,7 +7,8 @@ the per-round medians, and the spread (max/min of the round medians) is kept so 
 figure moves.
 
 Two passes per head configuration:
-  1. single chunk: FA2, cuDNN and each of our kernel paths (SF_CUDA_ATTENTION_PATH);
+  1. single chunk: FA2, cuDNN and each of our kernel paths (SF_CUDA_ATTENTION_PATH; "path:nosplit" with the
+     tail split off);
   2. multi-chunk: the best path of pass 1 with K/V in 2, 4, 8 chunks, Q in 2, and both, interleaved with
      its own one-chunk run, so that the multi-chunk overhead is a same-round comparison.
 Prints JSON lines in the format of sf_kernel_bench (bench/kernel/report.py reads them); the
@@ -39,13 +40,17 @@ def load_lib(path):
 
 
 def ours(fn, q, k, v, o, path, nq=1, nkv=1):
-    """A callable running our kernel on [B, S, H, D] tensors with the given kernel path."""
+    """A callable running our kernel on [B, S, H, D] tensors with the given kernel path. "path:nosplit" runs
+    the path with the tail split off (SF_CUDA_SPLIT_TAIL=0); a plain path leaves it to the library."""
     b, s, h, d = q.shape
     err = ctypes.create_string_buffer(512)
     stream = torch.cuda.current_stream().cuda_stream
+    kernel_path, _, option = path.partition(":")
+    split = "0" if option == "nosplit" else "auto"
 
     def run():
-        os.environ["SF_CUDA_ATTENTION_PATH"] = path
+        os.environ["SF_CUDA_ATTENTION_PATH"] = kernel_path
+        os.environ["SF_CUDA_SPLIT_TAIL"] = split
         rc = fn(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), b, s, h, d, 0, nq, nkv, stream, err, 512)
         if rc != 0:
             raise RuntimeError(err.value.decode())

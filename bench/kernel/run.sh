@@ -67,15 +67,15 @@ echo "== variants that passed:$PASSED"
 # (interleaved_bench.py says why), then the fastest path with multiple chunks against its own one chunk.
 echo "== timing ($SECONDS s)"
 : > "$RES/ours.jsonl"; : > "$RES/sdpa.jsonl"
-want() {  # the passing paths among the given ones, comma separated
+want() {  # the given variants whose path passed, comma separated ("path:nosplit" = the path, tail split off)
   local out=""
   for v in "$@"; do
-    for p in $PASSED; do [ "$p" = "$v" ] && out="$out,$v"; done
+    for p in $PASSED; do [ "$p" = "${v%%:*}" ] && out="$out,$v"; done
   done
   echo "${out#,}"
 }
-V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws2})
-V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws2})
+V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws:nosplit hopper_ws2})
+V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws:nosplit hopper_ws2})
 for hd in "24 128 $V128" "48 64 $V64"; do
   set -- $hd
   [ -z "${3:-}" ] && { echo "no passing variant to time at D=$2"; status=1; continue; }
@@ -99,7 +99,7 @@ for mpath in ${SF_MEMCHECK:-hopper_ws hopper_ws2}; do
     echo "== compute-sanitizer memcheck, $mpath kernel (small cases, ${left} s at most)"
     SF_CUDA_ATTENTION_PATH=$mpath timeout $left compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
-      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaMerge.*' \
+      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaAttention.TailSplitPieces:CudaMerge.*' \
       > "$RES/memcheck_$mpath.log" 2>&1
     echo "memcheck $mpath rc $? ($(grep -c 'Invalid' "$RES/memcheck_$mpath.log") invalid accesses)"
     grep -m5 -A3 "Invalid" "$RES/memcheck_$mpath.log"

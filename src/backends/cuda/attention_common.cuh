@@ -28,8 +28,7 @@ struct QTile {
 };
 
 template <int kRows = kBlockM>
-__device__ __forceinline__ QTile find_q_tile(const AttentionArgs& args) {
-  const int bx = blockIdx.x;
+__device__ __forceinline__ QTile find_q_tile(const AttentionArgs& args, int bx = blockIdx.x) {
   int lo = 0, hi = args.num_q - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) >> 1;
@@ -78,6 +77,17 @@ struct KVCursor {
     const int64_t left = args.kv[chunk].len - offset;
     return left < kN ? static_cast<int>(left) : kN;
   }
+  // Moves to tile `tile` of the walk (counted from the first chunk's first tile).
+  __device__ __forceinline__ void seek(const AttentionArgs& args, int tile) {
+    chunk = 0;
+    for (;;) {
+      const int in_chunk = static_cast<int>((args.kv[chunk].len + kN - 1) / kN);
+      if (tile < in_chunk || chunk + 1 >= args.num_kv) break;
+      tile -= in_chunk;
+      ++chunk;
+    }
+    offset = static_cast<int64_t>(tile) * kN;
+  }
 };
 
 // Per-thread accumulator state for its two query rows.
@@ -90,9 +100,11 @@ struct RowState {
   bool ok[2];
 };
 
+// resume: load the accumulator (args.resume, unless a split piece starts from nothing: split_merge.cuh).
 template <int D>
 __device__ __forceinline__ void init_rows(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt,
-                                          int b, int h, RowState<D / 8>& st, int tid = -1) {
+                                          int b, int h, RowState<D / 8>& st, int tid = -1, int resume = -1) {
+  if (resume < 0) resume = args.resume;
   if (tid < 0) tid = threadIdx.x;  // tid: the thread's index among the compute threads (kThreads of them)
   const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
 #pragma unroll
@@ -105,7 +117,7 @@ __device__ __forceinline__ void init_rows(const AttentionArgs& args, const QChun
   }
 #pragma unroll
   for (int j = 0; j < D / 8; ++j) st.o[j][0] = st.o[j][1] = st.o[j][2] = st.o[j][3] = 0.f;
-  if (!args.resume) return;
+  if (!resume) return;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     if (!st.ok[i]) continue;

@@ -17,8 +17,14 @@
 // condition, found here: no __trap() in the consumer's main loop (mbar_wait's hang guard): with it ptxas 13.0
 // kept the consumer code to ~184 registers whatever setmaxnreg said, spilled and serialized the wgmma (C7512);
 // the consumers wait with mbar_wait_spin.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
+#include "split_merge.cuh"
+#include "split_workspace.cuh"
+#include "tail_split.h"
 #include "tma_maps.cuh"
 #include "tma_primitives.cuh"
 #include "wgmma_tiles.cuh"
@@ -58,10 +64,13 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
   extern __shared__ __align__(1024) unsigned char smem[];
   const KvRing<D, kStages, kRowsM> ring(smem);
   const AttentionArgs& args = p.args;
-  const int h = blockIdx.y, b = blockIdx.z;
-
-  int num_tiles = 0;
-  for (int c = 0; c < args.num_kv; ++c) num_tiles += static_cast<int>((args.kv[c].len + kWgBlockN - 1) / kWgBlockN);
+  // The grid is linear over (Q tile, head, batch) items, some of them in pieces along K/V (split_merge.cuh).
+  const int q_tiles = args.tile_start[args.num_q];
+  const WorkItem w = work_item(args, q_tiles, block_index());
+  int all_tiles = 0;
+  for (int c = 0; c < args.num_kv; ++c) all_tiles += static_cast<int>((args.kv[c].len + kWgBlockN - 1) / kWgBlockN);
+  int num_tiles;  // this block's K/V tiles, from first_tile on
+  const int first_tile = piece_tiles(w, all_tiles, num_tiles);
   if (threadIdx.x == 0) ring.init(kConsumers);
   __syncthreads();  // the barriers are initialized (the only block-wide barrier)
 
@@ -71,17 +80,20 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     setmaxnreg_dec<kProducerRegs>();
     if (threadIdx.x == 0) {
       KVCursor<kWgBlockN> cur;
+      cur.seek(args, first_tile);
       for (int i = 0; i < num_tiles; ++i)
-        produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, h, b);
+        produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b);
     }
   } else {  // consumer warpgroups
     setmaxnreg_inc<ws_consumer_regs<kWG>()>();
     const int tid = threadIdx.x - 128;  // index among the consumer threads: rows 16·(tid/32).. of the tile
     const int wg = tid >> 7;
-    const QTile qt = find_q_tile<kRowsM>(args);
-    const QChunkArgs& qc = args.q[qt.chunk];
     WgmmaRowLoop<T, D, kRowsM> rows;
-    rows.begin(args, qc, qt, b, h, ring.s_q, tid);
+    {
+      const QTile qt = find_q_tile<kRowsM>(args, w.tile);
+      rows.begin(args, args.q[qt.chunk], qt, w.b, w.h, ring.s_q, tid, w.pieces > 1 ? 0 : args.resume);  // pieces start empty
+      rows.cur.seek(args, first_tile);
+    }
     cp_async_wait<0>();
     fence_proxy_async();
     named_barrier_sync(1, kConsumers);  // Q landed for every consumer warpgroup
@@ -103,7 +115,13 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         mbar_arrive(ring.empty(j));
       }
     }
-    store_rows<T, D>(args, qc, qt, b, h, rows.st, tid);
+    // The item again, from the block index read anew, so that none of it stays live across the main loop (the
+    // three-warpgroup kernel at D=64 has no register to spare there).
+    const WorkItem we = work_item(args, q_tiles, block_index());
+    const QTile qt = find_q_tile<kRowsM>(args, we.tile);
+    const QChunkArgs& qc = args.q[qt.chunk];
+    if (we.pieces > 1 && !merge_pieces<D, kRowsM>(args, qc, we, rows.st, ring.s_word, tid, kConsumers)) return;
+    store_rows<T, D>(args, qc, qt, we.b, we.h, rows.st, tid);
   }
 }
 
@@ -122,6 +140,18 @@ int ws_smem_bytes(int consumer_warpgroups) {
                                   : KvRing<D, ws_stages<D, 2>(), 128>::kSmemBytes;
 }
 
+// SF_CUDA_SPLIT_TAIL: unset or "auto" = plan_tail_split, "0" or "off" = never split, n >= 2 = every item in n
+// pieces (tests). Read at every launch, like SF_CUDA_ATTENTION_PATH.
+TailSplit choose_split(int64_t items, int64_t kv_tiles, int64_t slots, bool& forced) {
+  const char* env = std::getenv("SF_CUDA_SPLIT_TAIL");
+  forced = false;
+  if (env == nullptr || std::strcmp(env, "auto") == 0) return plan_tail_split(items, kv_tiles, slots, 4 * slots);
+  const long n = std::strtol(env, nullptr, 10);
+  if (n < 2) return TailSplit{};
+  forced = true;
+  return forced_tail_split(kv_tiles, static_cast<int>(std::min(n, 64L)));
+}
+
 }  // namespace
 
 template <typename T, int D>
@@ -129,15 +159,46 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tile
                                        cudaStream_t stream) {
   if (o.consumer_warpgroups != 2 && (o.consumer_warpgroups != 3 || o.ping_pong || o.overlap != (D == 64)))
     return cudaErrorInvalidValue;
+  const int64_t items = static_cast<int64_t>(total_tiles) * args.heads * batch;
+  if (items > (int64_t{1} << 30)) return cudaErrorInvalidConfiguration;  // the grid is linear (split_merge.cuh)
   thread_local TmaParams prm;  // ~14 KB, kept off the stack; the launch copies it into the kernel's parameters
   const cudaError_t built = fill_tma_params(args, batch, D, std::is_same_v<T, __half>, prm);
   if (built != cudaSuccess) return built;
+  const int threads = ws_threads<2>() + 128 * (o.consumer_warpgroups - 2);
+  const int rows_m = 64 * o.consumer_warpgroups;
   const int smem = ws_smem_bytes<D>(o.consumer_warpgroups);
   auto kernel = hopper_ws_kernel<T, D>(o);
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(total_tiles), static_cast<unsigned>(args.heads), static_cast<unsigned>(batch));
-  kernel<<<grid, 128 * (o.consumer_warpgroups + 1), smem, stream>>>(prm);
+
+  // How many blocks run at once, for the tail split.
+  int device = 0, sms = 0, per_sm = 0;
+  if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
+  if ((err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return err;
+  if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem)) != cudaSuccess) return err;
+  int64_t kv_tiles = 0;
+  for (int c = 0; c < args.num_kv; ++c) kv_tiles += (args.kv[c].len + kWgBlockN - 1) / kWgBlockN;
+  bool forced = false;
+  TailSplit split = choose_split(items, kv_tiles, static_cast<int64_t>(sms) * std::max(per_sm, 1), forced);
+  AttentionArgs& a = prm.args;
+  a.split_from = 0x7fffffff, a.splits = 1;
+  if (split.splits > 1) {
+    const int64_t pieces = split.pieces(items);
+    SplitWorkspace ws;
+    err = split_workspace(stream, static_cast<size_t>(pieces * rows_m * D), static_cast<size_t>(pieces * rows_m * 2),
+                          static_cast<size_t>(pieces / split.splits), ws);
+    if (err == cudaSuccess) {
+      a.split_from = static_cast<int32_t>(split.split_from), a.splits = split.splits;
+      a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
+    } else if (forced) {
+      return err;
+    } else {
+      cudaGetLastError();  // no workspace (out of memory, graph capture): run unsplit
+      split = TailSplit{};
+    }
+  }
+  const int64_t blocks = split.splits > 1 ? split.split_from + split.pieces(items) : items;
+  kernel<<<static_cast<unsigned>(blocks), threads, smem, stream>>>(prm);
   return cudaGetLastError();
 }
 

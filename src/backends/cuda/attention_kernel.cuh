@@ -59,6 +59,15 @@ struct AttentionArgs {
   int32_t resume = 0;
   int32_t finalize = 0;
   int32_t tile_start[kMaxQChunks + 1] = {};  // exclusive prefix sum of ceil(len / kBlockM)
+  // Warp-specialized kernel only (tail_split.h): its grid is linear over items = (Q tile, head, batch), the Q
+  // tile fastest; items from split_from on run in `splits` pieces along K/V whose partials meet in the workspace:
+  // per piece kRowsM rows of Õ (split_o) and of (m, l) (split_ml), per split item an arrival count (split_count,
+  // zero between launches: the last piece to arrive resets it).
+  int32_t split_from = 0x7fffffff;
+  int32_t splits = 1;
+  float* split_o = nullptr;
+  float* split_ml = nullptr;
+  unsigned* split_count = nullptr;
   QChunkArgs q[kMaxQChunks] = {};
   KVChunkArgs kv[kMaxKVChunks] = {};
 };

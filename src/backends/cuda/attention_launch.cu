@@ -246,13 +246,17 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   args.scale_log2 = p.scale * 1.4426950408889634f;
   size_t qi = 0;
   while (qi < qs.size()) {
-    // Take Q chunks while they fit in one launch (chunk count and a 2^31 grid).
+    // Take Q chunks while they fit in one launch: the chunk count, and 2^30 thread blocks (tiles × heads ×
+    // batch: the warp-specialized kernel's grid is linear, with room left for its split pieces).
     args.num_q = 0;
     int64_t tiles = 0;
     while (qi < qs.size() && args.num_q < detail::kMaxQChunks) {
       const int64_t t = (qs[qi].len + block_m - 1) / block_m;
-      if (tiles + t > 0x7fffffff) {
-        if (args.num_q == 0) return invalid_argument("a Q chunk is too long for one launch");
+      if ((tiles + t) * p.heads * p.batch > (int64_t{1} << 30)) {
+        if (args.num_q == 0)
+          return invalid_argument("a Q chunk is too long for one launch: " + std::to_string(t) + " tiles of " +
+                                  std::to_string(block_m) + " rows × " + std::to_string(p.heads) + " heads × " +
+                                  std::to_string(p.batch) + " batch exceed 2^30 thread blocks");
         break;
       }
       args.tile_start[args.num_q] = static_cast<int32_t>(tiles);

@@ -105,10 +105,10 @@ struct WgmmaRowLoop {
   // Issues the cp.async of the block's Q tile into s_q (all kThreads compute threads, tid = index among them;
   // the caller waits, fences and synchronizes) and loads or initializes this thread's accumulator rows.
   __device__ __forceinline__ void begin(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt, int b,
-                                        int h, uint32_t s_q, int tid) {
+                                        int h, uint32_t s_q, int tid, int resume = -1) {
     load_tile_sw128<D, kRowsM, 2 * kRowsM>(s_q, qc.q + b * qc.q_sb + h * qc.q_sh + qt.row0 * qc.q_ss, qc.q_ss, qt.valid, tid);
     cp_async_commit();
-    init_rows<D>(args, qc, qt, b, h, st, tid);
+    init_rows<D>(args, qc, qt, b, h, st, tid, resume);
     s_q_wg = s_q + (tid >> 7) * 64 * 128;  // this warpgroup's 64 rows within each column block
     scale_log2 = args.scale_log2;
   }

@@ -2,9 +2,11 @@
 // outputs and accumulators poisoned first, input padding filled with NaN so stray reads show).
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <optional>
+#include <random>
 #include <string>
 
 #include "attention_reference.h"
@@ -320,6 +322,60 @@ TEST(CudaAttention, LargeScores) {
   Case c = make("bf16 d128 large scores", DType::kBF16, 128, {200}, {300, 100});
   c.q_std = 6.f;
   run_case(c);
+}
+
+// Sets an environment variable for one scope (the library reads its settings at every call).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1); else unsetenv(name_);
+  }
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The warp-specialized kernel's split pieces (src/backends/cuda/tail_split.h, split_merge.cuh) with every item
+// forced into n pieces along K/V (SF_CUDA_SPLIT_TAIL=n; at most one piece per K/V tile, so 7 gives single-tile
+// pieces that start and end on chunk boundaries): uneven chunks, resumed accumulators, no finalize, launches
+// chained through the accumulator. The other kernel paths ignore the setting and repeat the cases.
+void split_cases() {
+  Case c = make("uneven padded", DType::kBF16, 128, {1, 127, 128, 129, 300}, {5, 64, 0, 190, 1, 77, 400});
+  c.layout = Layout::kPadded;
+  run_case(c);
+  c = make("resume random fp16 d64", DType::kF16, 64, {130, 33}, {70, 90, 400});
+  c.random_init = true, c.batch = 2;
+  run_case(c);
+  c = make("resume random bf16 d128, no finalize", DType::kBF16, 128, {200}, {300, 260});
+  c.random_init = true, c.finalize = false, c.heads = 3;
+  run_case(c);
+  c = make("two calls", DType::kBF16, 128, {150, 129}, {300, 64, 129, 520});
+  c.split = 2, c.batch = 2;
+  run_case(c);
+  std::mt19937 rng(99);
+  std::vector<int64_t> q, kv;
+  for (int i = 0; i < 5; ++i) q.push_back(1 + rng() % 200);
+  for (int i = 0; i < 70; ++i) kv.push_back(rng() % 200);
+  c = make("5 q x 70 kv chunks (chained launches)", DType::kF16, 64, q, kv);
+  run_case(c);
+  c = make("bf16 d64 1000x2048", DType::kBF16, 64, {1000}, {2048});
+  c.batch = 2;
+  run_case(c);
+}
+TEST(CudaAttention, TailSplitPieces) {
+  for (const char* n : {"2", "3", "7"}) {
+    SCOPED_TRACE(std::string("SF_CUDA_SPLIT_TAIL=") + n);
+    ScopedEnv env("SF_CUDA_SPLIT_TAIL", n);
+    split_cases();
+  }
+}
+TEST(CudaAttention, TailSplitOff) {
+  ScopedEnv env("SF_CUDA_SPLIT_TAIL", "0");
+  split_cases();
 }
 
 TEST(CudaAttention, RejectsBadArguments) {

@@ -1,0 +1,140 @@
+// Split pieces of one item (Q tile, head, batch) of the warp-specialized kernel (tail_split.h says when and why):
+// which item and K/V range a thread block has, and how the pieces' partial accumulators meet.
+//
+// Every piece computes its K/V range from an empty accumulator. At the end each writes its partial (Õ, m, l) to
+// its workspace slot, then counts itself in on the item's arrival counter; the piece that arrives last reads the
+// other slots, folds them into its registers (and the accumulator it resumes from, if any) and stores the tile
+// as a whole block would (store_rows: finalized O or the accumulator). The last arriver is whichever finishes
+// last, so no piece ever waits for another: nothing depends on which blocks are resident at the same time.
+// Writes before the count are ordered by __threadfence (release), reads after it by another (acquire), and the
+// reads bypass L1 (ld.global.cg), the pattern of CUDA's threadFenceReduction sample.
+#pragma once
+
+#include <cstdint>
+
+#include "attention_common.cuh"
+#include "tma_primitives.cuh"
+
+namespace sf::cuda::detail {
+
+// What a thread block of the linear grid computes.
+struct WorkItem {
+  int tile;    // Q tile index within the launch's chunks (as blockIdx.x for the other kernels)
+  int h, b;
+  int piece;   // 0 .. pieces-1
+  int pieces;  // 1: the whole K/V walk
+  int slot0;   // workspace slot of piece 0 of this item (split items only)
+};
+
+// blockIdx.x through an opaque move: each call reads it anew instead of keeping an earlier result live.
+__device__ __forceinline__ int block_index() {
+  int v;
+  asm volatile("mov.u32 %0, %%ctaid.x;\n" : "=r"(v));
+  return v;
+}
+
+// Block bx of the linear grid; tiles: Q tiles per (head, batch).
+__device__ __forceinline__ WorkItem work_item(const AttentionArgs& args, int tiles, int bx) {
+  WorkItem w;
+  int item;
+  if (bx < args.split_from) {
+    item = bx, w.piece = 0, w.pieces = 1, w.slot0 = 0;
+  } else {
+    const int k = (bx - args.split_from) / args.splits;
+    item = args.split_from + k;
+    w.piece = bx - args.split_from - k * args.splits;
+    w.pieces = args.splits;
+    w.slot0 = k * args.splits;
+  }
+  w.tile = item % tiles;
+  const int hb = item / tiles;
+  w.h = hb % args.heads;
+  w.b = hb / args.heads;
+  return w;
+}
+
+// The first K/V tile of the piece; `count` gets its number of tiles.
+__device__ __forceinline__ int piece_tiles(const WorkItem& w, int num_tiles, int& count) {
+  const int t0 = static_cast<int>(static_cast<int64_t>(num_tiles) * w.piece / w.pieces);
+  const int t1 = static_cast<int>(static_cast<int64_t>(num_tiles) * (w.piece + 1) / w.pieces);
+  count = t1 - t0;
+  return t0;
+}
+
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ uint32_t ld_shared_u32(uint32_t addr) {
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+
+// Folds one partial (m2 in base-2 units, l2 the row's full sum, o2 this thread's columns) into row i of st.
+// st.l is this thread's share of the row sum (store_rows adds the 4 shares), so thread t == 0 adds l2.
+template <int kDT, class Col>
+__device__ __forceinline__ void fold_row(RowState<kDT>& st, int i, float m2, float l2, bool t0, Col col) {
+  const float m_new = fmaxf(st.m[i], m2);
+  const float m_use = m_new == -INFINITY ? 0.f : m_new;
+  const float a = exp2f(st.m[i] - m_use), c = exp2f(m2 - m_use);
+  st.m[i] = m_new;
+  st.l[i] = st.l[i] * a + (t0 ? l2 * c : 0.f);
+#pragma unroll
+  for (int j = 0; j < kDT; ++j) {
+    const float2 v = col(j);
+    st.o[j][2 * i] = st.o[j][2 * i] * a + v.x * c;
+    st.o[j][2 * i + 1] = st.o[j][2 * i + 1] * a + v.y * c;
+  }
+}
+
+// Called by all `threads` consumer threads (tid among them; rows as in init_rows) after the piece's last tile.
+// False: another piece will store the item, this block is done. True: st holds the whole item, store it.
+template <int D, int kRowsM>
+__device__ __forceinline__ bool merge_pieces(const AttentionArgs& args, const QChunkArgs& qc, const WorkItem& w,
+                                             RowState<D / 8>& st, uint32_t s_word, int tid, int threads) {
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int64_t slot_rows = static_cast<int64_t>(kRowsM);
+  // This piece's partial, l summed over the row's 4 threads.
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    float l = st.l[i];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    if (!st.ok[i]) continue;
+    const int64_t row = (w.slot0 + w.piece) * slot_rows + warp * 16 + g + 8 * i;
+    float* o = args.split_o + row * D + 2 * t;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) *reinterpret_cast<float2*>(o + 8 * j) = make_float2(st.o[j][2 * i], st.o[j][2 * i + 1]);
+    if (t == 0) *reinterpret_cast<float2*>(args.split_ml + 2 * row) = make_float2(st.m[i], l);
+  }
+  __threadfence();
+  named_barrier_sync(1, threads);
+  if (tid == 0) {
+    unsigned* count = args.split_count + w.slot0 / w.pieces;
+    const bool last = atomicAdd(count, 1u) == static_cast<unsigned>(w.pieces - 1);
+    if (last) *count = 0;  // every piece has counted itself in: ready for the next launch
+    st_shared_u32(s_word, last ? 1u : 0u);
+  }
+  named_barrier_sync(1, threads);
+  if (ld_shared_u32(s_word) == 0) return false;
+  __threadfence();
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    if (!st.ok[i]) continue;
+    for (int q = 0; q < w.pieces; ++q) {
+      if (q == w.piece) continue;
+      const int64_t row = (w.slot0 + q) * slot_rows + warp * 16 + g + 8 * i;
+      const float2 ml = __ldcg(reinterpret_cast<const float2*>(args.split_ml + 2 * row));
+      const float* o = args.split_o + row * D + 2 * t;
+      fold_row(st, i, ml.x, ml.y, t == 0, [&](int j) { return __ldcg(reinterpret_cast<const float2*>(o + 8 * j)); });
+    }
+    if (args.resume) {  // the accumulator this call resumes from: m in natural-log units there
+      const float* o = qc.acc_o + st.acc_row[i] * D + 2 * t;
+      fold_row(st, i, qc.acc_m[st.acc_row[i]] * kLog2e, qc.acc_l[st.acc_row[i]], t == 0,
+               [&](int j) { return *reinterpret_cast<const float2*>(o + 8 * j); });
+    }
+  }
+  return true;
+}
+
+}  // namespace sf::cuda::detail

@@ -1,0 +1,58 @@
+#include "split_workspace.cuh"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
+
+namespace sf::cuda::detail {
+namespace {
+
+struct Held {
+  void* base = nullptr;
+  size_t o_floats = 0, ml_floats = 0, counters = 0;
+};
+
+size_t round_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+}  // namespace
+
+cudaError_t split_workspace(cudaStream_t stream, size_t o_floats, size_t ml_floats, size_t counters,
+                            SplitWorkspace& out) {
+  static std::mutex mu;
+  static std::map<std::pair<int, cudaStream_t>, Held> held;
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  std::lock_guard<std::mutex> lock(mu);
+  Held& h = held[{device, stream}];
+  if (h.base == nullptr || o_floats > h.o_floats || ml_floats > h.ml_floats || counters > h.counters) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    err = cudaStreamIsCapturing(stream, &capture);
+    if (err != cudaSuccess) return err;
+    if (capture != cudaStreamCaptureStatusNone) return cudaErrorStreamCaptureUnsupported;
+    Held grown;
+    grown.o_floats = std::max(o_floats, h.o_floats);
+    grown.ml_floats = std::max(ml_floats, h.ml_floats);
+    grown.counters = std::max(counters, h.counters);
+    const size_t bytes =
+        round_up(grown.o_floats * 4) + round_up(grown.ml_floats * 4) + round_up(grown.counters * sizeof(unsigned));
+    err = cudaMallocAsync(&grown.base, bytes, stream);
+    if (err != cudaSuccess) return err;
+    const size_t count_at = round_up(grown.o_floats * 4) + round_up(grown.ml_floats * 4);
+    err = cudaMemsetAsync(static_cast<char*>(grown.base) + count_at, 0, grown.counters * sizeof(unsigned), stream);
+    if (err != cudaSuccess) {
+      cudaFreeAsync(grown.base, stream);
+      return err;
+    }
+    if (h.base != nullptr) cudaFreeAsync(h.base, stream);
+    h = grown;
+  }
+  char* p = static_cast<char*>(h.base);
+  out.o = reinterpret_cast<float*>(p);
+  out.ml = reinterpret_cast<float*>(p + round_up(h.o_floats * 4));
+  out.count = reinterpret_cast<unsigned*>(p + round_up(h.o_floats * 4) + round_up(h.ml_floats * 4));
+  return cudaSuccess;
+}
+
+}  // namespace sf::cuda::detail

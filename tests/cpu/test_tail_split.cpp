@@ -1,0 +1,61 @@
+// The tail-split planner of the warp-specialized CUDA kernel (src/backends/cuda/tail_split.h): plain C++, so its
+// decisions are checked here; the kernel's split pieces themselves are checked on the GPU
+// (tests/gpu/kernel/attention_test.cpp, CudaAttention.TailSplitPieces*).
+#include <gtest/gtest.h>
+
+#include "backends/cuda/tail_split.h"
+
+namespace sf::cuda::detail {
+namespace {
+
+double modeled_time(int64_t items, int64_t kv_tiles, int64_t slots, const TailSplit& t) {
+  return modeled_launch_time(items, kv_tiles, slots, t);
+}
+
+TEST(TailSplit, FullWavesAreNotSplit) {
+  EXPECT_EQ(plan_tail_split(528, 32, 132, 528).splits, 1);   // 4 full waves (Flux S=4096, one GPU)
+  EXPECT_EQ(plan_tail_split(132, 512, 132, 528).splits, 1);
+}
+
+TEST(TailSplit, NearlyEmptyLastWaveIsSplit) {
+  // Flux S=32768 on one H100: 171 tiles of 192 rows × 24 heads = 31 waves and 12 blocks.
+  const TailSplit t = plan_tail_split(4104, 256, 132, 528);
+  EXPECT_GT(t.splits, 1);
+  EXPECT_EQ(4104 - t.split_from, 12);   // only the last wave's items
+  EXPECT_LE(t.pieces(4104), 132);       // which then run side by side in one wave
+  EXPECT_LT(modeled_time(4104, 256, 132, t), 0.98 * modeled_time(4104, 256, 132, TailSplit{}));
+}
+
+TEST(TailSplit, ShortCallWithFewWavesIsSplit) {
+  // A distributed layer's call: 288 items = 2.2 waves (bench/sp/TRACES.md, 4x1 at S=36864).
+  const TailSplit t = plan_tail_split(288, 288, 132, 528);
+  ASSERT_GT(t.splits, 1);
+  EXPECT_LT(modeled_time(288, 288, 132, t), 0.8 * modeled_time(288, 288, 132, TailSplit{}));
+}
+
+TEST(TailSplit, PlansStayWithinTheirLimits) {
+  for (int64_t items : {1, 5, 66, 67, 131, 133, 200, 1000, 2064, 4104, 8208})
+    for (int64_t kv : {1, 2, 3, 16, 128, 512})
+      for (int64_t max_pieces : {0, 64, 528}) {
+        const TailSplit t = plan_tail_split(items, kv, 132, max_pieces);
+        SCOPED_TRACE(std::to_string(items) + " items, " + std::to_string(kv) + " kv tiles");
+        if (t.splits == 1) continue;
+        EXPECT_LE(t.splits, 16);
+        EXPECT_LE(t.splits, kv);             // every piece has at least one K/V tile
+        EXPECT_GE(t.split_from, 0);
+        EXPECT_LT(t.split_from, items);
+        EXPECT_LE(t.pieces(items), max_pieces);
+        EXPECT_LT(modeled_time(items, kv, 132, t), modeled_time(items, kv, 132, TailSplit{}));
+      }
+}
+
+TEST(TailSplit, ForcedSplitKeepsAKvTilePerPiece) {
+  EXPECT_EQ(forced_tail_split(10, 3).splits, 3);
+  EXPECT_EQ(forced_tail_split(2, 5).splits, 2);
+  EXPECT_EQ(forced_tail_split(1, 5).splits, 1);
+  EXPECT_EQ(forced_tail_split(0, 5).splits, 1);
+  EXPECT_EQ(forced_tail_split(10, 3).split_from, 0);
+}
+
+}  // namespace
+}  // namespace sf::cuda::detail
