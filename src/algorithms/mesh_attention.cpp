@@ -80,8 +80,8 @@ class MeshAttention final : public SpAttention {
   // tiles' set-up and a partly filled last wave); a ring across machines keeps one call per arriving block.
   Status ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first, AccumulatorMode mode,
                    bool finalize, void* o);
-  // Compute-bound Pull KV phase: the foreign stages over the middle K/V sets 1..t-2 in one call, over the last
-  // set in another (then their output is pushed), and our own stage over all sets in a third.
+  // Compute-bound Pull KV phase: the foreign stages over each K/V set 1..t-1 as it lands (then their output is
+  // pushed), and our own stage over all sets in one last call.
   Status pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
                         std::vector<Handle>* out_recvs, void* o);
   Status push_outputs(bool foreign, std::vector<Handle>* recvs);
@@ -505,16 +505,18 @@ Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std
     }
     return Status::ok();
   };
-  // The foreign rows take the middle sets, then the last set, finalize and leave; our own rows take every set
-  // in one last call, long enough to hide the push of the foreign output.
-  std::vector<KVPart> middle, last;
-  for (int x = 1; x < t_ - 1; ++x) SF_RETURN_IF_ERROR(arrived_set(x, &middle));
-  if (!middle.empty()) SF_RETURN_IF_ERROR(compute(foreign_stages, -1, middle, AccumulatorMode::kResume, false, o));
-  SF_RETURN_IF_ERROR(arrived_set(t_ - 1, &last));
-  SF_RETURN_IF_ERROR(compute(foreign_stages, -1, last, AccumulatorMode::kResume, true, o));
+  // The foreign rows take each set as it lands (the links deliver them in issue order; one call for several
+  // sets would wait for the last of them: 19 ms of 195 on 4 emulated machines, CogVideoX S=163840 at
+  // 6.25 GB/s), finalize with the last one and leave; our own rows take every set in one last call, long
+  // enough to hide the push of the foreign output.
+  std::vector<KVPart> every;
+  for (int x = 1; x < t_; ++x) {
+    std::vector<KVPart> set;
+    SF_RETURN_IF_ERROR(arrived_set(x, &set));
+    SF_RETURN_IF_ERROR(compute(foreign_stages, -1, set, AccumulatorMode::kResume, x == t_ - 1, o));
+    every.insert(every.end(), set.begin(), set.end());
+  }
   SF_RETURN_IF_ERROR(push_outputs(true, out_recvs));
-  std::vector<KVPart> every = middle;
-  every.insert(every.end(), last.begin(), last.end());
   SF_RETURN_IF_ERROR(compute({0}, -1, every, AccumulatorMode::kResume, true, o));
   return push_outputs(false, out_recvs);
 }

@@ -11,8 +11,8 @@
 //     pass blocks hop by hop). Each attention call costs a GPU its tiles' set-up and a partly empty last wave,
 //     so work whose data is there shares a call: a ring inside a machine takes all its peers' blocks at once,
 //     and a compute-bound layer (one segment per Torus transfer) merges stages: Pull Q stages in groups
-//     {1}, {2, 3}, {4..7} (each group's last Q lands while the stages before it compute), the Pull KV sets
-//     of the foreign rows in two calls and those of the own rows in one (bench/sp/TRACES.md). The GPU kernel
+//     {1}, {2, 3}, {4..7} (each group's last Q lands while the stages before it compute), the foreign rows
+//     take each Pull KV set as it lands and the own rows all sets in one call (bench/sp/TRACES.md). The GPU kernel
 //     itself splits the last wave of a call along K/V (src/backends/cuda/tail_split.h).
 //  D. Push O: the last call finalizes the foreign rows first and pushes each output piece straight to the
 //     rank that owns those rows (Torus push and the Ulysses return in one hop), then the rank's own rows.

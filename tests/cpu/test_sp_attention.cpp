@@ -281,7 +281,7 @@ TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
   const ScheduleCase cases[] = {
       {"R4", {1, 4}, 2, "own block, then the 3 ring peers' blocks together"},
       {"T2R2", {2, 2}, 5, "own; ring peer; stage 1 x both; last stage foreign rows; own rows"},
-      {"T4", {4, 1}, 6, "own; stage 1; stages 2-3; foreign rows x K/V sets 1-2, then x set 3; own rows x sets 1-3"},
+      {"T4", {4, 1}, 7, "own; stage 1; stages 2-3; foreign rows x K/V set 1, 2, 3; own rows x sets 1-3"},
       {"T2U2", {2, 2}, 4, "own; stage 1; last stage foreign rows; own rows"},
       {"R2U2", {2, 2}, 2, "USP: the ring crosses machines, so one call per arriving block"},
   };
