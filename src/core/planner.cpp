@@ -206,10 +206,11 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // Exposed transfers add up; overlapped ones (Torus stages, ring steps) hide behind compute. Both start on
   // local data, so no first chunk is modeled as exposed.
   plan.layer_ms = ms(total.exposed) + std::max(plan.compute_ms, ms(total.overlapped));
-  // Cutting Torus transfers into row segments pays when the inter-machine transfer is a large part of the
-  // layer; when compute dominates, the extra, smaller attention calls cost more than they hide (measured on
-  // 4xH100, bench/sp/TORUS_CHUNKS.md). 0 lets the algorithm pick up to 4 segments that keep calls large.
-  const bool comm_bound = ms(total.overlapped) >= 0.5 * plan.compute_ms;
+  // Cutting Torus transfers into row segments pays when the inter-machine transfer is about as long as the
+  // compute or longer; below that, the extra, smaller attention calls cost more than they hide (4xH100 and
+  // 4xH200, bench/sp/TORUS_CHUNKS.md: one segment was 8 % faster at transfer/compute = 0.73, four 5 % faster
+  // at 1.0). 0 lets the algorithm pick up to 4 segments that keep calls large.
+  const bool comm_bound = ms(total.overlapped) >= 0.85 * plan.compute_ms;
   if (plan.config.mesh.degree(LevelKind::kTorus) > 1) plan.config.torus_chunks = comm_bound ? 0 : 1;
   const Mesh& m = plan.config.mesh;
   char buf[640];

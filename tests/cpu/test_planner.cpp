@@ -190,6 +190,14 @@ TEST(Planner, TorusChunkingFollowsTheLinkSpeed) {
   EXPECT_NE(fast.explanation.find("compute-bound"), std::string::npos);
   const Plan usp = make_plan(Scheme::kUsp, {4, 1}, shape, "", {}, LinkSpeeds{300, 6.25, 600}).value();
   EXPECT_EQ(usp.config.torus_chunks, 0);  // no Torus level: nothing to cut
+  // Measured on 4xH200 (bench/sp/TORUS_CHUNKS.md): CogVideoX S=163840 on 4x1 at 6.25 GB/s, transfer about 0.7 of
+  // the compute at the kernel's 470 TFLOP/s, ran 8 % faster in one segment per transfer; S=81920 on 2x2 (about
+  // 1.0) 5 % faster in four.
+  const AttentionShape longer{1, 163840, 48, 64, DType::kBF16};
+  const Plan near = make_plan(Scheme::kSfu, {4, 1}, longer, "", {}, LinkSpeeds{300, 6.25, 470}).value();
+  EXPECT_EQ(near.config.torus_chunks, 1) << near.explanation;
+  const Plan even = make_plan(Scheme::kSfu, {2, 2}, shape, "", {}, LinkSpeeds{300, 6.25, 470}).value();
+  EXPECT_EQ(even.config.torus_chunks, 0) << even.explanation;
 }
 
 }  // namespace
