@@ -4,7 +4,9 @@
 // each owning 16 query rows. The block walks the concatenation of all K/V chunks in tiles of keys (a tile never
 // straddles two chunks; a chunk's last tile is masked), merging each into its running (Õ, m, l) with online
 // softmax. blockIdx.x is mapped to (Q chunk, tile) through the exclusive prefix sum of per-chunk tile counts
-// and a binary search. Implementations (SF_CUDA_ATTENTION_PATH picks one; default hopper_ws):
+// and a binary search (the warp-specialized kernel's grid is linear over (tile, head, batch) and splits a partly
+// empty last wave along K/V: tail_split.h, split_merge.cuh). Implementations (SF_CUDA_ATTENTION_PATH picks one;
+// default hopper_ws):
 //   attention_hopper_ws.cu  warp-specialized wgmma (sm_90a): a TMA producer warpgroup and two consumer
 //                           warpgroups of 64 rows with setmaxnreg 24/240 (hopper_ws; hopper_ws_pp with
 //                           consumer ping-pong; hopper_ws_seq_pp without the intra-warpgroup overlap).
