@@ -32,9 +32,9 @@ cudaError_t split_workspace(cudaStream_t stream, size_t o_floats, size_t ml_floa
     if (err != cudaSuccess) return err;
     if (capture != cudaStreamCaptureStatusNone) return cudaErrorStreamCaptureUnsupported;
     Held grown;
-    grown.o_floats = std::max(o_floats, h.o_floats);
-    grown.ml_floats = std::max(ml_floats, h.ml_floats);
-    grown.counters = std::max(counters, h.counters);
+    grown.o_floats = std::max(o_floats, h.o_floats + h.o_floats / 2);
+    grown.ml_floats = std::max(ml_floats, h.ml_floats + h.ml_floats / 2);
+    grown.counters = std::max(counters, h.counters + h.counters / 2);
     const size_t bytes =
         round_up(grown.o_floats * 4) + round_up(grown.ml_floats * 4) + round_up(grown.counters * sizeof(unsigned));
     err = cudaMallocAsync(&grown.base, bytes, stream);
@@ -45,8 +45,7 @@ cudaError_t split_workspace(cudaStream_t stream, size_t o_floats, size_t ml_floa
       cudaFreeAsync(grown.base, stream);
       return err;
     }
-    if (h.base != nullptr) cudaFreeAsync(h.base, stream);
-    h = grown;
+    h = grown;  // the old block stays allocated (see the header)
   }
   char* p = static_cast<char*>(h.base);
   out.o = reinterpret_cast<float*>(p);
