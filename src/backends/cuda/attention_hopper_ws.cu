@@ -164,7 +164,7 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tile
   thread_local TmaParams prm;  // ~14 KB, kept off the stack; the launch copies it into the kernel's parameters
   const cudaError_t built = fill_tma_params(args, batch, D, std::is_same_v<T, __half>, prm);
   if (built != cudaSuccess) return built;
-  const int threads = ws_threads<2>() + 128 * (o.consumer_warpgroups - 2);
+  const int threads = 128 * (o.consumer_warpgroups + 1);  // the producer warpgroup and the consumers
   const int rows_m = 64 * o.consumer_warpgroups;
   const int smem = ws_smem_bytes<D>(o.consumer_warpgroups);
   auto kernel = hopper_ws_kernel<T, D>(o);
