@@ -24,6 +24,15 @@ sf_build_logged() {
     timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target "$@" | tail -2
   } > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }
 }
+# The script's output folder (its first argument, else $OUT, else the given default), created, and $LOG in it;
+# the watchdog that bounds a multi-GPU run's waits.
+#   sf_outdir DEFAULT_DIR LOG_NAME "${1:-}"
+sf_outdir() {
+  OUTDIR=${3:-${OUT:-$1}}
+  mkdir -p "$OUTDIR"
+  LOG=$OUTDIR/$2
+  export SF_WATCHDOG_TIMEOUT_S=90
+}
 sf_gpu_binary() { find "$BUILD" -name streamfusion-gpu -type f -perm -u+x | head -1; }
 
 # Samples every GPU's clocks, power and load every 50 ms into $1 (CSV) until sf_stop_clock_log.

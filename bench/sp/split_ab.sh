@@ -6,11 +6,8 @@
 #                                   SF_AB_SCHEMES (default usp,sfu,ulysses), SF_AB_ROUNDS (default 2)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUTDIR=${1:-${OUT:-/tmp/sf-split-ab}}
-mkdir -p "$OUTDIR"
 . bench/sp/common.sh
-export SF_WATCHDOG_TIMEOUT_S=90
-LOG=$OUTDIR/split_ab.log
+sf_outdir /tmp/sf-split-ab split_ab.log "${1:-}"
 sf_build_logged "split A/B" streamfusion-gpu
 SFG=$(sf_gpu_binary)
 : > "$OUTDIR/ab.jsonl"

@@ -6,11 +6,8 @@
 #   bench/sp/steady_1x4.sh [OUTDIR]        env: SF_SEQ (default 65536)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUTDIR=${1:-${OUT:-/tmp/sf-steady-out}}
-mkdir -p "$OUTDIR"
 . bench/sp/common.sh
-export SF_WATCHDOG_TIMEOUT_S=90
-LOG=$OUTDIR/steady.log
+sf_outdir /tmp/sf-steady-out steady.log "${1:-}"
 S=${SF_SEQ:-65536}
 sf_build_logged "steady 1x4" streamfusion-gpu sf_gpu_multi_test
 SFG=$(sf_gpu_binary)

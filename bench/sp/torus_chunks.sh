@@ -5,11 +5,8 @@
 #   bench/sp/torus_chunks.sh [OUTDIR]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUTDIR=${1:-${OUT:-/tmp/sf-chunks-out}}
-mkdir -p "$OUTDIR"
 . bench/sp/common.sh
-export SF_WATCHDOG_TIMEOUT_S=90
-LOG=$OUTDIR/chunks.log
+sf_outdir /tmp/sf-chunks-out chunks.log "${1:-}"
 sf_build_logged "torus chunks" streamfusion-gpu
 SFG=$(sf_gpu_binary)
 J=$OUTDIR/chunks.jsonl

@@ -6,11 +6,8 @@
 #   bench/sp/trace.sh [OUTDIR]     env: SF_TRACE_ARGS="gpu-attention arguments" for other cells; SF_SKIP_TESTS=1
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUTDIR=${1:-${OUT:-/tmp/sf-trace-out}}
-mkdir -p "$OUTDIR"
 . bench/sp/common.sh
-export SF_WATCHDOG_TIMEOUT_S=90
-LOG=$OUTDIR/trace.log
+sf_outdir /tmp/sf-trace-out trace.log "${1:-}"
 T0=$(date +%s)
 sf_build_logged "trace" streamfusion-gpu sf_gpu_multi_test
 echo "# built in $(( $(date +%s) - T0 )) s" >> "$LOG"
