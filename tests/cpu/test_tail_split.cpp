@@ -8,10 +8,6 @@
 namespace sf::cuda::detail {
 namespace {
 
-double modeled_time(int64_t items, int64_t kv_tiles, int64_t slots, const TailSplit& t) {
-  return modeled_launch_time(items, kv_tiles, slots, t);
-}
-
 TEST(TailSplit, FullWavesAreNotSplit) {
   EXPECT_EQ(plan_tail_split(528, 32, 132, 528).splits, 1);   // 4 full waves (Flux S=4096, one GPU)
   EXPECT_EQ(plan_tail_split(132, 512, 132, 528).splits, 1);
@@ -23,14 +19,14 @@ TEST(TailSplit, NearlyEmptyLastWaveIsSplit) {
   EXPECT_GT(t.splits, 1);
   EXPECT_EQ(4104 - t.split_from, 12);   // only the last wave's items
   EXPECT_LE(t.pieces(4104), 132);       // which then run side by side in one wave
-  EXPECT_LT(modeled_time(4104, 256, 132, t), 0.98 * modeled_time(4104, 256, 132, TailSplit{}));
+  EXPECT_LT(modeled_launch_time(4104, 256, 132, t), 0.98 * modeled_launch_time(4104, 256, 132, TailSplit{}));
 }
 
 TEST(TailSplit, ShortCallWithFewWavesIsSplit) {
   // A distributed layer's call: 288 items = 2.2 waves (bench/sp/TRACES.md, 4x1 at S=36864).
   const TailSplit t = plan_tail_split(288, 288, 132, 528);
   ASSERT_GT(t.splits, 1);
-  EXPECT_LT(modeled_time(288, 288, 132, t), 0.8 * modeled_time(288, 288, 132, TailSplit{}));
+  EXPECT_LT(modeled_launch_time(288, 288, 132, t), 0.8 * modeled_launch_time(288, 288, 132, TailSplit{}));
 }
 
 TEST(TailSplit, PlansStayWithinTheirLimits) {
@@ -45,7 +41,7 @@ TEST(TailSplit, PlansStayWithinTheirLimits) {
         EXPECT_GE(t.split_from, 0);
         EXPECT_LT(t.split_from, items);
         EXPECT_LE(t.pieces(items), max_pieces);
-        EXPECT_LT(modeled_time(items, kv, 132, t), modeled_time(items, kv, 132, TailSplit{}));
+        EXPECT_LT(modeled_launch_time(items, kv, 132, t), modeled_launch_time(items, kv, 132, TailSplit{}));
       }
 }
 
