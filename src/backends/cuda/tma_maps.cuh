@@ -59,9 +59,8 @@ __device__ __forceinline__ void produce_tile(const TmaParams& p, KVCursor<kWgBlo
 
 // Shared memory of the TMA kernels: the Q tile, kStages K/V stages (K tile, then V tile), kStages "full" and
 // kStages "empty" mbarriers and a word for split pieces (split_merge.cuh), from a 1024-byte aligned start (the
-// swizzle atoms need it). Tile i of the block's
-// walk over the K/V chunks lives in stage i % kStages; its barrier phase parity is (i / kStages) & 1. The Q
-// tile has kRowsM rows.
+// swizzle atoms need it). Tile i of the block's walk over the K/V chunks lives in stage i % kStages; its barrier
+// phase parity is (i / kStages) & 1. The Q tile has kRowsM rows.
 template <int D, int kStages, int kRowsM = kBlockM>
 struct KvRing {
   static constexpr int kQBytes = kRowsM * D * 2;
