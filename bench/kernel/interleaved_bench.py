@@ -8,7 +8,7 @@ figure moves.
 
 Two passes per head configuration:
   1. single chunk: FA2, cuDNN and each of our kernel paths (SF_CUDA_ATTENTION_PATH; "path:nosplit" with the
-     tail split off);
+     tail split off, "path:nopersist" with one thread block per block of work);
   2. multi-chunk: the best path of pass 1 with K/V in 2, 4, 8 chunks, Q in 2, and both, interleaved with
      its own one-chunk run, so that the multi-chunk overhead is a same-round comparison.
 Prints JSON lines in the format of sf_kernel_bench (bench/kernel/report.py reads them); the
@@ -41,16 +41,21 @@ def load_lib(path):
 
 def ours(fn, q, k, v, o, path, nq=1, nkv=1):
     """A callable running our kernel on [B, S, H, D] tensors with the given kernel path. "path:nosplit" runs
-    the path with the tail split off (SF_CUDA_SPLIT_TAIL=0); a plain path leaves it to the library."""
+    the path with the tail split off (SF_CUDA_SPLIT_TAIL=0), "path:nopersist" with one thread block per block of
+    work instead of the persistent launch (SF_CUDA_PERSISTENT=0); a plain path leaves both to the library."""
     b, s, h, d = q.shape
     err = ctypes.create_string_buffer(512)
     stream = torch.cuda.current_stream().cuda_stream
     kernel_path, _, option = path.partition(":")
+    if option not in ("", "nosplit", "nopersist"):
+        raise ValueError(f"unknown variant option '{option}' in '{path}' (expected nosplit or nopersist)")
     split = "0" if option == "nosplit" else "auto"
+    persist = "0" if option == "nopersist" else "auto"
 
     def run():
         os.environ["SF_CUDA_ATTENTION_PATH"] = kernel_path
         os.environ["SF_CUDA_SPLIT_TAIL"] = split
+        os.environ["SF_CUDA_PERSISTENT"] = persist
         rc = fn(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), b, s, h, d, 0, nq, nkv, stream, err, 512)
         if rc != 0:
             raise RuntimeError(err.value.decode())

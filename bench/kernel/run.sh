@@ -67,15 +67,16 @@ echo "== variants that passed:$PASSED"
 # (interleaved_bench.py says why), then the fastest path with multiple chunks against its own one chunk.
 echo "== timing ($SECONDS s)"
 : > "$RES/ours.jsonl"; : > "$RES/sdpa.jsonl"
-want() {  # the given variants whose path passed, comma separated ("path:nosplit" = the path, tail split off)
+want() {  # the given variants whose path passed, comma separated ("path:nosplit" = the path, tail split off;
+          # "path:nopersist" = the path, one thread block per block of work)
   local out=""
   for v in "$@"; do
     for p in $PASSED; do [ "$p" = "${v%%:*}" ] && out="$out,$v"; done
   done
   echo "${out#,}"
 }
-V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws:nosplit hopper_ws2})
-V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws:nosplit hopper_ws2})
+V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws:nopersist hopper_ws:nosplit hopper_ws2})
+V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws:nopersist hopper_ws:nosplit hopper_ws2})
 for hd in "24 128 $V128" "48 64 $V64"; do
   set -- $hd
   [ -z "${3:-}" ] && { echo "no passing variant to time at D=$2"; status=1; continue; }
@@ -86,8 +87,8 @@ for hd in "24 128 $V128" "48 64 $V64"; do
   grep -v '"impl": "sdpa' "$RES/interleaved_$2.jsonl" >> "$RES/ours.jsonl"
 done
 grep "fastest" "$RES/bench.err"
-BEST128=$(grep -o "D=128: [a-z_0-9]*" "$RES/bench.err" | tail -1 | sed 's/D=128: //')
-BEST64=$(grep -o "D=64: [a-z_0-9]*" "$RES/bench.err" | tail -1 | sed 's/D=64: //')
+BEST128=$(grep -o "D=128: [a-z_0-9:]*" "$RES/bench.err" | tail -1 | sed 's/D=128: //')
+BEST64=$(grep -o "D=64: [a-z_0-9:]*" "$RES/bench.err" | tail -1 | sed 's/D=64: //')
 tail -5 "$RES/bench.err" 2>/dev/null
 for variant in $EXTRA_TEST_PATHS; do
   if [ $SECONDS -lt $DEADLINE ]; then run_tests $variant 0; else echo "== skipped tests of $variant (deadline)"; fi
@@ -99,7 +100,7 @@ for mpath in ${SF_MEMCHECK:-hopper_ws hopper_ws2}; do
     echo "== compute-sanitizer memcheck, $mpath kernel (small cases, ${left} s at most)"
     SF_CUDA_ATTENTION_PATH=$mpath timeout $left compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
-      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaAttention.TailSplitPieces:CudaMerge.*' \
+      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaAttention.TailSplitPieces:CudaAttention.PersistentFewThreadBlocks:CudaMerge.*' \
       > "$RES/memcheck_$mpath.log" 2>&1
     echo "memcheck $mpath rc $? ($(grep -c 'Invalid' "$RES/memcheck_$mpath.log") invalid accesses)"
     grep -m5 -A3 "Invalid" "$RES/memcheck_$mpath.log"

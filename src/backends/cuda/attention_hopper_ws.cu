@@ -1,15 +1,16 @@
 // The warp-specialized Hopper attention kernel (sm_90a): a producer warpgroup and two or three consumer
 // warpgroups.
 //
-// 384 or 512 threads. Warpgroup 0 is the producer: after `setmaxnreg.dec` to 24 registers, one of its threads
-// streams every K/V tile of the block by TMA into a kStages-deep mbarrier ring ("full": the tile's bytes landed;
-// "empty": every consumer thread is done reading the stage), as far ahead as the ring allows. The other
-// warpgroups are the consumers (64 query rows each): after `setmaxnreg.inc` (to 240 registers with two, 160 with
-// three) they load their Q rows (cp.async), then run the same wgmma row loop as the other Hopper kernels without
-// ever issuing a load: with kOverlap the next tile's Q·Kᵀ is overlapped with this tile's P·V and softmax (S, P
-// and Õ live at once: ~225 registers at D=128, ~157 at D=64), without it each tile is Q·Kᵀ, softmax, P·V in turn
-// (three warpgroups at D=128). With kPingPong two consumer warpgroups take turns issuing their wgmma batches
-// (named barriers 2 and 3), so that one's softmax runs while the other's matrix products occupy the tensor cores.
+// 384 or 512 threads. Warpgroup 0 is the producer: after `setmaxnreg.dec` to 24 registers (32 with three
+// consumer warpgroups), one of its threads streams every K/V tile of the block by TMA into a kStages-deep
+// mbarrier ring ("full": the tile's bytes landed; "empty": every consumer thread is done reading the stage), as
+// far ahead as the ring allows. The other warpgroups are the consumers (64 query rows each): after
+// `setmaxnreg.inc` (to 240 registers with two, 160 with three) they load their Q rows (cp.async), then run the
+// same wgmma row loop as the other Hopper kernels without ever issuing a load: with kOverlap the next tile's
+// Q·Kᵀ is overlapped with this tile's P·V and softmax (S, P and Õ live at once: ~225 registers at D=128, ~157 at
+// D=64), without it each tile is Q·Kᵀ, softmax, P·V in turn (three warpgroups at D=128). With kPingPong two
+// consumer warpgroups take turns issuing their wgmma batches (named barriers 2 and 3), so that one's softmax runs
+// while the other's matrix products occupy the tensor cores.
 //
 // setmaxnreg only takes effect when the kernel has a register cap at entry (__launch_bounds__(threads, 1): 168
 // with 384 threads, 128 with 512) and each role is one branch of a single if/else with no code after it (ptxas
@@ -39,13 +40,30 @@ template <int kWG>
 constexpr int ws_threads() {
   return 128 * (kWG + 1);
 }
-constexpr int kProducerRegs = 24;
+// The register split. A block starts with the cap __launch_bounds__ gives every thread (the register file over
+// the threads, in multiples of 8: 168 with 384 threads, 128 with 512); setmaxnreg.inc then waits until the
+// producer's setmaxnreg.dec has freed enough, so the consumers may take no more than the producer gives up,
+// or they wait forever (a hang, not an error). With three warpgroups the producer gets 32: at 24 its walk over
+// several blocks of work (a persistent launch) spilled 4 bytes; with two, 24 (the consumers keep 240).
+template <int kWG>
+constexpr int ws_entry_regs() {
+  return 65536 / ws_threads<kWG>() / 8 * 8;
+}
+template <int kWG>
+constexpr int ws_producer_regs() {
+  return kWG == 2 ? 24 : 32;
+}
 template <int kWG>
 constexpr int ws_consumer_regs() {
   return kWG == 2 ? 240 : 160;
 }
-static_assert(128 * (kProducerRegs + 2 * ws_consumer_regs<2>()) <= 65536, "register split exceeds the register file");
-static_assert(128 * (kProducerRegs + 3 * ws_consumer_regs<3>()) <= 65536, "register split exceeds the register file");
+template <int kWG>
+constexpr bool ws_register_split_fits() {
+  return 128 * (ws_entry_regs<kWG>() - ws_producer_regs<kWG>()) >=
+         128 * kWG * (ws_consumer_regs<kWG>() - ws_entry_regs<kWG>());
+}
+static_assert(ws_register_split_fits<2>() && ws_register_split_fits<3>(),
+              "the consumers' setmaxnreg.inc would wait for registers the producer never frees");
 
 template <int D, int kWG>
 constexpr int ws_stages() {
@@ -64,64 +82,92 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
   extern __shared__ __align__(1024) unsigned char smem[];
   const KvRing<D, kStages, kRowsM> ring(smem);
   const AttentionArgs& args = p.args;
-  // The grid is linear over (Q tile, head, batch) items, some of them in pieces along K/V (split_merge.cuh).
+  // The work is linear over (Q tile, head, batch) items, some of them in pieces along K/V (split_merge.cuh):
+  // args.blocks blocks of work. A thread block takes blocks blockIdx.x, + gridDim.x, ... in turn: one each when
+  // the grid has them all, several when the launch is persistent (one thread block per SM; choose_grid says
+  // when). Then the producer streams the next block's K/V while the consumers still store the last output, and
+  // the consumers load the next Q tile before they store: a block's set-up (Q, filling the ring, the output) no
+  // longer runs alone, which matters where blocks are short (S = 4096: +3–4 % at D=128, bench/kernel/NOTES.md).
   const int q_tiles = args.tile_start[args.num_q];
-  const WorkItem w = work_item(args, q_tiles, block_index());
   int all_tiles = 0;
   for (int c = 0; c < args.num_kv; ++c) all_tiles += static_cast<int>((args.kv[c].len + kWgBlockN - 1) / kWgBlockN);
-  int num_tiles;  // this block's K/V tiles, from first_tile on
-  const int first_tile = piece_tiles(w, all_tiles, num_tiles);
   if (threadIdx.x == 0) ring.init(kConsumers);
   __syncthreads();  // the barriers are initialized (the only block-wide barrier)
 
   // The role as a warp-uniform value (a shuffle from lane 0), so that the branch below is uniform for ptxas.
   const int role = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0);
   if (role == 0) {  // producer warpgroup
-    setmaxnreg_dec<kProducerRegs>();
+    setmaxnreg_dec<ws_producer_regs<kWG>()>();
     if (threadIdx.x == 0) {
-      KVCursor<kWgBlockN> cur;
-      cur.seek(args, first_tile);
-      for (int i = 0; i < num_tiles; ++i)
-        produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b);
+      int i = 0;  // ring index: runs on across the blocks of work, as the consumers' does
+      for (int bx = static_cast<int>(blockIdx.x); bx < args.blocks; bx += gridDim.x) {
+        const WorkItem w = work_item(args, q_tiles, bx);
+        int num_tiles;
+        KVCursor<kWgBlockN> cur;
+        cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
+        for (const int end = i + num_tiles; i < end; ++i)
+          produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b);
+      }
     }
   } else {  // consumer warpgroups
     setmaxnreg_inc<ws_consumer_regs<kWG>()>();
     const int tid = threadIdx.x - 128;  // index among the consumer threads: rows 16·(tid/32).. of the tile
     const int wg = tid >> 7;
-    WgmmaRowLoop<T, D, kRowsM> rows;
+    using Rows = WgmmaRowLoop<T, D, kRowsM>;
+    int bx = static_cast<int>(blockIdx.x);
     {
+      const WorkItem w = work_item(args, q_tiles, bx);
       const QTile qt = find_q_tile<kRowsM>(args, w.tile);
-      rows.begin(args, args.q[qt.chunk], qt, w.b, w.h, ring.s_q, tid, w.pieces > 1 ? 0 : args.resume);  // pieces start empty
-      rows.cur.seek(args, first_tile);
+      Rows::load_q(args.q[qt.chunk], qt, w.b, w.h, ring.s_q, tid);
     }
-    cp_async_wait<0>();
-    fence_proxy_async();
-    named_barrier_sync(1, kConsumers);  // Q landed for every consumer warpgroup
-
-    using Turns = std::conditional_t<kPingPong, TurnTaking, NoTurns>;
-    Turns turns{};
-    if constexpr (kPingPong) {
-      turns = TurnTaking{wg, kOverlap ? num_tiles + 1 : 2 * num_tiles, 2};
-      if (wg == 1 && num_tiles > 0) named_barrier_arrive(2, 2 * 128);  // warpgroup 0 goes first
-    }
-    if constexpr (kOverlap) {
-      overlapped_tiles(
-          rows, args, ring, num_tiles, turns, [](uint32_t bar, uint32_t parity) { mbar_wait_spin(bar, parity); },
-          [](int) {});
-    } else {
-      for (int j = 0; j < num_tiles; ++j) {
-        mbar_wait_spin(ring.full(j), ring.parity(j));
-        rows.sequential(args, ring.k(j), ring.v(j), turns);
-        mbar_arrive(ring.empty(j));
+    for (int base = 0; bx < args.blocks; bx += gridDim.x) {  // base: the ring index of this block's first tile
+      Rows rows;
+      int num_tiles;  // this block's K/V tiles
+      {
+        const WorkItem w = work_item(args, q_tiles, bx);
+        const QTile qt = find_q_tile<kRowsM>(args, w.tile);
+        rows.start(args, args.q[qt.chunk], qt, w.b, w.h, ring.s_q, tid, w.pieces > 1 ? 0 : args.resume);  // pieces start empty
+        rows.cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
       }
+      cp_async_wait<0>();
+      fence_proxy_async();
+      named_barrier_sync(1, kConsumers);  // Q landed for every consumer warpgroup
+
+      using Turns = std::conditional_t<kPingPong, TurnTaking, NoTurns>;
+      Turns turns{};
+      if constexpr (kPingPong) {
+        turns = TurnTaking{wg, kOverlap ? num_tiles + 1 : 2 * num_tiles, 2};
+        if (wg == 1 && num_tiles > 0) named_barrier_arrive(2, 2 * 128);  // warpgroup 0 goes first
+      }
+      if constexpr (kOverlap) {
+        overlapped_tiles(
+            rows, args, ring, num_tiles, turns, [](uint32_t bar, uint32_t parity) { mbar_wait_spin(bar, parity); },
+            [](int) {}, base, true);
+      } else {
+        for (int j = base; j < base + num_tiles; ++j) {
+          mbar_wait_spin(ring.full(j), ring.parity(j));
+          rows.sequential(args, ring.k(j), ring.v(j), turns);
+          mbar_arrive(ring.empty(j));
+        }
+      }
+      base += num_tiles;
+      // Every consumer warpgroup is done with the Q tile (its last Q·Kᵀ was waited for): the next one may load
+      // while this block's output is stored.
+      named_barrier_sync(1, kConsumers);
+      const int next = bx + static_cast<int>(gridDim.x);
+      if (next < args.blocks) {
+        const WorkItem wn = work_item(args, q_tiles, next);
+        const QTile qn = find_q_tile<kRowsM>(args, wn.tile);
+        Rows::load_q(args.q[qn.chunk], qn, wn.b, wn.h, ring.s_q, tid);
+      }
+      // The item again, from bx, so that none of it stays live across the main loop (the three-warpgroup kernel
+      // at D=64 has no register to spare there).
+      const WorkItem we = work_item(args, q_tiles, bx);
+      const QTile qt = find_q_tile<kRowsM>(args, we.tile);
+      const QChunkArgs& qc = args.q[qt.chunk];
+      if (we.pieces == 1 || merge_pieces<D, kRowsM>(args, qc, we, rows.st, ring.s_word, tid, kConsumers))
+        store_rows<T, D>(args, qc, qt, we.b, we.h, rows.st, tid);
     }
-    // The item again, from the block index read anew, so that none of it stays live across the main loop (the
-    // three-warpgroup kernel at D=64 has no register to spare there).
-    const WorkItem we = work_item(args, q_tiles, block_index());
-    const QTile qt = find_q_tile<kRowsM>(args, we.tile);
-    const QChunkArgs& qc = args.q[qt.chunk];
-    if (we.pieces > 1 && !merge_pieces<D, kRowsM>(args, qc, we, rows.st, ring.s_word, tid, kConsumers)) return;
-    store_rows<T, D>(args, qc, qt, we.b, we.h, rows.st, tid);
   }
 }
 
@@ -152,6 +198,24 @@ TailSplit choose_split(int64_t items, int64_t kv_tiles, int64_t slots, bool& for
   return forced_tail_split(kv_tiles, static_cast<int>(std::min(n, 64L)));
 }
 
+// Persistent launches pay where a block of work is short: the set-up they hide is a fixed cost per block. With
+// long ones the static order (thread block c takes blocks c, c + grid, ...) loses to the hardware's dynamic
+// scheduling, which gives more blocks to the SMs that run faster. Measured on an H200 (bench/kernel/NOTES.md,
+// same rounds): S = 4096 (32 K/V tiles) +4 % at D=128 and +2 % at D=64; S = 32768–65536 at D=128 −4 to −5 %.
+constexpr int64_t kPersistentMaxKvTiles = 32;
+
+// SF_CUDA_PERSISTENT: unset or "auto" = persistent (one thread block per resident slot) when a block of work has
+// at most kPersistentMaxKvTiles K/V tiles, else one thread block per block of work; "0" or "off" = never;
+// n >= 1 = at most n thread blocks (tests: every thread block then walks many blocks of work).
+int64_t choose_grid(int64_t blocks, int64_t slots, int64_t kv_tiles) {
+  const char* env = std::getenv("SF_CUDA_PERSISTENT");
+  if (env == nullptr || std::strcmp(env, "auto") == 0)
+    return kv_tiles <= kPersistentMaxKvTiles ? std::min(blocks, slots) : blocks;
+  if (std::strcmp(env, "off") == 0) return blocks;
+  const long n = std::strtol(env, nullptr, 10);
+  return n <= 0 ? blocks : std::min<int64_t>(blocks, n);
+}
+
 }  // namespace
 
 template <typename T, int D>
@@ -179,7 +243,8 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tile
   int64_t kv_tiles = 0;
   for (int c = 0; c < args.num_kv; ++c) kv_tiles += (args.kv[c].len + kWgBlockN - 1) / kWgBlockN;
   bool forced = false;
-  TailSplit split = choose_split(items, kv_tiles, static_cast<int64_t>(sms) * std::max(per_sm, 1), forced);
+  const int64_t slots = static_cast<int64_t>(sms) * std::max(per_sm, 1);
+  TailSplit split = choose_split(items, kv_tiles, slots, forced);
   AttentionArgs& a = prm.args;
   a.split_from = 0x7fffffff, a.splits = 1;
   if (split.splits > 1) {
@@ -198,7 +263,8 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tile
     }
   }
   const int64_t blocks = split.splits > 1 ? split.split_from + split.pieces(items) : items;
-  kernel<<<static_cast<unsigned>(blocks), threads, smem, stream>>>(prm);
+  a.blocks = static_cast<int32_t>(blocks);
+  kernel<<<static_cast<unsigned>(choose_grid(blocks, slots, kv_tiles)), threads, smem, stream>>>(prm);
   return cudaGetLastError();
 }
 

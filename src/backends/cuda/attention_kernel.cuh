@@ -67,6 +67,9 @@ struct AttentionArgs {
   // zero between launches: the last piece to arrive resets it).
   int32_t split_from = 0x7fffffff;
   int32_t splits = 1;
+  // The linear grid's length in blocks of work (items, split pieces counted one each). A persistent launch runs
+  // fewer thread blocks, which walk blocks blockIdx.x, + gridDim.x, ... (attention_hopper_ws.cu).
+  int32_t blocks = 0;
   float* split_o = nullptr;
   float* split_ml = nullptr;
   unsigned* split_count = nullptr;

@@ -118,20 +118,26 @@ __device__ __forceinline__ bool merge_pieces(const AttentionArgs& args, const QC
   named_barrier_sync(1, threads);
   if (ld_shared_u32(s_word) == 0) return false;
   __threadfence();
+  // Rows past the Q chunk's end (!st.ok) fold an empty partial instead of skipping the loop: the same trip count
+  // in every thread keeps this code uniform, which ptxas needs to keep the main loop's wgmma descriptors in
+  // uniform registers (a divergent loop here sent them through R2UR at every wgmma).
+  const float2 none = make_float2(-INFINITY, 0.f);
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    if (!st.ok[i]) continue;
+    const bool ok = st.ok[i];
     for (int q = 0; q < w.pieces; ++q) {
       if (q == w.piece) continue;
       const int64_t row = (w.slot0 + q) * slot_rows + warp * 16 + g + 8 * i;
-      const float2 ml = __ldcg(reinterpret_cast<const float2*>(args.split_ml + 2 * row));
+      const float2 ml = ok ? __ldcg(reinterpret_cast<const float2*>(args.split_ml + 2 * row)) : none;
       const float* o = args.split_o + row * D + 2 * t;
-      fold_row(st, i, ml.x, ml.y, t == 0, [&](int j) { return __ldcg(reinterpret_cast<const float2*>(o + 8 * j)); });
+      fold_row(st, i, ml.x, ml.y, t == 0,
+               [&](int j) { return ok ? __ldcg(reinterpret_cast<const float2*>(o + 8 * j)) : make_float2(0.f, 0.f); });
     }
     if (args.resume) {  // the accumulator this call resumes from: m in natural-log units there
-      const float* o = qc.acc_o + st.acc_row[i] * D + 2 * t;
-      fold_row(st, i, qc.acc_m[st.acc_row[i]] * kLog2e, qc.acc_l[st.acc_row[i]], t == 0,
-               [&](int j) { return *reinterpret_cast<const float2*>(o + 8 * j); });
+      const int64_t r = ok ? st.acc_row[i] : 0;
+      const float* o = qc.acc_o + r * D + 2 * t;
+      fold_row(st, i, ok ? qc.acc_m[r] * kLog2e : -INFINITY, ok ? qc.acc_l[r] : 0.f, t == 0,
+               [&](int j) { return ok ? *reinterpret_cast<const float2*>(o + 8 * j) : make_float2(0.f, 0.f); });
     }
   }
   return true;

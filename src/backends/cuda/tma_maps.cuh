@@ -94,22 +94,29 @@ struct KvRing {
 
 // One consumer warpgroup's walk over the block's num_tiles K/V tiles with the next tile's Q·Kᵀ overlapped
 // (WgmmaRowLoop first / overlapped / finish / last): waits for tile j+1 with wait(bar, parity) and releases
-// tile j on its "empty" barrier once no wgmma reads it; before(j) runs at the top of step j.
+// tile j on its "empty" barrier once no wgmma reads it; before(j) runs at the top of step j. Tile j lives at
+// ring index base + j (a persistent block's ring runs on across its items); the last tile is released only
+// with release_last, which a block with no further item on the same ring need not do.
 template <class Rows, class Ring, class Turns, class Wait, class Before>
 __device__ __forceinline__ void overlapped_tiles(Rows& rows, const AttentionArgs& args, const Ring& ring, int num_tiles,
-                                                 Turns& turns, Wait wait, Before before) {
+                                                 Turns& turns, Wait wait, Before before, int base = 0,
+                                                 bool release_last = false) {
   if (num_tiles > 0) {
-    wait(ring.full(0), 0);
-    rows.first(args, ring.k(0), turns);
+    wait(ring.full(base), Ring::parity(base));
+    rows.first(args, ring.k(base), turns);
   }
   for (int j = 0; j + 1 < num_tiles; ++j) {
     before(j);
-    wait(ring.full(j + 1), Ring::parity(j + 1));
-    rows.overlapped(args, ring.k(j + 1), ring.v(j), turns);
-    mbar_arrive(ring.empty(j));  // K_j and V_j are no longer read by this thread
+    const int i = base + j;
+    wait(ring.full(i + 1), Ring::parity(i + 1));
+    rows.overlapped(args, ring.k(i + 1), ring.v(i), turns);
+    mbar_arrive(ring.empty(i));  // K_j and V_j are no longer read by this thread
     rows.finish();
   }
-  if (num_tiles > 0) rows.last(ring.v(num_tiles - 1), turns);
+  if (num_tiles > 0) {
+    rows.last(ring.v(base + num_tiles - 1), turns);
+    if (release_last) mbar_arrive(ring.empty(base + num_tiles - 1));
+  }
 }
 
 }  // namespace sf::cuda::detail

@@ -106,8 +106,17 @@ struct WgmmaRowLoop {
   // the caller waits, fences and synchronizes) and loads or initializes this thread's accumulator rows.
   __device__ __forceinline__ void begin(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt, int b,
                                         int h, uint32_t s_q, int tid, int resume = -1) {
+    load_q(qc, qt, b, h, s_q, tid);
+    start(args, qc, qt, b, h, s_q, tid, resume);
+  }
+  // begin in two steps, for a caller that loads the next Q tile while it still stores the last output.
+  __device__ __forceinline__ static void load_q(const QChunkArgs& qc, const QTile& qt, int b, int h, uint32_t s_q,
+                                                int tid) {
     load_tile_sw128<D, kRowsM, 2 * kRowsM>(s_q, qc.q + b * qc.q_sb + h * qc.q_sh + qt.row0 * qc.q_ss, qc.q_ss, qt.valid, tid);
     cp_async_commit();
+  }
+  __device__ __forceinline__ void start(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt, int b, int h,
+                                        uint32_t s_q, int tid, int resume = -1) {
     init_rows<D>(args, qc, qt, b, h, st, tid, resume);
     s_q_wg = s_q + (tid >> 7) * 64 * 128;  // this warpgroup's 64 rows within each column block
     scale_log2 = args.scale_log2;

@@ -378,6 +378,25 @@ TEST(CudaAttention, TailSplitOff) {
   split_cases();
 }
 
+// The warp-specialized kernel's persistent launch (attention_hopper_ws.cu) with the grid held to 1 and 7 thread
+// blocks (SF_CUDA_PERSISTENT=n), so that every thread block walks many blocks of work on one K/V ring and one Q
+// tile: whole items and split pieces, items of different chunks, resumed accumulators. Also one thread block
+// per block of work (=0), the launch before persistence.
+TEST(CudaAttention, PersistentFewThreadBlocks) {
+  for (const char* grid : {"1", "7"}) {
+    for (const char* split : {"0", "3"}) {
+      SCOPED_TRACE(std::string("SF_CUDA_PERSISTENT=") + grid + " SF_CUDA_SPLIT_TAIL=" + split);
+      ScopedEnv env_grid("SF_CUDA_PERSISTENT", grid);
+      ScopedEnv env_split("SF_CUDA_SPLIT_TAIL", split);
+      split_cases();
+    }
+  }
+}
+TEST(CudaAttention, PersistentOff) {
+  ScopedEnv env("SF_CUDA_PERSISTENT", "0");
+  split_cases();
+}
+
 TEST(CudaAttention, RejectsBadArguments) {
   DeviceBuffer buf(1 << 20);
   QChunk q;
