@@ -54,10 +54,12 @@ def main():
     out = []
     w = out.append
     date = datetime.datetime.utcnow().strftime("%Y-%m-%d")
-    w("# Sequence-parallel attention: one layer, 4 GPUs\n")
+    gpus = world_of(ours[0]) if ours else 0  # every topology of one run has the same number of GPUs
+    emulated = sorted({r["topology"] for r in ours if not r["topology"].startswith("1x")})
+    w(f"# Sequence-parallel attention: one layer, {gpus} GPUs\n")
     w(f"Card: **{a.card}** (one host, NVLink between all GPUs). Date: {date}. Made by `bench/sp/run.sh` in one GPU "
       "call; every number below comes from that same run. bf16, batch 1, softmax scale 1/sqrt(D); times are the "
-      "median of the timed forwards (Flux 9 after 3 warm-ups, CogVideoX 5 after 1; CUDA events around the whole "
+      "median of the timed forwards (Flux 30 after 10 warm-ups, CogVideoX 5 after 1; CUDA events around the whole "
       "layer, slowest rank). The planner that picks each scheme's Torus segmentation gets the links' speeds and "
       "the kernel's rate measured on the shape's one-GPU run. "
       "**Multi-machine rows are emulated** (DESIGN.md section 6): transfers between emulated machines really move "
@@ -69,7 +71,7 @@ def main():
          "clocks and power of P busy GPUs; the efficiencies against it are a second figure, the one-GPU ones stay "
          "the primary." if any(r.get("concurrent_compute_ms") for r in ours) else "") + "\n")
     if links:
-        w("## Emulated links (gpu-links, 2x2)\n")
+        w("## Emulated links (gpu-links, two emulated machines)\n")
         w("| backend | pair | size | setting | achieved | verdict |")
         w("|---|---|---|---|---|---|")
         for l in links:
@@ -240,13 +242,14 @@ def main():
             if xs:
                 label = n + (" (vs its cuDNN 1-GPU)" if n.startswith("PyTorch") else "")
                 ax.bar(xs, ys, width, label=label, hatch="//" if n.startswith("PyTorch") else None)
-        ax.axhline(4, color="grey", lw=0.8, ls="--")
+        ax.axhline(gpus, color="grey", lw=0.8, ls="--")
         ax.set_xticks(range(len(cols)))
         ax.set_xticklabels(cols)
         ax.set_ylabel("speedup vs own 1 GPU")
-        ax.set_title(f"{key[0]} S={key[1]} H={key[2]} D={key[3]} (1 GPU {one:.1f} ms); dashed = ideal 4x")
+        ax.set_title(f"{key[0]} S={key[1]} H={key[2]} D={key[3]} (1 GPU {one:.1f} ms); dashed = ideal {gpus}x")
     axes[0, 0].legend(ncol=4, fontsize=8)
-    fig.suptitle(f"One attention layer on 4 GPUs ({a.card}, {date}); 2x2 and 4x1 are emulated machines")
+    fig.suptitle(f"One attention layer on {gpus} GPUs ({a.card}, {date}); {' and '.join(emulated) or 'no'} "
+                 "emulated machines")
     fig.tight_layout()
     fig.savefig(os.path.join(a.dir, "sp_chart.png"), dpi=110)
     print("chart:", os.path.join(a.dir, "sp_chart.png"))

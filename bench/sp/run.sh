@@ -40,12 +40,15 @@ LAUNCH="$SFG launch -n $NGPU --grace 15"
 export SF_WATCHDOG_TIMEOUT_S=90
 
 rm -f "$OUTDIR"/links.jsonl "$OUTDIR"/sp.jsonl "$OUTDIR"/torch.jsonl
-step links 90 $LAUNCH -- "$SFG" gpu-links --topology 2x2 --gbps 50,6.25 --sizes-mib 64,256 --json "$OUTDIR/links.jsonl"
+# Two emulated machines of half the host's GPUs each (2x1, 2x2, 2x4).
+step links 90 $LAUNCH -- "$SFG" gpu-links --topology "2x$((NGPU / 2))" --gbps 50,6.25 --sizes-mib 64,256 --json "$OUTDIR/links.jsonl"
 
 if [ "${SF_QUICK:-0}" = 1 ]; then
-  FLUX_S=4096,16384; COG_S=16384; IT="-w 1 -n 3"
+  FLUX_S=4096,16384; COG_S=16384; IT="-w 1 -n 3"; TORCH_IT=""
 else
-  FLUX_S=16384,36864,65536; COG_S=81920,163840; IT="-w 3 -n 9"
+  # Flux: 10 warm-ups and 30 timed forwards, so that the one-GPU baseline and the layers are timed at the clock
+  # the power-capped GPUs hold under load (steady_1x4.sh: 3 and 9 timed the baseline in a boost it cannot hold).
+  FLUX_S=16384,36864,65536; COG_S=81920,163840; IT="-w 10 -n 30"; TORCH_IT="--warmup 10 --iters 30"
 fi
 # Meshes for the host's GPU count: all NVLink, and 2 and 4 emulated machines (8 GPUs: 1x8, 2x4, 4x2).
 case "$NGPU" in
@@ -58,7 +61,7 @@ COMMON="--topology $TOPOS --gbps 50,6.25 --latency-us 5 --schemes ring,ulysses,u
 sf_start_clock_log "$OUTDIR/clocks.csv"  # power-capped clocks move every figure: keep them beside the times
 step ours_flux 180 $LAUNCH -- "$SFG" gpu-attention -S $FLUX_S -H 24 -D 128 $COMMON $IT --label flux
 step ours_cogvideox 180 $LAUNCH -- "$SFG" gpu-attention -S $COG_S -H 48 -D 64 $COMMON -w 1 -n 5 --label cogvideox
-step torch_flux 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $FLUX_S --heads 24 --head-dim 128 --label flux --json "$OUTDIR/torch.jsonl"
+step torch_flux 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $FLUX_S --heads 24 --head-dim 128 $TORCH_IT --label flux --json "$OUTDIR/torch.jsonl"
 step torch_cogvideox 100 $LAUNCH -- $PY bench/sp/torch_peers.py --seq $COG_S --heads 48 --head-dim 64 --label cogvideox --json "$OUTDIR/torch.jsonl"
 sf_stop_clock_log
 $PY bench/sp/clock_summary.py "$OUTDIR/clocks.csv" > "$OUTDIR/clocks.md" 2>> "$LOG"
