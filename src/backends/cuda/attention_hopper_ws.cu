@@ -23,6 +23,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "persistent_launch.h"
 #include "split_merge.cuh"
 #include "split_workspace.cuh"
 #include "tail_split.h"
@@ -198,22 +199,14 @@ TailSplit choose_split(int64_t items, int64_t kv_tiles, int64_t slots, bool& for
   return forced_tail_split(kv_tiles, static_cast<int>(std::min(n, 64L)));
 }
 
-// Persistent launches pay where a block of work is short: the set-up they hide is a fixed cost per block. With
-// long ones the static order (thread block c takes blocks c, c + grid, ...) loses to the hardware's dynamic
-// scheduling, which gives more blocks to the SMs that run faster. Measured on an H200 (bench/kernel/NOTES.md,
-// same rounds): S = 4096 (32 K/V tiles) +4 % at D=128 and +2 % at D=64; S = 32768–65536 at D=128 −4 to −5 %.
-constexpr int64_t kPersistentMaxKvTiles = 32;
-
-// SF_CUDA_PERSISTENT: unset or "auto" = persistent (one thread block per resident slot) when a block of work has
-// at most kPersistentMaxKvTiles K/V tiles, else one thread block per block of work; "0" or "off" = never;
-// n >= 1 = at most n thread blocks (tests: every thread block then walks many blocks of work).
+// SF_CUDA_PERSISTENT: unset or "auto" = launch_grid decides (persistent_launch.h), "0" or "off" = one thread
+// block per block of work, n >= 1 = at most n thread blocks (tests). Read at every launch.
 int64_t choose_grid(int64_t blocks, int64_t slots, int64_t kv_tiles) {
   const char* env = std::getenv("SF_CUDA_PERSISTENT");
-  if (env == nullptr || std::strcmp(env, "auto") == 0)
-    return kv_tiles <= kPersistentMaxKvTiles ? std::min(blocks, slots) : blocks;
-  if (std::strcmp(env, "off") == 0) return blocks;
-  const long n = std::strtol(env, nullptr, 10);
-  return n <= 0 ? blocks : std::min<int64_t>(blocks, n);
+  int64_t limit = -1;
+  if (env != nullptr && std::strcmp(env, "auto") != 0)
+    limit = std::strcmp(env, "off") == 0 ? 0 : std::max<int64_t>(std::strtol(env, nullptr, 10), 0);
+  return launch_grid(blocks, slots, kv_tiles, limit);
 }
 
 }  // namespace
