@@ -7,8 +7,8 @@ the per-round medians, and the spread (max/min of the round medians) is kept so 
 figure moves.
 
 Two passes per head configuration:
-  1. single chunk: FA2, cuDNN and each of our kernel paths (SF_CUDA_ATTENTION_PATH; "path:nosplit" with the
-     tail split off, "path:nopersist" with one thread block per block of work);
+  1. single chunk: FA2, cuDNN and each of our kernel paths (SF_CUDA_ATTENTION_PATH; variants "path:nosplit",
+     "path:nopersist", "path:persistall", "path:static": see ours());
   2. multi-chunk: the best path of pass 1 with K/V in 2, 4, 8 chunks, Q in 2, and both, interleaved with
      its own one-chunk run, so that the multi-chunk overhead is a same-round comparison.
 Prints JSON lines in the format of sf_kernel_bench (bench/kernel/report.py reads them); the
@@ -42,20 +42,24 @@ def load_lib(path):
 def ours(fn, q, k, v, o, path, nq=1, nkv=1):
     """A callable running our kernel on [B, S, H, D] tensors with the given kernel path. "path:nosplit" runs
     the path with the tail split off (SF_CUDA_SPLIT_TAIL=0), "path:nopersist" with one thread block per block of
-    work instead of the persistent launch (SF_CUDA_PERSISTENT=0); a plain path leaves both to the library."""
+    work instead of the persistent launch (SF_CUDA_PERSISTENT=0), "path:persistall" persistent at every length
+    with the work queue (SF_CUDA_PERSISTENT=all), "path:static" the same in the static order (SF_CUDA_QUEUE=0);
+    a plain path leaves all of it to the library."""
     b, s, h, d = q.shape
     err = ctypes.create_string_buffer(512)
     stream = torch.cuda.current_stream().cuda_stream
     kernel_path, _, option = path.partition(":")
-    if option not in ("", "nosplit", "nopersist"):
-        raise ValueError(f"unknown variant option '{option}' in '{path}' (expected nosplit or nopersist)")
-    split = "0" if option == "nosplit" else "auto"
-    persist = "0" if option == "nopersist" else "auto"
+    options = {"": ("auto", "auto", "1"), "nosplit": ("0", "auto", "1"), "nopersist": ("auto", "0", "1"),
+               "persistall": ("auto", "all", "1"), "static": ("auto", "all", "0")}
+    if option not in options:
+        raise ValueError(f"unknown variant option '{option}' in '{path}' (expected one of {sorted(options)[1:]})")
+    split, persist, queue = options[option]
 
     def run():
         os.environ["SF_CUDA_ATTENTION_PATH"] = kernel_path
         os.environ["SF_CUDA_SPLIT_TAIL"] = split
         os.environ["SF_CUDA_PERSISTENT"] = persist
+        os.environ["SF_CUDA_QUEUE"] = queue
         rc = fn(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), b, s, h, d, 0, nq, nkv, stream, err, 512)
         if rc != 0:
             raise RuntimeError(err.value.decode())

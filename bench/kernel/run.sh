@@ -45,7 +45,7 @@ fi
 run_tests() {  # path, verbose
   local log="$RES/tests_$1.log"
   echo "== GPU kernel tests, $1 ($SECONDS s)"
-  SF_CUDA_ATTENTION_PATH=$1 timeout 40 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" > "$log" 2>&1
+  SF_CUDA_ATTENTION_PATH=$1 timeout 60 "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" > "$log" 2>&1
   local trc=$?
   if [ "$2" = 1 ]; then
     grep -E "^\[ +(OK|FAILED|PASSED) |^\[[a-z0-9]|Failure|mismatch|Expected|Which is|error|TMA" "$log" | head -60
@@ -68,15 +68,16 @@ echo "== variants that passed:$PASSED"
 echo "== timing ($SECONDS s)"
 : > "$RES/ours.jsonl"; : > "$RES/sdpa.jsonl"
 want() {  # the given variants whose path passed, comma separated ("path:nosplit" = the path, tail split off;
-          # "path:nopersist" = the path, one thread block per block of work)
+          # "path:nopersist" = one thread block per block of work; "path:persistall" = persistent at every S,
+          # work queue; "path:static" = persistent at every S, static order: interleaved_bench.py)
   local out=""
   for v in "$@"; do
     for p in $PASSED; do [ "$p" = "${v%%:*}" ] && out="$out,$v"; done
   done
   echo "${out#,}"
 }
-V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws:nopersist hopper_ws:nosplit hopper_ws2})
-V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws:nopersist hopper_ws:nosplit hopper_ws2})
+V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws:nopersist hopper_ws:static hopper_ws:nosplit hopper_ws2})
+V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws:nopersist hopper_ws:static hopper_ws:nosplit hopper_ws2})
 for hd in "24 128 $V128" "48 64 $V64"; do
   set -- $hd
   [ -z "${3:-}" ] && { echo "no passing variant to time at D=$2"; status=1; continue; }
@@ -100,7 +101,7 @@ for mpath in ${SF_MEMCHECK:-hopper_ws hopper_ws2}; do
     echo "== compute-sanitizer memcheck, $mpath kernel (small cases, ${left} s at most)"
     SF_CUDA_ATTENTION_PATH=$mpath timeout $left compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
-      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaAttention.TailSplitPieces:CudaAttention.PersistentFewThreadBlocks:CudaMerge.*' \
+      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaAttention.TailSplitPieces:CudaAttention.PersistentFewThreadBlocks:CudaAttention.QSlicesAcrossChunks:CudaMerge.*' \
       > "$RES/memcheck_$mpath.log" 2>&1
     echo "memcheck $mpath rc $? ($(grep -c 'Invalid' "$RES/memcheck_$mpath.log") invalid accesses)"
     grep -m5 -A3 "Invalid" "$RES/memcheck_$mpath.log"

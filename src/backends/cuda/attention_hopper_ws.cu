@@ -23,6 +23,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "block_queue.cuh"
 #include "persistent_launch.h"
 #include "split_merge.cuh"
 #include "split_workspace.cuh"
@@ -72,6 +73,32 @@ constexpr int ws_stages() {
   return D == 128 ? (kWG == 2 ? 3 : 2) : 5;
 }
 
+// This warpgroup's query rows. The kernel counts Q rows in slices of 64, one per consumer warpgroup
+// (args.tile_start holds each chunk's first slice: launch_attention_hopper_ws recounts it), and a tile is kWG
+// consecutive slices, which may come from different chunks: a chunk pads only its last slice, where 192-row
+// tiles padded every chunk to a multiple of 192 (4.1–4.3 % slower with Q in two chunks of 4096 at D=128,
+// bench/kernel/NOTES.md). Slices past the last chunk have no valid row. The QTile is the one the shared code
+// (init_rows, store_rows) expects for the whole tile, whose rows are row0 + 16·warp + ... with warp counted over
+// all consumer warps: row0 is the slice's first row less 64·wg; valid counts the slice's rows.
+template <int kWG>
+__device__ __forceinline__ QTile slice_q_tile(const AttentionArgs& args, int tile, int wg) {
+  QTile qt = find_q_tile<64>(args, tile * kWG + wg);
+  qt.row0 -= 64 * wg;
+  qt.valid = qt.valid < 0 ? 0 : qt.valid;
+  return qt;
+}
+
+// cp.async of this warpgroup's slice (its 128 threads) into its 64 rows of the kRowsM-row Q tile at s_q.
+template <int D, int kRowsM>
+__device__ __forceinline__ void load_q_slice(const QChunkArgs& qc, const QTile& qt, int b, int h, uint32_t s_q,
+                                             int tid) {
+  const int wg = tid >> 7;
+  const uint16_t* base = qc.q + b * qc.q_sb + h * qc.q_sh + (qt.row0 + 64 * wg) * qc.q_ss;
+  load_rows_async<D, 64, 128>(s_q, base, qc.q_ss, qt.valid, tid & 127,
+                              [wg](int row, int chunk) { return sw128_offset<kRowsM>(64 * wg + row, chunk); });
+  cp_async_commit();
+}
+
 template <typename T, int D, bool kPingPong, bool kOverlap, int kWG>
 __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
@@ -82,17 +109,27 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
   constexpr int kConsumers = 128 * kWG;
   extern __shared__ __align__(1024) unsigned char smem[];
   const KvRing<D, kStages, kRowsM> ring(smem);
+  const BlockMailbox mailbox(ring.s_mailbox);
   const AttentionArgs& args = p.args;
   // The work is linear over (Q tile, head, batch) items, some of them in pieces along K/V (split_merge.cuh):
-  // args.blocks blocks of work. A thread block takes blocks blockIdx.x, + gridDim.x, ... in turn: one each when
-  // the grid has them all, several when the launch is persistent (one thread block per SM; choose_grid says
-  // when). Then the producer streams the next block's K/V while the consumers still store the last output, and
-  // the consumers load the next Q tile before they store: a block's set-up (Q, filling the ring, the output) no
-  // longer runs alone, which matters where blocks are short (S = 4096: +3–4 % at D=128, bench/kernel/NOTES.md).
-  const int q_tiles = args.tile_start[args.num_q];
-  int all_tiles = 0;
-  for (int c = 0; c < args.num_kv; ++c) all_tiles += static_cast<int>((args.kv[c].len + kWgBlockN - 1) / kWgBlockN);
-  if (threadIdx.x == 0) ring.init(kConsumers);
+  // args.blocks blocks of work. A thread block takes one when the grid has them all, several when the launch is
+  // persistent (one thread block per SM; persistent_launch.h says when): in a static order or from a work queue
+  // (block_queue.cuh). Then the producer streams the next block's K/V while the consumers still store the last
+  // output, and the consumers load the next Q tile before they store: a block's set-up (Q, filling the ring, the
+  // output) no longer runs alone, which matters where blocks are short (S = 4096: +3–4 % at D=128,
+  // bench/kernel/NOTES.md).
+  // Q tiles per (head, batch) and K/V tiles per item: computed in each role after its setmaxnreg (kept live
+  // across it, they were spilled in the two-warpgroup kernels).
+  const auto q_tiles_of = [&] { return (args.tile_start[args.num_q] + kWG - 1) / kWG; };
+  const auto kv_tiles_of = [&] {
+    int tiles = 0;
+    for (int c = 0; c < args.num_kv; ++c) tiles += static_cast<int>((args.kv[c].len + kWgBlockN - 1) / kWgBlockN);
+    return tiles;
+  };
+  if (threadIdx.x == 0) {
+    mailbox.init(kConsumers);
+    ring.init(kConsumers);  // its fence covers the mailbox's barriers too
+  }
   __syncthreads();  // the barriers are initialized (the only block-wide barrier)
 
   // The role as a warp-uniform value (a shuffle from lane 0), so that the branch below is uniform for ptxas.
@@ -100,14 +137,20 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
   if (role == 0) {  // producer warpgroup
     setmaxnreg_dec<ws_producer_regs<kWG>()>();
     if (threadIdx.x == 0) {
+      const int q_tiles = q_tiles_of(), all_tiles = kv_tiles_of();
       int i = 0;  // ring index: runs on across the blocks of work, as the consumers' does
-      for (int bx = static_cast<int>(blockIdx.x); bx < args.blocks; bx += gridDim.x) {
+      int n = 0;  // blocks posted
+      int bx = static_cast<int>(blockIdx.x);
+      mailbox.post(n, bx);
+      while (bx < args.blocks) {
         const WorkItem w = work_item(args, q_tiles, bx);
         int num_tiles;
         KVCursor<kWgBlockN> cur;
         cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
         for (const int end = i + num_tiles; i < end; ++i)
           produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b);
+        bx = next_block(args, bx);
+        mailbox.post(++n, bx);
       }
     }
   } else {  // consumer warpgroups
@@ -115,18 +158,24 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     const int tid = threadIdx.x - 128;  // index among the consumer threads: rows 16·(tid/32).. of the tile
     const int wg = tid >> 7;
     using Rows = WgmmaRowLoop<T, D, kRowsM>;
-    int bx = static_cast<int>(blockIdx.x);
+    const int q_tiles = q_tiles_of(), all_tiles = kv_tiles_of();
     {
-      const WorkItem w = work_item(args, q_tiles, bx);
-      const QTile qt = find_q_tile<kRowsM>(args, w.tile);
-      Rows::load_q(args.q[qt.chunk], qt, w.b, w.h, ring.s_q, tid);
+      const int bx = mailbox.wait(0);
+      if (bx < args.blocks) {
+        const WorkItem w = work_item(args, q_tiles, bx);
+        const QTile qt = slice_q_tile<kWG>(args, w.tile, wg);
+        load_q_slice<D, kRowsM>(args.q[qt.chunk], qt, w.b, w.h, ring.s_q, tid);
+      }
     }
-    for (int base = 0; bx < args.blocks; bx += gridDim.x) {  // base: the ring index of this block's first tile
+    // n: this thread block's n-th block of work, read from the mailbox whenever it is needed rather than kept
+    // live through the main loop (the three-warpgroup kernel at D=64 has no register to spare there).
+    // base: the ring index of the block's first K/V tile.
+    for (int n = 0, base = 0; mailbox.read(n) < args.blocks; ++n) {
       Rows rows;
       int num_tiles;  // this block's K/V tiles
       {
-        const WorkItem w = work_item(args, q_tiles, bx);
-        const QTile qt = find_q_tile<kRowsM>(args, w.tile);
+        const WorkItem w = work_item(args, q_tiles, mailbox.read(n));
+        const QTile qt = slice_q_tile<kWG>(args, w.tile, wg);
         rows.start(args, args.q[qt.chunk], qt, w.b, w.h, ring.s_q, tid, w.pieces > 1 ? 0 : args.resume);  // pieces start empty
         rows.cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
       }
@@ -155,16 +204,15 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
       // Every consumer warpgroup is done with the Q tile (its last Q·Kᵀ was waited for): the next one may load
       // while this block's output is stored.
       named_barrier_sync(1, kConsumers);
-      const int next = bx + static_cast<int>(gridDim.x);
+      const int next = mailbox.wait(n + 1);
       if (next < args.blocks) {
         const WorkItem wn = work_item(args, q_tiles, next);
-        const QTile qn = find_q_tile<kRowsM>(args, wn.tile);
-        Rows::load_q(args.q[qn.chunk], qn, wn.b, wn.h, ring.s_q, tid);
+        const QTile qn = slice_q_tile<kWG>(args, wn.tile, wg);
+        load_q_slice<D, kRowsM>(args.q[qn.chunk], qn, wn.b, wn.h, ring.s_q, tid);
       }
-      // The item again, from bx, so that none of it stays live across the main loop (the three-warpgroup kernel
-      // at D=64 has no register to spare there).
-      const WorkItem we = work_item(args, q_tiles, bx);
-      const QTile qt = find_q_tile<kRowsM>(args, we.tile);
+      const WorkItem we = work_item(args, q_tiles, mailbox.read(n));
+      mailbox.release(n);
+      const QTile qt = slice_q_tile<kWG>(args, we.tile, wg);
       const QChunkArgs& qc = args.q[qt.chunk];
       if (we.pieces == 1 || merge_pieces<D, kRowsM>(args, qc, we, rows.st, ring.s_word, tid, kConsumers))
         store_rows<T, D>(args, qc, qt, we.b, we.h, rows.st, tid);
@@ -200,27 +248,53 @@ TailSplit choose_split(int64_t items, int64_t kv_tiles, int64_t slots, bool& for
 }
 
 // SF_CUDA_PERSISTENT: unset or "auto" = launch_grid decides (persistent_launch.h), "0" or "off" = one thread
-// block per block of work, n >= 1 = at most n thread blocks (tests). Read at every launch.
-int64_t choose_grid(int64_t blocks, int64_t slots, int64_t kv_tiles) {
+// block per block of work, "all" = persistent whatever the length, n >= 1 = at most n thread blocks (tests).
+// SF_CUDA_QUEUE: unset or "1" = a persistent launch takes its blocks from the work queue, "0" or "off" = in the
+// static order (block_queue.cuh). Read at every launch.
+int64_t choose_grid(int64_t blocks, int64_t slots, int64_t kv_tiles, bool queued) {
   const char* env = std::getenv("SF_CUDA_PERSISTENT");
   int64_t limit = -1;
-  if (env != nullptr && std::strcmp(env, "auto") != 0)
-    limit = std::strcmp(env, "off") == 0 ? 0 : std::max<int64_t>(std::strtol(env, nullptr, 10), 0);
-  return launch_grid(blocks, slots, kv_tiles, limit);
+  if (env != nullptr && std::strcmp(env, "auto") != 0) {
+    if (std::strcmp(env, "all") == 0) limit = std::max<int64_t>(slots, 1);
+    else limit = std::strcmp(env, "off") == 0 ? 0 : std::max<int64_t>(std::strtol(env, nullptr, 10), 0);
+  }
+  return launch_grid(blocks, slots, kv_tiles, limit, queued);
+}
+bool use_queue() {
+  const char* env = std::getenv("SF_CUDA_QUEUE");
+  return env == nullptr || (std::strcmp(env, "0") != 0 && std::strcmp(env, "off") != 0);
+}
+
+// Recounts the Q chunks of `a` in 64-row slices (slice_q_tile); the number of slices, or -1 past 2^31.
+int64_t count_slices(AttentionArgs& a) {
+  int64_t slices = 0;
+  for (int i = 0; i < a.num_q; ++i) {
+    a.tile_start[i] = static_cast<int32_t>(slices);
+    slices += (a.q[i].len + 63) / 64;
+    if (slices > 0x7fffffff) return -1;
+  }
+  a.tile_start[a.num_q] = static_cast<int32_t>(slices);
+  return slices;
 }
 
 }  // namespace
 
+// total_tiles (the caller's count of 64 · consumer_warpgroups-row tiles, chunk by chunk) is recounted here: the
+// kernel packs 64-row slices of all chunks into its tiles.
 template <typename T, int D>
-cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, const WsOptions& o,
+cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int /*total_tiles*/, int batch, const WsOptions& o,
                                        cudaStream_t stream) {
   if (o.consumer_warpgroups != 2 && (o.consumer_warpgroups != 3 || o.ping_pong || o.overlap != (D == 64)))
     return cudaErrorInvalidValue;
-  const int64_t items = static_cast<int64_t>(total_tiles) * args.heads * batch;
-  if (items > (int64_t{1} << 30)) return cudaErrorInvalidConfiguration;  // the grid is linear (split_merge.cuh)
   thread_local TmaParams prm;  // ~14 KB, kept off the stack; the launch copies it into the kernel's parameters
   const cudaError_t built = fill_tma_params(args, batch, D, std::is_same_v<T, __half>, prm);
   if (built != cudaSuccess) return built;
+  AttentionArgs& a = prm.args;
+  const int64_t slices = count_slices(a);
+  if (slices < 0) return cudaErrorInvalidConfiguration;
+  const int64_t tiles = (slices + o.consumer_warpgroups - 1) / o.consumer_warpgroups;
+  const int64_t items = tiles * args.heads * batch;
+  if (items > (int64_t{1} << 30)) return cudaErrorInvalidConfiguration;  // the grid is linear (split_merge.cuh)
   const int threads = 128 * (o.consumer_warpgroups + 1);  // the producer warpgroup and the consumers
   const int rows_m = 64 * o.consumer_warpgroups;
   const int smem = ws_smem_bytes<D>(o.consumer_warpgroups);
@@ -228,7 +302,7 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tile
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
 
-  // How many blocks run at once, for the tail split.
+  // How many blocks run at once, for the tail split and the persistent grid.
   int device = 0, sms = 0, per_sm = 0;
   if ((err = cudaGetDevice(&device)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return err;
@@ -238,26 +312,32 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tile
   bool forced = false;
   const int64_t slots = static_cast<int64_t>(sms) * std::max(per_sm, 1);
   TailSplit split = choose_split(items, kv_tiles, slots, forced);
-  AttentionArgs& a = prm.args;
-  a.split_from = 0x7fffffff, a.splits = 1;
-  if (split.splits > 1) {
+  const auto blocks_of = [items](const TailSplit& t) { return t.splits > 1 ? t.split_from + t.pieces(items) : items; };
+  bool queue = use_queue();
+  int64_t grid = choose_grid(blocks_of(split), slots, kv_tiles, queue);
+  queue = queue && grid < blocks_of(split);
+  a.split_from = 0x7fffffff, a.splits = 1, a.queue = nullptr;
+  if (split.splits > 1 || queue) {
     const int64_t pieces = split.pieces(items);
     SplitWorkspace ws;
     err = split_workspace(stream, static_cast<size_t>(pieces * rows_m * D), static_cast<size_t>(pieces * rows_m * 2),
-                          static_cast<size_t>(pieces / split.splits), ws);
+                          static_cast<size_t>(split.splits > 1 ? pieces / split.splits : 0), ws);
     if (err == cudaSuccess) {
-      a.split_from = static_cast<int32_t>(split.split_from), a.splits = split.splits;
-      a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
-    } else if (forced) {
+      if (split.splits > 1) {
+        a.split_from = static_cast<int32_t>(split.split_from), a.splits = split.splits;
+        a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
+      }
+      if (queue) a.queue = ws.queue;
+    } else if (forced && split.splits > 1) {
       return err;
     } else {
-      cudaGetLastError();  // no workspace (out of memory, graph capture): run unsplit
+      cudaGetLastError();  // no workspace (out of memory, graph capture): run unsplit, in the static order
       split = TailSplit{};
+      grid = choose_grid(items, slots, kv_tiles, false);
     }
   }
-  const int64_t blocks = split.splits > 1 ? split.split_from + split.pieces(items) : items;
-  a.blocks = static_cast<int32_t>(blocks);
-  kernel<<<static_cast<unsigned>(choose_grid(blocks, slots, kv_tiles)), threads, smem, stream>>>(prm);
+  a.blocks = static_cast<int32_t>(blocks_of(split));
+  kernel<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
   return cudaGetLastError();
 }
 

@@ -73,6 +73,9 @@ struct AttentionArgs {
   float* split_o = nullptr;
   float* split_ml = nullptr;
   unsigned* split_count = nullptr;
+  // Persistent launches only: the work queue's counter (block_queue.cuh; zero between launches), or null for
+  // the static order.
+  unsigned* queue = nullptr;
   QChunkArgs q[kMaxQChunks] = {};
   KVChunkArgs kv[kMaxKVChunks] = {};
 };

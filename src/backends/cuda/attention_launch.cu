@@ -141,15 +141,15 @@ int q_tile_rows(KernelPath path) { return path == KernelPath::kHopperWs3 ? 192 :
 
 // The default path picks, per call, between three consumer warpgroups (192-row Q tiles) and two (128 rows).
 // Three are faster per row: 1.10–1.21× at D=64, 1.04–1.10× at D=128 on an H100 (2026-11-27, 07:17 and 07:37 UTC,
-// bench/kernel/RESULTS.md), but a Q chunk whose length is not a multiple of 192 pads its last tile with up to
-// 191 rows of work. Three warpgroups unless that padding costs more than they gain (the low end of the range).
+// bench/kernel/RESULTS.md). Both kernels fill their tiles with 64-row slices of any chunk (slice_q_tile in
+// attention_hopper_ws.cu), so a call's rows are padded to 64 per chunk either way, and to a whole tile only once
+// at the end: up to 128 rows with three warpgroups, 64 with two. Three unless that costs more than they gain
+// (the low end of the range), which happens only for calls of a few hundred rows.
 KernelPath resolve_default(KernelPath path, const std::vector<QChunkArgs>& qs, int64_t head_dim) {
   if (path != KernelPath::kHopperWs) return path;
-  int64_t rows192 = 0, rows128 = 0;
-  for (const QChunkArgs& q : qs) {
-    rows192 += (q.len + 191) / 192 * 192;
-    rows128 += (q.len + 127) / 128 * 128;
-  }
+  int64_t slices = 0;
+  for (const QChunkArgs& q : qs) slices += (q.len + 63) / 64;
+  const int64_t rows192 = (slices + 2) / 3 * 192, rows128 = (slices + 1) / 2 * 128;
   const double gain = head_dim == 64 ? 1.10 : 1.04;
   return static_cast<double>(rows192) <= gain * static_cast<double>(rows128) ? KernelPath::kHopperWs3
                                                                              : KernelPath::kHopperWs2;

@@ -1,13 +1,16 @@
 // How many thread blocks a launch of the warp-specialized CUDA kernel runs (host side, plain C++ so that CPU
-// tests reach it). The launch has `blocks` blocks of work (tail_split.h: items, split pieces counted one each);
-// thread block c computes blocks c, c + grid, c + 2·grid, ... (attention_hopper_ws.cu).
+// tests reach it). The launch has `blocks` blocks of work (tail_split.h: items, split pieces counted one each).
 //
 // One thread block per block of work is the plain launch. A persistent one runs one thread block per resident
-// slot, whose producer streams the next block's K/V while the consumers store the last output: a block's set-up
-// no longer runs alone. That pays where blocks are short, since the set-up is a fixed cost per block. With long
-// ones the static order loses to the hardware's dynamic scheduling, which gives more blocks to the SMs that run
-// faster. Measured on an H200 (bench/kernel/NOTES.md, same rounds): S = 4096 (32 K/V tiles per block) +4 % at
-// D=128 and +2 % at D=64; S = 32768–65536 at D=128 −4 to −5 %.
+// slot, each computing block after block (block_queue.cuh), its producer streaming the next block's K/V while the
+// consumers store the last output: a block's set-up no longer runs alone. That pays where blocks are short, since
+// the set-up is a fixed cost per block: S = 4096 (32 K/V tiles per block) +3–4 % at D=128, +2 % at D=64 (H100
+// and H200, bench/kernel/NOTES.md). Which block a thread block takes next:
+// - from the work queue (a counter the whole grid shares): an SM that runs faster takes more blocks, as with
+//   the hardware's scheduler; persistent at every length (H100 2026-11-27 11:27: +0.6 to +2.9 % at D=128 over one
+//   thread block per block of work at S = 4k … 64k, within ±0.6 % at D=64);
+// - in the static order (blockIdx.x, + gridDim.x, ...: when there is no queue counter), which cannot give more
+//   blocks to the faster SMs and cost 4–5 % at D=128 S = 32k–64k on an H200: persistent only for short blocks.
 #pragma once
 
 #include <algorithm>
@@ -15,14 +18,15 @@
 
 namespace sf::cuda::detail {
 
-constexpr int64_t kPersistentMaxKvTiles = 32;
+constexpr int64_t kPersistentMaxKvTiles = 32;  // the static order's limit
 
-// limit < 0: automatic (persistent when a block has at most kPersistentMaxKvTiles K/V tiles); 0: never
-// persistent; n > 0: at most n thread blocks (tests: every thread block then walks many blocks of work).
-inline int64_t launch_grid(int64_t blocks, int64_t slots, int64_t kv_tiles, int64_t limit = -1) {
+// limit < 0: automatic (above); 0: never persistent; n > 0: at most n thread blocks (tests: every thread block
+// then walks many blocks of work). queued: the blocks come from the work queue.
+inline int64_t launch_grid(int64_t blocks, int64_t slots, int64_t kv_tiles, int64_t limit = -1, bool queued = true) {
   if (limit == 0) return blocks;
   if (limit > 0) return std::min(blocks, limit);
-  return kv_tiles <= kPersistentMaxKvTiles ? std::min(blocks, std::max<int64_t>(slots, 1)) : blocks;
+  const bool persistent = queued || kv_tiles <= kPersistentMaxKvTiles;
+  return persistent ? std::min(blocks, std::max<int64_t>(slots, 1)) : blocks;
 }
 
 }  // namespace sf::cuda::detail

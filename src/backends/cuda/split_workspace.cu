@@ -35,12 +35,14 @@ cudaError_t split_workspace(cudaStream_t stream, size_t o_floats, size_t ml_floa
     grown.o_floats = std::max(o_floats, h.o_floats + h.o_floats / 2);
     grown.ml_floats = std::max(ml_floats, h.ml_floats + h.ml_floats / 2);
     grown.counters = std::max(counters, h.counters + h.counters / 2);
-    const size_t bytes =
-        round_up(grown.o_floats * 4) + round_up(grown.ml_floats * 4) + round_up(grown.counters * sizeof(unsigned));
+    // The counters: the work queue's, then the split items' arrival counts.
+    const size_t bytes = round_up(grown.o_floats * 4) + round_up(grown.ml_floats * 4) +
+                         round_up((1 + grown.counters) * sizeof(unsigned));
     err = cudaMallocAsync(&grown.base, bytes, stream);
     if (err != cudaSuccess) return err;
     const size_t count_at = round_up(grown.o_floats * 4) + round_up(grown.ml_floats * 4);
-    err = cudaMemsetAsync(static_cast<char*>(grown.base) + count_at, 0, grown.counters * sizeof(unsigned), stream);
+    err = cudaMemsetAsync(static_cast<char*>(grown.base) + count_at, 0, (1 + grown.counters) * sizeof(unsigned),
+                          stream);
     if (err != cudaSuccess) {
       cudaFreeAsync(grown.base, stream);
       return err;
@@ -50,7 +52,8 @@ cudaError_t split_workspace(cudaStream_t stream, size_t o_floats, size_t ml_floa
   char* p = static_cast<char*>(h.base);
   out.o = reinterpret_cast<float*>(p);
   out.ml = reinterpret_cast<float*>(p + round_up(h.o_floats * 4));
-  out.count = reinterpret_cast<unsigned*>(p + round_up(h.o_floats * 4) + round_up(h.ml_floats * 4));
+  out.queue = reinterpret_cast<unsigned*>(p + round_up(h.o_floats * 4) + round_up(h.ml_floats * 4));
+  out.count = out.queue + 1;
   return cudaSuccess;
 }
 

@@ -58,16 +58,17 @@ __device__ __forceinline__ void produce_tile(const TmaParams& p, KVCursor<kWgBlo
 }
 
 // Shared memory of the TMA kernels: the Q tile, kStages K/V stages (K tile, then V tile), kStages "full" and
-// kStages "empty" mbarriers and a word for split pieces (split_merge.cuh), from a 1024-byte aligned start (the
-// swizzle atoms need it). Tile i of the block's walk over the K/V chunks lives in stage i % kStages; its barrier
-// phase parity is (i / kStages) & 1. The Q tile has kRowsM rows.
+// kStages "empty" mbarriers, a word for split pieces (split_merge.cuh) and the block mailbox (block_queue.cuh),
+// from a 1024-byte aligned start (the swizzle atoms need it). Tile i of the block's walk over the K/V chunks
+// lives in stage i % kStages; its barrier phase parity is (i / kStages) & 1. The Q tile has kRowsM rows.
 template <int D, int kStages, int kRowsM = kBlockM>
 struct KvRing {
   static constexpr int kQBytes = kRowsM * D * 2;
   static constexpr int kTileBytes = kWgBlockN * D * 2;
   static constexpr int kStageBytes = 2 * kTileBytes;
-  static constexpr int kSmemBytes = 1024 + kQBytes + kStages * kStageBytes + 2 * kStages * 8 + 16;
-  uint32_t s_q, s_kv, s_full, s_empty, s_word;
+  static constexpr int kMailboxBytes = 40;  // BlockMailbox::kSmemBytes (block_queue.cuh)
+  static constexpr int kSmemBytes = 1024 + kQBytes + kStages * kStageBytes + 2 * kStages * 8 + 16 + kMailboxBytes;
+  uint32_t s_q, s_kv, s_full, s_empty, s_word, s_mailbox;
 
   __device__ __forceinline__ explicit KvRing(const unsigned char* smem) {
     s_q = (smem_addr(smem) + 1023u) & ~1023u;
@@ -75,6 +76,7 @@ struct KvRing {
     s_full = s_kv + kStages * kStageBytes;
     s_empty = s_full + kStages * 8;
     s_word = s_empty + kStages * 8;
+    s_mailbox = s_word + 16;
   }
   // One thread, before a block barrier: "full" completes on the producer's arrival plus the TMA bytes, "empty"
   // on one arrival of each of `consumers` threads.

@@ -380,21 +380,65 @@ TEST(CudaAttention, TailSplitOff) {
 
 // The warp-specialized kernel's persistent launch (attention_hopper_ws.cu) with the grid held to 1 and 7 thread
 // blocks (SF_CUDA_PERSISTENT=n), so that every thread block walks many blocks of work on one K/V ring and one Q
-// tile: whole items and split pieces, items of different chunks, resumed accumulators. Also one thread block
-// per block of work (=0), the launch before persistence.
+// tile: whole items and split pieces, items of different chunks, resumed accumulators; blocks taken from the work
+// queue (SF_CUDA_QUEUE=1, the default: a counter that must be back at zero after every launch, or the next launch
+// on the stream skips blocks and leaves poisoned output) and in the static order (=0). Also one thread block per
+// block of work (=0), the launch before persistence.
 TEST(CudaAttention, PersistentFewThreadBlocks) {
-  for (const char* grid : {"1", "7"}) {
-    for (const char* split : {"0", "3"}) {
-      SCOPED_TRACE(std::string("SF_CUDA_PERSISTENT=") + grid + " SF_CUDA_SPLIT_TAIL=" + split);
-      ScopedEnv env_grid("SF_CUDA_PERSISTENT", grid);
-      ScopedEnv env_split("SF_CUDA_SPLIT_TAIL", split);
-      split_cases();
+  for (const char* queue : {"1", "0"}) {
+    for (const char* grid : {"1", "7"}) {
+      for (const char* split : {"0", "3"}) {
+        SCOPED_TRACE(std::string("SF_CUDA_PERSISTENT=") + grid + " SF_CUDA_SPLIT_TAIL=" + split +
+                     " SF_CUDA_QUEUE=" + queue);
+        ScopedEnv env_queue("SF_CUDA_QUEUE", queue);
+        ScopedEnv env_grid("SF_CUDA_PERSISTENT", grid);
+        ScopedEnv env_split("SF_CUDA_SPLIT_TAIL", split);
+        split_cases();
+      }
     }
   }
 }
 TEST(CudaAttention, PersistentOff) {
   ScopedEnv env("SF_CUDA_PERSISTENT", "0");
   split_cases();
+}
+// Persistent at full size (one thread block per SM) on launches with several waves of blocks and K/V walks long
+// enough that SMs finish at different times, with the work queue and in the static order, the tail split on.
+TEST(CudaAttention, PersistentEverySm) {
+  for (const char* queue : {"1", "0"}) {
+    SCOPED_TRACE(std::string("SF_CUDA_PERSISTENT=all SF_CUDA_QUEUE=") + queue);
+    ScopedEnv env_queue("SF_CUDA_QUEUE", queue);
+    ScopedEnv env_grid("SF_CUDA_PERSISTENT", "all");
+    // 160 to 320 blocks of work for 132 SMs (H100).
+    Case c = make("bf16 d128 2 q x 3 kv chunks", DType::kBF16, 128, {100, 30}, {150, 1, 100});
+    c.batch = 2, c.heads = 80;
+    run_case(c);
+    c = make("fp16 d64 resume, no finalize", DType::kF16, 64, {200}, {200});
+    c.batch = 4, c.heads = 40, c.random_init = true, c.finalize = false;
+    run_case(c);
+  }
+}
+
+// The warp-specialized kernel fills its Q tiles with 64-row slices of any chunk (slice_q_tile): one tile's
+// warpgroups then read and write different chunks, and a chunk's last slice is partly empty. Chunk lengths
+// around multiples of 64 and of the tile (128, 192 rows), finalized and into the accumulator, with split pieces
+// (whose partials are merged per warpgroup row) and resumed from a random accumulator.
+void slice_cases() {
+  Case c = make("bf16 d128 odd q chunks", DType::kBF16, 128, {64, 1, 63, 65, 191, 192, 193, 7, 128}, {300, 45});
+  c.batch = 2, c.heads = 3;
+  run_case(c);
+  c = make("fp16 d64 odd q chunks, padded, no finalize", DType::kF16, 64, {1, 1, 1, 130, 62, 250}, {129, 100});
+  c.layout = Layout::kPadded, c.finalize = false;
+  run_case(c);
+  c = make("bf16 d64 odd q chunks, resume", DType::kBF16, 64, {100, 29, 64, 200}, {333});
+  c.random_init = true, c.heads = 2;
+  run_case(c);
+}
+TEST(CudaAttention, QSlicesAcrossChunks) {
+  slice_cases();
+  SCOPED_TRACE("SF_CUDA_SPLIT_TAIL=3");
+  ScopedEnv env("SF_CUDA_SPLIT_TAIL", "3");
+  slice_cases();
 }
 
 TEST(CudaAttention, RejectsBadArguments) {
