@@ -4,11 +4,12 @@
 // each owning 16 query rows. The block walks the concatenation of all K/V chunks in tiles of keys (a tile never
 // straddles two chunks; a chunk's last tile is masked), merging each into its running (Õ, m, l) with online
 // softmax. blockIdx.x is mapped to (Q chunk, tile) through the exclusive prefix sum of per-chunk tile counts
-// and a binary search (the warp-specialized kernel's grid is linear over (tile, head, batch) and splits a partly
-// empty last wave along K/V: tail_split.h, split_merge.cuh). Implementations (SF_CUDA_ATTENTION_PATH picks one;
-// default hopper_ws):
-//   attention_hopper_ws.cu  warp-specialized wgmma (sm_90a): a TMA producer warpgroup and two consumer
-//                           warpgroups of 64 rows with setmaxnreg 24/240 (hopper_ws; hopper_ws_pp with
+// and a binary search (the warp-specialized kernel's work is linear over (tile, head, batch) and splits a partly
+// empty last wave along K/V: tail_split.h, split_merge.cuh; it packs 64-row slices of any chunk into its tiles and
+// runs persistent, taking blocks from a work queue: block_queue.cuh). Implementations (SF_CUDA_ATTENTION_PATH
+// picks one; default hopper_ws):
+//   attention_hopper_ws.cu  warp-specialized wgmma (sm_90a): a TMA producer warpgroup and three (192-row tiles)
+//                           or two consumer warpgroups of 64 rows (hopper_ws3, hopper_ws2; hopper_ws_pp with
 //                           consumer ping-pong; hopper_ws_seq_pp without the intra-warpgroup overlap).
 //   attention_hopper_tma.cu  wgmma (sm_90a): two warpgroups of 64 rows, 128-key K/V tiles streamed by TMA
 //                           into an mbarrier ring, the next tile's Q·Kᵀ overlapped with this tile's P·V;
@@ -60,7 +61,9 @@ struct AttentionArgs {
   float scale_log2 = 0.f;  // softmax scale · log2(e): the kernel works in base 2
   int32_t resume = 0;
   int32_t finalize = 0;
-  int32_t tile_start[kMaxQChunks + 1] = {};  // exclusive prefix sum of ceil(len / kBlockM)
+  // Exclusive prefix sum of ceil(len / kBlockM), the chunks' Q tiles (the warp-specialized kernel: of their
+  // 64-row slices, which it packs into tiles across chunks).
+  int32_t tile_start[kMaxQChunks + 1] = {};
   // Warp-specialized kernel only (tail_split.h): its grid is linear over items = (Q tile, head, batch), the Q
   // tile fastest; items from split_from on run in `splits` pieces along K/V whose partials meet in the workspace:
   // per piece kRowsM rows of Õ (split_o) and of (m, l) (split_ml), per split item an arrival count (split_count,
