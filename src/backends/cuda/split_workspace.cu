@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <thread>
+#include <tuple>
 #include <utility>
 
 namespace sf::cuda::detail {
@@ -20,12 +22,15 @@ size_t round_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
 cudaError_t split_workspace(cudaStream_t stream, size_t o_floats, size_t ml_floats, size_t counters,
                             SplitWorkspace& out) {
   static std::mutex mu;
-  static std::map<std::pair<int, cudaStream_t>, Held> held;
+  static std::map<std::tuple<int, cudaStream_t, std::thread::id>, Held> held;
   int device = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err != cudaSuccess) return err;
+  // cudaStreamPerThread is one handle for a different stream in every host thread: those streams run side by side,
+  // so each thread gets its own workspace. Every other handle names one stream, whoever launches on it.
+  const std::thread::id thread = stream == cudaStreamPerThread ? std::this_thread::get_id() : std::thread::id{};
   std::lock_guard<std::mutex> lock(mu);
-  Held& h = held[{device, stream}];
+  Held& h = held[{device, stream, thread}];
   if (h.base == nullptr || o_floats > h.o_floats || ml_floats > h.ml_floats || counters > h.counters) {
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     err = cudaStreamIsCapturing(stream, &capture);

@@ -1,10 +1,10 @@
 // Device memory for the split pieces of the warp-specialized kernel (split_merge.cuh) and the counter of its work
-// queue (block_queue.cuh): one workspace per (device, stream), so that launches on different streams never share a
-// slot or a counter, while launches on one stream (which run one after the other) reuse it. Grown on demand by at
-// least half its size (cudaMallocAsync, its counters zeroed in stream order); a replaced workspace is never freed,
-// because another host thread may have queued a launch that uses it on the same stream, so all of them live as
-// long as the process (a few, of at most tens of MB). A CUDA graph captured with split or queued launches keeps
-// the capturing stream's workspace: replay it on that stream, not beside it.
+// queue (block_queue.cuh): one workspace per device and stream (and host thread, for cudaStreamPerThread), so that
+// launches on different streams never share a slot or a counter, while launches on one stream (which run one after
+// the other) reuse it. Grown on demand by at least half its size (cudaMallocAsync, its counters zeroed in stream
+// order); a replaced workspace is never freed, because another host thread may have queued a launch that uses it on
+// the same stream, so all of them live as long as the process (a few, of at most tens of MB). A CUDA graph captured
+// with split or queued launches keeps the capturing stream's workspace: replay it on that stream, not beside it.
 #pragma once
 
 #include <cstddef>

@@ -8,6 +8,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "attention_reference.h"
 #include "gpu_buffers.h"
@@ -31,6 +32,7 @@ struct Case {
   bool random_init = false;  // one call in kResume mode from a random accumulator
   float q_std = 1.5f;
   double scale_sign = 1.0;  // -1: a negative softmax scale (the kernels' non-folded softmax branch)
+  void* stream = nullptr;   // the stream the calls run on
 };
 
 struct DeviceRows {
@@ -148,7 +150,7 @@ void run_case(const Case& c) {
   p.kv = kvchunks.data();
   if (c.split >= 0) {
     p.num_kv = c.split, p.mode = AccumulatorMode::kInit, p.finalize = false;
-    Status st = cuda::attention(p, nullptr);
+    Status st = cuda::attention(p, c.stream);
     ASSERT_TRUE(st.is_ok()) << st.message();
     p.kv = kvchunks.data() + c.split, p.num_kv = static_cast<int32_t>(kvchunks.size()) - c.split;
     p.mode = AccumulatorMode::kResume, p.finalize = c.finalize;
@@ -157,7 +159,7 @@ void run_case(const Case& c) {
     p.mode = c.random_init ? AccumulatorMode::kResume : AccumulatorMode::kInit;
     p.finalize = c.finalize;
   }
-  Status st = cuda::attention(p, nullptr);
+  Status st = cuda::attention(p, c.stream);
   ASSERT_TRUE(st.is_ok()) << st.message();
   SF_CUDA_ASSERT(cudaDeviceSynchronize());
   SF_CUDA_ASSERT(cudaGetLastError());
@@ -417,6 +419,25 @@ TEST(CudaAttention, PersistentEverySm) {
     c.batch = 4, c.heads = 40, c.random_init = true, c.finalize = false;
     run_case(c);
   }
+}
+
+// Two host threads, each on its own per-thread default stream (one handle, cudaStreamPerThread, for two streams
+// that run side by side), with split pieces and a persistent grid of 7 thread blocks: each needs its own arrival
+// counts and work-queue counter (split_workspace.cu), or the two launches corrupt each other's.
+TEST(CudaAttention, PerThreadDefaultStreams) {
+  ScopedEnv env_grid("SF_CUDA_PERSISTENT", "7");
+  ScopedEnv env_split("SF_CUDA_SPLIT_TAIL", "3");
+  auto cases = [](int which) {
+    for (int rep = 0; rep < 3; ++rep) {
+      Case c = make("thread " + std::to_string(which) + " rep " + std::to_string(rep), DType::kBF16, which ? 64 : 128,
+                    {300, 70}, {400, 129});
+      c.heads = 8, c.stream = cudaStreamPerThread;
+      run_case(c);
+    }
+  };
+  std::thread other(cases, 1);
+  cases(0);
+  other.join();
 }
 
 // The warp-specialized kernel fills its Q tiles with 64-row slices of any chunk (slice_q_tile): one tile's
