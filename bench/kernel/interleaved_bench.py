@@ -2,9 +2,9 @@
 
 Separate processes run minutes apart, on a card whose clocks and temperature drift (an idle H100 starts at
 510 MHz): earlier calls showed ±6 % between identical runs at S=4096. Here every implementation of a shape is
-timed in each of R rounds, the order rotated every round, on the same tensors; the result is the median of
-the per-round medians, and the spread (max/min of the round medians) is kept so the table can say how much a
-figure moves.
+timed in each of R rounds, in an order shuffled every round (see interleave), on the same tensors, after a few
+untimed calls; the result is the median of the per-round medians, and the spread (max/min of the round medians)
+is kept so the table can say how much a figure moves.
 
 Two passes per head configuration:
   1. single chunk: FA2, cuDNN and each of our kernel paths (SF_CUDA_ATTENTION_PATH; variants "path:nosplit",
@@ -21,6 +21,7 @@ import argparse
 import ctypes
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -75,8 +76,11 @@ def sdpa(backend, q, k, v):
     return run
 
 
-def round_median(run, budget_ms, e0, e1):
-    """Median time of one round: as many calls as fit in budget_ms (3 to 50), each timed by CUDA events."""
+def round_median(run, budget_ms, e0, e1, settle=3):
+    """Median time of one round: as many calls as fit in budget_ms (3 to 50), each timed by CUDA events, after
+    `settle` untimed calls (the card's clocks and power still answer to the implementation timed before)."""
+    for _ in range(settle):
+        run()
     times = []
     t_end = time.perf_counter() + budget_ms / 1e3
     while len(times) < 3 or (len(times) < 50 and time.perf_counter() < t_end):
@@ -86,7 +90,12 @@ def round_median(run, budget_ms, e0, e1):
 
 
 def interleave(impls, rounds, budget_ms):
-    """impls: {label: run}. Returns {label: (median of round medians, spread, calls per round)}."""
+    """impls: {label: run}. Returns {label: (median of round medians, spread, calls per round)}.
+
+    The order is shuffled every round (seeded, so a run can be repeated). A rotation of one list, as before
+    session 6, kept every implementation behind the same predecessor in every round: on cards at their power cap
+    that is a bias, not noise (two identical launches, `hopper_ws` and `hopper_ws:nosplit` where no split is
+    planned, came out 2.6 % apart in the same direction in two calls, bench/kernel/RESULTS.md)."""
     e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     labels = list(impls)
     for lab in labels:  # first call of each outside the timing (allocations, descriptor set-up)
@@ -94,8 +103,10 @@ def interleave(impls, rounds, budget_ms):
     torch.cuda.synchronize()
     meds = {lab: [] for lab in labels}
     calls = {}
+    rng = random.Random(len(labels) * 1000 + rounds)
     for r in range(rounds):
-        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        order = labels[:]
+        rng.shuffle(order)
         for lab in order:
             m, n = round_median(impls[lab], budget_ms, e0, e1)
             meds[lab].append(m)
