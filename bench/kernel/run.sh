@@ -8,8 +8,9 @@
 #                                  among SF_VARIANTS_128 / SF_VARIANTS_64 are timed
 #              SF_ROUNDS=n         interleaved timing rounds (default 5)
 #              SF_EXTRA_TEST_PATHS="c d"  paths only tested, after the timing, while SF_DEADLINE allows
-#              SF_DEADLINE=s       seconds after which optional steps (extra tests, memcheck) are skipped
-#                                  (default 270: the whole script fits a 300-second call)
+#              SF_HOST_OVERHEAD=0  skip host_overhead.py (host vs GPU share of short calls)
+#              SF_DEADLINE=s       seconds after which optional steps (extra tests, host overhead, memcheck)
+#                                  are skipped (default 270: the whole script fits a 300-second call)
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -94,6 +95,13 @@ tail -5 "$RES/bench.err" 2>/dev/null
 for variant in $EXTRA_TEST_PATHS; do
   if [ $SECONDS -lt $DEADLINE ]; then run_tests $variant 0; else echo "== skipped tests of $variant (deadline)"; fi
 done
+# How much of a short call's time is the host's (host_overhead.py), while the deadline allows.
+if [ "${SF_HOST_OVERHEAD:-1}" = 1 ] && [ $SECONDS -lt $DEADLINE ]; then
+  echo "== host overhead of short calls ($SECONDS s)"
+  (cd "$ROOT/bench/kernel" && timeout 90 "$PY" host_overhead.py --lib "$BUILD/libsf_bench_capi.so" \
+    > "$RES/host_overhead.jsonl" 2>> "$RES/bench.err")
+  cat "$RES/host_overhead.jsonl"
+fi
 # compute-sanitizer memcheck of the small cases, for each kernel path in SF_MEMCHECK while time is left.
 for mpath in ${SF_MEMCHECK:-hopper_ws hopper_ws2}; do
   left=$((DEADLINE + 20 - SECONDS))
