@@ -279,11 +279,8 @@ int64_t count_slices(AttentionArgs& a) {
 
 }  // namespace
 
-// total_tiles (the caller's count of 64 · consumer_warpgroups-row tiles, chunk by chunk) is recounted here: the
-// kernel packs 64-row slices of all chunks into its tiles.
 template <typename T, int D>
-cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int /*total_tiles*/, int batch, const WsOptions& o,
-                                       cudaStream_t stream) {
+cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, const WsOptions& o, cudaStream_t stream) {
   if (o.consumer_warpgroups != 2 && (o.consumer_warpgroups != 3 || o.ping_pong || o.overlap != (D == 64)))
     return cudaErrorInvalidValue;
   thread_local TmaParams prm;  // ~14 KB, kept off the stack; the launch copies it into the kernel's parameters
@@ -341,13 +338,13 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int /*total_ti
   return cudaGetLastError();
 }
 
-template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 64>(const AttentionArgs&, int, int, const WsOptions&,
-                                                                   cudaStream_t);
-template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 128>(const AttentionArgs&, int, int, const WsOptions&,
-                                                                    cudaStream_t);
-template cudaError_t launch_attention_hopper_ws<__half, 64>(const AttentionArgs&, int, int, const WsOptions&,
+template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 64>(const AttentionArgs&, int, const WsOptions&,
                                                             cudaStream_t);
-template cudaError_t launch_attention_hopper_ws<__half, 128>(const AttentionArgs&, int, int, const WsOptions&,
-                                                             cudaStream_t);
+template cudaError_t launch_attention_hopper_ws<__nv_bfloat16, 128>(const AttentionArgs&, int, const WsOptions&,
+                                                            cudaStream_t);
+template cudaError_t launch_attention_hopper_ws<__half, 64>(const AttentionArgs&, int, const WsOptions&,
+                                                            cudaStream_t);
+template cudaError_t launch_attention_hopper_ws<__half, 128>(const AttentionArgs&, int, const WsOptions&,
+                                                            cudaStream_t);
 
 }  // namespace sf::cuda::detail

@@ -97,9 +97,9 @@ struct WsOptions {
   bool overlap = true;     // the next tile's Q·Kᵀ is issued with this tile's P·V (else each tile runs in turn)
   int consumer_warpgroups = 2;  // 2, or 3 at D=64 with overlap and no ping-pong: Q tiles of 192 rows
 };
-// Q tiles of 64 · consumer_warpgroups rows: total_tiles and args.tile_start must count tiles of that size.
+// It counts its own tiles: it packs 64-row slices of all Q chunks into tiles of 64 · consumer_warpgroups rows.
 template <typename T, int D>
-cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int total_tiles, int batch, const WsOptions& options,
+cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, const WsOptions& options,
                                        cudaStream_t stream);
 
 }  // namespace sf::cuda::detail

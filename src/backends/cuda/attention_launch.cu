@@ -184,7 +184,7 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
       o.ping_pong = path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong;
       o.consumer_warpgroups = q_tile_rows(path) / 64;
       o.overlap = path != KernelPath::kHopperWsSeqPingPong && !(o.consumer_warpgroups == 3 && D == 128);
-      err = detail::launch_attention_hopper_ws<T, D>(args, tiles, batch, o, stream);
+      err = detail::launch_attention_hopper_ws<T, D>(args, batch, o, stream);
       break;
     }
     case KernelPath::kHopperTma:

@@ -4,14 +4,15 @@
 // The producer thread decides the next block as soon as it has issued the last K/V tile of the current one, well
 // before the consumers finish that block, and posts it in a two-slot mailbox in shared memory: slot n & 1 holds
 // the thread block's n-th block; "full" completes when it is written, "empty" when every consumer thread is done
-// with it. The consumers keep a block's slot (and read the block index from it again at the end, instead of
-// keeping it in a register through the main loop) until they have stored its output; the producer only needs
-// slot n & 1 back when it posts block n + 2, by which time they have.
+// with it. The consumers read a block's index from its slot whenever they need it (instead of keeping it in a
+// register through the main loop) and release the slot after the last read, once the block's K/V tiles are done;
+// the producer only needs slot n & 1 back when it posts block n + 2, after it has issued all of block n + 1.
 //
 // The next block: one per thread block when the grid has them all. In a persistent launch (persistent_launch.h)
 // either the static order (blockIdx.x, + gridDim.x, ...) or, when the launch gives a work-queue counter, the
 // next value of that counter: then an SM that runs faster takes more blocks, as the hardware's block scheduler
-// would (the static order cost 4–5 % at D=128 S=32768–65536 on an H200: bench/kernel/NOTES.md).
+// would, also when other kernels hold some SMs (the static order cost 4–5 % at D=128 S=32768–65536 on one
+// H200 call and not in the next two: bench/kernel/NOTES.md).
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,7 @@ struct BlockMailbox {
   __device__ __forceinline__ void post(int n, int bx) const {
     const int k = n & 1;
     if (n >= 2) mbar_wait(s_empty + 8 * k, ((n >> 1) - 1) & 1);
-    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(s_slot + 4 * k), "r"(bx) : "memory");
+    st_shared_u32(s_slot + 4 * k, static_cast<uint32_t>(bx));
     mbar_arrive(s_full + 8 * k);  // release: the value is visible to whoever sees the phase complete
   }
   // Consumer threads: wait once for block n to be posted, then read it as often as needed until release(n).
@@ -46,11 +47,7 @@ struct BlockMailbox {
     mbar_wait_spin(s_full + 8 * (n & 1), (n >> 1) & 1);
     return read(n);
   }
-  __device__ __forceinline__ int read(int n) const {
-    uint32_t v;
-    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(s_slot + 4 * (n & 1)) : "memory");
-    return static_cast<int>(v);
-  }
+  __device__ __forceinline__ int read(int n) const { return static_cast<int>(ld_shared_u32(s_slot + 4 * (n & 1))); }
   __device__ __forceinline__ void release(int n) const { mbar_arrive(s_empty + 8 * (n & 1)); }
 };
 

@@ -61,15 +61,6 @@ __device__ __forceinline__ int piece_tiles(const WorkItem& w, int num_tiles, int
   return t0;
 }
 
-__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
-  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
-}
-__device__ __forceinline__ uint32_t ld_shared_u32(uint32_t addr) {
-  uint32_t v;
-  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
-  return v;
-}
-
 // Folds one partial (m2 in base-2 units, l2 the row's full sum, o2 this thread's columns) into row i of st.
 // st.l is this thread's share of the row sum (store_rows adds the 4 shares), so thread t == 0 adds l2.
 template <int kDT, class Col>

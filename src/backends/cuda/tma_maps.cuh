@@ -6,6 +6,7 @@
 
 #include <cudaTypedefs.h>
 
+#include "block_queue.cuh"
 #include "tma_primitives.cuh"
 #include "wgmma_tiles.cuh"
 
@@ -66,8 +67,8 @@ struct KvRing {
   static constexpr int kQBytes = kRowsM * D * 2;
   static constexpr int kTileBytes = kWgBlockN * D * 2;
   static constexpr int kStageBytes = 2 * kTileBytes;
-  static constexpr int kMailboxBytes = 40;  // BlockMailbox::kSmemBytes (block_queue.cuh)
-  static constexpr int kSmemBytes = 1024 + kQBytes + kStages * kStageBytes + 2 * kStages * 8 + 16 + kMailboxBytes;
+  static constexpr int kSmemBytes =
+      1024 + kQBytes + kStages * kStageBytes + 2 * kStages * 8 + 16 + BlockMailbox::kSmemBytes;
   uint32_t s_q, s_kv, s_full, s_empty, s_word, s_mailbox;
 
   __device__ __forceinline__ explicit KvRing(const unsigned char* smem) {

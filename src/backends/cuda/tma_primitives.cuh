@@ -66,6 +66,16 @@ __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 
+// One 32-bit word of shared memory at a shared-window address (what smem_addr gives).
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ uint32_t ld_shared_u32(uint32_t addr) {
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+
 // Named barrier `id` (1..15; 0 is __syncthreads) completing when `threads` threads arrived: sync waits,
 // arrive only signals.
 __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
