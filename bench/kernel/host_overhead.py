@@ -3,7 +3,7 @@
 interleaved_bench.py times one call between two CUDA events with the GPU idle before it, so the host's work for
 the call (Python, the ctypes call, argument checks, tensor maps, the launch) runs while the GPU waits and is
 counted. Here three figures per implementation and shape, median of 7 rounds, the implementations interleaved:
-  single   e0, one call, e1, synchronize (as interleaved_bench.py);
+  single   e0, one call, e1, synchronize (as interleaved_bench.py did until session 7);
   queued   e0, 20 calls back to back, e1: per call, the host's work hidden behind the GPU's (it is shorter);
   host     wall-clock time to submit one call while the GPU is still busy with earlier ones.
 Ours with Q in 1 and in 2 chunks (same work, same addresses: only the number of Q views differs).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Nsight Compute figures of the attention kernel, one launch per case, printed as text:
 #   bench/kernel/profile.sh OUTDIR [BUILD]    (BUILD: where sf_kernel_bench is, default /tmp/sf-kernel-build)
-# Cases (S=16384): D=128 H=24 hopper_ws; D=64 H=48 hopper_ws and hopper_ws3. Per case: duration, issue-slot
+# Cases (S=16384): D=128 H=24 hopper_ws3 (the default) and hopper_ws2; D=64 H=48 hopper_ws3. Per case: duration, issue-slot
 # use, tensor-pipe and MUFU (XU) activity, and the warp stall reasons (cycles per issued instruction).
 # Clocks are left alone (--clock-control none): the machines' clocks must not be touched.
 set -uo pipefail
@@ -22,7 +22,6 @@ prof() {  # name path heads dim
   # Metric lines, stall reasons of at least 0.1 cycles only.
   grep -E "^\s+(gpu__|sm__|smsp__)" "$OUTDIR/ncu_$1.txt" | awk '!/stalled/ || $NF+0 >= 0.1' | sed 's/^ *//'
 }
-prof d128 hopper_ws 24 128
-prof d64 hopper_ws 48 64
-prof d64_ws2 hopper_ws2 48 64
 prof d128_ws3 hopper_ws3 24 128
+prof d128_ws2 hopper_ws2 24 128
+prof d64_ws3 hopper_ws3 48 64

@@ -77,8 +77,8 @@ want() {  # the given variants whose path passed, comma separated ("path:nosplit
   done
   echo "${out#,}"
 }
-V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws:nopersist hopper_ws:static hopper_ws:nosplit hopper_ws2})
-V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws:nopersist hopper_ws:static hopper_ws:nosplit hopper_ws2})
+V128=$(want ${SF_VARIANTS_128:-hopper_ws hopper_ws:nopersist hopper_ws:nosplit hopper_ws2})
+V64=$(want ${SF_VARIANTS_64:-hopper_ws hopper_ws:nopersist hopper_ws:nosplit hopper_ws2})
 for hd in "24 128 $V128" "48 64 $V64"; do
   set -- $hd
   [ -z "${3:-}" ] && { echo "no passing variant to time at D=$2"; status=1; continue; }
