@@ -19,11 +19,14 @@
 // kept the consumer code to ~184 registers whatever setmaxnreg said, spilled and serialized the wgmma (C7512);
 // the consumers wait with mbar_wait_spin.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "block_queue.cuh"
+#include "block_trace.cuh"
 #include "persistent_launch.h"
 #include "split_merge.cuh"
 #include "split_workspace.cuh"
@@ -99,7 +102,8 @@ __device__ __forceinline__ void load_q_slice(const QChunkArgs& qc, const QTile& 
   cp_async_commit();
 }
 
-template <typename T, int D, bool kPingPong, bool kOverlap, int kWG>
+// kTrace: the diagnostic instance that stamps every block of work into args.trace (block_trace.cuh).
+template <typename T, int D, bool kPingPong, bool kOverlap, int kWG, bool kTrace = false>
 __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
   // Three warpgroups get 160 registers: room for S, P and Õ at once at D=64 only; at D=128 each tile runs in turn.
@@ -173,6 +177,14 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     for (int n = 0, base = 0; mailbox.read(n) < args.blocks; ++n) {
       Rows rows;
       int num_tiles;  // this block's K/V tiles
+      BlockTraceRecord* trace = nullptr;
+      if constexpr (kTrace) {
+        if (tid == 0) {
+          trace = static_cast<BlockTraceRecord*>(args.trace) + mailbox.read(n);
+          trace->start = trace_clock();
+          trace->start_ns = trace_global_ns();
+        }
+      }
       {
         const WorkItem w = work_item(args, q_tiles, mailbox.read(n));
         const QTile qt = slice_q_tile<kWG>(args, w.tile, wg);
@@ -182,6 +194,13 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
       cp_async_wait<0>();
       fence_proxy_async();
       named_barrier_sync(1, kConsumers);  // Q landed for every consumer warpgroup
+      if constexpr (kTrace) {
+        if (trace != nullptr) {
+          trace->q_landed = trace_clock();
+          trace->block = static_cast<uint64_t>(mailbox.read(n));
+          trace->sm_tiles = (static_cast<uint64_t>(num_tiles) << 32) | trace_sm();
+        }
+      }
 
       using Turns = std::conditional_t<kPingPong, TurnTaking, NoTurns>;
       Turns turns{};
@@ -198,17 +217,29 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
           mbar_wait_spin(ring.full(j), ring.parity(j));
           rows.sequential(args, ring.k(j), ring.v(j), turns);
           mbar_arrive(ring.empty(j));
+          if constexpr (kTrace) {
+            if (trace != nullptr && j == base) trace->first_tile = trace_clock();
+          }
         }
+      }
+      if constexpr (kTrace) {
+        if (trace != nullptr) trace->tiles_done = trace_clock();
       }
       base += num_tiles;
       // Every consumer warpgroup is done with the Q tile (its last Q·Kᵀ was waited for): the next one may load
       // while this block's output is stored.
       named_barrier_sync(1, kConsumers);
+      if constexpr (kTrace) {
+        if (trace != nullptr) trace->met = trace_clock();
+      }
       const int next = mailbox.wait(n + 1);
       if (next < args.blocks) {
         const WorkItem wn = work_item(args, q_tiles, next);
         const QTile qn = slice_q_tile<kWG>(args, wn.tile, wg);
         load_q_slice<D, kRowsM>(args.q[qn.chunk], qn, wn.b, wn.h, ring.s_q, tid);
+      }
+      if constexpr (kTrace) {
+        if (trace != nullptr) trace->q_issued = trace_clock();
       }
       const WorkItem we = work_item(args, q_tiles, mailbox.read(n));
       mailbox.release(n);
@@ -216,6 +247,12 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
       const QChunkArgs& qc = args.q[qt.chunk];
       if (we.pieces == 1 || merge_pieces<D, kRowsM>(args, qc, we, rows.st, ring.s_word, tid, kConsumers))
         store_rows<T, D>(args, qc, qt, we.b, we.h, rows.st, tid);
+      if constexpr (kTrace) {
+        if (trace != nullptr) {
+          trace->stored = trace_clock();
+          trace->end_ns = trace_global_ns();
+        }
+      }
     }
   }
 }
@@ -227,6 +264,31 @@ auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
   if (o.ping_pong)
     return o.overlap ? attention_hopper_ws_kernel<T, D, true, true, 2> : attention_hopper_ws_kernel<T, D, true, false, 2>;
   return o.overlap ? attention_hopper_ws_kernel<T, D, false, true, 2> : attention_hopper_ws_kernel<T, D, false, false, 2>;
+}
+
+// SF_CUDA_BLOCK_TRACE=file: the launch runs the traced kernel where there is one (three warpgroups, bf16, D=128),
+// waits for it and writes its records (block_trace.cuh) to the file, one CSV line per block of work; the last
+// launch's records stay. A diagnostic (bench/kernel/block_trace.sh), far slower than an untraced launch.
+const char* block_trace_path() { return std::getenv("SF_CUDA_BLOCK_TRACE"); }
+
+cudaError_t write_block_trace(const void* device_records, int64_t blocks, const char* path) {
+  std::vector<BlockTraceRecord> recs(static_cast<size_t>(blocks));
+  cudaError_t err = cudaMemcpy(recs.data(), device_records, recs.size() * sizeof(BlockTraceRecord),
+                               cudaMemcpyDeviceToHost);
+  if (err != cudaSuccess) return err;
+  FILE* f = std::fopen(path, "w");
+  if (f == nullptr) {
+    std::fprintf(stderr, "SF_CUDA_BLOCK_TRACE: cannot write '%s'\n", path);
+    return cudaSuccess;  // a diagnostic's file: the attention result itself is fine
+  }
+  std::fprintf(f, "block,sm,kv_tiles,start_ns,end_ns,start,q_landed,first_tile,tiles_done,met,q_issued,stored\n");
+  using ull = unsigned long long;
+  for (const BlockTraceRecord& r : recs)
+    std::fprintf(f, "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", ull{r.block},
+                 ull{r.sm_tiles & 0xffffffffu}, ull{r.sm_tiles >> 32}, ull{r.start_ns}, ull{r.end_ns}, ull{r.start},
+                 ull{r.q_landed}, ull{r.first_tile}, ull{r.tiles_done}, ull{r.met}, ull{r.q_issued}, ull{r.stored});
+  std::fclose(f);
+  return cudaSuccess;
 }
 
 template <int D>
@@ -334,6 +396,24 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
     }
   }
   a.blocks = static_cast<int32_t>(blocks_of(split));
+  if constexpr (std::is_same_v<T, __nv_bfloat16> && D == 128) {
+    const char* trace_path = block_trace_path();
+    if (trace_path != nullptr && o.consumer_warpgroups == 3) {
+      auto traced = attention_hopper_ws_kernel<T, D, false, false, 3, true>;
+      if ((err = cudaFuncSetAttribute(traced, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) != cudaSuccess)
+        return err;
+      const size_t bytes = static_cast<size_t>(a.blocks) * sizeof(BlockTraceRecord);
+      if ((err = cudaMalloc(&a.trace, bytes)) != cudaSuccess) return err;
+      cudaMemsetAsync(a.trace, 0, bytes, stream);
+      traced<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
+      err = cudaGetLastError();
+      if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+      if (err == cudaSuccess) err = write_block_trace(a.trace, a.blocks, trace_path);
+      cudaFree(a.trace);
+      a.trace = nullptr;
+      return err;
+    }
+  }
   kernel<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
   return cudaGetLastError();
 }

@@ -81,6 +81,9 @@ struct AttentionArgs {
   unsigned* queue = nullptr;
   QChunkArgs q[kMaxQChunks] = {};
   KVChunkArgs kv[kMaxKVChunks] = {};
+  // The traced warp-specialized kernel only (block_trace.cuh): one BlockTraceRecord per block of work. Last, so
+  // that the other fields keep their offsets in the kernels' parameter space.
+  void* trace = nullptr;
 };
 
 template <typename T, int D>

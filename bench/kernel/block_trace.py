@@ -1,0 +1,71 @@
+"""Where a block of work's time goes in the warp-specialized kernel: reads the CSV that a launch with
+SF_CUDA_BLOCK_TRACE=file writes (one line per block of work: block_trace.cuh) and prints, in SM cycles (medians
+over the blocks), the Q load (block start to Q landed), the first K/V tile, the other tiles (per tile), the
+output (last tile done to stored: the consumers' barrier, the next block's Q issue, the stores) and the gap to the same SM's next block; then the per-block overhead in units
+of one K/V tile and as a share of the SMs' time, and the launch's start and end spread across SMs (global timer).
+
+  python3 block_trace.py trace_4096.csv [trace_65536.csv ...]
+"""
+import csv
+import statistics
+import sys
+from collections import defaultdict
+
+
+def summarize(path):
+    rows = [{k: int(v) for k, v in r.items()} for r in csv.DictReader(open(path))]
+    rows = [r for r in rows if r["start"] and r["stored"]]
+    if not rows:
+        return {"file": path, "blocks": 0}
+    by_sm = defaultdict(list)
+    for r in rows:
+        by_sm[r["sm"]].append(r)
+    gaps = []
+    for blocks in by_sm.values():
+        blocks.sort(key=lambda r: r["start"])
+        gaps += [b["start"] - a["stored"] for a, b in zip(blocks, blocks[1:])]
+    med = lambda xs: statistics.median(xs) if xs else 0.0
+    q = med([r["q_landed"] - r["start"] for r in rows])
+    first = med([r["first_tile"] - r["q_landed"] for r in rows])
+    multi = [r for r in rows if r["kv_tiles"] > 1]
+    per_tile = med([(r["tiles_done"] - r["first_tile"]) / (r["kv_tiles"] - 1) for r in multi])
+    out = med([r["stored"] - r["tiles_done"] for r in rows])
+    parts = {}
+    if "met" in rows[0]:  # the output phase in three: the consumers' barrier, the next Q's issue, the stores
+        parts = {"barrier": med([r["met"] - r["tiles_done"] for r in rows]),
+                 "next_q_issue": med([r["q_issued"] - r["met"] for r in rows]),
+                 "stores": med([r["stored"] - r["q_issued"] for r in rows])}
+    gap = med(gaps)
+    tiles = med([r["kv_tiles"] for r in rows])
+    overhead = q + (first - per_tile) + out + gap
+    t0 = min(r["start_ns"] for r in rows)
+    t1 = max(r["end_ns"] for r in rows)
+    first_start = sorted(min(r["start_ns"] for r in b) - t0 for b in by_sm.values())
+    last_end = sorted(t1 - max(r["end_ns"] for r in b) for b in by_sm.values())
+    return {"file": path, "blocks": len(rows), "sms": len(by_sm), "kv_tiles": tiles, "q_load": q,
+            "first_tile": first, "per_tile": per_tile, "output": out, "gap": gap,
+            "overhead_tiles": overhead / per_tile if per_tile else 0.0,
+            "overhead_share": overhead / (overhead + tiles * per_tile) if per_tile else 0.0,
+            "output_parts": parts, "launch_us": (t1 - t0) / 1e3, "start_spread_us": first_start[-1] / 1e3,
+            "idle_at_end_us_median": statistics.median(last_end) / 1e3, "idle_at_end_us_max": last_end[-1] / 1e3}
+
+
+def main():
+    for path in sys.argv[1:]:
+        s = summarize(path)
+        if not s["blocks"]:
+            print(f"{path}: no records")
+            continue
+        print(f"{s['file']}: {s['blocks']} blocks on {s['sms']} SMs, {s['kv_tiles']:.0f} K/V tiles each; launch "
+              f"{s['launch_us']:.1f} us (first blocks start within {s['start_spread_us']:.1f} us; SMs idle at the "
+              f"end {s['idle_at_end_us_median']:.1f} us median, {s['idle_at_end_us_max']:.1f} max)")
+        print(f"  cycles (median): Q load {s['q_load']:.0f}, first tile {s['first_tile']:.0f}, other tiles "
+              f"{s['per_tile']:.0f} each, output {s['output']:.0f}, gap to the next block {s['gap']:.0f}")
+        if s["output_parts"]:
+            print("  output, in parts: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in s["output_parts"].items()))
+        print(f"  per-block overhead: {s['overhead_tiles']:.2f} tiles, {100 * s['overhead_share']:.1f} % of a "
+              f"block's time")
+
+
+if __name__ == "__main__":
+    main()
