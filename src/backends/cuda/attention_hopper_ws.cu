@@ -177,14 +177,20 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     for (int n = 0, base = 0; mailbox.read(n) < args.blocks; ++n) {
       Rows rows;
       int num_tiles;  // this block's K/V tiles
+      // The traced instance: the first consumer thread stamps this block's steps (nothing in the others).
       BlockTraceRecord* trace = nullptr;
       if constexpr (kTrace) {
         if (tid == 0) {
           trace = static_cast<BlockTraceRecord*>(args.trace) + mailbox.read(n);
-          trace->start = trace_clock();
           trace->start_ns = trace_global_ns();
         }
       }
+      const auto stamp = [&](uint64_t BlockTraceRecord::*step) {
+        if constexpr (kTrace) {
+          if (trace != nullptr) trace->*step = trace_clock();
+        }
+      };
+      stamp(&BlockTraceRecord::start);
       {
         const WorkItem w = work_item(args, q_tiles, mailbox.read(n));
         const QTile qt = slice_q_tile<kWG>(args, w.tile, wg);
@@ -194,9 +200,9 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
       cp_async_wait<0>();
       fence_proxy_async();
       named_barrier_sync(1, kConsumers);  // Q landed for every consumer warpgroup
+      stamp(&BlockTraceRecord::q_landed);
       if constexpr (kTrace) {
         if (trace != nullptr) {
-          trace->q_landed = trace_clock();
           trace->block = static_cast<uint64_t>(mailbox.read(n));
           trace->sm_tiles = (static_cast<uint64_t>(num_tiles) << 32) | trace_sm();
         }
@@ -217,41 +223,31 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
           mbar_wait_spin(ring.full(j), ring.parity(j));
           rows.sequential(args, ring.k(j), ring.v(j), turns);
           mbar_arrive(ring.empty(j));
-          if constexpr (kTrace) {
-            if (trace != nullptr && j == base) trace->first_tile = trace_clock();
-          }
+          if (kTrace && j == base) stamp(&BlockTraceRecord::first_tile);
         }
       }
-      if constexpr (kTrace) {
-        if (trace != nullptr) trace->tiles_done = trace_clock();
-      }
+      stamp(&BlockTraceRecord::tiles_done);
       base += num_tiles;
       // Every consumer warpgroup is done with the Q tile (its last Q·Kᵀ was waited for): the next one may load
       // while this block's output is stored.
       named_barrier_sync(1, kConsumers);
-      if constexpr (kTrace) {
-        if (trace != nullptr) trace->met = trace_clock();
-      }
+      stamp(&BlockTraceRecord::met);
       const int next = mailbox.wait(n + 1);
       if (next < args.blocks) {
         const WorkItem wn = work_item(args, q_tiles, next);
         const QTile qn = slice_q_tile<kWG>(args, wn.tile, wg);
         load_q_slice<D, kRowsM>(args.q[qn.chunk], qn, wn.b, wn.h, ring.s_q, tid);
       }
-      if constexpr (kTrace) {
-        if (trace != nullptr) trace->q_issued = trace_clock();
-      }
+      stamp(&BlockTraceRecord::q_issued);
       const WorkItem we = work_item(args, q_tiles, mailbox.read(n));
       mailbox.release(n);
       const QTile qt = slice_q_tile<kWG>(args, we.tile, wg);
       const QChunkArgs& qc = args.q[qt.chunk];
       if (we.pieces == 1 || merge_pieces<D, kRowsM>(args, qc, we, rows.st, ring.s_word, tid, kConsumers))
         store_rows<T, D>(args, qc, qt, we.b, we.h, rows.st, tid);
+      stamp(&BlockTraceRecord::stored);
       if constexpr (kTrace) {
-        if (trace != nullptr) {
-          trace->stored = trace_clock();
-          trace->end_ns = trace_global_ns();
-        }
+        if (trace != nullptr) trace->end_ns = trace_global_ns();
       }
     }
   }
@@ -289,6 +285,27 @@ cudaError_t write_block_trace(const void* device_records, int64_t blocks, const 
                  ull{r.q_landed}, ull{r.first_tile}, ull{r.tiles_done}, ull{r.met}, ull{r.q_issued}, ull{r.stored});
   std::fclose(f);
   return cudaSuccess;
+}
+
+// Runs the traced kernel instance `traced` as the launch would run its kernel, waits for it and writes the
+// records to SF_CUDA_BLOCK_TRACE's file.
+cudaError_t launch_traced(void (*traced)(TmaParams), TmaParams& prm, int64_t grid, int threads, int smem,
+                          cudaStream_t stream) {
+  AttentionArgs& a = prm.args;
+  cudaError_t err = cudaFuncSetAttribute(traced, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  const size_t bytes = static_cast<size_t>(a.blocks) * sizeof(BlockTraceRecord);
+  if (err == cudaSuccess) err = cudaMalloc(&a.trace, bytes);
+  if (err != cudaSuccess) return err;
+  err = cudaMemsetAsync(a.trace, 0, bytes, stream);
+  if (err == cudaSuccess) {
+    traced<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
+    err = cudaGetLastError();
+  }
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+  if (err == cudaSuccess) err = write_block_trace(a.trace, a.blocks, block_trace_path());
+  cudaFree(a.trace);
+  a.trace = nullptr;
+  return err;
 }
 
 template <int D>
@@ -397,22 +414,8 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   }
   a.blocks = static_cast<int32_t>(blocks_of(split));
   if constexpr (std::is_same_v<T, __nv_bfloat16> && D == 128) {
-    const char* trace_path = block_trace_path();
-    if (trace_path != nullptr && o.consumer_warpgroups == 3) {
-      auto traced = attention_hopper_ws_kernel<T, D, false, false, 3, true>;
-      if ((err = cudaFuncSetAttribute(traced, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) != cudaSuccess)
-        return err;
-      const size_t bytes = static_cast<size_t>(a.blocks) * sizeof(BlockTraceRecord);
-      if ((err = cudaMalloc(&a.trace, bytes)) != cudaSuccess) return err;
-      cudaMemsetAsync(a.trace, 0, bytes, stream);
-      traced<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
-      err = cudaGetLastError();
-      if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
-      if (err == cudaSuccess) err = write_block_trace(a.trace, a.blocks, trace_path);
-      cudaFree(a.trace);
-      a.trace = nullptr;
-      return err;
-    }
+    if (block_trace_path() != nullptr && o.consumer_warpgroups == 3)
+      return launch_traced(attention_hopper_ws_kernel<T, D, false, false, 3, true>, prm, grid, threads, smem, stream);
   }
   kernel<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
   return cudaGetLastError();
