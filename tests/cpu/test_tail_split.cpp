@@ -45,6 +45,19 @@ TEST(TailSplit, PlansStayWithinTheirLimits) {
       }
 }
 
+TEST(TailSplit, ForcedLastWaveSplit) {
+  TailSplit t = forced_last_wave_split(528, 32, 132, 2);  // 4 full waves: the fourth in pieces
+  EXPECT_EQ(t.split_from, 396);
+  EXPECT_EQ(t.splits, 2);
+  EXPECT_EQ(t.pieces(528), 264);
+  t = forced_last_wave_split(4104, 256, 132, 3);  // 31 waves and 12 items: those 12
+  EXPECT_EQ(t.split_from, 4092);
+  EXPECT_EQ(t.pieces(4104), 36);
+  EXPECT_EQ(forced_last_wave_split(50, 8, 132, 2).split_from, 0);  // less than a wave: all of it
+  EXPECT_EQ(forced_last_wave_split(50, 1, 132, 2).splits, 1);      // one K/V tile: nothing to split
+  EXPECT_EQ(forced_last_wave_split(0, 8, 132, 2).splits, 1);
+}
+
 TEST(TailSplit, ForcedSplitKeepsAKvTilePerPiece) {
   EXPECT_EQ(forced_tail_split(10, 3).splits, 3);
   EXPECT_EQ(forced_tail_split(2, 5).splits, 2);

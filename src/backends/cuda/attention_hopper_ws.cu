@@ -10,7 +10,8 @@
 // Q·Kᵀ is overlapped with this tile's P·V and softmax (S, P and Õ live at once: ~225 registers at D=128, ~157 at
 // D=64), without it each tile is Q·Kᵀ, softmax, P·V in turn (three warpgroups at D=128). With kPingPong two
 // consumer warpgroups take turns issuing their wgmma batches (named barriers 2 and 3), so that one's softmax runs
-// while the other's matrix products occupy the tensor cores.
+// while the other's matrix products occupy the tensor cores. Each consumer warpgroup meets only itself at block
+// boundaries and writes its finalized rows through a shared staging tile of its own (staged_store.cuh).
 //
 // setmaxnreg only takes effect when the kernel has a register cap at entry (__launch_bounds__(threads, 1): 168
 // with 384 threads, 128 with 512) and each role is one branch of a single if/else with no code after it (ptxas
@@ -30,6 +31,7 @@
 #include "persistent_launch.h"
 #include "split_merge.cuh"
 #include "split_workspace.cuh"
+#include "staged_store.cuh"
 #include "tail_split.h"
 #include "tma_maps.cuh"
 #include "tma_primitives.cuh"
@@ -76,6 +78,23 @@ constexpr int ws_stages() {
   return D == 128 ? (kWG == 2 ? 3 : 2) : 5;
 }
 
+// The finalized output goes through a shared staging tile (staged_store.cuh) where it fits beside the Q tile
+// and the K/V ring: everywhere but two warpgroups at D=128 (224 of 227 KB taken).
+constexpr int kMaxDynamicSmem = 227 * 1024;
+template <int D, int kWG>
+constexpr int ws_stage_offset() {  // from the ring's end, 128-byte aligned
+  return (KvRing<D, ws_stages<D, kWG>(), 64 * kWG>::kSmemBytes + 127) / 128 * 128;
+}
+template <int D, int kWG>
+constexpr bool ws_stage_output() {
+  return ws_stage_offset<D, kWG>() + kWG * kStageBytesPerWarpgroup<D> <= kMaxDynamicSmem;
+}
+template <int D, int kWG>
+constexpr int ws_smem() {
+  return ws_stage_output<D, kWG>() ? ws_stage_offset<D, kWG>() + kWG * kStageBytesPerWarpgroup<D>
+                                   : KvRing<D, ws_stages<D, kWG>(), 64 * kWG>::kSmemBytes;
+}
+
 // This warpgroup's query rows. The kernel counts Q rows in slices of 64, one per consumer warpgroup
 // (args.tile_start holds each chunk's first slice: launch_attention_hopper_ws recounts it), and a tile is kWG
 // consecutive slices, which may come from different chunks: a chunk pads only its last slice, where 192-row
@@ -111,6 +130,7 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
   constexpr int kStages = ws_stages<D, kWG>();
   constexpr int kRowsM = 64 * kWG;
   constexpr int kConsumers = 128 * kWG;
+  constexpr bool kStageOutput = ws_stage_output<D, kWG>();
   extern __shared__ __align__(1024) unsigned char smem[];
   const KvRing<D, kStages, kRowsM> ring(smem);
   const BlockMailbox mailbox(ring.s_mailbox);
@@ -197,9 +217,13 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         rows.start(args, args.q[qt.chunk], qt, w.b, w.h, ring.s_q, tid, w.pieces > 1 ? 0 : args.resume);  // pieces start empty
         rows.cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
       }
+      // Each warpgroup loads and reads only its own Q slice, so it meets only itself at block boundaries (named
+      // barrier 4 + wg): the warpgroups do not fall into step there, and one's output phase runs under the
+      // others' matrix products (SM cycles per launch at S=4096: -0.8 % at D=128, -4 % at D=64 against meeting
+      // all consumers; H200, 2026-11-27, bench/kernel/NOTES.md).
       cp_async_wait<0>();
       fence_proxy_async();
-      named_barrier_sync(1, kConsumers);  // Q landed for every consumer warpgroup
+      named_barrier_sync(4 + wg, 128);  // Q landed
       stamp(&BlockTraceRecord::q_landed);
       if constexpr (kTrace) {
         if (trace != nullptr) {
@@ -228,9 +252,9 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
       }
       stamp(&BlockTraceRecord::tiles_done);
       base += num_tiles;
-      // Every consumer warpgroup is done with the Q tile (its last Q·Kᵀ was waited for): the next one may load
-      // while this block's output is stored.
-      named_barrier_sync(1, kConsumers);
+      // The Q slice was read for the last time (the last Q·Kᵀ was waited for): the next one may load while this
+      // block's output is stored.
+      named_barrier_sync(4 + wg, 128);
       stamp(&BlockTraceRecord::met);
       const int next = mailbox.wait(n + 1);
       if (next < args.blocks) {
@@ -243,8 +267,15 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
       mailbox.release(n);
       const QTile qt = slice_q_tile<kWG>(args, we.tile, wg);
       const QChunkArgs& qc = args.q[qt.chunk];
-      if (we.pieces == 1 || merge_pieces<D, kRowsM>(args, qc, we, rows.st, ring.s_word, tid, kConsumers))
-        store_rows<T, D>(args, qc, qt, we.b, we.h, rows.st, tid);
+      if (we.pieces == 1 || merge_pieces<D, kRowsM>(args, qc, we, rows.st, ring.s_word, tid, kConsumers)) {
+        if (kStageOutput && args.staged_output) {
+          // The staging tiles follow the ring (ws_smem: its 1024 bytes of alignment slack are before s_q).
+          const uint32_t s_stage = ring.s_q + (ws_stage_offset<D, kWG>() - 1024) + wg * kStageBytesPerWarpgroup<D>;
+          store_rows_staged<T, D>(qc, qt, we.b, we.h, rows.st, s_stage, tid, wg, 4 + wg);
+        } else {
+          store_rows<T, D>(args, qc, qt, we.b, we.h, rows.st, tid);
+        }
+      }
       stamp(&BlockTraceRecord::stored);
       if constexpr (kTrace) {
         if (trace != nullptr) trace->end_ns = trace_global_ns();
@@ -310,16 +341,20 @@ cudaError_t launch_traced(void (*traced)(TmaParams), TmaParams& prm, int64_t gri
 
 template <int D>
 int ws_smem_bytes(int consumer_warpgroups) {
-  return consumer_warpgroups == 3 ? KvRing<D, ws_stages<D, 3>(), 192>::kSmemBytes
-                                  : KvRing<D, ws_stages<D, 2>(), 128>::kSmemBytes;
+  return consumer_warpgroups == 3 ? ws_smem<D, 3>() : ws_smem<D, 2>();
 }
 
 // SF_CUDA_SPLIT_TAIL: unset or "auto" = plan_tail_split, "0" or "off" = never split, n >= 2 = every item in n
-// pieces (tests). Read at every launch, like SF_CUDA_ATTENTION_PATH.
+// pieces (tests), "tail:n" = the last wave's items in n pieces (comparisons). Read at every launch, like
+// SF_CUDA_ATTENTION_PATH.
 TailSplit choose_split(int64_t items, int64_t kv_tiles, int64_t slots, bool& forced) {
   const char* env = std::getenv("SF_CUDA_SPLIT_TAIL");
   forced = false;
   if (env == nullptr || std::strcmp(env, "auto") == 0) return plan_tail_split(items, kv_tiles, slots, 4 * slots);
+  if (std::strncmp(env, "tail:", 5) == 0) {
+    const long n = std::strtol(env + 5, nullptr, 10);
+    return forced_last_wave_split(items, kv_tiles, slots, static_cast<int>(std::clamp(n, 1L, 16L)));
+  }
   const long n = std::strtol(env, nullptr, 10);
   if (n < 2) return TailSplit{};
   forced = true;
@@ -338,6 +373,23 @@ int64_t choose_grid(int64_t blocks, int64_t slots, int64_t kv_tiles, bool queued
     else limit = std::strcmp(env, "off") == 0 ? 0 : std::max<int64_t>(std::strtol(env, nullptr, 10), 0);
   }
   return launch_grid(blocks, slots, kv_tiles, limit, queued);
+}
+// SF_CUDA_STAGE_OUTPUT: "0" or "off" writes the finalized output from registers even where it could go through
+// shared memory (tests and comparisons); unset or anything else leaves the choice to the launch. Read at every
+// launch.
+bool env_flag(const char* name, bool fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return fallback;
+  return std::strcmp(env, "0") != 0 && std::strcmp(env, "off") != 0;
+}
+// Whether every Q chunk's output rows may be written 16 bytes at a time (staged_store.cuh).
+bool output_aligned16(const AttentionArgs& a) {
+  for (int i = 0; i < a.num_q; ++i) {
+    const QChunkArgs& q = a.q[i];
+    if (reinterpret_cast<uintptr_t>(q.out) % 16 != 0 || q.out_sb % 8 != 0 || q.out_ss % 8 != 0 || q.out_sh % 8 != 0)
+      return false;
+  }
+  return true;
 }
 bool use_queue() {
   const char* env = std::getenv("SF_CUDA_QUEUE");
@@ -393,6 +445,7 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   int64_t grid = choose_grid(blocks_of(split), slots, kv_tiles, queue);
   queue = queue && grid < blocks_of(split);
   a.split_from = 0x7fffffff, a.splits = 1, a.queue = nullptr;
+  a.staged_output = a.finalize && output_aligned16(a) && env_flag("SF_CUDA_STAGE_OUTPUT", true) ? 1 : 0;
   if (split.splits > 1 || queue) {
     const int64_t pieces = split.pieces(items);
     SplitWorkspace ws;

@@ -79,6 +79,9 @@ struct AttentionArgs {
   // Persistent launches only: the work queue's counter (block_queue.cuh; zero between launches), or null for
   // the static order.
   unsigned* queue = nullptr;
+  // Warp-specialized kernel only: 1 when the finalized output goes through shared memory, 16 bytes per store
+  // (staged_store.cuh; needs every Q chunk's output 16-byte aligned).
+  int32_t staged_output = 0;
   QChunkArgs q[kMaxQChunks] = {};
   KVChunkArgs kv[kMaxKVChunks] = {};
   // The traced warp-specialized kernel only (block_trace.cuh): one BlockTraceRecord per block of work. Last, so

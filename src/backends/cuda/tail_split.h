@@ -53,6 +53,17 @@ inline TailSplit plan_tail_split(int64_t items, int64_t kv_tiles, int64_t slots,
   return best;
 }
 
+// The last wave's items (items mod slots, or a whole wave when the items fill their waves) in `splits` pieces
+// (SF_CUDA_SPLIT_TAIL=tail:n, for comparisons), no more pieces than K/V tiles.
+inline TailSplit forced_last_wave_split(int64_t items, int64_t kv_tiles, int64_t slots, int splits) {
+  TailSplit t;
+  const int64_t r = items % slots;
+  t.split_from = items - (r == 0 ? std::min(items, slots) : r);
+  t.splits = static_cast<int>(std::min<int64_t>(splits, kv_tiles));
+  if (t.splits < 2 || items <= 0) t = TailSplit{};
+  return t;
+}
+
 // Every item in `splits` pieces (SF_CUDA_SPLIT_TAIL=n, for tests), no more pieces than K/V tiles.
 inline TailSplit forced_tail_split(int64_t kv_tiles, int splits) {
   TailSplit t;

@@ -33,6 +33,7 @@ struct Case {
   float q_std = 1.5f;
   double scale_sign = 1.0;  // -1: a negative softmax scale (the kernels' non-folded softmax branch)
   void* stream = nullptr;   // the stream the calls run on
+  int64_t out_lead = 0;     // the output starts this many elements into its buffer (4: only 8-byte aligned)
 };
 
 struct DeviceRows {
@@ -41,19 +42,20 @@ struct DeviceRows {
   Strides st;
 };
 
-DeviceRows upload_rows(const Case& c, const HostRows& r) {
+// lead: elements of padding before the rows (a pointer less aligned than the allocation).
+DeviceRows upload_rows(const Case& c, const HostRows& r, int64_t lead = 0) {
   DeviceRows d;
   d.st = layout_strides(c.layout, c.batch, r.len, c.heads, c.dim);
-  std::vector<uint16_t> host(static_cast<size_t>(d.st.total), poison_bits(c.dtype));
+  std::vector<uint16_t> host(static_cast<size_t>(lead + d.st.total), poison_bits(c.dtype));
   for (int64_t b = 0; b < c.batch; ++b)
     for (int64_t s = 0; s < r.len; ++s)
       for (int64_t h = 0; h < c.heads; ++h)
         for (int64_t e = 0; e < c.dim; ++e)
-          host[b * d.st.b + s * d.st.s + h * d.st.h + e] =
+          host[lead + b * d.st.b + s * d.st.s + h * d.st.h + e] =
               to_bits(r.v[((b * r.len + s) * c.heads + h) * c.dim + e], c.dtype);
   d.buf = DeviceBuffer(host.size() * 2);
   d.buf.upload(host);
-  d.view = RowChunk{d.buf.get(), r.len, d.st.b, d.st.s, d.st.h};
+  d.view = RowChunk{static_cast<uint16_t*>(d.buf.get()) + lead, r.len, d.st.b, d.st.s, d.st.h};
   return d;
 }
 
@@ -106,7 +108,7 @@ void run_case(const Case& c) {
     HostRows poison;  // the out tensor starts as all-NaN, padding included
     poison.len = r.len;
     poison.v.assign(r.v.size(), std::numeric_limits<float>::quiet_NaN());
-    dout.push_back(upload_rows(c, poison));
+    dout.push_back(upload_rows(c, poison, c.out_lead));
     const size_t rows = static_cast<size_t>(c.batch * r.len * c.heads);
     RefAccumulator a = empty_accumulator(opt, r.len);
     std::vector<float> o(rows * c.dim, std::nanf("")), m(rows, std::nanf("")), l(rows, std::nanf(""));
@@ -188,7 +190,7 @@ void run_case(const Case& c) {
         for (int64_t r = 0; r < len; ++r)
           for (int64_t h = 0; h < c.heads; ++h)
             for (int64_t d = 0; d < c.dim; ++d) {
-              const size_t off = b * s.b + r * s.s + h * s.h + d;
+              const size_t off = c.out_lead + b * s.b + r * s.s + h * s.h + d;
               touched[off] = 1;
               const size_t k = ((b * len + r) * c.heads + h) * c.dim + d;
               err.add(from_bits(out[off], c.dtype), ref[k], sp[k]);
@@ -343,8 +345,9 @@ class ScopedEnv {
 
 // The warp-specialized kernel's split pieces (src/backends/cuda/tail_split.h, split_merge.cuh) with every item
 // forced into n pieces along K/V (SF_CUDA_SPLIT_TAIL=n; at most one piece per K/V tile, so 7 gives single-tile
-// pieces that start and end on chunk boundaries): uneven chunks, resumed accumulators, no finalize, launches
-// chained through the accumulator. The other kernel paths ignore the setting and repeat the cases.
+// pieces that start and end on chunk boundaries) or only the last wave's items (tail:n): uneven chunks, resumed
+// accumulators, no finalize, launches chained through the accumulator. The other kernel paths ignore the setting
+// and repeat the cases.
 void split_cases() {
   Case c = make("uneven padded", DType::kBF16, 128, {1, 127, 128, 129, 300}, {5, 64, 0, 190, 1, 77, 400});
   c.layout = Layout::kPadded;
@@ -369,7 +372,7 @@ void split_cases() {
   run_case(c);
 }
 TEST(CudaAttention, TailSplitPieces) {
-  for (const char* n : {"2", "3", "7"}) {
+  for (const char* n : {"2", "3", "7", "tail:2", "tail:3"}) {
     SCOPED_TRACE(std::string("SF_CUDA_SPLIT_TAIL=") + n);
     ScopedEnv env("SF_CUDA_SPLIT_TAIL", n);
     split_cases();
@@ -460,6 +463,31 @@ TEST(CudaAttention, QSlicesAcrossChunks) {
   SCOPED_TRACE("SF_CUDA_SPLIT_TAIL=3");
   ScopedEnv env("SF_CUDA_SPLIT_TAIL", "3");
   slice_cases();
+}
+
+// The warp-specialized kernel writes finalized rows 16 bytes at a time through shared memory when every Q
+// chunk's output allows it (staged_store.cuh), from registers otherwise: outputs 16-byte aligned (lead 0 and 8
+// elements) and only 8-byte aligned (lead 4), and the staging turned off; rows that end mid-slice (the stores
+// of rows past the chunk are dropped, the poisoned padding shows any that are not), several heads and batches,
+// and items in pieces (the last piece stores the merged rows).
+TEST(CudaAttention, OutputStagedOrNot) {
+  for (const char* stage : {"1", "0"}) {
+    SCOPED_TRACE(std::string("SF_CUDA_STAGE_OUTPUT=") + stage);
+    ScopedEnv env("SF_CUDA_STAGE_OUTPUT", stage);
+    for (int64_t lead : {0, 4, 8}) {
+      SCOPED_TRACE("out_lead " + std::to_string(lead));
+      Case c = make("bf16 d128 padded", DType::kBF16, 128, {250, 70}, {300});
+      c.layout = Layout::kPadded, c.batch = 2, c.heads = 3, c.out_lead = lead;
+      run_case(c);
+      c = make("fp16 d64", DType::kF16, 64, {1, 200, 64}, {129, 7});
+      c.heads = 4, c.out_lead = lead;
+      run_case(c);
+      c = make("bf16 d64 head-major, 3 pieces", DType::kBF16, 64, {333}, {500});
+      c.layout = Layout::kHeadMajor, c.out_lead = lead;
+      ScopedEnv split("SF_CUDA_SPLIT_TAIL", "3");
+      run_case(c);
+    }
+  }
 }
 
 TEST(CudaAttention, RejectsBadArguments) {
