@@ -3,12 +3,7 @@
 # summarized by block_trace.py: where a block of work's time goes, and why short S loses to cuDNN.
 #   bench/kernel/block_trace.sh OUTDIR [BUILD]    (BUILD: where sf_kernel_bench is; default /tmp/sf-kernel-build)
 #   SF_TRACE_SEQS=4096,16384,65536 (default)
-set -uo pipefail
-OUTDIR=$1
-BUILD=${2:-/tmp/sf-kernel-build}
-PY=python3
-[ -x /opt/torch/.venv/bin/python3 ] && PY=/opt/torch/.venv/bin/python3
-mkdir -p "$OUTDIR"
+. "$(dirname "$0")/common.sh"
 files=()
 for s in $(echo "${SF_TRACE_SEQS:-4096,16384,65536}" | tr , ' '); do
   SF_CUDA_ATTENTION_PATH=hopper_ws3 SF_CUDA_BLOCK_TRACE="$OUTDIR/trace_$s.csv" timeout 120 \

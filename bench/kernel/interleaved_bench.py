@@ -41,17 +41,21 @@ def load_lib(path):
 
 
 # The library's launch knobs (attention_hopper_ws.cu) and what each variant option of ours() changes.
-DEFAULT_ENV = {"SF_CUDA_SPLIT_TAIL": "auto", "SF_CUDA_PERSISTENT": "auto", "SF_CUDA_QUEUE": "1"}
+DEFAULT_ENV = {"SF_CUDA_SPLIT_TAIL": "auto", "SF_CUDA_PERSISTENT": "auto", "SF_CUDA_QUEUE": "1", "SF_CUDA_STAGE_OUTPUT": "1"}
 VARIANTS = {"": {}, "nosplit": {"SF_CUDA_SPLIT_TAIL": "0"}, "nopersist": {"SF_CUDA_PERSISTENT": "0"},
-            "persistall": {"SF_CUDA_PERSISTENT": "all"}, "static": {"SF_CUDA_PERSISTENT": "all", "SF_CUDA_QUEUE": "0"}}
+            "persistall": {"SF_CUDA_PERSISTENT": "all"}, "static": {"SF_CUDA_PERSISTENT": "all", "SF_CUDA_QUEUE": "0"},
+            "nostage": {"SF_CUDA_STAGE_OUTPUT": "0"}, "tail2": {"SF_CUDA_SPLIT_TAIL": "tail:2"},
+            "tail3": {"SF_CUDA_SPLIT_TAIL": "tail:3"}}
 
 
 def ours(fn, q, k, v, o, path, nq=1, nkv=1):
     """A callable running our kernel on [B, S, H, D] tensors with the given kernel path. "path:nosplit" runs
     the path with the tail split off (SF_CUDA_SPLIT_TAIL=0), "path:nopersist" with one thread block per block of
     work instead of the persistent launch (SF_CUDA_PERSISTENT=0), "path:persistall" persistent at every length
-    with the work queue (SF_CUDA_PERSISTENT=all), "path:static" the same in the static order (SF_CUDA_QUEUE=0);
-    a plain path leaves all of it to the library."""
+    with the work queue (SF_CUDA_PERSISTENT=all), "path:static" the same in the static order (SF_CUDA_QUEUE=0),
+    "path:nostage" with the finalized output written from registers (SF_CUDA_STAGE_OUTPUT=0), "path:tail2" /
+    "path:tail3" with the last wave's items in 2 / 3 pieces (SF_CUDA_SPLIT_TAIL=tail:n); a plain path leaves all of
+    it to the library."""
     b, s, h, d = q.shape
     err = ctypes.create_string_buffer(512)
     stream = torch.cuda.current_stream().cuda_stream
@@ -147,9 +151,15 @@ def main():
     ap.add_argument("--chunks", default="1x2,1x4,1x8,2x1,2x8", help="QxKV chunk counts of pass 2 ('' = none)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget-ms", type=float, default=60)
+    ap.add_argument("--prev-lib", help="a second build of the library (e.g. the last commit's), whose paths are "
+                    "named prev/PATH in --paths: a before/after comparison in the same rounds")
     a = ap.parse_args()
     fn = load_lib(a.lib)
+    prev_fn = load_lib(a.prev_lib) if a.prev_lib else None
     paths = a.paths.split(",")
+    if any(p.startswith("prev/") for p in paths) and prev_fn is None:
+        raise SystemExit("paths prev/... need --prev-lib")
+    lib_of = lambda path: (prev_fn, path[len("prev/"):]) if path.startswith("prev/") else (fn, path)
     chunks = [tuple(int(x) for x in c.split("x")) for c in a.chunks.split(",") if c]
     warm_up()
     seqs = [int(x) for x in a.seqs.split(",")]
@@ -174,7 +184,8 @@ def main():
                  "sdpa_cudnn": sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v)}
         diffs = {}
         for path in paths:
-            run = ours(fn, q, k, v, o, path)
+            lib, kernel_path = lib_of(path)
+            run = ours(lib, q, k, v, o, kernel_path)
             o.fill_(float("nan"))
             run()
             diffs[path] = (o.float() - ref.float()).abs().max().item()  # sanity only; tests check exactness
@@ -190,15 +201,17 @@ def main():
         del q, k, v, o, ref, impls
         torch.cuda.empty_cache()
 
-    best = max(paths, key=lambda p: statistics.mean(per_path[p]))
+    # The best of this build's paths (a prev/ path is there to compare against, never "streamfusion").
+    best = max((p for p in paths if not p.startswith("prev/")), key=lambda p: statistics.mean(per_path[p]))
     print(f"# fastest path at H={a.heads} D={a.dim}: {best}", file=sys.stderr)
     for s in seqs:
         shape = (a.batch, s, a.heads, a.dim)
         q, k, v = (torch.randn(shape, device="cuda", dtype=torch.bfloat16) for _ in range(3))
         o = torch.empty_like(q)
-        impls = {(1, 1): ours(fn, q, k, v, o, best)}
+        best_fn, best_path = lib_of(best)
+        impls = {(1, 1): ours(best_fn, q, k, v, o, best_path)}
         for nq, nkv in chunks:
-            impls[(nq, nkv)] = ours(fn, q, k, v, o, best, nq, nkv)
+            impls[(nq, nkv)] = ours(best_fn, q, k, v, o, best_path, nq, nkv)
         res = interleave(impls, a.rounds, a.budget_ms) if chunks else {}
         if not chunks:  # no pass 2: the best path's pass-1 figure is "streamfusion"
             res = {(1, 1): results[s][best]}

@@ -6,13 +6,7 @@
 # (extra work, e.g. padded rows, shows there) and the stall reasons.
 #   bench/kernel/profile_short.sh OUTDIR [BUILD]    (BUILD: where sf_kernel_bench is)
 # Clocks are left alone (--clock-control none): the machines' clocks must not be touched.
-set -uo pipefail
-OUTDIR=$1
-BUILD=${2:-/tmp/sf-kernel-build}
-NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
-PY=python3
-[ -x /opt/torch/.venv/bin/python3 ] && PY=/opt/torch/.venv/bin/python3
-mkdir -p "$OUTDIR"
+. "$(dirname "$0")/common.sh"
 METRICS="gpu__time_duration.sum,smsp__cycles_elapsed.avg.per_second,sm__cycles_elapsed.avg,\
 sm__cycles_active.avg.pct_of_peak_sustained_elapsed,\
 sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_elapsed,\

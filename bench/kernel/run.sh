@@ -9,6 +9,8 @@
 #              SF_ROUNDS=n         interleaved timing rounds (default 5)
 #              SF_EXTRA_TEST_PATHS="c d"  paths only tested, after the timing, while SF_DEADLINE allows
 #              SF_HOST_OVERHEAD=0  skip host_overhead.py (host vs GPU share of short calls)
+#              SF_PREV_LIB=file    a second build's libsf_bench_capi.so (e.g. the last commit's): variants
+#                                  prev/PATH in SF_VARIANTS_128 / _64 time it in the same rounds
 #              SF_DEADLINE=s       seconds after which optional steps (extra tests, host overhead, memcheck)
 #                                  are skipped (default 270: the whole script fits a 300-second call)
 set -uo pipefail
@@ -73,6 +75,7 @@ want() {  # the given variants whose path passed, comma separated ("path:nosplit
           # work queue; "path:static" = persistent at every S, static order: interleaved_bench.py)
   local out=""
   for v in "$@"; do
+    if [ "${v#prev/}" != "$v" ]; then [ -n "${SF_PREV_LIB:-}" ] && out="$out,$v"; continue; fi
     for p in $PASSED; do [ "$p" = "${v%%:*}" ] && out="$out,$v"; done
   done
   echo "${out#,}"
@@ -83,7 +86,8 @@ for hd in "24 128 $V128" "48 64 $V64"; do
   set -- $hd
   [ -z "${3:-}" ] && { echo "no passing variant to time at D=$2"; status=1; continue; }
   timeout 200 "$PY" "$ROOT/bench/kernel/interleaved_bench.py" --lib "$BUILD/libsf_bench_capi.so" --heads "$1" \
-    --dim "$2" --seqs "$SEQS" --paths "$3" --rounds "${SF_ROUNDS:-5}" > "$RES/interleaved_$2.jsonl" \
+    --dim "$2" --seqs "$SEQS" --paths "$3" --rounds "${SF_ROUNDS:-5}" ${SF_PREV_LIB:+--prev-lib "$SF_PREV_LIB"} \
+    > "$RES/interleaved_$2.jsonl" \
     2>> "$RES/bench.err" || status=1
   grep '"impl": "sdpa' "$RES/interleaved_$2.jsonl" >> "$RES/sdpa.jsonl"
   grep -v '"impl": "sdpa' "$RES/interleaved_$2.jsonl" >> "$RES/ours.jsonl"
@@ -109,7 +113,7 @@ for mpath in ${SF_MEMCHECK:-hopper_ws hopper_ws2}; do
     echo "== compute-sanitizer memcheck, $mpath kernel (small cases, ${left} s at most)"
     SF_CUDA_ATTENTION_PATH=$mpath timeout $left compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$BUILD/tests_gpu_kernel/sf_gpu_kernel_tests" \
-      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaAttention.TailSplitPieces:CudaAttention.PersistentFewThreadBlocks:CudaAttention.QSlicesAcrossChunks:CudaMerge.*' \
+      --gtest_filter='CudaAttention.UnevenChunksPadded:CudaAttention.ZeroLengthChunks:CudaAttention.SplitResumeEqualsOneCall:CudaAttention.TailSplitPieces:CudaAttention.PersistentFewThreadBlocks:CudaAttention.QSlicesAcrossChunks:CudaAttention.OutputStagedOrNot:CudaMerge.*' \
       > "$RES/memcheck_$mpath.log" 2>&1
     echo "memcheck $mpath rc $? ($(grep -c 'Invalid' "$RES/memcheck_$mpath.log") invalid accesses)"
     grep -m5 -A3 "Invalid" "$RES/memcheck_$mpath.log"
