@@ -6,7 +6,9 @@
 #   bench/kernel/ab_cycles.sh OUTDIR [BUILD]    (BUILD: where sf_kernel_bench is; default /tmp/sf-kernel-build)
 #   SF_AB_VARIANTS="name:ENV=v,ENV=v name2:..."   (default: the current knobs, see below); BUILD=dir among
 #                                                   a variant's settings runs that build's sf_kernel_bench
-#                                                   (e.g. the last commit's, for a before/after)
+#                                                   (e.g. the last commit's, for a before/after);
+#                                                   SF_BENCH_FINALIZE=0 times calls that write the fp32
+#                                                   accumulator instead of O (bench_capi.cu)
 #   SF_AB_CASES="128:4096 128:8192 64:4096"       (D:S; H=24 at D=128, 48 at D=64, B=1, bf16)
 #   SF_AB_REPEATS=3                                 processes per variant and case, in rotation
 # Prints one line per variant and case: median over the profiled launches of elapsed cycles (max over SMs),

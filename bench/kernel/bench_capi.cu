@@ -2,10 +2,13 @@
 // our kernel and PyTorch SDPA in one process, alternating between them (same clocks, same temperature), on the
 // same torch tensors. Tensors are dense [B, S, H, D]; Q is split into q_chunks and K/V into kv_chunks chunks of
 // consecutive rows (chunk c covers rows [c·S/n, (c+1)·S/n)), each passed with its own pointer. Self-attention,
-// fresh accumulator, finalized into O. The kernel path is chosen as always (SF_CUDA_ATTENTION_PATH,
-// SF_CUDA_EXP_EMULATION), read at every call.
+// fresh accumulator, finalized into O, or with SF_BENCH_FINALIZE=0 written to an fp32 accumulator (Õ, m, l) that
+// the library keeps for the process, as a step of a ring does. The kernel path is chosen as always
+// (SF_CUDA_ATTENTION_PATH, SF_CUDA_EXP_EMULATION), read at every call.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "bench_capi.h"
@@ -39,6 +42,29 @@ extern "C" int sf_bench_attention(void* q, void* k, void* v, void* o, long long 
   p.scale = 1.f / std::sqrt(static_cast<float>(dim));
   p.q = qc.data(), p.num_q = q_chunks, p.kv = kc.data(), p.num_kv = kv_chunks;
   p.mode = sf::AccumulatorMode::kInit, p.finalize = true;
+  const char* fin = std::getenv("SF_BENCH_FINALIZE");
+  if (fin != nullptr && std::strcmp(fin, "0") == 0) {
+    // One accumulator for the process, grown as needed (rows of D floats, then m and l per row).
+    static float* acc = nullptr;
+    static size_t acc_floats = 0;
+    const size_t rows = static_cast<size_t>(batch * seq * heads), need = rows * (dim + 2);
+    if (need > acc_floats) {
+      cudaFree(acc);
+      if (cudaMalloc(&acc, need * sizeof(float)) != cudaSuccess) {
+        acc = nullptr, acc_floats = 0;
+        std::snprintf(err, err_len, "no memory for the accumulator (%zu floats)", need);
+        return 3;
+      }
+      acc_floats = need;
+    }
+    p.finalize = false;
+    for (int c = 0; c < q_chunks; ++c) {  // chunk c's rows of the [B, S, H] accumulator layout, chunk by chunk
+      const size_t r0 = static_cast<size_t>(batch * heads * (c * seq / q_chunks));
+      qc[c].acc_o = acc + r0 * dim;
+      qc[c].acc_m = acc + rows * dim + r0;
+      qc[c].acc_l = acc + rows * (dim + 1) + r0;
+    }
+  }
   const sf::Status st = sf::cuda::attention(p, stream);
   if (!st.is_ok()) {
     std::snprintf(err, err_len, "%s", st.message().c_str());

@@ -487,6 +487,18 @@ TEST(CudaAttention, OutputStagedOrNot) {
       ScopedEnv split("SF_CUDA_SPLIT_TAIL", "3");
       run_case(c);
     }
+    // The fp32 accumulator (no finalize) always goes from registers, whatever the setting: its rows are not
+    // staged (staging them in two passes gained 1 % at D=128 S=4096, bench/kernel/NOTES.md).
+    Case c = make("bf16 d128 accumulator", DType::kBF16, 128, {250, 1, 64}, {300, 9});
+    c.finalize = false, c.batch = 2, c.heads = 3;
+    run_case(c);
+    c = make("fp16 d128 resumed accumulator, 3 pieces", DType::kF16, 128, {190}, {200});
+    c.finalize = false, c.random_init = true, c.heads = 2;
+    ScopedEnv split("SF_CUDA_SPLIT_TAIL", "3");
+    run_case(c);
+    c = make("bf16 d64 accumulator", DType::kBF16, 64, {100, 29}, {333});
+    c.finalize = false, c.heads = 4;
+    run_case(c);
   }
 }
 
