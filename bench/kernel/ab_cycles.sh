@@ -23,12 +23,13 @@ for rep in $(seq 1 "$REPEATS"); do
     d=${case%%:*} s=${case##*:}
     h=$((d == 128 ? 24 : 48))
     for v in $VARIANTS; do
-      name=${v%%:*} envs=${v#*:} bin=$BUILD
-      for e in ${envs//,/ }; do [ "${e%%=*}" = BUILD ] && bin=${e#BUILD=}; done
-      envs=$(echo "${envs//,/ }" | tr ' ' '\n' | grep -v '^BUILD=' | tr '\n' ' ')
+      name=${v%%:*} bin=$BUILD envs=()
+      for e in $(echo "${v#*:}" | tr , ' '); do
+        if [ "${e%%=*}" = BUILD ]; then bin=${e#BUILD=}; else envs+=("$e"); fi
+      done
       f="$OUTDIR/ncu_${name}_d${d}_s${s}_r${rep}.txt"
       # The launches after the first (the warm-up) of sf_kernel_bench's run of this shape.
-      env $envs timeout 120 "$NCU" --clock-control none -k regex:attention_hopper_ws_kernel --launch-skip 1 \
+      env "${envs[@]}" timeout 120 "$NCU" --clock-control none -k regex:attention_hopper_ws_kernel --launch-skip 1 \
         -c 4 --metrics "$METRICS" "$bin/sf_kernel_bench" --heads "$h" --dim "$d" --seqs "$s" --budget-ms 1 \
         > "$f" 2>&1 || echo "ncu failed: $name D=$d S=$s (see $f)"
     done

@@ -374,9 +374,8 @@ int64_t choose_grid(int64_t blocks, int64_t slots, int64_t kv_tiles, bool queued
   }
   return launch_grid(blocks, slots, kv_tiles, limit, queued);
 }
-// SF_CUDA_STAGE_OUTPUT: "0" or "off" writes the finalized output from registers even where it could go through
-// shared memory (tests and comparisons); unset or anything else leaves the choice to the launch. Read at every
-// launch.
+// An on/off setting (SF_CUDA_QUEUE, SF_CUDA_STAGE_OUTPUT): unset or empty = `fallback`, "0" or "off" = off,
+// anything else on. Read at every launch.
 bool env_flag(const char* name, bool fallback) {
   const char* env = std::getenv(name);
   if (env == nullptr || *env == '\0') return fallback;
@@ -390,10 +389,6 @@ bool output_aligned16(const AttentionArgs& a) {
       return false;
   }
   return true;
-}
-bool use_queue() {
-  const char* env = std::getenv("SF_CUDA_QUEUE");
-  return env == nullptr || (std::strcmp(env, "0") != 0 && std::strcmp(env, "off") != 0);
 }
 
 // Recounts the Q chunks of `a` in 64-row slices (slice_q_tile); the number of slices, or -1 past 2^31.
@@ -441,10 +436,11 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   const int64_t slots = static_cast<int64_t>(sms) * std::max(per_sm, 1);
   TailSplit split = choose_split(items, kv_tiles, slots, forced);
   const auto blocks_of = [items](const TailSplit& t) { return t.splits > 1 ? t.split_from + t.pieces(items) : items; };
-  bool queue = use_queue();
+  bool queue = env_flag("SF_CUDA_QUEUE", true);
   int64_t grid = choose_grid(blocks_of(split), slots, kv_tiles, queue);
   queue = queue && grid < blocks_of(split);
   a.split_from = 0x7fffffff, a.splits = 1, a.queue = nullptr;
+  // SF_CUDA_STAGE_OUTPUT=0: the finalized output from registers even where it could be staged (tests, comparisons).
   a.staged_output = a.finalize && output_aligned16(a) && env_flag("SF_CUDA_STAGE_OUTPUT", true) ? 1 : 0;
   if (split.splits > 1 || queue) {
     const int64_t pieces = split.pieces(items);
