@@ -42,9 +42,9 @@ fi
 
 # Kernel paths (SF_CUDA_ATTENTION_PATH): hopper_ws (the library default: warp-specialized, TMA producer
 # warpgroup, three or two consumer warpgroups chosen per call), hopper_ws3 (three), hopper_ws2 (two), hopper_ws_pp
-# (+ consumer ping-pong), hopper_ws_seq_pp (ping-pong, no intra-warpgroup overlap), hopper_tma (TMA by thread 0),
-# hopper_tma_pp (warpgroup ping-pong), hopper (cp.async loads), ampere (mma.sync). Every path is tested; those
-# that pass are timed.
+# (+ consumer ping-pong), hopper_ws_seq_pp (ping-pong, no intra-warpgroup overlap), hopper_ws3_rot (three in
+# rotation), hopper_tma (TMA by thread 0), hopper_tma_pp (warpgroup ping-pong), hopper (cp.async loads), ampere
+# (mma.sync). Every path is tested; those that pass are timed.
 run_tests() {  # path, verbose
   local log="$RES/tests_$1.log"
   echo "== GPU kernel tests, $1 ($SECONDS s)"

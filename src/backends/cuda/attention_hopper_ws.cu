@@ -126,7 +126,8 @@ template <typename T, int D, bool kPingPong, bool kOverlap, int kWG, bool kTrace
 __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
   // Three warpgroups get 160 registers: room for S, P and Õ at once at D=64 only; at D=128 each tile runs in turn.
-  static_assert(kWG == 2 || (kWG == 3 && !kPingPong && kOverlap == (D == 64)), "unsupported three-warpgroup variant");
+  // With three, kPingPong means the rotation of TurnRotation.
+  static_assert(kWG == 2 || (kWG == 3 && kOverlap == (D == 64)), "unsupported three-warpgroup variant");
   constexpr int kStages = ws_stages<D, kWG>();
   constexpr int kRowsM = 64 * kWG;
   constexpr int kConsumers = 128 * kWG;
@@ -183,6 +184,8 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     const int wg = tid >> 7;
     using Rows = WgmmaRowLoop<T, D, kRowsM>;
     const int q_tiles = q_tiles_of(), all_tiles = kv_tiles_of();
+    constexpr bool kRotation = kPingPong && kWG == 3;
+    if constexpr (kRotation) TurnRotation{wg}.open();
     {
       const int bx = mailbox.wait(0);
       if (bx < args.blocks) {
@@ -232,9 +235,11 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         }
       }
 
-      using Turns = std::conditional_t<kPingPong, TurnTaking, NoTurns>;
+      using Turns = std::conditional_t<kRotation, TurnRotation, std::conditional_t<kPingPong, TurnTaking, NoTurns>>;
       Turns turns{};
-      if constexpr (kPingPong) {
+      if constexpr (kRotation) {
+        turns.wg = wg;
+      } else if constexpr (kPingPong) {
         turns = TurnTaking{wg, kOverlap ? num_tiles + 1 : 2 * num_tiles, 2};
         if (wg == 1 && num_tiles > 0) named_barrier_arrive(2, 2 * 128);  // warpgroup 0 goes first
       }
@@ -281,13 +286,15 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         if (trace != nullptr) trace->end_ns = trace_global_ns();
       }
     }
+    if constexpr (kRotation) TurnRotation{wg}.close();
   }
 }
 
 // The kernel for the options: three warpgroups overlap at D=64 and run tiles in turn at D=128.
 template <typename T, int D>
 auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
-  if (o.consumer_warpgroups == 3) return attention_hopper_ws_kernel<T, D, false, D == 64, 3>;
+  if (o.consumer_warpgroups == 3)
+    return o.ping_pong ? attention_hopper_ws_kernel<T, D, true, D == 64, 3> : attention_hopper_ws_kernel<T, D, false, D == 64, 3>;
   if (o.ping_pong)
     return o.overlap ? attention_hopper_ws_kernel<T, D, true, true, 2> : attention_hopper_ws_kernel<T, D, true, false, 2>;
   return o.overlap ? attention_hopper_ws_kernel<T, D, false, true, 2> : attention_hopper_ws_kernel<T, D, false, false, 2>;
@@ -407,7 +414,7 @@ int64_t count_slices(AttentionArgs& a) {
 
 template <typename T, int D>
 cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, const WsOptions& o, cudaStream_t stream) {
-  if (o.consumer_warpgroups != 2 && (o.consumer_warpgroups != 3 || o.ping_pong || o.overlap != (D == 64)))
+  if (o.consumer_warpgroups != 2 && (o.consumer_warpgroups != 3 || o.overlap != (D == 64)))
     return cudaErrorInvalidValue;
   thread_local TmaParams prm;  // ~14 KB, kept off the stack; the launch copies it into the kernel's parameters
   const cudaError_t built = fill_tma_params(args, batch, D, std::is_same_v<T, __half>, prm);

@@ -99,9 +99,9 @@ cudaError_t launch_attention_hopper_tma(const AttentionArgs& args, int total_til
                                         cudaStream_t stream);
 // Warp-specialized: a TMA producer warpgroup and consumer warpgroups (setmaxnreg).
 struct WsOptions {
-  bool ping_pong = false;  // as above (two consumer warpgroups only)
+  bool ping_pong = false;  // as above with two consumer warpgroups; with three, they issue in rotation
   bool overlap = true;     // the next tile's Q·Kᵀ is issued with this tile's P·V (else each tile runs in turn)
-  int consumer_warpgroups = 2;  // 2, or 3 at D=64 with overlap and no ping-pong: Q tiles of 192 rows
+  int consumer_warpgroups = 2;  // 2, or 3 (overlap at D=64 only): Q tiles of 192 rows
 };
 // It counts its own tiles: it packs 64-row slices of all Q chunks into tiles of 64 · consumer_warpgroups rows.
 template <typename T, int D>

@@ -105,7 +105,8 @@ KVChunkArgs kv_args(const KVChunk& c) {
 // three or two consumer warpgroups, chosen per call by resolve_default), hopper_ws3 (three consumer warpgroups,
 // 192-row Q tiles; at D=128 without the intra-warpgroup overlap, which 160 registers cannot hold), hopper_ws2
 // (two, 128-row tiles, next Q·Kᵀ overlapped with P·V and softmax), hopper_ws_pp (with consumer ping-pong),
-// hopper_ws_seq_pp (ping-pong without the intra-warpgroup overlap), hopper_tma (TMA by thread 0, no producer
+// hopper_ws_seq_pp (ping-pong without the intra-warpgroup overlap), hopper_ws3_rot (three consumer warpgroups
+// issuing in rotation, TurnRotation in wgmma_tiles.cuh), hopper_tma (TMA by thread 0, no producer
 // warpgroup), hopper_tma_pp (with warpgroup ping-pong), hopper (cp.async loads) or ampere (mma.sync); tests and
 // benchmarks run all of them. hopper_ws became the default after GPU call 4 of session 1 (H100, 2026-11-27:
 // 21/21 tests, 1.15–1.27× hopper_tma in the same run), with three warpgroups since session 2
@@ -116,6 +117,7 @@ enum class KernelPath {
   kHopperWs,
   kHopperWs2,
   kHopperWs3,
+  kHopperWs3Rotation,
   kHopperWsPingPong,
   kHopperWsSeqPingPong,
   kHopper,
@@ -131,13 +133,16 @@ KernelPath kernel_path() {
   if (std::strcmp(path, "hopper_tma_pp") == 0) return KernelPath::kHopperTmaPingPong;
   if (std::strcmp(path, "hopper_ws2") == 0) return KernelPath::kHopperWs2;
   if (std::strcmp(path, "hopper_ws3") == 0) return KernelPath::kHopperWs3;
+  if (std::strcmp(path, "hopper_ws3_rot") == 0) return KernelPath::kHopperWs3Rotation;
   if (std::strcmp(path, "hopper_ws_pp") == 0) return KernelPath::kHopperWsPingPong;
   if (std::strcmp(path, "hopper_ws_seq_pp") == 0) return KernelPath::kHopperWsSeqPingPong;
   return KernelPath::kHopperWs;
 }
 
 // Rows per Q tile of the kernel the path runs (the host counts tiles in these units).
-int q_tile_rows(KernelPath path) { return path == KernelPath::kHopperWs3 ? 192 : detail::kBlockM; }
+int q_tile_rows(KernelPath path) {
+  return path == KernelPath::kHopperWs3 || path == KernelPath::kHopperWs3Rotation ? 192 : detail::kBlockM;
+}
 
 // The default path picks, per call, between three consumer warpgroups (192-row Q tiles) and two (128 rows).
 // Three are faster per row: 1.10–1.21× at D=64, 1.04–1.10× at D=128 on an H100 (2026-11-27, 07:17 and 07:37 UTC,
@@ -178,10 +183,12 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     case KernelPath::kHopperWs:
     case KernelPath::kHopperWs2:
     case KernelPath::kHopperWs3:
+    case KernelPath::kHopperWs3Rotation:
     case KernelPath::kHopperWsPingPong:
     case KernelPath::kHopperWsSeqPingPong: {
       detail::WsOptions o;
-      o.ping_pong = path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong;
+      o.ping_pong = path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong ||
+                    path == KernelPath::kHopperWs3Rotation;
       o.consumer_warpgroups = q_tile_rows(path) / 64;
       o.overlap = path != KernelPath::kHopperWsSeqPingPong && !(o.consumer_warpgroups == 3 && D == 128);
       err = detail::launch_attention_hopper_ws<T, D>(args, batch, o, stream);

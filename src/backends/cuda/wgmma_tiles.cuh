@@ -76,6 +76,25 @@ struct TurnTaking {
   }
 };
 
+// Three warpgroups in rotation: warpgroup w waits on named barrier 7 + w before issuing a batch, then hands the
+// turn to the next one (2 after 1 after 0, then 0 again). Left alone, three warpgroups that wait for the same K/V
+// stage issue at once, run their softmax at once and leave the tensor cores idle meanwhile; the rotation keeps
+// them a batch apart. It runs on across a thread block's blocks of work: open() before the first hands
+// warpgroup 0 its first turn, close() after the last takes the hand-over no turn follows, so that every barrier
+// phase gets 128 + 128 arrivals.
+struct TurnRotation {
+  static constexpr int kBarrier = 7;  // 7, 8, 9: after ping-pong's 2, 3 and the warpgroups' own 4, 5, 6
+  int wg = 0;
+  __device__ __forceinline__ void begin() const { named_barrier_sync(kBarrier + wg, 2 * 128); }
+  __device__ __forceinline__ void end() { named_barrier_arrive(kBarrier + (wg == 2 ? 0 : wg + 1), 2 * 128); }
+  __device__ __forceinline__ void open() const {
+    if (wg == 2) named_barrier_arrive(kBarrier, 2 * 128);
+  }
+  __device__ __forceinline__ void close() const {
+    if (wg == 0) named_barrier_sync(kBarrier, 2 * 128);
+  }
+};
+
 // No turn taking between warpgroups.
 struct NoTurns {
   __device__ __forceinline__ void begin() const {}
