@@ -27,19 +27,7 @@ for s in 4096 65536; do
   timeout 120 "$NCU" --clock-control none -k regex:attention_hopper_ws_kernel -c 1 --launch-skip 1 --section LaunchStats --metrics "$METRICS" \
     "$BUILD/sf_kernel_bench" --heads 24 --dim 128 --seqs "$s" --budget-ms 1 > "$OUTDIR/ncu_ours_$s.txt" 2>&1
   show "ours S=$s" "$OUTDIR/ncu_ours_$s.txt"
-  cat > "$OUTDIR/sdpa_once.py" << PYEOF
-import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
-q, k, v = (torch.randn(1, 24, $s, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
-    F.scaled_dot_product_attention(q, k, v)  # warm-up: plan and compile outside the range
-    torch.cuda.synchronize()
-    torch.cuda.nvtx.range_push("sdpa")
-    F.scaled_dot_product_attention(q, k, v)
-    torch.cuda.nvtx.range_pop()
-    torch.cuda.synchronize()
-PYEOF
+  sdpa_once "$OUTDIR/sdpa_once.py" "$s"
   timeout 150 "$NCU" --clock-control none --target-processes all --nvtx --nvtx-include "sdpa/" --section LaunchStats --metrics "$METRICS" \
     "$PY" "$OUTDIR/sdpa_once.py" > "$OUTDIR/ncu_cudnn_$s.txt" 2>&1
   grep -m2 -E "^  [a-zA-Z_].*\(" "$OUTDIR/ncu_cudnn_$s.txt"

@@ -28,19 +28,7 @@ ours ws3_4k hopper_ws3 4096
 ours ws2_4k hopper_ws2 4096
 ours ws3_64k hopper_ws3 65536
 # cuDNN through PyTorch SDPA: only the launch inside the NVTX range "sdpa" is profiled.
-cat > "$OUTDIR/sdpa_once.py" << 'EOF'
-import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
-q, k, v = (torch.randn(1, 24, 4096, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
-    F.scaled_dot_product_attention(q, k, v)  # warm-up: plan and compile outside the range
-    torch.cuda.synchronize()
-    torch.cuda.nvtx.range_push("sdpa")
-    F.scaled_dot_product_attention(q, k, v)
-    torch.cuda.nvtx.range_pop()
-    torch.cuda.synchronize()
-EOF
+sdpa_once "$OUTDIR/sdpa_once.py" 4096
 timeout 180 "$NCU" --clock-control none --target-processes all --nvtx --nvtx-include "sdpa/" --metrics "$METRICS" \
   "$PY" "$OUTDIR/sdpa_once.py" > "$OUTDIR/ncu_cudnn_4k.txt" 2>&1
 grep -E "^\s+\S+.*\(\d+, \d+, \d+\)x" "$OUTDIR/ncu_cudnn_4k.txt" | head -3
