@@ -172,8 +172,15 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         int num_tiles;
         KVCursor<kWgBlockN> cur;
         cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
-        for (const int end = i + num_tiles; i < end; ++i)
-          produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b);
+        if constexpr (kTrace) {  // the producer's waits for empty stages while it loads this block's tiles
+          uint64_t waited = 0;
+          for (const int end = i + num_tiles; i < end; ++i)
+            produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b, &waited);
+          (static_cast<BlockTraceRecord*>(args.trace) + bx)->empty_wait = waited;
+        } else {
+          for (const int end = i + num_tiles; i < end; ++i)
+            produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b);
+        }
         bx = next_block(args, bx);
         mailbox.post(++n, bx);
       }
@@ -200,11 +207,14 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     for (int n = 0, base = 0; mailbox.read(n) < args.blocks; ++n) {
       Rows rows;
       int num_tiles;  // this block's K/V tiles
-      // The traced instance: the first consumer thread stamps this block's steps (nothing in the others).
+      // The traced instance: the first consumer thread stamps this block's steps, each warpgroup's first thread
+      // its own waits (nothing in the others).
       BlockTraceRecord* trace = nullptr;
+      BlockTraceRecord* wg_trace = nullptr;
       if constexpr (kTrace) {
+        if ((tid & 127) == 0) wg_trace = static_cast<BlockTraceRecord*>(args.trace) + mailbox.read(n);
         if (tid == 0) {
-          trace = static_cast<BlockTraceRecord*>(args.trace) + mailbox.read(n);
+          trace = wg_trace;
           trace->start_ns = trace_global_ns();
         }
       }
@@ -248,12 +258,18 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
             rows, args, ring, num_tiles, turns, [](uint32_t bar, uint32_t parity) { mbar_wait_spin(bar, parity); },
             [](int) {}, base, true);
       } else {
+        uint64_t waited = 0;  // kTrace: this warpgroup's cycles in the "full" waits
         for (int j = base; j < base + num_tiles; ++j) {
+          uint64_t t0 = 0;
+          if constexpr (kTrace) t0 = trace_clock();
           mbar_wait_spin(ring.full(j), ring.parity(j));
-          rows.sequential(args, ring.k(j), ring.v(j), turns);
+          if constexpr (kTrace) waited += trace_clock() - t0;
+          rows.template sequential<kRotation>(args, ring.k(j), ring.v(j), turns);
           mbar_arrive(ring.empty(j));
           if (kTrace && j == base) stamp(&BlockTraceRecord::first_tile);
+          if (kTrace && j == base + 8 && wg_trace != nullptr) wg_trace->tile8[wg] = trace_clock();
         }
+        if (kTrace && wg_trace != nullptr) wg_trace->full_wait[wg] = waited;
       }
       stamp(&BlockTraceRecord::tiles_done);
       base += num_tiles;
@@ -315,12 +331,15 @@ cudaError_t write_block_trace(const void* device_records, int64_t blocks, const 
     std::fprintf(stderr, "SF_CUDA_BLOCK_TRACE: cannot write '%s'\n", path);
     return cudaSuccess;  // a diagnostic's file: the attention result itself is fine
   }
-  std::fprintf(f, "block,sm,kv_tiles,start_ns,end_ns,start,q_landed,first_tile,tiles_done,met,q_issued,stored\n");
+  std::fprintf(f, "block,sm,kv_tiles,start_ns,end_ns,start,q_landed,first_tile,tiles_done,met,q_issued,stored,"
+                 "full_wait0,full_wait1,full_wait2,tile8_0,tile8_1,tile8_2,empty_wait\n");
   using ull = unsigned long long;
   for (const BlockTraceRecord& r : recs)
-    std::fprintf(f, "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", ull{r.block},
-                 ull{r.sm_tiles & 0xffffffffu}, ull{r.sm_tiles >> 32}, ull{r.start_ns}, ull{r.end_ns}, ull{r.start},
-                 ull{r.q_landed}, ull{r.first_tile}, ull{r.tiles_done}, ull{r.met}, ull{r.q_issued}, ull{r.stored});
+    std::fprintf(f, "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n",
+                 ull{r.block}, ull{r.sm_tiles & 0xffffffffu}, ull{r.sm_tiles >> 32}, ull{r.start_ns}, ull{r.end_ns},
+                 ull{r.start}, ull{r.q_landed}, ull{r.first_tile}, ull{r.tiles_done}, ull{r.met}, ull{r.q_issued},
+                 ull{r.stored}, ull{r.full_wait[0]}, ull{r.full_wait[1]}, ull{r.full_wait[2]}, ull{r.tile8[0]},
+                 ull{r.tile8[1]}, ull{r.tile8[2]}, ull{r.empty_wait});
   std::fclose(f);
   return cudaSuccess;
 }
@@ -471,7 +490,9 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   a.blocks = static_cast<int32_t>(blocks_of(split));
   if constexpr (std::is_same_v<T, __nv_bfloat16> && D == 128) {
     if (block_trace_path() != nullptr && o.consumer_warpgroups == 3)
-      return launch_traced(attention_hopper_ws_kernel<T, D, false, false, 3, true>, prm, grid, threads, smem, stream);
+      return launch_traced(o.ping_pong ? attention_hopper_ws_kernel<T, D, true, false, 3, true>
+                                       : attention_hopper_ws_kernel<T, D, false, false, 3, true>,
+                           prm, grid, threads, smem, stream);
   }
   kernel<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
   return cudaGetLastError();

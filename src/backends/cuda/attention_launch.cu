@@ -103,10 +103,12 @@ KVChunkArgs kv_args(const KVChunk& c) {
 
 // Which kernel: SF_CUDA_ATTENTION_PATH = hopper_ws (default: warp-specialized, a TMA producer warpgroup and
 // three or two consumer warpgroups, chosen per call by resolve_default), hopper_ws3 (three consumer warpgroups,
-// 192-row Q tiles; at D=128 without the intra-warpgroup overlap, which 160 registers cannot hold), hopper_ws2
+// 192-row Q tiles; at D=128 without the intra-warpgroup overlap, which 160 registers cannot hold, and with their
+// Q·Kᵀ in rotation), hopper_ws2
 // (two, 128-row tiles, next Q·Kᵀ overlapped with P·V and softmax), hopper_ws_pp (with consumer ping-pong),
-// hopper_ws_seq_pp (ping-pong without the intra-warpgroup overlap), hopper_ws3_rot (three consumer warpgroups
-// issuing in rotation, TurnRotation in wgmma_tiles.cuh), hopper_tma (TMA by thread 0, no producer
+// hopper_ws_seq_pp (ping-pong without the intra-warpgroup overlap), hopper_ws3_rot (three consumer warpgroups in
+// rotation at both head dims: TurnRotation in wgmma_tiles.cuh), hopper_ws3_free (three, never in rotation: the
+// D=128 kernel before session 9), hopper_tma (TMA by thread 0, no producer
 // warpgroup), hopper_tma_pp (with warpgroup ping-pong), hopper (cp.async loads) or ampere (mma.sync); tests and
 // benchmarks run all of them. hopper_ws became the default after GPU call 4 of session 1 (H100, 2026-11-27:
 // 21/21 tests, 1.15–1.27× hopper_tma in the same run), with three warpgroups since session 2
@@ -118,6 +120,7 @@ enum class KernelPath {
   kHopperWs2,
   kHopperWs3,
   kHopperWs3Rotation,
+  kHopperWs3Free,
   kHopperWsPingPong,
   kHopperWsSeqPingPong,
   kHopper,
@@ -134,6 +137,7 @@ KernelPath kernel_path() {
   if (std::strcmp(path, "hopper_ws2") == 0) return KernelPath::kHopperWs2;
   if (std::strcmp(path, "hopper_ws3") == 0) return KernelPath::kHopperWs3;
   if (std::strcmp(path, "hopper_ws3_rot") == 0) return KernelPath::kHopperWs3Rotation;
+  if (std::strcmp(path, "hopper_ws3_free") == 0) return KernelPath::kHopperWs3Free;
   if (std::strcmp(path, "hopper_ws_pp") == 0) return KernelPath::kHopperWsPingPong;
   if (std::strcmp(path, "hopper_ws_seq_pp") == 0) return KernelPath::kHopperWsSeqPingPong;
   return KernelPath::kHopperWs;
@@ -141,7 +145,9 @@ KernelPath kernel_path() {
 
 // Rows per Q tile of the kernel the path runs (the host counts tiles in these units).
 int q_tile_rows(KernelPath path) {
-  return path == KernelPath::kHopperWs3 || path == KernelPath::kHopperWs3Rotation ? 192 : detail::kBlockM;
+  const bool three = path == KernelPath::kHopperWs3 || path == KernelPath::kHopperWs3Rotation ||
+                     path == KernelPath::kHopperWs3Free;
+  return three ? 192 : detail::kBlockM;
 }
 
 // The default path picks, per call, between three consumer warpgroups (192-row Q tiles) and two (128 rows).
@@ -184,11 +190,15 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     case KernelPath::kHopperWs2:
     case KernelPath::kHopperWs3:
     case KernelPath::kHopperWs3Rotation:
+    case KernelPath::kHopperWs3Free:
     case KernelPath::kHopperWsPingPong:
     case KernelPath::kHopperWsSeqPingPong: {
       detail::WsOptions o;
+      // Three warpgroups at D=128 take turns for their Q·Kᵀ (TurnRotation): left free they sometimes fall into
+      // step for a whole block; in rotation 1.03–1.09x faster (H200, 2026-11-27 15:38, bench/kernel/RESULTS.md).
+      // At D=64 the overlapped loop's rotation gains only at S=4096 and loses ~1 % from 16384 on: free.
       o.ping_pong = path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong ||
-                    path == KernelPath::kHopperWs3Rotation;
+                    path == KernelPath::kHopperWs3Rotation || (path == KernelPath::kHopperWs3 && D == 128);
       o.consumer_warpgroups = q_tile_rows(path) / 64;
       o.overlap = path != KernelPath::kHopperWsSeqPingPong && !(o.consumer_warpgroups == 3 && D == 128);
       err = detail::launch_attention_hopper_ws<T, D>(args, batch, o, stream);

@@ -12,10 +12,14 @@ namespace sf::cuda::detail {
 // One record per block of work, indexed by the block's number: its number, its SM and K/V tile count, the global
 // timer (ns) at its start and end, and the SM's cycle counter at its start, when its Q tile had landed, after its
 // first K/V tile, after its last, after the consumers' barrier that follows, once the next block's Q load was
-// issued, and once its output was stored. Cycle counts compare within an SM only; all but the global timer are
-// taken by the first consumer warpgroup's first thread.
+// issued, and once its output was stored. Cycle counts compare within an SM only; all but the global timer and
+// the per-warpgroup fields are taken by the first consumer warpgroup's first thread. Per consumer warpgroup (its
+// first thread): the cycles it spent waiting for K/V stages to fill (full_wait) and the moment it finished the
+// block's ninth K/V tile (tile8: the warpgroups' offsets there show whether they run in step); and the cycles
+// the producer waited for stages to empty while it loaded this block's tiles (empty_wait).
 struct BlockTraceRecord {
   uint64_t block, sm_tiles, start_ns, end_ns, start, q_landed, first_tile, tiles_done, met, q_issued, stored;
+  uint64_t full_wait[3], tile8[3], empty_wait;
 };
 
 __device__ __forceinline__ uint64_t trace_clock() {

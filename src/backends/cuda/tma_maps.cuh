@@ -39,13 +39,24 @@ __device__ __forceinline__ void tma_rows(uint32_t dst, const CUtensorMap* map, c
 }
 
 // One thread: TMA of K/V tile i (at cursor `cur`) into stage i % kStages of the ring at s_kv (K then V per
-// stage), after every consumer thread released the stage (its "empty" barrier completed).
+// stage), after every consumer thread released the stage (its "empty" barrier completed). The cycles of that
+// wait are added to *waited where given (the traced kernel, block_trace.cuh).
 template <int D, int kStages>
 __device__ __forceinline__ void produce_tile(const TmaParams& p, KVCursor<kWgBlockN>& cur, int i, uint32_t s_kv,
-                                             uint32_t s_full, uint32_t s_empty, int h, int b) {
+                                             uint32_t s_full, uint32_t s_empty, int h, int b,
+                                             uint64_t* waited = nullptr) {
   constexpr int kTileBytes = kWgBlockN * D * 2;
   const int s = i % kStages;
-  if (i >= kStages) mbar_wait(s_empty + 8 * s, ((i / kStages) - 1) & 1);
+  if (i >= kStages) {
+    uint64_t t0 = 0;
+    if (waited != nullptr) asm volatile("mov.u64 %0, %%clock64;" : "=l"(t0));
+    mbar_wait(s_empty + 8 * s, ((i / kStages) - 1) & 1);
+    if (waited != nullptr) {
+      uint64_t t1;
+      asm volatile("mov.u64 %0, %%clock64;" : "=l"(t1));
+      *waited += t1 - t0;
+    }
+  }
   const uint32_t full = s_full + 8 * s;
   mbar_arrive_expect_tx(full, 2 * kTileBytes);
   const uint32_t dst = s_kv + s * 2 * kTileBytes;

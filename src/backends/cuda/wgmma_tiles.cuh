@@ -78,8 +78,8 @@ struct TurnTaking {
 
 // Three warpgroups in rotation: warpgroup w waits on named barrier 7 + w before issuing a batch, then hands the
 // turn to the next one (2 after 1 after 0, then 0 again). Left alone, three warpgroups that wait for the same K/V
-// stage issue at once, run their softmax at once and leave the tensor cores idle meanwhile; the rotation keeps
-// them a batch apart. It runs on across a thread block's blocks of work: open() before the first hands
+// stage can fall into step: their softmax at once, the tensor pipes idle meanwhile (traced at D=128: in blocks
+// whose tiles ran ~17 % slower the warpgroups were half as far apart as in the others, bench/kernel/NOTES.md). It runs on across a thread block's blocks of work: open() before the first hands
 // warpgroup 0 its first turn, close() after the last takes the hand-over no turn follows, so that every barrier
 // phase gets 128 + 128 arrivals.
 struct TurnRotation {
@@ -147,15 +147,17 @@ struct WgmmaRowLoop {
     finish();
   }
 
-  // S = Q·K_jᵀ, waited for, through the softmax.
-  template <class Turns>
+  // S = Q·K_jᵀ, waited for, through the softmax. kEndAfterWait: the turn is handed on once the batch is
+  // complete rather than once it is issued.
+  template <bool kEndAfterWait = false, class Turns>
   __device__ __forceinline__ void scores(const AttentionArgs& args, uint32_t s_k, Turns& turns) {
     turns.begin();
     wgmma_fence();
     issue_qk<T, D, kRowsM>(s, s_q_wg, s_k);
     wgmma_commit();
-    turns.end();
+    if constexpr (!kEndAfterWait) turns.end();
     wgmma_wait<0>();
+    if constexpr (kEndAfterWait) turns.end();
     fence_regs(s);
     online_softmax(s, cur.valid(args), scale_log2, st, alpha);
     cur.advance(args);
@@ -191,11 +193,18 @@ struct WgmmaRowLoop {
   // Tile j without overlap, for register budgets that cannot hold S, P and Õ at once (the warp-specialized
   // kernel at D=128): S_j = Q·K_jᵀ, softmax, Õ *= alpha, P_j, Õ += P_j·V_j, two turns. On return no wgmma reads
   // the stage. Another warpgroup's matrix products fill the tensor cores while this one runs its softmax.
-  template <class Turns>
+  // kQkTurns: only the Q·Kᵀ batches take turns, each handed on once complete, and P·V runs when ready (with
+  // TurnRotation: three warpgroups kept at least a Q·Kᵀ's latency apart, never in step).
+  template <bool kQkTurns = false, class Turns>
   __device__ __forceinline__ void sequential(const AttentionArgs& args, uint32_t s_k, uint32_t s_v, Turns& turns) {
-    scores(args, s_k, turns);
+    scores<kQkTurns>(args, s_k, turns);
     finish();
-    last(s_v, turns);
+    if constexpr (kQkTurns) {
+      NoTurns free;
+      last(s_v, free);
+    } else {
+      last(s_v, turns);
+    }
   }
 
   template <class Turns>
