@@ -79,9 +79,13 @@ struct TurnTaking {
 // Three warpgroups in rotation: warpgroup w waits on named barrier 7 + w before issuing a batch, then hands the
 // turn to the next one (2 after 1 after 0, then 0 again). Left alone, three warpgroups that wait for the same K/V
 // stage can fall into step: their softmax at once, the tensor pipes idle meanwhile (traced at D=128: in blocks
-// whose tiles ran ~17 % slower the warpgroups were half as far apart as in the others, bench/kernel/NOTES.md). It runs on across a thread block's blocks of work: open() before the first hands
-// warpgroup 0 its first turn, close() after the last takes the hand-over no turn follows, so that every barrier
-// phase gets 128 + 128 arrivals.
+// whose tiles ran ~17 % slower the warpgroups were half as far apart as in the others, bench/kernel/NOTES.md).
+// At D=128 only the Q·Kᵀ batches take turns, each handed on once complete (sequential<true>): that keeps the
+// warpgroups at least a Q·Kᵀ apart. Handed on at issue, every batch of the three sat in the tensor pipe at once,
+// in step by construction (7–12 % slower); that is what the overlapped D=64 loop does under hopper_ws3_rot.
+// The rotation runs on across a thread block's blocks of work: open() before the first hands warpgroup 0 its
+// first turn, close() after the last takes the hand-over no turn follows, so that every barrier phase gets
+// 128 + 128 arrivals.
 struct TurnRotation {
   static constexpr int kBarrier = 7;  // 7, 8, 9: after ping-pong's 2, 3 and the warpgroups' own 4, 5, 6
   int wg = 0;
