@@ -172,15 +172,11 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         int num_tiles;
         KVCursor<kWgBlockN> cur;
         cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
-        if constexpr (kTrace) {  // the producer's waits for empty stages while it loads this block's tiles
-          uint64_t waited = 0;
-          for (const int end = i + num_tiles; i < end; ++i)
-            produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b, &waited);
-          (static_cast<BlockTraceRecord*>(args.trace) + bx)->empty_wait = waited;
-        } else {
-          for (const int end = i + num_tiles; i < end; ++i)
-            produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b);
-        }
+        uint64_t waited = 0;  // kTrace: the producer's waits for empty stages while it loads this block's tiles
+        for (const int end = i + num_tiles; i < end; ++i)
+          produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b,
+                                   kTrace ? &waited : nullptr);
+        if constexpr (kTrace) (static_cast<BlockTraceRecord*>(args.trace) + bx)->empty_wait = waited;
         bx = next_block(args, bx);
         mailbox.post(++n, bx);
       }
@@ -310,7 +306,8 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
 template <typename T, int D>
 auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
   if (o.consumer_warpgroups == 3)
-    return o.ping_pong ? attention_hopper_ws_kernel<T, D, true, D == 64, 3> : attention_hopper_ws_kernel<T, D, false, D == 64, 3>;
+    return o.ping_pong ? attention_hopper_ws_kernel<T, D, true, D == 64, 3>  // in rotation (TurnRotation)
+                       : attention_hopper_ws_kernel<T, D, false, D == 64, 3>;
   if (o.ping_pong)
     return o.overlap ? attention_hopper_ws_kernel<T, D, true, true, 2> : attention_hopper_ws_kernel<T, D, true, false, 2>;
   return o.overlap ? attention_hopper_ws_kernel<T, D, false, true, 2> : attention_hopper_ws_kernel<T, D, false, false, 2>;

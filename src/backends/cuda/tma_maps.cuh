@@ -7,6 +7,7 @@
 #include <cudaTypedefs.h>
 
 #include "block_queue.cuh"
+#include "block_trace.cuh"
 #include "tma_primitives.cuh"
 #include "wgmma_tiles.cuh"
 
@@ -48,14 +49,9 @@ __device__ __forceinline__ void produce_tile(const TmaParams& p, KVCursor<kWgBlo
   constexpr int kTileBytes = kWgBlockN * D * 2;
   const int s = i % kStages;
   if (i >= kStages) {
-    uint64_t t0 = 0;
-    if (waited != nullptr) asm volatile("mov.u64 %0, %%clock64;" : "=l"(t0));
+    const uint64_t t0 = waited != nullptr ? trace_clock() : 0;
     mbar_wait(s_empty + 8 * s, ((i / kStages) - 1) & 1);
-    if (waited != nullptr) {
-      uint64_t t1;
-      asm volatile("mov.u64 %0, %%clock64;" : "=l"(t1));
-      *waited += t1 - t0;
-    }
+    if (waited != nullptr) *waited += trace_clock() - t0;
   }
   const uint32_t full = s_full + 8 * s;
   mbar_arrive_expect_tx(full, 2 * kTileBytes);
