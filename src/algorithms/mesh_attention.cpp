@@ -52,10 +52,13 @@ class MeshAttention final : public SpAttention {
     char* v = nullptr;
   };
   struct RingSet {
-    std::vector<KVBlock> blocks;                // [r]: block s comes from ring member k−s; block 0 is our own
-    std::vector<std::vector<Handle>> handles;  // [r]: when each block has arrived
+    std::vector<KVBlock> blocks;  // [r]: block s comes from ring member k−s; block 0 is our own
+    // [segment][r]: when row segment `segment` of each block has arrived. A set moved whole has one entry.
+    std::vector<std::vector<std::vector<Handle>>> arrived;
   };
-  Status issue_ring_set(int x, RingSet* set);
+  // Moves row segment `seg` of set x's ring blocks (seg = -1: the whole blocks, in one go). The first call for
+  // a set lays it out.
+  Status issue_ring_set(int x, int seg, RingSet* set);
   // First row of segment `seg` of a piece of n rows (seg == c_ gives n). Boundaries fall on multiples of
   // 128 rows (the GPU kernel's tile) when the piece is long enough.
   int64_t seg_begin(int64_t n, int seg) const {
@@ -66,6 +69,12 @@ class MeshAttention final : public SpAttention {
   // send/recv/get/put are chosen by the caller through `move(offset_elems, count_elems)`.
   template <typename Move>
   Status for_segment_runs(const RowBlock& b, int seg, Move move) const;
+  // The same with seg = -1 meaning the whole block (one run).
+  template <typename Move>
+  Status for_rows(const RowBlock& b, int seg, Move move) const {
+    if (seg >= 0) return for_segment_runs(b, seg, move);
+    return b.elems() ? move(0, b.elems()) : Status::ok();
+  }
   // A K/V block, or one row segment of it (seg = -1: all rows).
   struct KVPart {
     const KVBlock* block;
@@ -84,6 +93,10 @@ class MeshAttention final : public SpAttention {
   // pushed), and our own stage over all sets in one last call.
   Status pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
                         std::vector<Handle>* out_recvs, void* o);
+  // Transfer-bound Pull KV phase (several segments per Torus transfer, or a ring across machines): every set
+  // segment by segment as it lands, ring peers' rows of the same segment beside ours.
+  Status pull_kv_by_segment(const std::vector<int>& all_stages, const std::vector<int>& foreign_stages,
+                            std::vector<RingSet>* sets, std::vector<Handle>* out_recvs, void* o);
   Status push_outputs(bool foreign, std::vector<Handle>* recvs);
   Status gather_outputs(void* o);
 
@@ -149,8 +162,10 @@ int MeshAttention::choose_torus_chunks() const {
   if (t_ == 1) return 1;
   const int64_t busy = dev_.busy_query_tiles();
   if (busy <= 0) return 4;
-  int64_t tiles = INT64_MAX;  // of the smallest Torus stage
-  for (int x : gt_) {
+  // Of the smallest Torus stage anywhere: every rank must cut the same way, since ring peers read each other's
+  // Torus blocks segment by segment.
+  int64_t tiles = INT64_MAX;
+  for (int x = 0; x < P_; ++x) {
     int64_t n = 0;
     for (int64_t len : block_of(x).piece_len) n += (len + 127) / 128;
     tiles = std::min(tiles, n * Ht_ * shape_.batch);
@@ -352,50 +367,60 @@ Status MeshAttention::issue_torus() {
 
 // ---- C. The ring of K/V set x (set 0: the stationary sub-block; set x: pulled from Torus peer l+x).
 // Block s of the result comes from ring member k−s; block 0 is our own.
-Status MeshAttention::issue_ring_set(int x, RingSet* set) {
-  std::vector<KVBlock>* blocks = &set->blocks;
-  std::vector<std::vector<Handle>>* handles = &set->handles;
-  blocks->assign(r_, KVBlock{});
-  handles->assign(r_, {});
+Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set) {
+  std::vector<KVBlock>& blocks = set->blocks;
   auto set_layout = [&](int member) { return block_of(torus_member(member, (l_ + x) % t_)); };
-  (*blocks)[0] = {set_layout(rank_), const_cast<char*>(static_cast<const char*>(x == 0 ? home_k_ : slot(kt_.local, slot_bytes_, x - 1))),
-                  const_cast<char*>(static_cast<const char*>(x == 0 ? home_v_ : slot(vt_.local, slot_bytes_, x - 1)))};
+  if (blocks.empty()) {
+    blocks.assign(r_, KVBlock{});
+    blocks[0] = {set_layout(rank_), const_cast<char*>(static_cast<const char*>(x == 0 ? home_k_ : slot(kt_.local, slot_bytes_, x - 1))),
+                 const_cast<char*>(static_cast<const char*>(x == 0 ? home_v_ : slot(vt_.local, slot_bytes_, x - 1)))};
+    for (int s = 1; s < r_; ++s) {
+      const int from = gr_[(k_ - s + r_) % r_];
+      blocks[s] = {set_layout(from), slot(ring_k_, slot_bytes_, x * (r_ - 1) + s - 1),
+                   slot(ring_v_, slot_bytes_, x * (r_ - 1) + s - 1)};
+    }
+    set->arrived.assign(seg < 0 ? 1 : c_, std::vector<std::vector<Handle>>(r_));
+  }
   if (r_ == 1) return Status::ok();
-  // Every ring member's Torus pull of set x (waited on by the caller) must have landed before anyone reads it.
+  std::vector<std::vector<Handle>>& arrived = set->arrived[std::max(seg, 0)];
+  // Every ring member's Torus pull of these rows (waited on by the caller) must have landed before anyone reads.
   if (one_sided_ && x > 0) SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));
   for (int s = 1; s < r_; ++s) {
     const int from = gr_[(k_ - s + r_) % r_];
-    KVBlock& b = (*blocks)[s];
-    b.layout = set_layout(from);
-    b.k = slot(ring_k_, slot_bytes_, x * (r_ - 1) + s - 1);
-    b.v = slot(ring_v_, slot_bytes_, x * (r_ - 1) + s - 1);
-    const size_t bytes = static_cast<size_t>(b.layout.elems()) * elem_;
+    const KVBlock& b = blocks[s];
     if (one_sided_) {  // pull from the owner's buffer directly: no per-step handshake
       const SymmetricBuffer& kb = x == 0 ? ku_ : kt_;
       const SymmetricBuffer& vb = x == 0 ? vu_ : vt_;
-      const size_t off = x == 0 ? l_ * slot_bytes_ : (x - 1) * slot_bytes_;
-      if (bytes) {
-        SF_ASSIGN_OR_RETURN(Handle hk, comm_.get(b.k, kb, off, from, bytes, Lane::kRing));
-        SF_ASSIGN_OR_RETURN(Handle hv, comm_.get(b.v, vb, off, from, bytes, Lane::kRing));
-        (*handles)[s] = {hk, hv};
-      }
+      const size_t base = x == 0 ? l_ * slot_bytes_ : (x - 1) * slot_bytes_;
+      const Status pulled = for_rows(b.layout, seg, [&](int64_t off, int64_t n) -> Status {
+        const size_t at = off * elem_, bytes = n * elem_;
+        SF_ASSIGN_OR_RETURN(Handle hk, comm_.get(b.k + at, kb, base + at, from, bytes, Lane::kRing));
+        SF_ASSIGN_OR_RETURN(Handle hv, comm_.get(b.v + at, vb, base + at, from, bytes, Lane::kRing));
+        arrived[s].push_back(hk);
+        arrived[s].push_back(hv);
+        return Status::ok();
+      });
+      SF_RETURN_IF_ERROR(pulled);
       continue;
     }
     // Two-sided: forward the block received last step to the next member, receive the next one.
-    const KVBlock& fwd = (*blocks)[s - 1];
-    const size_t fwd_bytes = static_cast<size_t>(fwd.layout.elems()) * elem_;
-    if (s > 1) SF_RETURN_IF_ERROR(comm_.wait_all((*handles)[s - 1]));
-    const int next = gr_[(k_ + 1) % r_];
+    const KVBlock& fwd = blocks[s - 1];
+    if (s > 1) SF_RETURN_IF_ERROR(comm_.wait_all(arrived[s - 1]));
+    const int next = gr_[(k_ + 1) % r_], prev = gr_[(k_ - 1 + r_) % r_];
     SF_RETURN_IF_ERROR(comm_.begin_batch());
-    if (fwd_bytes) {
-      SF_RETURN_IF_ERROR(comm_.send(next, fwd.k, fwd_bytes, Lane::kRing).status());
-      SF_RETURN_IF_ERROR(comm_.send(next, fwd.v, fwd_bytes, Lane::kRing).status());
-    }
-    if (bytes) {
-      SF_ASSIGN_OR_RETURN(Handle hk, comm_.recv(gr_[(k_ - 1 + r_) % r_], b.k, bytes, Lane::kRing));
-      SF_ASSIGN_OR_RETURN(Handle hv, comm_.recv(gr_[(k_ - 1 + r_) % r_], b.v, bytes, Lane::kRing));
-      (*handles)[s] = {hk, hv};
-    }
+    const Status sent = for_rows(fwd.layout, seg, [&](int64_t off, int64_t n) -> Status {
+      SF_RETURN_IF_ERROR(comm_.send(next, fwd.k + off * elem_, n * elem_, Lane::kRing).status());
+      return comm_.send(next, fwd.v + off * elem_, n * elem_, Lane::kRing).status();
+    });
+    SF_RETURN_IF_ERROR(sent);
+    const Status received = for_rows(b.layout, seg, [&](int64_t off, int64_t n) -> Status {
+      SF_ASSIGN_OR_RETURN(Handle hk, comm_.recv(prev, b.k + off * elem_, n * elem_, Lane::kRing));
+      SF_ASSIGN_OR_RETURN(Handle hv, comm_.recv(prev, b.v + off * elem_, n * elem_, Lane::kRing));
+      arrived[s].push_back(hk);
+      arrived[s].push_back(hv);
+      return Status::ok();
+    });
+    SF_RETURN_IF_ERROR(received);
     SF_RETURN_IF_ERROR(comm_.end_batch());
   }
   return Status::ok();
@@ -465,7 +490,7 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
                                 AccumulatorMode mode, bool finalize, void* o) {
   const std::vector<KVBlock>& blocks = set.blocks;
-  const std::vector<std::vector<Handle>>& handles = set.handles;
+  const std::vector<std::vector<Handle>>& handles = set.arrived[0];
   if (ring_in_machine_) {
     std::vector<KVPart> parts;
     for (int s = first; s < r_; ++s) {
@@ -491,16 +516,16 @@ Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std
   auto arrived_set = [&](int x, std::vector<KVPart>* parts) -> Status {
     if (one_sided_ && r_ > 1) {
       SF_RETURN_IF_ERROR(comm_.begin_detached(Lane::kRing, torus_kv_[x][0]));
-      const Status issued = issue_ring_set(x, &(*sets)[x]);
+      const Status issued = issue_ring_set(x, -1, &(*sets)[x]);
       SF_RETURN_IF_ERROR(comm_.end_detached(Lane::kRing));
       SF_RETURN_IF_ERROR(issued);
       SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
     } else {
       SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
-      SF_RETURN_IF_ERROR(issue_ring_set(x, &(*sets)[x]));
+      SF_RETURN_IF_ERROR(issue_ring_set(x, -1, &(*sets)[x]));
     }
     for (int s = 0; s < r_; ++s) {
-      SF_RETURN_IF_ERROR(comm_.wait_all((*sets)[x].handles[s]));
+      SF_RETURN_IF_ERROR(comm_.wait_all((*sets)[x].arrived[0][s]));
       parts->push_back({&(*sets)[x].blocks[s]});
     }
     return Status::ok();
@@ -518,6 +543,51 @@ Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std
   }
   SF_RETURN_IF_ERROR(push_outputs(true, out_recvs));
   SF_RETURN_IF_ERROR(compute({0}, -1, every, AccumulatorMode::kResume, true, o));
+  return push_outputs(false, out_recvs);
+}
+
+Status MeshAttention::pull_kv_by_segment(const std::vector<int>& all_stages, const std::vector<int>& foreign_stages,
+                                         std::vector<RingSet>* sets, std::vector<Handle>* out_recvs, void* o) {
+  for (int x = 1; x < t_; ++x) {
+    const bool last = x == t_ - 1;
+    RingSet& set = (*sets)[x];
+    // In the last stage only the foreign rows take the set as it lands: their output must cross the link.
+    const std::vector<int>& rows = last ? foreign_stages : all_stages;
+    for (int seg = 0; seg < c_; ++seg) {
+      const bool finalize = last && seg == c_ - 1;
+      // Ring peers pull this segment over their own links at our rate, so theirs lands about when ours does;
+      // the foreign rows then wait for the last segment only, not for whole ring blocks (trace 3: CogVideoX 2x2
+      // at 6.25 GB/s spent ~5 ms after the last segment landed on the ring peers' blocks before its push).
+      // One-sided, the ring barrier and pulls wait for this segment's Torus pull alone, not for compute.
+      if (one_sided_ && r_ > 1) {
+        SF_RETURN_IF_ERROR(comm_.begin_detached(Lane::kRing, torus_kv_[x][seg]));
+        const Status issued = issue_ring_set(x, seg, &set);
+        SF_RETURN_IF_ERROR(comm_.end_detached(Lane::kRing));
+        SF_RETURN_IF_ERROR(issued);
+        SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][seg]));
+      } else {
+        SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][seg]));
+        SF_RETURN_IF_ERROR(issue_ring_set(x, seg, &set));
+      }
+      // Inside a machine the ring rows arrive with ours: one call. Across machines each block is its own call.
+      const int together = ring_in_machine_ ? r_ : 1;
+      std::vector<KVPart> parts;
+      for (int s = 0; s < together; ++s) {
+        SF_RETURN_IF_ERROR(comm_.wait_all(set.arrived[seg][s]));
+        parts.push_back({&set.blocks[s], seg});
+      }
+      SF_RETURN_IF_ERROR(compute(rows, -1, parts, AccumulatorMode::kResume, finalize && together == r_, o));
+      for (int s = together; s < r_; ++s) {
+        SF_RETURN_IF_ERROR(comm_.wait_all(set.arrived[seg][s]));
+        SF_RETURN_IF_ERROR(compute(rows, -1, {{&set.blocks[s], seg}}, AccumulatorMode::kResume, finalize && s == r_ - 1, o));
+      }
+    }
+  }
+  // Everything has landed: our own rows take the last set whole, in one call that hides the foreign push.
+  SF_RETURN_IF_ERROR(push_outputs(true, out_recvs));
+  std::vector<KVPart> whole;
+  for (const KVBlock& b : (*sets)[t_ - 1].blocks) whole.push_back({&b});
+  SF_RETURN_IF_ERROR(compute({0}, -1, whole, AccumulatorMode::kResume, true, o));
   return push_outputs(false, out_recvs);
 }
 
@@ -588,7 +658,7 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   // compute; compute-bound (a stage's compute at least its K/V transfer, twice its Q), that is no wait. One call
   // for all of them waited for all t−1 transfers behind one stage's compute (about 19 ms of 200 on 4 emulated
   // machines, CogVideoX S=163840 at 6.25 GB/s). Otherwise each stage computes segment by segment as its Q arrives.
-  SF_RETURN_IF_ERROR(issue_ring_set(0, &sets[0]));
+  SF_RETURN_IF_ERROR(issue_ring_set(0, -1, &sets[0]));
   SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, t_ == 1 && r_ == 1, o));
   SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, t_ == 1, o));
   if (c_ == 1 && t_ > 1) {
@@ -610,31 +680,13 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   if (t_ == 1 && !direct_) SF_RETURN_IF_ERROR(push_outputs(false, &out_recvs));
 
   // Pull KV stages: all Q against the K/V of Torus peer l+x. Compute-bound with the ring inside the machine:
-  // as few calls as the data allows (pull_kv_merged). Otherwise our own part segment by segment as it arrives,
-  // then the ring peers' parts. In the last stage the foreign rows go first and are pushed to their owners
-  // while our own rows still compute.
+  // as few calls as the data allows (pull_kv_merged). Otherwise segment by segment as the set arrives
+  // (pull_kv_by_segment), and in the last stage the foreign rows go first and are pushed to their owners while
+  // our own rows still compute.
   if (t_ > 1 && c_ == 1 && ring_in_machine_) {
     SF_RETURN_IF_ERROR(pull_kv_merged(foreign_stages, &sets, &out_recvs, o));
-  } else {
-    for (int x = 1; x < t_; ++x) {
-      const bool last = x == t_ - 1;
-      const std::vector<std::vector<int>> groups = last ? std::vector<std::vector<int>>{foreign_stages, {0}}
-                                                        : std::vector<std::vector<int>>{all_stages};
-      const KVBlock own{block_of(torus_member(rank_, (l_ + x) % t_)), slot(kt_.local, slot_bytes_, x - 1),
-                        slot(vt_.local, slot_bytes_, x - 1)};
-      bool ring_issued = false;
-      for (const std::vector<int>& g : groups) {
-        for (int kv_seg = 0; kv_seg < c_; ++kv_seg) {
-          SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][kv_seg]));
-          SF_RETURN_IF_ERROR(compute(g, -1, {{&own, kv_seg}}, AccumulatorMode::kResume,
-                                     last && r_ == 1 && kv_seg == c_ - 1, o));
-        }
-        if (r_ > 1 && !ring_issued) SF_RETURN_IF_ERROR(issue_ring_set(x, &sets[x]));
-        ring_issued = true;
-        SF_RETURN_IF_ERROR(ring_pass(g, -1, sets[x], 1, AccumulatorMode::kResume, last, o));
-        if (last) SF_RETURN_IF_ERROR(push_outputs(g.size() != 1 || g[0] != 0, &out_recvs));
-      }
-    }
+  } else if (t_ > 1) {
+    SF_RETURN_IF_ERROR(pull_kv_by_segment(all_stages, foreign_stages, &sets, &out_recvs, o));
   }
   if (!direct_) {
     if (one_sided_) SF_RETURN_IF_ERROR(comm_.barrier_all());  // all pushes landed; buffers free for reuse

@@ -308,6 +308,48 @@ TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
 namespace sf {
 namespace {
 
+// Transfer-bound layers (Torus transfers cut into segments) compute each segment as it lands. The ring peers'
+// rows of a pulled set move segment by segment beside ours (a ring inside a machine: in the same call), so the
+// foreign rows of the last stage wait for the last segment only, not for whole ring blocks; our own rows then
+// take that set whole in one call while the foreign output is pushed. Counted per rank for one forward.
+TEST(MeshSchedule, TransferBoundLayersComputeEachSegmentAsItLands) {
+  struct ScheduleCase {
+    const char* mesh;
+    Topology topo;
+    int chunks;
+    int64_t calls;
+    const char* why;
+  };
+  const ScheduleCase cases[] = {
+      {"T2R2", {2, 2}, 4, 11, "own; ring peer; 4 Q segments x both; 4 segments x (ours + ring peer's); own rows"},
+      {"T4", {4, 1}, 4, 26, "own; 3 stages x 4 Q segments; 2 middle sets x 4 segments; 4 last segments; own rows"},
+      {"T2R4", {4, 2}, 2, 21,
+       "ring across machines, one call per block: own + 3 ring blocks; 2 Q segments x 4 blocks; 2 segments x 4 "
+       "blocks; own rows"},
+  };
+  for (const ScheduleCase& c : cases)
+    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
+      const AttentionShape shape{1, 64, 8, 16, DType::kF32};
+      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
+      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+      plan->config.torus_chunks = c.chunks;
+      const LayerInputs in = make_random_inputs(shape, 9);
+      ThreadRunOptions opt;
+      opt.world.chaos_seed = 5;
+      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh;
+      for (int g = 0; g < c.topo.world_size(); ++g)
+        EXPECT_EQ(r->attention_calls[g], c.calls) << c.mesh << " rank " << g << " " << transport_name(tr) << ": " << c.why;
+    }
+}
+
+}  // namespace
+}  // namespace sf
+
+namespace sf {
+namespace {
+
 // A one-sided ring without a Ulysses or Torus level offers its symmetric K/V buffers as inputs; K/V written
 // there give the same exact result without the copy (and every other layer offers none).
 TEST(KvInputBuffers, OneSidedRingTakesKVInPlace) {
