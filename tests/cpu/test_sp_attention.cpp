@@ -5,6 +5,7 @@
 #include <numeric>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "streamfusion/layer_check.h"
 #include "streamfusion/planner.h"
@@ -266,34 +267,27 @@ TEST(Synchronizations, SfuCrossesMachinesTwicePerLayer) {
 namespace sf {
 namespace {
 
-// Each attention call costs a GPU its tiles' set-up and a partly filled last wave (about 4 % of a call at
-// 16k keys per tile, measured on H100 with `gpu-attention --trace`), so a compute-bound layer computes in as
-// few calls as its data dependencies allow: a ring inside a machine takes every peer's block in one call, the
-// Torus stages whose Q has arrived share one call, and so do the middle Pull KV stages. Counted per rank for
-// one forward, with the result still exact.
-TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
-  struct ScheduleCase {
-    const char* mesh;
-    Topology topo;
-    int64_t calls;
-    const char* why;
-  };
-  const ScheduleCase cases[] = {
-      {"R4", {1, 4}, 2, "own block, then the 3 ring peers' blocks together"},
-      {"T2R2", {2, 2}, 5, "own; ring peer; stage 1 x both; last stage foreign rows; own rows"},
-      {"T4", {4, 1}, 7, "own; stage 1; stages 2-3; foreign rows x K/V set 1, 2, 3; own rows x sets 1-3"},
-      {"T2U2", {2, 2}, 4, "own; stage 1; last stage foreign rows; own rows"},
-      {"R2U2", {2, 2}, 2, "USP: the ring crosses machines, so one call per arriving block"},
-  };
+// A schedule case: the attention calls every rank makes in one forward on `mesh` with `chunks` row segments per
+// Torus transfer, and why that many.
+struct ScheduleCase {
+  const char* mesh;
+  Topology topo;
+  int chunks;
+  int64_t calls;
+  const char* why;
+};
+
+// Runs each case on both transports (thread ranks with chaotic timing) and checks the result and the call count.
+void expect_schedule(const std::vector<ScheduleCase>& cases, uint64_t seed) {
   for (const ScheduleCase& c : cases)
     for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
       const AttentionShape shape{1, 64, 8, 16, DType::kF32};
       Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
       ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-      plan->config.torus_chunks = 1;
-      const LayerInputs in = make_random_inputs(shape, 5);
+      plan->config.torus_chunks = c.chunks;
+      const LayerInputs in = make_random_inputs(shape, seed);
       ThreadRunOptions opt;
-      opt.world.chaos_seed = 3;
+      opt.world.chaos_seed = seed + 1;
       Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
       ASSERT_TRUE(r.is_ok()) << r.status().to_string();
       EXPECT_LT(r->error.rel(), 1e-5) << c.mesh;
@@ -302,46 +296,35 @@ TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
     }
 }
 
-}  // namespace
-}  // namespace sf
-
-namespace sf {
-namespace {
+// Each attention call costs a GPU its tiles' set-up and a partly filled last wave (about 4 % of a call at
+// 16k keys per tile, measured on H100 with `gpu-attention --trace`), so a compute-bound layer computes in as
+// few calls as its data dependencies allow: a ring inside a machine takes every peer's block in one call, the
+// Torus stages whose Q has arrived share one call, and so do the middle Pull KV stages. Counted per rank for
+// one forward, with the result still exact.
+TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
+  expect_schedule({
+                      {"R4", {1, 4}, 1, 2, "own block, then the 3 ring peers' blocks together"},
+                      {"T2R2", {2, 2}, 1, 5, "own; ring peer; stage 1 x both; last stage foreign rows; own rows"},
+                      {"T4", {4, 1}, 1, 7, "own; stage 1; stages 2-3; foreign rows x K/V set 1, 2, 3; own rows x sets 1-3"},
+                      {"T2U2", {2, 2}, 1, 4, "own; stage 1; last stage foreign rows; own rows"},
+                      {"R2U2", {2, 2}, 1, 2, "USP: the ring crosses machines, so one call per arriving block"},
+                  },
+                  4);
+}
 
 // Transfer-bound layers (Torus transfers cut into segments) compute each segment as it lands. The ring peers'
 // rows of a pulled set move segment by segment beside ours (a ring inside a machine: in the same call), so the
 // foreign rows of the last stage wait for the last segment only, not for whole ring blocks; our own rows then
 // take that set whole in one call while the foreign output is pushed. Counted per rank for one forward.
 TEST(MeshSchedule, TransferBoundLayersComputeEachSegmentAsItLands) {
-  struct ScheduleCase {
-    const char* mesh;
-    Topology topo;
-    int chunks;
-    int64_t calls;
-    const char* why;
-  };
-  const ScheduleCase cases[] = {
-      {"T2R2", {2, 2}, 4, 11, "own; ring peer; 4 Q segments x both; 4 segments x (ours + ring peer's); own rows"},
-      {"T4", {4, 1}, 4, 26, "own; 3 stages x 4 Q segments; 2 middle sets x 4 segments; 4 last segments; own rows"},
-      {"T2R4", {4, 2}, 2, 21,
-       "ring across machines, one call per block: own + 3 ring blocks; 2 Q segments x 4 blocks; 2 segments x 4 "
-       "blocks; own rows"},
-  };
-  for (const ScheduleCase& c : cases)
-    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
-      const AttentionShape shape{1, 64, 8, 16, DType::kF32};
-      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
-      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-      plan->config.torus_chunks = c.chunks;
-      const LayerInputs in = make_random_inputs(shape, 9);
-      ThreadRunOptions opt;
-      opt.world.chaos_seed = 5;
-      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
-      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh;
-      for (int g = 0; g < c.topo.world_size(); ++g)
-        EXPECT_EQ(r->attention_calls[g], c.calls) << c.mesh << " rank " << g << " " << transport_name(tr) << ": " << c.why;
-    }
+  expect_schedule({
+                      {"T2R2", {2, 2}, 4, 11, "own; ring peer; 4 Q segments x both; 4 segments x (ours + ring peer's); own rows"},
+                      {"T4", {4, 1}, 4, 26, "own; 3 stages x 4 Q segments; 2 middle sets x 4 segments; 4 last segments; own rows"},
+                      {"T2R4", {4, 2}, 2, 21,
+                       "ring across machines, one call per block: own + 3 ring blocks; 2 Q segments x 4 blocks; 2 "
+                       "segments x 4 blocks; own rows"},
+                  },
+                  8);
 }
 
 }  // namespace
