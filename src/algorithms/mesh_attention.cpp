@@ -57,8 +57,10 @@ class MeshAttention final : public SpAttention {
     std::vector<std::vector<std::vector<Handle>>> arrived;
   };
   // Moves row segment `seg` of set x's ring blocks (seg = -1: the whole blocks, in one go). The first call for
-  // a set lays it out.
-  Status issue_ring_set(int x, int seg, RingSet* set);
+  // a set lays it out. `landed`: the handles after which our own block's rows may be read (our Torus pull of
+  // them); the ring's transfers then wait for those alone, not for the compute issued so far. nullptr: they
+  // follow the compute (set 0, whose rows the compute stream may just have copied).
+  Status issue_ring_set(int x, int seg, RingSet* set, const std::vector<Handle>* landed = nullptr);
   // First row of segment `seg` of a piece of n rows (seg == c_ gives n). Boundaries fall on multiples of
   // 128 rows (the GPU kernel's tile) when the piece is long enough.
   int64_t seg_begin(int64_t n, int seg) const {
@@ -367,7 +369,7 @@ Status MeshAttention::issue_torus() {
 
 // ---- C. The ring of K/V set x (set 0: the stationary sub-block; set x: pulled from Torus peer l+x).
 // Block s of the result comes from ring member k−s; block 0 is our own.
-Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set) {
+Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set, const std::vector<Handle>* landed) {
   std::vector<KVBlock>& blocks = set->blocks;
   auto set_layout = [&](int member) { return block_of(torus_member(member, (l_ + x) % t_)); };
   if (blocks.empty()) {
@@ -383,45 +385,62 @@ Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set) {
   }
   if (r_ == 1) return Status::ok();
   std::vector<std::vector<Handle>>& arrived = set->arrived[std::max(seg, 0)];
-  // Every ring member's Torus pull of these rows (waited on by the caller) must have landed before anyone reads.
-  if (one_sided_ && x > 0) SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));
+  // Runs `issue` on the ring lane after `deps` only (detached from the compute), or after the compute if none.
+  auto on_ring_lane = [&](const std::vector<Handle>* deps, auto issue) -> Status {
+    if (!deps) return issue();
+    SF_RETURN_IF_ERROR(comm_.begin_detached(Lane::kRing, *deps));
+    const Status issued = issue();
+    SF_RETURN_IF_ERROR(comm_.end_detached(Lane::kRing));
+    return issued;
+  };
+  if (one_sided_) {  // pull from the owners' buffers directly: no per-step handshake
+    return on_ring_lane(landed, [&]() -> Status {
+      // Every ring member's Torus pull of these rows must have landed before anyone reads them.
+      if (x > 0) SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));
+      for (int s = 1; s < r_; ++s) {
+        const int from = gr_[(k_ - s + r_) % r_];
+        const KVBlock& b = blocks[s];
+        const SymmetricBuffer& kb = x == 0 ? ku_ : kt_;
+        const SymmetricBuffer& vb = x == 0 ? vu_ : vt_;
+        const size_t base = x == 0 ? l_ * slot_bytes_ : (x - 1) * slot_bytes_;
+        const Status pulled = for_rows(b.layout, seg, [&](int64_t off, int64_t n) -> Status {
+          const size_t at = off * elem_, bytes = n * elem_;
+          SF_ASSIGN_OR_RETURN(Handle hk, comm_.get(b.k + at, kb, base + at, from, bytes, Lane::kRing));
+          SF_ASSIGN_OR_RETURN(Handle hv, comm_.get(b.v + at, vb, base + at, from, bytes, Lane::kRing));
+          arrived[s].push_back(hk);
+          arrived[s].push_back(hv);
+          return Status::ok();
+        });
+        SF_RETURN_IF_ERROR(pulled);
+      }
+      return Status::ok();
+    });
+  }
+  // Two-sided: step s forwards the block received at step s−1 to the next member and receives the next one. A
+  // step waits on the ring lane for the block it forwards, never on the compute stream: the compute of the
+  // blocks already here goes on meanwhile.
+  const int next = gr_[(k_ + 1) % r_], prev = gr_[(k_ - 1 + r_) % r_];
   for (int s = 1; s < r_; ++s) {
-    const int from = gr_[(k_ - s + r_) % r_];
+    const KVBlock& fwd = blocks[s - 1];
     const KVBlock& b = blocks[s];
-    if (one_sided_) {  // pull from the owner's buffer directly: no per-step handshake
-      const SymmetricBuffer& kb = x == 0 ? ku_ : kt_;
-      const SymmetricBuffer& vb = x == 0 ? vu_ : vt_;
-      const size_t base = x == 0 ? l_ * slot_bytes_ : (x - 1) * slot_bytes_;
-      const Status pulled = for_rows(b.layout, seg, [&](int64_t off, int64_t n) -> Status {
-        const size_t at = off * elem_, bytes = n * elem_;
-        SF_ASSIGN_OR_RETURN(Handle hk, comm_.get(b.k + at, kb, base + at, from, bytes, Lane::kRing));
-        SF_ASSIGN_OR_RETURN(Handle hv, comm_.get(b.v + at, vb, base + at, from, bytes, Lane::kRing));
+    const Status stepped = on_ring_lane(s == 1 ? landed : &arrived[s - 1], [&]() -> Status {
+      SF_RETURN_IF_ERROR(comm_.begin_batch());
+      const Status sent = for_rows(fwd.layout, seg, [&](int64_t off, int64_t n) -> Status {
+        SF_RETURN_IF_ERROR(comm_.send(next, fwd.k + off * elem_, n * elem_, Lane::kRing).status());
+        return comm_.send(next, fwd.v + off * elem_, n * elem_, Lane::kRing).status();
+      });
+      SF_RETURN_IF_ERROR(sent);
+      const Status received = for_rows(b.layout, seg, [&](int64_t off, int64_t n) -> Status {
+        SF_ASSIGN_OR_RETURN(Handle hk, comm_.recv(prev, b.k + off * elem_, n * elem_, Lane::kRing));
+        SF_ASSIGN_OR_RETURN(Handle hv, comm_.recv(prev, b.v + off * elem_, n * elem_, Lane::kRing));
         arrived[s].push_back(hk);
         arrived[s].push_back(hv);
         return Status::ok();
       });
-      SF_RETURN_IF_ERROR(pulled);
-      continue;
-    }
-    // Two-sided: forward the block received last step to the next member, receive the next one.
-    const KVBlock& fwd = blocks[s - 1];
-    if (s > 1) SF_RETURN_IF_ERROR(comm_.wait_all(arrived[s - 1]));
-    const int next = gr_[(k_ + 1) % r_], prev = gr_[(k_ - 1 + r_) % r_];
-    SF_RETURN_IF_ERROR(comm_.begin_batch());
-    const Status sent = for_rows(fwd.layout, seg, [&](int64_t off, int64_t n) -> Status {
-      SF_RETURN_IF_ERROR(comm_.send(next, fwd.k + off * elem_, n * elem_, Lane::kRing).status());
-      return comm_.send(next, fwd.v + off * elem_, n * elem_, Lane::kRing).status();
+      SF_RETURN_IF_ERROR(received);
+      return comm_.end_batch();
     });
-    SF_RETURN_IF_ERROR(sent);
-    const Status received = for_rows(b.layout, seg, [&](int64_t off, int64_t n) -> Status {
-      SF_ASSIGN_OR_RETURN(Handle hk, comm_.recv(prev, b.k + off * elem_, n * elem_, Lane::kRing));
-      SF_ASSIGN_OR_RETURN(Handle hv, comm_.recv(prev, b.v + off * elem_, n * elem_, Lane::kRing));
-      arrived[s].push_back(hk);
-      arrived[s].push_back(hv);
-      return Status::ok();
-    });
-    SF_RETURN_IF_ERROR(received);
-    SF_RETURN_IF_ERROR(comm_.end_batch());
+    SF_RETURN_IF_ERROR(stepped);
   }
   return Status::ok();
 }
@@ -509,21 +528,13 @@ Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const
 
 Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
                                      std::vector<Handle>* out_recvs, void* o) {
-  // Every K/V block of set x (its Torus block, then the ring peers'), once it has arrived. The ring barrier in
-  // issue_ring_set needs our Torus pull of set x landed. One-sided, the ring barrier and pulls wait for that
-  // pull alone (detached): not for the compute before them, and not for a slower ring peer's compute, so the
-  // ring peers' blocks are there when the call needs them. Two-sided, the compute stream waits for it first.
+  // Every K/V block of set x (its Torus block, then the ring peers'), once it has arrived. The ring's transfers
+  // of set x (one-sided: the ring barrier and pulls; two-sided: the forwarding) wait for our Torus pull of it
+  // alone: not for the compute before them, and not for a slower ring peer's compute, so the ring peers' blocks
+  // are there when the call needs them.
   auto arrived_set = [&](int x, std::vector<KVPart>* parts) -> Status {
-    if (one_sided_ && r_ > 1) {
-      SF_RETURN_IF_ERROR(comm_.begin_detached(Lane::kRing, torus_kv_[x][0]));
-      const Status issued = issue_ring_set(x, -1, &(*sets)[x]);
-      SF_RETURN_IF_ERROR(comm_.end_detached(Lane::kRing));
-      SF_RETURN_IF_ERROR(issued);
-      SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
-    } else {
-      SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
-      SF_RETURN_IF_ERROR(issue_ring_set(x, -1, &(*sets)[x]));
-    }
+    SF_RETURN_IF_ERROR(issue_ring_set(x, -1, &(*sets)[x], &torus_kv_[x][0]));
+    SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
     for (int s = 0; s < r_; ++s) {
       SF_RETURN_IF_ERROR(comm_.wait_all((*sets)[x].arrived[0][s]));
       parts->push_back({&(*sets)[x].blocks[s]});
@@ -558,17 +569,9 @@ Status MeshAttention::pull_kv_by_segment(const std::vector<int>& all_stages, con
       // Ring peers pull this segment over their own links at our rate, so theirs lands about when ours does;
       // the foreign rows then wait for the last segment only, not for whole ring blocks (trace 3: CogVideoX 2x2
       // at 6.25 GB/s spent ~5 ms after the last segment landed on the ring peers' blocks before its push).
-      // One-sided, the ring barrier and pulls wait for this segment's Torus pull alone, not for compute.
-      if (one_sided_ && r_ > 1) {
-        SF_RETURN_IF_ERROR(comm_.begin_detached(Lane::kRing, torus_kv_[x][seg]));
-        const Status issued = issue_ring_set(x, seg, &set);
-        SF_RETURN_IF_ERROR(comm_.end_detached(Lane::kRing));
-        SF_RETURN_IF_ERROR(issued);
-        SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][seg]));
-      } else {
-        SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][seg]));
-        SF_RETURN_IF_ERROR(issue_ring_set(x, seg, &set));
-      }
+      // The ring's transfers of it wait for this segment's Torus pull alone, not for compute.
+      SF_RETURN_IF_ERROR(issue_ring_set(x, seg, &set, &torus_kv_[x][seg]));
+      SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][seg]));
       // Inside a machine the ring rows arrive with ours: one call. Across machines each block is its own call.
       const int together = ring_in_machine_ ? r_ : 1;
       std::vector<KVPart> parts;

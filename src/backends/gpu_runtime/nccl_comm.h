@@ -44,6 +44,11 @@ class NcclComm final : public Comm {
   Result<Handle> recv(int peer, void* data, size_t bytes, Lane lane = Lane::kMain) override;
   Status begin_batch() override;
   Status end_batch() override;
+  Status begin_detached(Lane lane, const std::vector<Handle>& deps) override { return streams_->detach(lane, deps); }
+  Status end_detached(Lane lane) override {
+    streams_->attach(lane);
+    return Status::ok();
+  }
 
   Result<Handle> put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src, size_t bytes,
                      Lane lane = Lane::kMain) override;
