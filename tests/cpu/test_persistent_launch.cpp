@@ -39,5 +39,16 @@ TEST(PersistentLaunch, ExplicitLimits) {
   EXPECT_EQ(launch_grid(528, 0, 32), 1);           // no slot reported: still a valid grid
 }
 
+// SF_CUDA_COMM_SMS leaves multiprocessors to communication kernels; the call keeps at least one.
+TEST(PersistentLaunch, ReservedSmsLeaveSlotsToOtherStreams) {
+  EXPECT_EQ(resident_slots(132, 1, 0), 132);
+  EXPECT_EQ(resident_slots(132, 1, 2), 130);
+  EXPECT_EQ(resident_slots(132, 2, 2), 260);
+  EXPECT_EQ(resident_slots(132, 1, -3), 132);   // a negative reservation is none
+  EXPECT_EQ(resident_slots(132, 1, 500), 1);    // never the whole device
+  EXPECT_EQ(resident_slots(132, 0, 0), 132);    // occupancy not reported: one per SM
+  EXPECT_EQ(launch_grid(528, resident_slots(132, 1, 2), 32), 130);
+}
+
 }  // namespace
 }  // namespace sf::cuda::detail

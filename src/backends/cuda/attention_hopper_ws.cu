@@ -404,6 +404,12 @@ bool env_flag(const char* name, bool fallback) {
   if (env == nullptr || *env == '\0') return fallback;
   return std::strcmp(env, "0") != 0 && std::strcmp(env, "off") != 0;
 }
+// A count setting (SF_CUDA_COMM_SMS): unset, empty or not a number = 0. Read at every launch.
+int env_count(const char* name) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return 0;
+  return static_cast<int>(std::clamp(std::strtol(env, nullptr, 10), 0L, 1L << 16));
+}
 // Whether every Q chunk's output rows may be written 16 bytes at a time (staged_store.cuh).
 bool output_aligned16(const AttentionArgs& a) {
   for (int i = 0; i < a.num_q; ++i) {
@@ -456,7 +462,7 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   int64_t kv_tiles = 0;
   for (int c = 0; c < args.num_kv; ++c) kv_tiles += (args.kv[c].len + kWgBlockN - 1) / kWgBlockN;
   bool forced = false;
-  const int64_t slots = static_cast<int64_t>(sms) * std::max(per_sm, 1);
+  const int64_t slots = resident_slots(sms, per_sm, env_count("SF_CUDA_COMM_SMS"));
   TailSplit split = choose_split(items, kv_tiles, slots, forced);
   const auto blocks_of = [items](const TailSplit& t) { return t.splits > 1 ? t.split_from + t.pieces(items) : items; };
   bool queue = env_flag("SF_CUDA_QUEUE", true);
