@@ -10,16 +10,19 @@ import sys
 from collections import defaultdict
 
 ARMS = {"split": ("0", "auto", "Tail split off (SF_CUDA_SPLIT_TAIL=0) and on (auto)"),
+        "SF_CUDA_SPLIT_TAIL": ("0", "auto", "Tail split off (SF_CUDA_SPLIT_TAIL=0) and on (auto)"),
         "tree": ("base", "new", "The base tree and the new one")}
 
 
 def main():
     path, card = sys.argv[1], sys.argv[2]
     times = defaultdict(lambda: defaultdict(list))  # key -> arm -> [ms]
-    bad, kind = 0, None
+    bad, kind, seen = 0, None, []
     for line in open(path):
         r = json.loads(line)
         kind, arm = r["label"].split("=", 1)
+        if arm not in seen:
+            seen.append(arm)
         bad += 0 if r.get("ok", True) else 1
         if r.get("one_gpu_ms"):
             times[(r["seq"], "1 GPU", "", "")][arm].append(r["one_gpu_ms"])
@@ -27,7 +30,13 @@ def main():
         times[(r["seq"], r["topology"], link, r["name"])][arm].append(r["ms"])
     if kind is None:
         sys.exit(f"{path}: no rows")
-    a, b, what = ARMS[kind]
+    if kind in ARMS:
+        a, b, what = ARMS[kind]
+    elif len(seen) == 2:  # any other knob: its two settings in the order they ran
+        a, b = seen
+        what = f"{kind}={a} and {kind}={b}"
+    else:
+        sys.exit(f"{path}: {kind} has settings {seen}; an A/B needs two")
     print(f"Card: {card}. {what}, alternately in the same call; medians over the rounds of each setting's medians. "
           f"Distributed outputs not matching the one-GPU result: {bad}.\n")
     print(f"| S | topology | link | scheme | {a} (ms) | {b} (ms) | {a} / {b} |")
