@@ -86,11 +86,12 @@ class MeshAttention final : public SpAttention {
   // part in `kv` (the kernel takes them as a list of chunks). Accumulators are laid out per (piece, segment).
   Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
                  bool finalize, void* o);
-  // Q rows of `stages` against ring blocks [first, r) of one K/V set. A ring inside a machine delivers every
-  // block long before it is needed, so all of them go into one call (fewer, longer calls: each call costs its
-  // tiles' set-up and a partly filled last wave); a ring across machines keeps one call per arriving block.
+  // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
+  // blocks). A ring inside a machine delivers every block long before it is needed, so all of them go into one
+  // call (fewer, longer calls: each call costs its tiles' set-up and a partly filled last wave); a ring across
+  // machines keeps one call per arriving block.
   Status ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first, AccumulatorMode mode,
-                   bool finalize, void* o);
+                   bool finalize, void* o, int kv_seg = -1);
   // Compute-bound Pull KV phase: the foreign stages over each K/V set 1..t-1 as it lands (then their output is
   // pushed), and our own stage over all sets in one last call.
   Status pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
@@ -397,12 +398,12 @@ Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set, const std::ve
     return on_ring_lane(landed, [&]() -> Status {
       // Every ring member's Torus pull of these rows must have landed before anyone reads them.
       if (x > 0) SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));
+      const SymmetricBuffer& kb = x == 0 ? ku_ : kt_;
+      const SymmetricBuffer& vb = x == 0 ? vu_ : vt_;
+      const size_t base = x == 0 ? l_ * slot_bytes_ : (x - 1) * slot_bytes_;  // the set's slot in every member
       for (int s = 1; s < r_; ++s) {
         const int from = gr_[(k_ - s + r_) % r_];
         const KVBlock& b = blocks[s];
-        const SymmetricBuffer& kb = x == 0 ? ku_ : kt_;
-        const SymmetricBuffer& vb = x == 0 ? vu_ : vt_;
-        const size_t base = x == 0 ? l_ * slot_bytes_ : (x - 1) * slot_bytes_;
         const Status pulled = for_rows(b.layout, seg, [&](int64_t off, int64_t n) -> Status {
           const size_t at = off * elem_, bytes = n * elem_;
           SF_ASSIGN_OR_RETURN(Handle hk, comm_.get(b.k + at, kb, base + at, from, bytes, Lane::kRing));
@@ -507,20 +508,20 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
 }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
-                                AccumulatorMode mode, bool finalize, void* o) {
+                                AccumulatorMode mode, bool finalize, void* o, int kv_seg) {
   const std::vector<KVBlock>& blocks = set.blocks;
-  const std::vector<std::vector<Handle>>& handles = set.arrived[0];
+  const std::vector<std::vector<Handle>>& handles = set.arrived[std::max(kv_seg, 0)];
   if (ring_in_machine_) {
     std::vector<KVPart> parts;
     for (int s = first; s < r_; ++s) {
       SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));
-      parts.push_back({&blocks[s]});
+      parts.push_back({&blocks[s], kv_seg});
     }
     return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o);
   }
   for (int s = first; s < r_; ++s) {
     SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));
-    SF_RETURN_IF_ERROR(compute(stages, q_seg, {{&blocks[s]}}, s == first ? mode : AccumulatorMode::kResume,
+    SF_RETURN_IF_ERROR(compute(stages, q_seg, {{&blocks[s], kv_seg}}, s == first ? mode : AccumulatorMode::kResume,
                                finalize && s == r_ - 1, o));
   }
   return Status::ok();
@@ -572,18 +573,8 @@ Status MeshAttention::pull_kv_by_segment(const std::vector<int>& all_stages, con
       // The ring's transfers of it wait for this segment's Torus pull alone, not for compute.
       SF_RETURN_IF_ERROR(issue_ring_set(x, seg, &set, &torus_kv_[x][seg]));
       SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][seg]));
-      // Inside a machine the ring rows arrive with ours: one call. Across machines each block is its own call.
-      const int together = ring_in_machine_ ? r_ : 1;
-      std::vector<KVPart> parts;
-      for (int s = 0; s < together; ++s) {
-        SF_RETURN_IF_ERROR(comm_.wait_all(set.arrived[seg][s]));
-        parts.push_back({&set.blocks[s], seg});
-      }
-      SF_RETURN_IF_ERROR(compute(rows, -1, parts, AccumulatorMode::kResume, finalize && together == r_, o));
-      for (int s = together; s < r_; ++s) {
-        SF_RETURN_IF_ERROR(comm_.wait_all(set.arrived[seg][s]));
-        SF_RETURN_IF_ERROR(compute(rows, -1, {{&set.blocks[s], seg}}, AccumulatorMode::kResume, finalize && s == r_ - 1, o));
-      }
+      // Our rows of the segment and the ring peers' (inside a machine in one call).
+      SF_RETURN_IF_ERROR(ring_pass(rows, -1, set, 0, AccumulatorMode::kResume, finalize, o, seg));
     }
   }
   // Everything has landed: our own rows take the last set whole, in one call that hides the foreign push.
