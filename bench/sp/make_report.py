@@ -75,9 +75,21 @@ def main():
         w("| backend | pair | size | setting | achieved | verdict |")
         w("|---|---|---|---|---|---|")
         for l in links:
+            if l.get("beside_attention"):
+                continue
             setting = "off" if l["setting_gbps"] == 0 else f'{l["setting_gbps"]:g} GB/s'
             w(f'| {l["backend"]} | {l["pair"]} | {l["mib"]} MiB | {setting} | {l["gbps"]:.2f} GB/s | {l["verdict"]} |')
         w("")
+        beside = [l for l in links if l.get("beside_attention")]
+        if beside:
+            w("Beside an attention call that holds every SM (four inter-machine transfers of half the call's time, "
+              "issued before it; delivered = the last one's arrival after the call's start, rank whose landed last):\n")
+            w("| backend | setting | call alone | transfers at setting | delivered | verdict |")
+            w("|---|---|---|---|---|---|")
+            for l in beside:
+                w(f'| {l["backend"]} | {l["setting_gbps"]:g} GB/s | {l["call_ms"]:.3f} ms '
+                  f'| {l["transfer_ms"]:.3f} ms | {l["delivered_ms"]:.3f} ms | {l["verdict"]} |')
+            w("")
     by_shape = collections.OrderedDict()
     for r in ours:
         key = (r["label"], r["seq"], r["heads"], r["head_dim"])

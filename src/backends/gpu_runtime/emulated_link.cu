@@ -1,9 +1,17 @@
 #include "emulated_link.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <cuda.h>
+
 #include "gpu_check.h"
 
 namespace sf::gpu {
 namespace {
+
+// ---- kernel clock
 
 __device__ __forceinline__ unsigned long long global_ns() {
   unsigned long long t;
@@ -35,43 +43,96 @@ __global__ void hold_for_kernel(unsigned long long duration_ns) {
   while (global_ns() < until) __nanosleep(256);
 }
 
+Status driver_status(CUresult r, const char* what) {
+  if (r == CUDA_SUCCESS) return Status::ok();
+  const char* name = nullptr;
+  cuGetErrorName(r, &name);
+  return backend_error(std::string(what) + ": " + (name ? name : "unknown driver error") +
+                       " (the host clock of the emulated links needs stream memory operations on mapped host "
+                       "memory; SF_EMULATED_LINK_CLOCK=kernel uses kernels instead)");
+}
+
+uint64_t duration_ns(size_t bytes, const EmulationSettings& s) {
+  return static_cast<uint64_t>(static_cast<double>(bytes) / s.inter_gbps);  // bytes / (GB/s) = ns
+}
+uint64_t latency_ns(const EmulationSettings& s) { return static_cast<uint64_t>(s.latency_us * 1e3); }
+
 }  // namespace
 
 EmulatedLinks::~EmulatedLinks() {
+  clock_.reset();  // stops the thread before its flags go
+  if (flags_) cudaFreeHost(flags_);
   if (state_) cudaFree(state_);
 }
 
 Status EmulatedLinks::init() {
+  const char* env = std::getenv("SF_EMULATED_LINK_CLOCK");
+  if (env != nullptr && *env != '\0' && std::strcmp(env, "host") != 0 && std::strcmp(env, "kernel") != 0)
+    return invalid_argument(std::string("SF_EMULATED_LINK_CLOCK must be host or kernel, found '") + env + "'");
+  host_ = env == nullptr || *env == '\0' || std::strcmp(env, "host") == 0;
+  if (host_) return init_host_clock();
   SF_CUDA_RETURN(cudaMalloc(&state_, (2 + kSlots) * sizeof(unsigned long long)));
   return reset();
 }
 
+Status EmulatedLinks::init_host_clock() {
+  SF_CUDA_RETURN(cudaHostAlloc(reinterpret_cast<void**>(&flags_), 2 * kSlots * sizeof(uint32_t), cudaHostAllocMapped));
+  std::memset(flags_, 0, 2 * kSlots * sizeof(uint32_t));
+  SF_CUDA_RETURN(cudaHostGetDevicePointer(reinterpret_cast<void**>(&flags_on_device_), flags_, 0));
+  clock_ = std::make_unique<LinkClock>(flags_, flags_ + kSlots);
+  clock_->start();
+  return Status::ok();
+}
+
 Status EmulatedLinks::reset() {
+  if (host_) {
+    if (clock_->outstanding() != 0) return internal_error("emulated links reset while transfers are in flight");
+    clock_->reset();
+    return Status::ok();
+  }
   SF_CUDA_RETURN(cudaMemset(state_, 0, (2 + kSlots) * sizeof(unsigned long long)));
   SF_CUDA_RETURN(cudaDeviceSynchronize());
   return Status::ok();
 }
 
+Status EmulatedLinks::write_flag(cudaStream_t stream, const uint32_t* flags, uint32_t ticket, const char* what) {
+  const auto at = reinterpret_cast<CUdeviceptr>(flags + ticket % kSlots);
+  return driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(stream), at, ticket, 0), what);
+}
+
 Result<uint32_t> EmulatedLinks::book(cudaStream_t stream, LinkDirection dir, size_t bytes,
                                      const EmulationSettings& settings) {
+  if (host_) {
+    const uint32_t ticket = clock_->book(static_cast<int>(dir), duration_ns(bytes, settings), latency_ns(settings));
+    SF_RETURN_IF_ERROR(write_flag(stream, flags_on_device_, ticket, "emulated link: booking (cuStreamWriteValue32)"));
+    return ticket;
+  }
   const uint32_t slot = next_slot_;
   next_slot_ = (next_slot_ + 1) % kSlots;
-  // bytes / (GB/s) = nanoseconds
-  const auto duration = static_cast<unsigned long long>(static_cast<double>(bytes) / settings.inter_gbps);
-  const auto latency = static_cast<unsigned long long>(settings.latency_us * 1e3);
-  book_kernel<<<1, 1, 0, stream>>>(state_ + static_cast<int>(dir), state_ + 2 + slot, duration, latency);
+  book_kernel<<<1, 1, 0, stream>>>(state_ + static_cast<int>(dir), state_ + 2 + slot, duration_ns(bytes, settings),
+                                   latency_ns(settings));
   SF_CUDA_LAUNCH_RETURN("emulated link: booking kernel launch");
   return slot;
 }
 
-Status EmulatedLinks::hold(cudaStream_t stream, uint32_t slot) {
-  hold_kernel<<<1, 1, 0, stream>>>(state_ + 2 + slot);
+Status EmulatedLinks::hold(cudaStream_t stream, uint32_t ticket) {
+  if (host_) {
+    const auto at = reinterpret_cast<CUdeviceptr>(flags_on_device_ + kSlots + ticket % kSlots);
+    return driver_status(cuStreamWaitValue32(reinterpret_cast<CUstream>(stream), at, ticket, CU_STREAM_WAIT_VALUE_EQ),
+                         "emulated link: hold (cuStreamWaitValue32)");
+  }
+  hold_kernel<<<1, 1, 0, stream>>>(state_ + 2 + ticket);
   SF_CUDA_LAUNCH_RETURN("emulated link: hold kernel launch");
   return Status::ok();
 }
 
 Status EmulatedLinks::hold_latency(cudaStream_t stream, const EmulationSettings& settings) {
-  hold_for_kernel<<<1, 1, 0, stream>>>(static_cast<unsigned long long>(settings.latency_us * 1e3));
+  if (host_) {
+    const uint32_t ticket = clock_->book(LinkClock::kNoFifo, 0, latency_ns(settings));
+    SF_RETURN_IF_ERROR(write_flag(stream, flags_on_device_, ticket, "emulated link: latency (cuStreamWriteValue32)"));
+    return hold(stream, ticket);
+  }
+  hold_for_kernel<<<1, 1, 0, stream>>>(latency_ns(settings));
   SF_CUDA_LAUNCH_RETURN("emulated link: latency kernel launch");
   return Status::ok();
 }

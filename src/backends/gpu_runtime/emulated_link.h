@@ -2,20 +2,29 @@
 // "machines" really happen (over NVLink), but their completion is held back as if they had crossed a NIC of
 // the configured bandwidth and latency. Each GPU has two FIFOs, egress and ingress, like a full-duplex NIC.
 //
-// How: right before the real transfer, a one-thread kernel on the same stream reads the GPU clock and books
-// the transfer on the FIFO (start = max(now, FIFO tail), tail = start + bytes/bandwidth; the completion time
-// is tail + latency). Right after the transfer, a second one-thread kernel spins until that completion time.
-// Everything ordered after the transfer on that stream (its handle, later transfers, the compute that waits on
-// it) therefore sees the emulated link, and both lanes of a GPU share its FIFOs as they would share a NIC.
-// Intra-machine transfers are never touched.
+// How: right before the real transfer the stream books it on the FIFO (start = the moment the stream gets there,
+// or the FIFO's tail if later; tail = start + bytes/bandwidth; completion = tail + latency); right after it, the
+// stream waits until that completion time. Everything ordered after the transfer on that stream (its handle,
+// later transfers, the compute that waits on it) therefore sees the emulated link, and both lanes of a GPU share
+// its FIFOs as they would share a NIC. Intra-machine transfers are never touched.
+//
+// Two clocks do the booking and the waiting (SF_EMULATED_LINK_CLOCK):
+//   host (default): the stream writes and waits on flags in mapped host memory (stream memory operations, no SM)
+//     and a host thread keeps the FIFOs and releases each transfer when due (link_clock.h). A transfer issued
+//     while an attention call holds every SM starts on time, as beside a real NIC.
+//   kernel: one-thread kernels read the GPU clock to book and spin to hold. They wait for a free SM, so behind a
+//     persistent attention call a transfer starts only when the call ends (bench/sp/TRACES.md, trace 5); kept
+//     for comparisons.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include <cuda_runtime.h>
 
 #include "emulated_link_settings.h"
+#include "link_clock.h"
 #include "streamfusion/status.h"
 
 namespace sf::gpu {
@@ -29,20 +38,31 @@ class EmulatedLinks {
   EmulatedLinks(const EmulatedLinks&) = delete;
   EmulatedLinks& operator=(const EmulatedLinks&) = delete;
 
+  // Reads SF_EMULATED_LINK_CLOCK ("host" or unset, or "kernel"); anything else is an error.
   Status init();
+  const char* clock_name() const { return host_ ? "host" : "kernel"; }
 
-  // Books `bytes` on the FIFO (enqueued on `stream` before the transfer); returns the booking's slot.
+  // Books `bytes` on the FIFO (enqueued on `stream` before the transfer); returns the booking's ticket.
   Result<uint32_t> book(cudaStream_t stream, LinkDirection dir, size_t bytes, const EmulationSettings& s);
   // Enqueued after the transfer: the stream waits until the booked completion time.
-  Status hold(cudaStream_t stream, uint32_t slot);
+  Status hold(cudaStream_t stream, uint32_t ticket);
   // A latency-only hold (e.g. after a barrier across machines).
   Status hold_latency(cudaStream_t stream, const EmulationSettings& s);
   // Empties both FIFOs (synchronous; call while no transfer is in flight).
   Status reset();
 
  private:
-  static constexpr uint32_t kSlots = 1u << 16;
-  unsigned long long* state_ = nullptr;  // [0..1]: FIFO tails (ns, GPU global timer); then kSlots completions
+  static constexpr uint32_t kSlots = LinkClock::kSlots;
+  Status init_host_clock();
+  Status write_flag(cudaStream_t stream, const uint32_t* flags, uint32_t ticket, const char* what);
+
+  bool host_ = true;
+  // Host clock: [0, kSlots) reached flags, [kSlots, 2 kSlots) released flags, in mapped host memory.
+  uint32_t* flags_ = nullptr;
+  uint32_t* flags_on_device_ = nullptr;
+  std::unique_ptr<LinkClock> clock_;
+  // Kernel clock: [0..1] FIFO tails (ns, GPU global timer), then kSlots completion times.
+  unsigned long long* state_ = nullptr;
   uint32_t next_slot_ = 0;
 };
 

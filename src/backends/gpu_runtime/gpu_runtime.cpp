@@ -91,6 +91,10 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
   impl->options = options;
   const std::string who = "rank " + std::to_string(launch.rank) + " (" + launch.hostname + ")";
 
+  // Before CUDA starts: the emulated links' holds block their stream in the GPU's front end (emulated_link.h),
+  // and streams that share one of its hardware queues (8 by default) would wait behind them. 32 queues keep our
+  // compute stream, two lanes and the libraries' streams apart. A value the user set stays.
+  setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0);
   int count = 0;
   if (cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0) {
     return backend_error(who + ": no CUDA device usable (" +
@@ -170,6 +174,8 @@ bool GpuContext::has_nvshmem() const { return impl_->nvshmem_ready; }
 TcpStore& GpuContext::store() { return *impl_->store; }
 Device& GpuContext::device() { return *impl_->device; }
 
+const char* GpuContext::emulated_link_clock() const { return impl_->links.clock_name(); }
+
 std::string GpuContext::describe() const {
   std::string s = impl_->gpu_name + ", " + std::to_string(world_size()) + " ranks";
   int v = 0;
@@ -181,6 +187,7 @@ std::string GpuContext::describe() const {
 #endif
   s += CudaDevice::fast_kernel_built() ? ", attention: sf::cuda::attention (fallback kernel for other cases)"
                                        : ", attention: fallback kernel (sf_cuda_kernels not built)";
+  s += std::string(", emulated links clocked by the ") + impl_->links.clock_name();
   return s;
 }
 
@@ -263,9 +270,13 @@ Status GpuContext::synchronize() { return impl_->streams.synchronize("GpuContext
 
 Status GpuContext::begin_trace() { return impl_->streams.trace().begin(impl_->streams.compute()); }
 
-Result<std::string> GpuContext::end_trace() {
+Result<std::vector<TraceEntry>> GpuContext::end_trace_entries() {
   SF_RETURN_IF_ERROR(impl_->streams.synchronize("end_trace"));
-  SF_ASSIGN_OR_RETURN(std::vector<TraceEntry> entries, impl_->streams.trace().end());
+  return impl_->streams.trace().end();
+}
+
+Result<std::string> GpuContext::end_trace() {
+  SF_ASSIGN_OR_RETURN(std::vector<TraceEntry> entries, end_trace_entries());
   return format_trace(entries);
 }
 

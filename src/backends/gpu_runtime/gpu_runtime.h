@@ -16,6 +16,7 @@
 
 #include "emulated_link_settings.h"
 #include "launch_env.h"
+#include "stream_trace.h"
 #include "streamfusion/runtime.h"
 #include "streamfusion/status.h"
 #include "streamfusion/topology.h"
@@ -49,6 +50,7 @@ class GpuContext {
   bool has_nccl() const;
   bool has_nvshmem() const;
   std::string describe() const;  // GPU name, NCCL/NVSHMEM versions, fast kernel or fallback
+  const char* emulated_link_clock() const;  // "host" or "kernel" (SF_EMULATED_LINK_CLOCK, emulated_link.h)
   TcpStore& store();
   Device& device();
 
@@ -72,6 +74,7 @@ class GpuContext {
   // each communication lane finished an operation), formatted one line per entry with a summary; for --trace.
   Status begin_trace();
   Result<std::string> end_trace();
+  Result<std::vector<TraceEntry>> end_trace_entries();  // the same, unformatted
   // Attention calls served by the exact-but-slow fallback kernel so far (process-wide).
   static int64_t fallback_attention_calls();
   // Empties the emulated links' FIFOs (between benchmark configurations).

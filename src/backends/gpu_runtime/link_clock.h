@@ -1,0 +1,75 @@
+// The host-side clock of the emulated inter-machine links (emulated_link.h), plain C++ so that CPU tests reach it.
+//
+// Why a host clock: the first emulation booked and held each transfer with one-thread kernels. A kernel needs an
+// SM, and while one of our persistent attention calls holds every SM (bench/sp/TRACES.md, trace 5) a booking
+// kernel waited for the call to end: a transfer issued during a call started only after it, so the link idled
+// beside compute, which a real NIC (or NVSHMEM's copy engines) would not. Here the stream only writes and waits on
+// flags (stream memory operations, executed by the GPU's front end without an SM) and a host thread keeps the time:
+//
+//   stream:  write reached[slot] = ticket  →  the real transfer  →  wait until released[slot] == ticket
+//   host:    sees reached[slot] == ticket at time t: start = max(t, FIFO tail), tail = start + bytes / bandwidth;
+//            at tail + latency writes released[slot] = ticket
+//
+// Tickets count up from 1, so a slot's flags never need resetting (a slot is reused kSlots tickets later, with a
+// different value). Both lanes of a GPU book on the same two FIFOs (egress, ingress), as they would share a NIC.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace sf::gpu {
+
+class LinkClock {
+ public:
+  static constexpr uint32_t kSlots = 1u << 16;
+  static constexpr int kNoFifo = -1;  // a latency-only hold: no bandwidth booked
+  using Nanoseconds = std::function<uint64_t()>;
+
+  // reached, released: kSlots flags each, written by the GPU (reached) and by this clock (released); they must
+  // stay valid while the clock lives. now: the time in ns (steady_clock unless a test gives its own).
+  LinkClock(volatile uint32_t* reached, volatile uint32_t* released, Nanoseconds now = {});
+  ~LinkClock();
+  LinkClock(const LinkClock&) = delete;
+  LinkClock& operator=(const LinkClock&) = delete;
+
+  // Registers a transfer of `duration_ns` on FIFO `fifo` (0 or 1; kNoFifo for latency only), released
+  // `latency_ns` after its booked end. Returns its ticket; its slot is ticket % kSlots.
+  uint32_t book(int fifo, uint64_t duration_ns, uint64_t latency_ns);
+  // Empties both FIFOs. Only while no booked transfer is outstanding (every ticket released).
+  void reset();
+  // Starts the thread that polls the flags; without it, poll() drives the clock (tests).
+  void start();
+  // One pass: books every outstanding ticket whose reached flag is set, releases every booked one that is due.
+  // Returns whether any ticket is still outstanding.
+  bool poll();
+  // Tickets booked on the host and not yet released.
+  size_t outstanding() const;
+
+ private:
+  struct Pending {
+    uint32_t ticket;
+    int fifo;
+    uint64_t duration_ns, latency_ns;
+    bool reached = false;
+    uint64_t due_ns = 0;
+  };
+  void run();
+
+  volatile uint32_t* reached_;
+  volatile uint32_t* released_;
+  Nanoseconds now_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_;
+  std::deque<Pending> pending_;  // in booking order
+  uint64_t tail_ns_[2] = {0, 0};
+  uint32_t next_ticket_ = 1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace sf::gpu
