@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "streamfusion/attention_problem.h"
 #include "streamfusion/dtype.h"
@@ -23,6 +24,17 @@ class Device {
   // Used for packing head blocks so that every transferred chunk is contiguous.
   virtual Status copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads,
                            int64_t head_dim, DType dtype) = 0;
+  // Several copy_rows of one shape (same rows, heads, head_dim) at once: on GPUs one kernel instead of one per
+  // copy (a layer packs 3·u·t head blocks before its first transfer, and each launch and its tail cost more than
+  // the bytes). The default does one copy_rows per entry.
+  struct RowCopy {
+    RowChunk dst, src;
+  };
+  virtual Status copy_rows_batch(const std::vector<RowCopy>& copies, int64_t batch, int64_t heads, int64_t head_dim,
+                                 DType dtype) {
+    for (const RowCopy& c : copies) SF_RETURN_IF_ERROR(copy_rows(c.dst, c.src, batch, heads, head_dim, dtype));
+    return Status::ok();
+  }
   // Plain local memory (device memory on GPUs). Never symmetric: use Comm::alloc_symmetric for that.
   virtual Result<void*> alloc(size_t bytes) = 0;
   virtual void free(void* p) = 0;

@@ -273,15 +273,18 @@ Status MeshAttention::scatter_ulysses(const void* q, const void* k, const void* 
   const size_t piece_bytes = static_cast<size_t>(shape_.batch * n * Ht_ * D) * elem_;
   const void* inputs[3] = {q, k, v};
   const SymmetricBuffer* homes[3] = {&qu_, &ku_, &vu_};
-  // Pack: piece (j, p) holds heads of Ulysses block j, Torus sub-block p. Our own pieces go straight home.
+  // Pack: piece (j, p) holds heads of Ulysses block j, Torus sub-block p. Our own pieces go straight home. All
+  // 3·u·t pieces in one batch: no transfer can start before the last of them.
+  std::vector<Device::RowCopy> pack;
   for (int tensor = 0; tensor < 3; ++tensor)
     for (int j = 0; j < u_; ++j)
       for (int p = 0; p < t_; ++p) {
         const RowChunk src = user_rows(inputs[tensor], head_offset(j, p));
         RowChunk dst = j == iu_ ? me.piece(slot(homes[tensor]->local, slot_bytes_, p), iu_, elem_)
                                 : dense_rows(static_cast<char*>(pack_) + ((tensor * u_ + j) * t_ + p) * os_slot_bytes_, n, Ht_, D);
-        SF_RETURN_IF_ERROR(dev_.copy_rows(dst, src, shape_.batch, Ht_, D, shape_.dtype));
+        pack.push_back({dst, src});
       }
+  SF_RETURN_IF_ERROR(dev_.copy_rows_batch(pack, shape_.batch, Ht_, D, shape_.dtype));
   if (u_ > 1 && one_sided_) {  // ScatterPush: our piece iu_ of each peer's block (same pieces: same group)
     for (int tensor = 0; tensor < 3; ++tensor)
       for (int j = 0; j < u_; ++j)
@@ -624,13 +627,14 @@ Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs) {
 
 Status MeshAttention::gather_outputs(void* o) {
   const int64_t n = rows_of(rank_), D = shape_.head_dim;
+  std::vector<Device::RowCopy> pieces;
   for (int j = 0; j < u_; ++j)
     for (int lp = 0; lp < t_; ++lp) {
       if (j == iu_ && lp == l_) continue;  // finalized in place
       const RowChunk src = dense_rows(static_cast<char*>(os_.local) + (j * t_ + lp) * os_slot_bytes_, n, Ht_, D);
-      SF_RETURN_IF_ERROR(dev_.copy_rows(user_rows(o, head_offset(j, lp)), src, shape_.batch, Ht_, D, shape_.dtype));
+      pieces.push_back({user_rows(o, head_offset(j, lp)), src});
     }
-  return Status::ok();
+  return dev_.copy_rows_batch(pieces, shape_.batch, Ht_, D, shape_.dtype);
 }
 
 Status MeshAttention::forward(const void* q, const void* k, const void* v, void* o) {

@@ -1,9 +1,11 @@
 #include "cuda_device.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "device_kernels.cuh"
 #include "gpu_check.h"
@@ -84,6 +86,24 @@ Status CudaDevice::attention(const AttentionProblem& p) {
   }
   SF_RETURN_IF_ERROR(st);
   return trace.on() ? trace.mark_end(streams_->compute(), describe(p, fast)) : Status::ok();
+}
+
+Status CudaDevice::copy_rows_batch(const std::vector<RowCopy>& copies, int64_t batch, int64_t heads,
+                                   int64_t head_dim, DType dtype) {
+  if (copies.empty()) return Status::ok();
+  StreamTrace& trace = streams_->trace();
+  SF_RETURN_IF_ERROR(trace.mark_begin(streams_->compute()));
+  for (size_t first = 0; first < copies.size(); first += kMaxBatchedCopies) {
+    const size_t n = std::min<size_t>(kMaxBatchedCopies, copies.size() - first);
+    std::vector<RowChunk> dst(n), src(n);
+    for (size_t i = 0; i < n; ++i) dst[i] = copies[first + i].dst, src[i] = copies[first + i].src;
+    SF_RETURN_IF_ERROR(copy_rows_batch_kernel(dst.data(), src.data(), static_cast<int>(n), batch, heads, head_dim,
+                                              dtype, streams_->compute()));
+  }
+  if (!trace.on()) return Status::ok();
+  return trace.mark_end(streams_->compute(), "copy_rows x" + std::to_string(copies.size()) + ", " +
+                                                  std::to_string(batch * copies[0].src.len) + " rows x " +
+                                                  std::to_string(heads) + " heads each");
 }
 
 int64_t CudaDevice::fallback_calls() { return g_fallback_calls.load(std::memory_order_relaxed); }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -22,6 +23,29 @@ __global__ void copy_rows_vec(char* dst, const char* src, int64_t rows, int64_t 
     const Vec* from = reinterpret_cast<const Vec*>(src + b * s_sb + s * s_ss + h * s_sh) + v;
     Vec* to = reinterpret_cast<Vec*>(dst + b * d_sb + s * d_ss + h * d_sh) + v;
     *to = *from;
+  }
+}
+
+// A batch of row copies whose (b, s) rows are runs of `run_vecs` contiguous 16-byte vectors on both sides:
+// copy blockIdx.y, one thread per vector, 32-bit index arithmetic (the caller checks the sizes).
+struct RowRunCopy {
+  char* dst;
+  const char* src;
+  int64_t d_sb, d_ss, s_sb, s_ss;  // bytes
+};
+struct RowRunBatch {
+  RowRunCopy c[kMaxBatchedCopies];
+};
+
+__global__ void copy_row_runs(const __grid_constant__ RowRunBatch batch, uint32_t len, uint32_t run_vecs,
+                              uint32_t total) {
+  const RowRunCopy& c = batch.c[blockIdx.y];
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    const uint32_t r = i / run_vecs, v = i - r * run_vecs;
+    const uint32_t b = r / len, s = r - b * len;
+    const uint4* from = reinterpret_cast<const uint4*>(c.src + b * c.s_sb + s * c.s_ss) + v;
+    uint4* to = reinterpret_cast<uint4*>(c.dst + b * c.d_sb + s * c.d_ss) + v;
+    *to = __ldg(from);
   }
 }
 
@@ -135,6 +159,38 @@ Status copy_rows_kernel(const RowChunk& dst, const RowChunk& src, int64_t batch,
   if (aligned(8)) return go(uint2{}, 8);
   if (aligned(4)) return go(uint32_t{}, 4);
   return go(uint16_t{}, 2);
+}
+
+Status copy_rows_batch_kernel(const RowChunk* dst, const RowChunk* src, int n, int64_t batch, int64_t heads,
+                              int64_t head_dim, DType dtype, cudaStream_t stream) {
+  const int64_t es = dtype_size(dtype), run_bytes = heads * head_dim * es;
+  const int64_t len = n > 0 ? src[0].len : 0;
+  bool batched = n > 1 && n <= kMaxBatchedCopies && run_bytes % 16 == 0 && batch * len * (run_bytes / 16) < (1ll << 31);
+  for (int i = 0; i < n && batched; ++i) {
+    const RowChunk& d = dst[i];
+    const RowChunk& s = src[i];
+    batched = d.len == len && s.len == len && d.stride_h == head_dim && s.stride_h == head_dim &&
+              reinterpret_cast<uintptr_t>(d.data) % 16 == 0 && reinterpret_cast<uintptr_t>(s.data) % 16 == 0 &&
+              (d.stride_b * es) % 16 == 0 && (d.stride_s * es) % 16 == 0 && (s.stride_b * es) % 16 == 0 &&
+              (s.stride_s * es) % 16 == 0;
+  }
+  if (!batched) {
+    for (int i = 0; i < n; ++i) SF_RETURN_IF_ERROR(copy_rows_kernel(dst[i], src[i], batch, heads, head_dim, dtype, stream));
+    return Status::ok();
+  }
+  if (len == 0 || batch == 0 || run_bytes == 0) return Status::ok();
+  RowRunBatch b{};
+  for (int i = 0; i < n; ++i)
+    b.c[i] = {static_cast<char*>(dst[i].data), static_cast<const char*>(src[i].data), dst[i].stride_b * es,
+              dst[i].stride_s * es, src[i].stride_b * es, src[i].stride_s * es};
+  const auto run_vecs = static_cast<uint32_t>(run_bytes / 16);
+  const auto total = static_cast<uint32_t>(batch * len * run_vecs);
+  // About 8 blocks of 256 threads per SM over all copies: enough bytes in flight to saturate memory.
+  const unsigned blocks_x = std::max(1u, std::min(grid_for(total, 256), 1056u / static_cast<unsigned>(n) + 1));
+  copy_row_runs<<<dim3(blocks_x, static_cast<unsigned>(n)), 256, 0, stream>>>(b, static_cast<uint32_t>(len),
+                                                                              run_vecs, total);
+  SF_CUDA_LAUNCH_RETURN("copy_rows batch kernel launch");
+  return Status::ok();
 }
 
 Status fill_normal(void* data, int64_t n, DType dtype, uint64_t seed, int64_t first_index, cudaStream_t stream) {

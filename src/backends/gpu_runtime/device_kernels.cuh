@@ -16,6 +16,12 @@ Status fallback_attention(const AttentionProblem& p, cudaStream_t stream);
 
 Status copy_rows_kernel(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads, int64_t head_dim,
                         DType dtype, cudaStream_t stream);
+// Up to kMaxBatchedCopies copies of one shape in one kernel when every copy's rows hold their heads back to back
+// (stride_h == head_dim on both sides, as in the packing of head blocks) and everything is 16-byte aligned;
+// otherwise one copy_rows_kernel per copy.
+constexpr int kMaxBatchedCopies = 32;
+Status copy_rows_batch_kernel(const RowChunk* dst, const RowChunk* src, int n, int64_t batch, int64_t heads,
+                              int64_t head_dim, DType dtype, cudaStream_t stream);
 
 // Fills n elements with N(0, 1) samples; element i depends only on (seed, first_index + i), so every rank
 // can fill its slice of a global tensor and agree with a rank that fills the whole tensor.
