@@ -28,6 +28,12 @@ struct SpAttentionConfig {
   // segment while the rest is in flight (finer than the paper's one chunk per stage). 0 = automatic (4 when
   // the mesh has a Torus level). Any value gives the same result.
   int torus_chunks = 0;
+  // One segment per Torus stage (compute-bound), one-sided transport: once the last K/V set has landed, finalize
+  // the foreign stages' rows one stage at a time and push each stage's output as soon as it is done, instead of
+  // all of them after one call. Pays when pushing that output takes longer than our own rows' last call, which
+  // would otherwise hide it (the planner sets it then). Two-sided pushes stay together (their receives are posted
+  // as one batch). Any value gives the same result.
+  bool stagger_foreign_push = false;
 };
 
 class SpAttention {

@@ -18,7 +18,8 @@ class MeshAttention final : public SpAttention {
         shape_(shape),
         mesh_(config.mesh),
         one_sided_(config.transport == Transport::kOneSided),
-        requested_chunks_(config.torus_chunks) {}
+        requested_chunks_(config.torus_chunks),
+        stagger_push_(config.stagger_foreign_push && one_sided_) {}
   ~MeshAttention() override;
 
   Status init();
@@ -100,7 +101,8 @@ class MeshAttention final : public SpAttention {
   // segment by segment as it lands, ring peers' rows of the same segment beside ours.
   Status pull_kv_by_segment(const std::vector<int>& all_stages, const std::vector<int>& foreign_stages,
                             std::vector<RingSet>* sets, std::vector<Handle>* out_recvs, void* o);
-  Status push_outputs(bool foreign, std::vector<Handle>* recvs);
+  // only_stage >= 1: that foreign stage's output alone (one-sided).
+  Status push_outputs(bool foreign, std::vector<Handle>* recvs, int only_stage = -1);
   Status gather_outputs(void* o);
 
   Comm& comm_;
@@ -109,6 +111,7 @@ class MeshAttention final : public SpAttention {
   const Mesh mesh_;
   const bool one_sided_;
   const int requested_chunks_;  // SpAttentionConfig::torus_chunks (0 = automatic)
+  const bool stagger_push_;     // SpAttentionConfig::stagger_foreign_push, one-sided only
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 
@@ -553,10 +556,18 @@ Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std
   for (int x = 1; x < t_; ++x) {
     std::vector<KVPart> set;
     SF_RETURN_IF_ERROR(arrived_set(x, &set));
-    SF_RETURN_IF_ERROR(compute(foreign_stages, -1, set, AccumulatorMode::kResume, x == t_ - 1, o));
     every.insert(every.end(), set.begin(), set.end());
+    if (x < t_ - 1 || !stagger_push_) {
+      SF_RETURN_IF_ERROR(compute(foreign_stages, -1, set, AccumulatorMode::kResume, x == t_ - 1, o));
+      continue;
+    }
+    // Staggered: stage i's output crosses the link while stage i+1 computes.
+    for (int i : foreign_stages) {
+      SF_RETURN_IF_ERROR(compute({i}, -1, set, AccumulatorMode::kResume, true, o));
+      SF_RETURN_IF_ERROR(push_outputs(true, out_recvs, i));
+    }
   }
-  SF_RETURN_IF_ERROR(push_outputs(true, out_recvs));
+  if (!stagger_push_) SF_RETURN_IF_ERROR(push_outputs(true, out_recvs));
   SF_RETURN_IF_ERROR(compute({0}, -1, every, AccumulatorMode::kResume, true, o));
   return push_outputs(false, out_recvs);
 }
@@ -591,10 +602,12 @@ Status MeshAttention::pull_kv_by_segment(const std::vector<int>& all_stages, con
 // ---- D. Push finalized output pieces to the ranks that own their rows. foreign: Torus stages 1..t-1 (rows
 // of other machines' Torus peers); otherwise stage 0 (rows of our Ulysses peers). Two-sided: the matching
 // receives (from ranks whose Torus index differs from ours, or equals it) go in the same batch.
-Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs) {
+Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs, int only_stage) {
+  if (only_stage >= 1 && !one_sided_) return internal_error("push_outputs: one stage alone needs one-sided pushes");
   if (!one_sided_) SF_RETURN_IF_ERROR(comm_.begin_batch());
   const int64_t D = shape_.head_dim;
   for (int i = foreign ? 1 : 0; i < (foreign ? t_ : 1); ++i) {
+    if (only_stage >= 1 && i != only_stage) continue;
     const int x = gt_[(l_ + i) % t_];
     const RowBlock qb = block_of(x);
     const std::vector<int> owners = mesh_.group(LevelKind::kUlysses, x);

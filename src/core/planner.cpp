@@ -212,6 +212,16 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // at 1.0). 0 lets the algorithm pick up to 4 segments that keep calls large.
   const bool comm_bound = ms(total.overlapped) >= 0.85 * plan.compute_ms;
   if (plan.config.mesh.degree(LevelKind::kTorus) > 1) plan.config.torus_chunks = comm_bound ? 0 : 1;
+  // The foreign rows' output leaves after the last K/V set: (t-1)/t of this GPU's output bytes over the
+  // inter-machine link, hidden only by our own rows' last call ((t-1)/t^2 of the compute). When the push is the
+  // longer, finalize and push stage by stage (MeshAttention, one-sided).
+  const int t = plan.config.mesh.degree(LevelKind::kTorus);
+  if (t > 2) {
+    const double out_bytes = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
+                             dtype_size(shape.dtype);
+    const double push_ms = (t - 1.0) / t * out_bytes / (speeds.inter_gbps * 1e6);
+    plan.config.stagger_foreign_push = push_ms > plan.compute_ms * (t - 1.0) / (1.0 * t * t);
+  }
   const Mesh& m = plan.config.mesh;
   char buf[640];
   std::snprintf(buf, sizeof buf,
@@ -226,6 +236,8 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
     plan.explanation += plan.config.torus_chunks == 1
                             ? "; compute-bound: one transfer per Torus stage"
                             : "; communication-bound: Torus transfers cut into up to 4 row segments";
+  if (plan.config.stagger_foreign_push)
+    plan.explanation += "; the foreign output is pushed stage by stage (it outlasts our own rows' last call)";
   if ((scheme == Scheme::kTas || scheme == Scheme::kTorus || scheme == Scheme::kSfu) &&
       shape.heads % topo.machines != 0)
     plan.explanation += "; heads " + std::to_string(shape.heads) + " do not divide by " +

@@ -285,6 +285,7 @@ void expect_schedule(const std::vector<ScheduleCase>& cases, uint64_t seed) {
       Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
       ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
       plan->config.torus_chunks = c.chunks;
+      plan->config.stagger_foreign_push = false;  // its own test below (the planner would stagger this tiny layer)
       const LayerInputs in = make_random_inputs(shape, seed);
       ThreadRunOptions opt;
       opt.world.chaos_seed = seed + 1;
@@ -310,6 +311,39 @@ TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
                       {"R2U2", {2, 2}, 1, 2, "USP: the ring crosses machines, so one call per arriving block"},
                   },
                   4);
+}
+
+// Staggered foreign push (SpAttentionConfig::stagger_foreign_push): once the last K/V set has landed, each foreign
+// stage finalizes in its own call and its output is pushed at once, so the first pushes cross the link while the
+// other stages compute. One-sided only: the two-sided pushes' receives are posted as one batch, so the flag leaves
+// that schedule as it was. Exact either way.
+TEST(MeshSchedule, StaggeredForeignPushFinalizesOneStageAtATime) {
+  struct StaggerCase {
+    const char* mesh;
+    Topology topo;
+    int64_t one_sided_calls, two_sided_calls;
+  };
+  const StaggerCase cases[] = {
+      {"T4", {4, 1}, 9, 7},    // own; stage 1; stages 2-3; sets 1, 2; set 3 stage by stage (3); own rows
+      {"T8", {8, 1}, 18, 12},  // own; {1}, {2,3}, {4..7}; sets 1..6; set 7 stage by stage (7); own rows
+  };
+  for (const StaggerCase& c : cases)
+    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
+      const AttentionShape shape{1, 64, 8, 16, DType::kF32};
+      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
+      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+      plan->config.torus_chunks = 1;
+      plan->config.stagger_foreign_push = true;
+      const LayerInputs in = make_random_inputs(shape, 21);
+      ThreadRunOptions opt;
+      opt.world.chaos_seed = 22;
+      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " " << transport_name(tr);
+      const int64_t want = tr == Transport::kOneSided ? c.one_sided_calls : c.two_sided_calls;
+      for (int g = 0; g < c.topo.world_size(); ++g)
+        EXPECT_EQ(r->attention_calls[g], want) << c.mesh << " rank " << g << " " << transport_name(tr);
+    }
 }
 
 // Transfer-bound layers (Torus transfers cut into segments) compute each segment as it lands. The ring peers'

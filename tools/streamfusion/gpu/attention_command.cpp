@@ -34,6 +34,7 @@ struct AttentionOptions {
   std::string transports = "auto";  // auto | two-sided | one-sided | both
   std::vector<std::string> custom_meshes;  // extra cases: scheme custom with these meshes
   int torus_chunks = -1;                   // -1: the planner decides; else SpAttentionConfig::torus_chunks
+  std::string foreign_push = "auto";       // auto (the planner), staggered or together: stagger_foreign_push
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
   bool concurrent = true;  // time every rank's compute share with all ranks at once too
@@ -328,6 +329,7 @@ int run_attention(const AttentionOptions& o) {
               continue;
             }
             if (o.torus_chunks >= 0) plan->config.torus_chunks = o.torus_chunks;
+            if (o.foreign_push != "auto") plan->config.stagger_foreign_push = o.foreign_push == "staggered";
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -486,6 +488,10 @@ void register_gpu_attention_command(CLI::App& app) {
                   "auto (sfu one-sided on NVSHMEM, others two-sided on NCCL), two-sided, one-sided, both");
   sub->add_option("--custom-meshes", o->custom_meshes, "extra explicit meshes run as scheme custom, both transports "
                                                        "(comma list, e.g. T4,T2U2)")->delimiter(',');
+  sub->add_option("--foreign-push", o->foreign_push,
+                  "Torus foreign output after the last K/V set: auto (the planner), staggered (stage by stage, "
+                  "one-sided) or together")
+      ->check(CLI::IsMember({"auto", "staggered", "together"}));
   sub->add_option("--torus-chunks", o->torus_chunks,
                   "row segments per Torus transfer (-1: planner decides; 0: up to 4 as call sizes allow)");
   sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber);
