@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call (4 GPUs): the emulated links' two clocks (src/backends/gpu_runtime/emulated_link.h).
 #   1. gpu-links under each clock: achieved bandwidth against the setting, and transfers beside an attention call
-#      that holds every SM (the kernel clock's bookings wait for the call; the host clock's do not);
+#      that holds every SM (one-sided transfers must land during the call; NCCL's are reported);
 #   2. the multi-GPU tests (host clock);
 #   3. the layers under each clock, alternately (split_ab.sh with SF_AB_VAR=SF_EMULATED_LINK_CLOCK).
 #   bench/sp/link_clock_ab.sh [OUTDIR]   env: SF_AB_SEQ, SF_AB_TOPOLOGIES, SF_AB_GBPS, SF_AB_SCHEMES, SF_AB_ROUNDS

@@ -31,8 +31,8 @@ inline int64_t launch_grid(int64_t blocks, int64_t slots, int64_t kv_tiles, int6
 
 // Thread blocks that run at once: `per_sm` on each multiprocessor but `reserved_sms`, which are left to other
 // streams. A thread block of the kernel may hold a whole SM (at D=128 every register), so while a persistent grid
-// of one per SM runs, a kernel on a communication stream (NCCL's, the emulated links') waits for the call's end
-// (bench/sp/TRACES.md, trace 5). At least one SM stays with the call.
+// of one per SM runs, a kernel on a communication stream (NCCL's) may wait for the call's end (bench/sp/TRACES.md,
+// trace 5 and session 11). At least one SM stays with the call.
 inline int64_t resident_slots(int sms, int per_sm, int reserved_sms) {
   const int usable = std::max(sms - std::max(reserved_sms, 0), 1);
   return int64_t{usable} * std::max(per_sm, 1);

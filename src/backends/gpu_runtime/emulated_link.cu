@@ -95,8 +95,8 @@ Status EmulatedLinks::reset() {
   return Status::ok();
 }
 
-Status EmulatedLinks::write_flag(cudaStream_t stream, const uint32_t* flags, uint32_t ticket, const char* what) {
-  const auto at = reinterpret_cast<CUdeviceptr>(flags + ticket % kSlots);
+Status EmulatedLinks::write_reached(cudaStream_t stream, uint32_t ticket, const char* what) {
+  const auto at = reinterpret_cast<CUdeviceptr>(flags_on_device_ + ticket % kSlots);
   return driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(stream), at, ticket, 0), what);
 }
 
@@ -104,7 +104,7 @@ Result<uint32_t> EmulatedLinks::book(cudaStream_t stream, LinkDirection dir, siz
                                      const EmulationSettings& settings) {
   if (host_) {
     const uint32_t ticket = clock_->book(static_cast<int>(dir), duration_ns(bytes, settings), latency_ns(settings));
-    SF_RETURN_IF_ERROR(write_flag(stream, flags_on_device_, ticket, "emulated link: booking (cuStreamWriteValue32)"));
+    SF_RETURN_IF_ERROR(write_reached(stream, ticket, "emulated link: booking (cuStreamWriteValue32)"));
     return ticket;
   }
   const uint32_t slot = next_slot_;
@@ -129,7 +129,7 @@ Status EmulatedLinks::hold(cudaStream_t stream, uint32_t ticket) {
 Status EmulatedLinks::hold_latency(cudaStream_t stream, const EmulationSettings& settings) {
   if (host_) {
     const uint32_t ticket = clock_->book(LinkClock::kNoFifo, 0, latency_ns(settings));
-    SF_RETURN_IF_ERROR(write_flag(stream, flags_on_device_, ticket, "emulated link: latency (cuStreamWriteValue32)"));
+    SF_RETURN_IF_ERROR(write_reached(stream, ticket, "emulated link: latency (cuStreamWriteValue32)"));
     return hold(stream, ticket);
   }
   hold_for_kernel<<<1, 1, 0, stream>>>(latency_ns(settings));

@@ -10,11 +10,10 @@
 //
 // Two clocks do the booking and the waiting (SF_EMULATED_LINK_CLOCK):
 //   host (default): the stream writes and waits on flags in mapped host memory (stream memory operations, no SM)
-//     and a host thread keeps the FIFOs and releases each transfer when due (link_clock.h). A transfer issued
-//     while an attention call holds every SM starts on time, as beside a real NIC.
-//   kernel: one-thread kernels read the GPU clock to book and spin to hold. They wait for a free SM, so behind a
-//     persistent attention call a transfer starts only when the call ends (bench/sp/TRACES.md, trace 5); kept
-//     for comparisons.
+//     and a host thread keeps the FIFOs and releases each transfer when due (link_clock.h). Like a NIC, it never
+//     competes with kernels for SMs.
+//   kernel: one-thread kernels read the GPU clock to book and spin to hold; each needs a free SM. Kept for
+//     comparisons (bench/sp/link_clock_ab.sh).
 #pragma once
 
 #include <cstddef>
@@ -54,7 +53,8 @@ class EmulatedLinks {
  private:
   static constexpr uint32_t kSlots = LinkClock::kSlots;
   Status init_host_clock();
-  Status write_flag(cudaStream_t stream, const uint32_t* flags, uint32_t ticket, const char* what);
+  // Enqueues the stream's "reached" write of `ticket` (host clock).
+  Status write_reached(cudaStream_t stream, uint32_t ticket, const char* what);
 
   bool host_ = true;
   // Host clock: [0, kSlots) reached flags, [kSlots, 2 kSlots) released flags, in mapped host memory.

@@ -1,10 +1,12 @@
 // The host-side clock of the emulated inter-machine links (emulated_link.h), plain C++ so that CPU tests reach it.
 //
-// Why a host clock: the first emulation booked and held each transfer with one-thread kernels. A kernel needs an
-// SM, and while one of our persistent attention calls holds every SM (bench/sp/TRACES.md, trace 5) a booking
-// kernel waited for the call to end: a transfer issued during a call started only after it, so the link idled
-// beside compute, which a real NIC (or NVSHMEM's copy engines) would not. Here the stream only writes and waits on
-// flags (stream memory operations, executed by the GPU's front end without an SM) and a host thread keeps the time:
+// Why a host clock: the first emulation booked and held each transfer with one-thread kernels, which need an SM.
+// A NIC needs none, so an emulation that competes for SMs (with NCCL's kernels, with a persistent attention call)
+// can only make the links look worse than they are. Measured (bench/sp/results/h200x4-2026-11-27-link-clock/):
+// beside a call that holds every SM the kernels still got SMs and one-sided transfers landed on time under either
+// clock, but two-sided (NCCL) layers on 4 emulated machines ran 1.03-1.15x faster with this one. Here the stream
+// only writes and waits on flags (stream memory operations, executed by the GPU's front end without an SM) and a
+// host thread keeps the time:
 //
 //   stream:  write reached[slot] = ticket  →  the real transfer  →  wait until released[slot] == ticket
 //   host:    sees reached[slot] == ticket at time t: start = max(t, FIFO tail), tail = start + bytes / bandwidth;

@@ -3,7 +3,7 @@
 // NCCL (send/recv) and NVSHMEM (get). The received bytes are checked exactly (each rank's payload is its own
 // seeded sequence), and the achieved bandwidth per direction is compared with the setting: inter within 5 %,
 // intra unchanged (within 5 % of the run without emulation). Then, beside an attention call that holds every SM,
-// the same link must still deliver at its setting (check_beside_attention).
+// the one-sided link must still deliver at its setting (time_beside_attention).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -67,8 +67,8 @@ Status make_busy_call(gpu::GpuContext& ctx, Device& dev, int64_t seq, BusyCall* 
 
 // Beside an attention call: four inter-machine transfers are issued, then the call, which holds every SM for
 // about twice their emulated time. Each iteration is traced (the moment every transfer's handle was reached, and
-// the call's interval): a link that keeps time without an SM delivers the last transfer about its emulated time
-// after the call starts, not after the call. Returns "delivered_ms transfer_ms call_alone_ms" for this rank
+// the call's interval): a link that works beside compute delivers the last transfer about its emulated time after
+// the call starts, not after the call. Returns "delivered_ms transfer_ms call_alone_ms" for this rank
 // (medians; delivered: the last transfer's moment minus the call's start).
 Result<std::string> time_beside_attention(gpu::GpuContext& ctx, Comm& comm, Device& dev, const BusyCall& call,
                                           const std::string& backend, double gbps, const SymmetricBuffer& sym,
