@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -100,6 +101,48 @@ TEST_F(LinkClockTest, SlotsAreReusedWithNewTicketsWithoutResettingFlags) {
   EXPECT_EQ(last, kSlots + 3);
   // The first ticket's slot now holds a later ticket: a stream waiting for equality on it would wait on the new one.
   EXPECT_EQ(flags_[kSlots + 1], kSlots + 1);
+}
+
+TEST_F(LinkClockTest, RecordsSayWhenEachTransferWasReachedBookedReleasedAndResumed) {
+  std::vector<uint32_t> resumed(kSlots, 0);
+  clock_.keep_records(2, resumed.data());
+  EXPECT_TRUE(clock_.keeping_records());
+  const uint32_t a = clock_.book(0, 1000, 5), b = clock_.book(0, 1000, 5), c = clock_.book(1, 10, 0);
+  reach(a);            // at 1000: a runs 1000-2000, due 2005
+  now_ = 1500;
+  reach(b);            // behind a: 2000-3000, due 3005
+  EXPECT_TRUE(released_at(2010, a));  // the clock's thread came 5 ns late
+  resumed[a] = a;      // the stream got past its hold
+  now_ = 2040;
+  clock_.poll();
+  EXPECT_TRUE(released_at(3005, b));
+  reach(c);
+  EXPECT_TRUE(released_at(3015, c));  // only two records kept: c leaves none
+  auto records = clock_.take_records();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].ticket, a);
+  EXPECT_EQ(records[0].reached_ns, 1000u);
+  EXPECT_EQ(records[0].start_ns, 1000u);
+  EXPECT_EQ(records[0].due_ns, 2005u);
+  EXPECT_EQ(records[0].released_ns, 2010u);
+  EXPECT_EQ(records[0].resumed_ns, 2040u);
+  EXPECT_EQ(records[1].ticket, b);
+  EXPECT_EQ(records[1].reached_ns, 1500u);
+  EXPECT_EQ(records[1].start_ns, 2000u);
+  EXPECT_EQ(records[1].due_ns, 3005u);
+  EXPECT_EQ(records[1].resumed_ns, 0u);  // not yet past its hold
+  const std::string table = format_link_records(records);
+  // a: late 0.005 us, resume 0.03 us; b reached 0.5 us in, before a resumed: its `next` column is a's
+  EXPECT_NE(table.find("| " + std::to_string(a) + " | 0 | 0.0 | 0.0 | 1.0 | 1.0 | 1.0 | 0.0 | 0.0 | -0.5 |"),
+            std::string::npos)
+      << table;
+  EXPECT_TRUE(clock_.take_records().empty());  // handed over
+  clock_.keep_records(0);
+  EXPECT_FALSE(clock_.keeping_records());
+}
+
+TEST(LinkClockFormat, NoRecordsSaysTheClockKeptNone) {
+  EXPECT_NE(format_link_records({}).find("no link records"), std::string::npos);
 }
 
 TEST(LinkClockThread, ReleasesOnTheRealClockWithoutPolling) {

@@ -70,14 +70,18 @@ Status EmulatedLinks::init() {
   if (env != nullptr && *env != '\0' && std::strcmp(env, "host") != 0 && std::strcmp(env, "kernel") != 0)
     return invalid_argument(std::string("SF_EMULATED_LINK_CLOCK must be host or kernel, found '") + env + "'");
   host_ = env == nullptr || *env == '\0' || std::strcmp(env, "host") == 0;
+  const char* queue = std::getenv("SF_EMULATED_LINK_QUEUE");
+  if (queue != nullptr && *queue != '\0' && std::strcmp(queue, "on") != 0 && std::strcmp(queue, "off") != 0)
+    return invalid_argument(std::string("SF_EMULATED_LINK_QUEUE must be on or off, found '") + queue + "'");
+  queue_ = queue == nullptr || *queue == '\0' || std::strcmp(queue, "on") == 0;
   if (host_) return init_host_clock();
   SF_CUDA_RETURN(cudaMalloc(&state_, (2 + kSlots) * sizeof(unsigned long long)));
   return reset();
 }
 
 Status EmulatedLinks::init_host_clock() {
-  SF_CUDA_RETURN(cudaHostAlloc(reinterpret_cast<void**>(&flags_), 2 * kSlots * sizeof(uint32_t), cudaHostAllocMapped));
-  std::memset(flags_, 0, 2 * kSlots * sizeof(uint32_t));
+  SF_CUDA_RETURN(cudaHostAlloc(reinterpret_cast<void**>(&flags_), 3 * kSlots * sizeof(uint32_t), cudaHostAllocMapped));
+  std::memset(flags_, 0, 3 * kSlots * sizeof(uint32_t));
   SF_CUDA_RETURN(cudaHostGetDevicePointer(reinterpret_cast<void**>(&flags_on_device_), flags_, 0));
   clock_ = std::make_unique<LinkClock>(flags_, flags_ + kSlots);
   clock_->start();
@@ -93,6 +97,15 @@ Status EmulatedLinks::reset() {
   SF_CUDA_RETURN(cudaMemset(state_, 0, (2 + kSlots) * sizeof(unsigned long long)));
   SF_CUDA_RETURN(cudaDeviceSynchronize());
   return Status::ok();
+}
+
+Status EmulatedLinks::keep_records(size_t max) {
+  if (host_) clock_->keep_records(max, flags_ + 2 * kSlots);
+  return Status::ok();
+}
+
+std::vector<LinkClock::Record> EmulatedLinks::take_records() {
+  return host_ ? clock_->take_records() : std::vector<LinkClock::Record>{};
 }
 
 Status EmulatedLinks::write_reached(cudaStream_t stream, uint32_t ticket, const char* what) {
@@ -118,8 +131,13 @@ Result<uint32_t> EmulatedLinks::book(cudaStream_t stream, LinkDirection dir, siz
 Status EmulatedLinks::hold(cudaStream_t stream, uint32_t ticket) {
   if (host_) {
     const auto at = reinterpret_cast<CUdeviceptr>(flags_on_device_ + kSlots + ticket % kSlots);
-    return driver_status(cuStreamWaitValue32(reinterpret_cast<CUstream>(stream), at, ticket, CU_STREAM_WAIT_VALUE_EQ),
-                         "emulated link: hold (cuStreamWaitValue32)");
+    SF_RETURN_IF_ERROR(
+        driver_status(cuStreamWaitValue32(reinterpret_cast<CUstream>(stream), at, ticket, CU_STREAM_WAIT_VALUE_EQ),
+                      "emulated link: hold (cuStreamWaitValue32)"));
+    if (!clock_->keeping_records()) return Status::ok();
+    const auto resumed = reinterpret_cast<CUdeviceptr>(flags_on_device_ + 2 * kSlots + ticket % kSlots);
+    return driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(stream), resumed, ticket, 0),
+                         "emulated link: resumed flag (cuStreamWriteValue32)");
   }
   hold_kernel<<<1, 1, 0, stream>>>(state_ + 2 + ticket);
   SF_CUDA_LAUNCH_RETURN("emulated link: hold kernel launch");

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <cuda_runtime.h>
 
@@ -37,9 +38,13 @@ class EmulatedLinks {
   EmulatedLinks(const EmulatedLinks&) = delete;
   EmulatedLinks& operator=(const EmulatedLinks&) = delete;
 
-  // Reads SF_EMULATED_LINK_CLOCK ("host" or unset, or "kernel"); anything else is an error.
+  // Reads SF_EMULATED_LINK_CLOCK ("host" or unset, or "kernel") and SF_EMULATED_LINK_QUEUE ("on" or unset, or
+  // "off"); anything else is an error.
   Status init();
   const char* clock_name() const { return host_ ? "host" : "kernel"; }
+  // Whether one-sided transfers queue on the emulated NIC (their holds aside, GpuStreams::begin_hold_aside) or each
+  // waits on its lane for its delivery before the lane posts the next (off: the emulation before session 12).
+  bool queue_one_sided() const { return queue_; }
 
   // Books `bytes` on the FIFO (enqueued on `stream` before the transfer); returns the booking's ticket.
   Result<uint32_t> book(cudaStream_t stream, LinkDirection dir, size_t bytes, const EmulationSettings& s);
@@ -49,6 +54,10 @@ class EmulatedLinks {
   Status hold_latency(cudaStream_t stream, const EmulationSettings& s);
   // Empties both FIFOs (synchronous; call while no transfer is in flight).
   Status reset();
+  // Diagnosis (host clock only; the kernel clock keeps none): keep what happens to the next `max` tickets, with
+  // the moment each stream got past its hold (LinkClock::Record), and hand them over.
+  Status keep_records(size_t max);
+  std::vector<LinkClock::Record> take_records();
 
  private:
   static constexpr uint32_t kSlots = LinkClock::kSlots;
@@ -57,7 +66,9 @@ class EmulatedLinks {
   Status write_reached(cudaStream_t stream, uint32_t ticket, const char* what);
 
   bool host_ = true;
-  // Host clock: [0, kSlots) reached flags, [kSlots, 2 kSlots) released flags, in mapped host memory.
+  bool queue_ = true;
+  // Host clock: [0, kSlots) reached flags, [kSlots, 2 kSlots) released flags, [2 kSlots, 3 kSlots) resumed flags
+  // (written after each hold while records are kept), in mapped host memory.
   uint32_t* flags_ = nullptr;
   uint32_t* flags_on_device_ = nullptr;
   std::unique_ptr<LinkClock> clock_;

@@ -1,8 +1,10 @@
 #include "gpu_runtime.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -187,7 +189,8 @@ std::string GpuContext::describe() const {
 #endif
   s += CudaDevice::fast_kernel_built() ? ", attention: sf::cuda::attention (fallback kernel for other cases)"
                                        : ", attention: fallback kernel (sf_cuda_kernels not built)";
-  s += std::string(", emulated links clocked by the ") + impl_->links.clock_name();
+  s += std::string(", emulated links clocked by the ") + impl_->links.clock_name() +
+       (impl_->links.queue_one_sided() ? ", one-sided transfers queued" : ", one-sided transfers one at a time");
   return s;
 }
 
@@ -283,6 +286,15 @@ Result<std::string> GpuContext::end_trace() {
 Status GpuContext::reset_links() {
   SF_RETURN_IF_ERROR(impl_->streams.synchronize("reset_links"));
   return impl_->links.reset();
+}
+
+Status GpuContext::keep_link_records(size_t max) { return impl_->links.keep_records(max); }
+
+std::vector<LinkClock::Record> GpuContext::take_link_records() {
+  // The clock's thread sees a stream's "resumed" flag microseconds after the stream wrote it: after a
+  // synchronize, a millisecond lets it see the last one before the records are handed over.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return impl_->links.take_records();
 }
 
 Result<std::vector<std::string>> gather_strings(GpuContext& ctx, const std::string& tag, const std::string& mine) {

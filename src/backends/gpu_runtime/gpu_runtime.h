@@ -16,6 +16,7 @@
 
 #include "emulated_link_settings.h"
 #include "launch_env.h"
+#include "link_clock.h"
 #include "stream_trace.h"
 #include "streamfusion/runtime.h"
 #include "streamfusion/status.h"
@@ -79,6 +80,10 @@ class GpuContext {
   static int64_t fallback_attention_calls();
   // Empties the emulated links' FIFOs (between benchmark configurations).
   Status reset_links();
+  // Diagnosis: what the emulated links' host clock did with the next `max` transfers (emulated_link.h; the
+  // kernel clock keeps none). Times in the clock's ns.
+  Status keep_link_records(size_t max);
+  std::vector<LinkClock::Record> take_link_records();
 
   struct Impl;
 

@@ -10,7 +10,12 @@ GpuStreams::~GpuStreams() {
   for (cudaEvent_t e : handle_events_) cudaEventDestroy(e);
   for (cudaEvent_t e : fence_)
     if (e) cudaEventDestroy(e);
+  for (auto& pair : hold_fence_)
+    for (cudaEvent_t e : pair)
+      if (e) cudaEventDestroy(e);
   for (cudaStream_t s : lanes_)
+    if (s) cudaStreamDestroy(s);
+  for (cudaStream_t s : holds_)
     if (s) cudaStreamDestroy(s);
   if (compute_) cudaStreamDestroy(compute_);
 }
@@ -25,7 +30,10 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
   // scheduled as soon as an SM frees up, instead of queueing behind a full attention grid.
   SF_CUDA_RETURN(cudaStreamCreateWithPriority(&compute_, cudaStreamNonBlocking, least));
   for (auto& s : lanes_) SF_CUDA_RETURN(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest));
+  for (auto& s : holds_) SF_CUDA_RETURN(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest));
   for (auto& e : fence_) SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  for (auto& pair : hold_fence_)
+    for (auto& e : pair) SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   return Status::ok();
 }
 
@@ -68,6 +76,32 @@ Result<Handle> GpuStreams::record(Lane l) {
   return h;
 }
 
+Status GpuStreams::begin_hold_aside(Lane l) {
+  const int i = static_cast<int>(l);
+  SF_CUDA_RETURN(cudaEventRecord(hold_fence_[i][0], lanes_[i]));
+  SF_CUDA_RETURN(cudaStreamWaitEvent(holds_[i], hold_fence_[i][0], 0));
+  held_aside_[i] = true;
+  return Status::ok();
+}
+
+Result<Handle> GpuStreams::record_hold(Lane l) {
+  SF_ASSIGN_OR_RETURN(Handle h, reserve());
+  const int i = static_cast<int>(l);
+  SF_CUDA_RETURN(cudaEventRecord(handle_events_[static_cast<size_t>(h.id)], holds_[i]));
+  if (trace_.on())
+    SF_RETURN_IF_ERROR(trace_.point(holds_[i], l == Lane::kRing ? "ring lane: done" : "main lane: done"));
+  return h;
+}
+
+Status GpuStreams::settle(Lane l) {
+  const int i = static_cast<int>(l);
+  if (!held_aside_[i]) return Status::ok();
+  SF_CUDA_RETURN(cudaEventRecord(hold_fence_[i][1], holds_[i]));
+  SF_CUDA_RETURN(cudaStreamWaitEvent(lanes_[i], hold_fence_[i][1], 0));
+  held_aside_[i] = false;
+  return Status::ok();
+}
+
 Status GpuStreams::wait(Handle h) {
   if (h.id < 0) return Status::ok();
   if (static_cast<size_t>(h.id) >= handles_used_) {
@@ -80,6 +114,7 @@ Status GpuStreams::wait(Handle h) {
 
 Status GpuStreams::join_lanes() {
   for (int i = 0; i < 2; ++i) {
+    SF_RETURN_IF_ERROR(settle(static_cast<Lane>(i)));
     SF_CUDA_RETURN(cudaEventRecord(fence_[1 + i], lanes_[i]));
     SF_CUDA_RETURN(cudaStreamWaitEvent(compute_, fence_[1 + i], 0));
   }
@@ -90,6 +125,9 @@ Status GpuStreams::synchronize(const std::string& what) {
   Watchdog::ScopedOp op(watchdog_, what);
   SF_CUDA_RETURN(cudaStreamSynchronize(lanes_[0]));
   SF_CUDA_RETURN(cudaStreamSynchronize(lanes_[1]));
+  SF_CUDA_RETURN(cudaStreamSynchronize(holds_[0]));
+  SF_CUDA_RETURN(cudaStreamSynchronize(holds_[1]));
+  held_aside_[0] = held_aside_[1] = false;
   SF_CUDA_RETURN(cudaStreamSynchronize(compute_));
   handles_used_ = 0;
   return Status::ok();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <string>
 
 namespace sf::gpu {
 
@@ -52,23 +54,57 @@ bool LinkClock::poll() {
     // The stream got here at `now` (give or take one pass of this loop): the transfer starts when its FIFO is
     // free, as on a NIC that sends its queue in order.
     p.reached = true;
-    uint64_t end = now + p.duration_ns;
+    p.reached_ns = p.start_ns = now;
     if (p.fifo != kNoFifo) {
-      end = std::max(now, tail_ns_[p.fifo]) + p.duration_ns;
-      tail_ns_[p.fifo] = end;
+      p.start_ns = std::max(now, tail_ns_[p.fifo]);
+      tail_ns_[p.fifo] = p.start_ns + p.duration_ns;
     }
-    p.due_ns = end + p.latency_ns;
+    p.due_ns = p.start_ns + p.duration_ns + p.latency_ns;
   }
   // Release whatever is due, in any order (the two lanes' holds are independent).
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->reached && now >= it->due_ns) {
       released_[it->ticket % kSlots] = it->ticket;
+      if (records_.size() < keep_records_)
+        records_.push_back(Record{it->ticket, it->fifo, it->reached_ns, it->start_ns, it->due_ns, now, 0});
       it = pending_.erase(it);
     } else {
       ++it;
     }
   }
-  return !pending_.empty();
+  // Records waiting for their stream to get past the hold keep the thread polling.
+  bool awaiting_resume = false;
+  if (resumed_ != nullptr) {
+    for (Record& r : records_) {
+      if (r.resumed_ns != 0) continue;
+      if (resumed_[r.ticket % kSlots] == r.ticket)
+        r.resumed_ns = now;
+      else
+        awaiting_resume = true;
+    }
+  }
+  return !pending_.empty() || awaiting_resume;
+}
+
+void LinkClock::keep_records(size_t max, const volatile uint32_t* resumed) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  keep_records_ = max;
+  resumed_ = resumed;
+  records_.clear();
+  records_.reserve(max);
+}
+
+bool LinkClock::keeping_records() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return keep_records_ > 0;
+}
+
+std::vector<LinkClock::Record> LinkClock::take_records() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Record> out;
+  out.swap(records_);
+  records_.reserve(keep_records_);
+  return out;
 }
 
 void LinkClock::start() {
@@ -85,6 +121,35 @@ void LinkClock::run() {
     // latency on every transfer.
     while (!stop_ && poll()) std::this_thread::yield();
   }
+}
+
+std::string format_link_records(std::vector<LinkClock::Record> records) {
+  if (records.empty()) return "# (no link records: the kernel clock keeps none)\n";
+  std::sort(records.begin(), records.end(),
+            [](const LinkClock::Record& a, const LinkClock::Record& b) { return a.reached_ns < b.reached_ns; });
+  const double t0 = static_cast<double>(records.front().reached_ns);
+  const auto at = [&](uint64_t t) { return t == 0 ? -1.0 : (static_cast<double>(t) - t0) * 1e-3; };
+  const auto gap = [](uint64_t from, uint64_t to) {
+    return from == 0 || to == 0 ? -1.0 : (static_cast<double>(to) - static_cast<double>(from)) * 1e-3;
+  };
+  std::string out =
+      "| ticket | fifo | reached us | start us | due us | released us | resumed us | late us | resume us | next us |\n"
+      "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (size_t i = 0; i < records.size(); ++i) {
+    const LinkClock::Record& r = records[i];
+    double next = -1;
+    for (size_t j = i + 1; j < records.size(); ++j)
+      if (records[j].fifo == r.fifo) {
+        next = gap(r.resumed_ns, records[j].reached_ns);
+        break;
+      }
+    char line[256];
+    std::snprintf(line, sizeof line, "| %u | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", r.ticket,
+                  r.fifo, at(r.reached_ns), at(r.start_ns), at(r.due_ns), at(r.released_ns), at(r.resumed_ns),
+                  gap(r.due_ns, r.released_ns), gap(r.released_ns, r.resumed_ns), next);
+    out += line;
+  }
+  return out;
 }
 
 }  // namespace sf::gpu

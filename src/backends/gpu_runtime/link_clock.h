@@ -22,7 +22,9 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace sf::gpu {
 
@@ -52,13 +54,29 @@ class LinkClock {
   // Tickets booked on the host and not yet released.
   size_t outstanding() const;
 
+  // What happened to one ticket, in the clock's ns (diagnosis: gpu-links --trace). `reached` is when the clock saw
+  // the stream get there; `start` and `due` what it booked; `released` when it wrote the release; `resumed` when
+  // it saw the stream past its hold (0 if the stream does not say: EmulatedLinks writes the resumed flag only
+  // while records are kept).
+  struct Record {
+    uint32_t ticket;
+    int fifo;
+    uint64_t reached_ns, start_ns, due_ns, released_ns, resumed_ns;
+  };
+  // Keeps the records of the next `max` released tickets (0: none, the default), watching `resumed` (kSlots
+  // flags, or null) for the moment the stream got past each hold; take_records() hands the records over and
+  // starts again.
+  void keep_records(size_t max, const volatile uint32_t* resumed = nullptr);
+  bool keeping_records() const;
+  std::vector<Record> take_records();
+
  private:
   struct Pending {
     uint32_t ticket;
     int fifo;
     uint64_t duration_ns, latency_ns;
     bool reached = false;
-    uint64_t due_ns = 0;
+    uint64_t reached_ns = 0, start_ns = 0, due_ns = 0;
   };
   void run();
 
@@ -70,8 +88,18 @@ class LinkClock {
   std::deque<Pending> pending_;  // in booking order
   uint64_t tail_ns_[2] = {0, 0};
   uint32_t next_ticket_ = 1;
+  size_t keep_records_ = 0;
+  const volatile uint32_t* resumed_ = nullptr;
+  std::vector<Record> records_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+// Records as a markdown table in the order the streams reached them, in microseconds from the first arrival (-1:
+// not known): where each transfer's delivery went beyond its booked time. `late`: released after the booked due
+// time (the clock's thread); `resume`: the stream past its hold after the release (the GPU's front end seeing the
+// flag); `next`: the next transfer on the same FIFO reached after that (the hand-over, when both are on one
+// stream). Empty records: a line saying so (the kernel clock keeps none).
+std::string format_link_records(std::vector<LinkClock::Record> records);
 
 }  // namespace sf::gpu

@@ -122,8 +122,13 @@ Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t
 Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, bool emulate, uint32_t slot,
                                          const char* what) {
   SF_CUDA_LAUNCH_RETURN(what);
-  if (emulate) SF_RETURN_IF_ERROR(links_->hold(streams_->lane(lane), slot));
   count(peer, bytes);
+  if (emulate && links_->queue_one_sided()) {  // the lane posts the next transfer at once (gpu_streams.h)
+    SF_RETURN_IF_ERROR(streams_->begin_hold_aside(lane));
+    SF_RETURN_IF_ERROR(links_->hold(streams_->hold_stream(lane), slot));
+    return streams_->record_hold(lane);
+  }
+  if (emulate) SF_RETURN_IF_ERROR(links_->hold(streams_->lane(lane), slot));
   return streams_->record(lane);
 }
 
@@ -158,6 +163,7 @@ Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
   }
   if (!member) return invalid_argument("barrier: rank " + std::to_string(rank_) + " is not in the group");
   SF_RETURN_IF_ERROR(streams_->order_after_compute(lane));
+  SF_RETURN_IF_ERROR(streams_->settle(lane));  // what the barrier tells the peers includes the emulated deliveries
   cudaStream_t stream = streams_->lane(lane);
   Watchdog::ScopedOp op(streams_->watchdog(), "NVSHMEM barrier of " + std::to_string(group.size()) + " ranks");
   if (whole_world) {

@@ -368,7 +368,9 @@ int run_attention(const AttentionOptions& o) {
             // Flux S=36864 on 1x4).
             int forwards_started = 0;
             auto trace_last = [&]() -> Status {
-              return ++forwards_started == o.warmup + o.iters && o.trace ? ctx->begin_trace() : Status::ok();
+              if (++forwards_started != o.warmup + o.iters || !o.trace) return Status::ok();
+              SF_RETURN_IF_ERROR(ctx->keep_link_records(4096));  // and what the emulated links did
+              return ctx->begin_trace();
             };
             auto ms_r = ctx->time_iterations([&] { return sp->forward(buf.q, kin, vin, buf.o); }, o.warmup,
                                              o.iters, trace_last);
@@ -378,6 +380,15 @@ int run_attention(const AttentionOptions& o) {
               auto t = ctx->end_trace();
               ATT_CHECK(t.status());
               timeline = t.value();
+              ATT_CHECK(ctx->synchronize());  // every hold past: the records know when their stream resumed
+              if (topo.machines > 1) {
+                // Earlier forwards still in flight when the records began left theirs too, without the moment
+                // their stream resumed (their holds were enqueued before): only the traced forward's are kept.
+                auto records = ctx->take_link_records();
+                std::erase_if(records, [](const gpu::LinkClock::Record& r) { return r.resumed_ns == 0; });
+                timeline += "emulated links:\n" + gpu::format_link_records(std::move(records));
+              }
+              ATT_CHECK(ctx->keep_link_records(0));
             }
             std::vector<std::string> timelines;
             if (o.trace) {
