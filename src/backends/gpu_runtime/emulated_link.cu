@@ -70,10 +70,6 @@ Status EmulatedLinks::init() {
   if (env != nullptr && *env != '\0' && std::strcmp(env, "host") != 0 && std::strcmp(env, "kernel") != 0)
     return invalid_argument(std::string("SF_EMULATED_LINK_CLOCK must be host or kernel, found '") + env + "'");
   host_ = env == nullptr || *env == '\0' || std::strcmp(env, "host") == 0;
-  const char* queue = std::getenv("SF_EMULATED_LINK_QUEUE");
-  if (queue != nullptr && *queue != '\0' && std::strcmp(queue, "on") != 0 && std::strcmp(queue, "off") != 0)
-    return invalid_argument(std::string("SF_EMULATED_LINK_QUEUE must be on or off, found '") + queue + "'");
-  queue_ = queue == nullptr || *queue == '\0' || std::strcmp(queue, "on") == 0;
   if (host_) return init_host_clock();
   SF_CUDA_RETURN(cudaMalloc(&state_, (2 + kSlots) * sizeof(unsigned long long)));
   return reset();

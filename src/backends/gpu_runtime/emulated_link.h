@@ -38,13 +38,9 @@ class EmulatedLinks {
   EmulatedLinks(const EmulatedLinks&) = delete;
   EmulatedLinks& operator=(const EmulatedLinks&) = delete;
 
-  // Reads SF_EMULATED_LINK_CLOCK ("host" or unset, or "kernel") and SF_EMULATED_LINK_QUEUE ("on" or unset, or
-  // "off"); anything else is an error.
+  // Reads SF_EMULATED_LINK_CLOCK ("host" or unset, or "kernel"); anything else is an error.
   Status init();
   const char* clock_name() const { return host_ ? "host" : "kernel"; }
-  // Whether one-sided transfers queue on the emulated NIC (their holds aside, GpuStreams::begin_hold_aside) or each
-  // waits on its lane for its delivery before the lane posts the next (off: the emulation before session 12).
-  bool queue_one_sided() const { return queue_; }
 
   // Books `bytes` on the FIFO (enqueued on `stream` before the transfer); returns the booking's ticket.
   Result<uint32_t> book(cudaStream_t stream, LinkDirection dir, size_t bytes, const EmulationSettings& s);
@@ -66,7 +62,6 @@ class EmulatedLinks {
   Status write_reached(cudaStream_t stream, uint32_t ticket, const char* what);
 
   bool host_ = true;
-  bool queue_ = true;
   // Host clock: [0, kSlots) reached flags, [kSlots, 2 kSlots) released flags, [2 kSlots, 3 kSlots) resumed flags
   // (written after each hold while records are kept), in mapped host memory.
   uint32_t* flags_ = nullptr;

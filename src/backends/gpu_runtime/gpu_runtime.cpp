@@ -186,11 +186,12 @@ std::string GpuContext::describe() const {
   }
 #ifdef SF_HAVE_NVSHMEM
   if (impl_->nvshmem_ready) s += ", NVSHMEM " + nvshmem_version_string();
+  if (impl_->nvshmem_ready && !one_sided_pipeline_from_env())
+    s += " (SF_NVSHMEM_PIPELINE=off: inter-machine transfers posted from the lane, one after another)";
 #endif
   s += CudaDevice::fast_kernel_built() ? ", attention: sf::cuda::attention (fallback kernel for other cases)"
                                        : ", attention: fallback kernel (sf_cuda_kernels not built)";
-  s += std::string(", emulated links clocked by the ") + impl_->links.clock_name() +
-       (impl_->links.queue_one_sided() ? ", one-sided transfers queued" : ", one-sided transfers one at a time");
+  s += std::string(", emulated links clocked by the ") + impl_->links.clock_name();
   return s;
 }
 

@@ -10,12 +10,14 @@ GpuStreams::~GpuStreams() {
   for (cudaEvent_t e : handle_events_) cudaEventDestroy(e);
   for (cudaEvent_t e : fence_)
     if (e) cudaEventDestroy(e);
-  for (auto& pair : hold_fence_)
-    for (cudaEvent_t e : pair)
-      if (e) cudaEventDestroy(e);
+  for (int l = 0; l < 2; ++l) {
+    if (lane_fence_[l]) cudaEventDestroy(lane_fence_[l]);
+    for (int k = 0; k < kSides; ++k) {
+      if (side_fence_[l][k]) cudaEventDestroy(side_fence_[l][k]);
+      if (sides_[l][k]) cudaStreamDestroy(sides_[l][k]);
+    }
+  }
   for (cudaStream_t s : lanes_)
-    if (s) cudaStreamDestroy(s);
-  for (cudaStream_t s : holds_)
     if (s) cudaStreamDestroy(s);
   if (compute_) cudaStreamDestroy(compute_);
 }
@@ -30,10 +32,14 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
   // scheduled as soon as an SM frees up, instead of queueing behind a full attention grid.
   SF_CUDA_RETURN(cudaStreamCreateWithPriority(&compute_, cudaStreamNonBlocking, least));
   for (auto& s : lanes_) SF_CUDA_RETURN(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest));
-  for (auto& s : holds_) SF_CUDA_RETURN(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest));
   for (auto& e : fence_) SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-  for (auto& pair : hold_fence_)
-    for (auto& e : pair) SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  for (int l = 0; l < 2; ++l) {
+    SF_CUDA_RETURN(cudaEventCreateWithFlags(&lane_fence_[l], cudaEventDisableTiming));
+    for (int k = 0; k < kSides; ++k) {
+      SF_CUDA_RETURN(cudaStreamCreateWithPriority(&sides_[l][k], cudaStreamNonBlocking, greatest));
+      SF_CUDA_RETURN(cudaEventCreateWithFlags(&side_fence_[l][k], cudaEventDisableTiming));
+    }
+  }
   return Status::ok();
 }
 
@@ -76,29 +82,30 @@ Result<Handle> GpuStreams::record(Lane l) {
   return h;
 }
 
-Status GpuStreams::begin_hold_aside(Lane l) {
-  const int i = static_cast<int>(l);
-  SF_CUDA_RETURN(cudaEventRecord(hold_fence_[i][0], lanes_[i]));
-  SF_CUDA_RETURN(cudaStreamWaitEvent(holds_[i], hold_fence_[i][0], 0));
-  held_aside_[i] = true;
-  return Status::ok();
+Result<cudaStream_t> GpuStreams::begin_side(Lane l) {
+  const int i = static_cast<int>(l), k = next_side_[i];
+  next_side_[i] = (k + 1) % kSides;
+  SF_CUDA_RETURN(cudaEventRecord(lane_fence_[i], lanes_[i]));
+  SF_CUDA_RETURN(cudaStreamWaitEvent(sides_[i][k], lane_fence_[i], 0));
+  side_used_[i][k] = true;
+  return sides_[i][k];
 }
 
-Result<Handle> GpuStreams::record_hold(Lane l) {
+Result<Handle> GpuStreams::record_side(Lane l, cudaStream_t side) {
   SF_ASSIGN_OR_RETURN(Handle h, reserve());
-  const int i = static_cast<int>(l);
-  SF_CUDA_RETURN(cudaEventRecord(handle_events_[static_cast<size_t>(h.id)], holds_[i]));
-  if (trace_.on())
-    SF_RETURN_IF_ERROR(trace_.point(holds_[i], l == Lane::kRing ? "ring lane: done" : "main lane: done"));
+  SF_CUDA_RETURN(cudaEventRecord(handle_events_[static_cast<size_t>(h.id)], side));
+  if (trace_.on()) SF_RETURN_IF_ERROR(trace_.point(side, l == Lane::kRing ? "ring lane: done" : "main lane: done"));
   return h;
 }
 
 Status GpuStreams::settle(Lane l) {
   const int i = static_cast<int>(l);
-  if (!held_aside_[i]) return Status::ok();
-  SF_CUDA_RETURN(cudaEventRecord(hold_fence_[i][1], holds_[i]));
-  SF_CUDA_RETURN(cudaStreamWaitEvent(lanes_[i], hold_fence_[i][1], 0));
-  held_aside_[i] = false;
+  for (int k = 0; k < kSides; ++k) {
+    if (!side_used_[i][k]) continue;
+    SF_CUDA_RETURN(cudaEventRecord(side_fence_[i][k], sides_[i][k]));
+    SF_CUDA_RETURN(cudaStreamWaitEvent(lanes_[i], side_fence_[i][k], 0));
+    side_used_[i][k] = false;
+  }
   return Status::ok();
 }
 
@@ -125,9 +132,11 @@ Status GpuStreams::synchronize(const std::string& what) {
   Watchdog::ScopedOp op(watchdog_, what);
   SF_CUDA_RETURN(cudaStreamSynchronize(lanes_[0]));
   SF_CUDA_RETURN(cudaStreamSynchronize(lanes_[1]));
-  SF_CUDA_RETURN(cudaStreamSynchronize(holds_[0]));
-  SF_CUDA_RETURN(cudaStreamSynchronize(holds_[1]));
-  held_aside_[0] = held_aside_[1] = false;
+  for (int l = 0; l < 2; ++l)
+    for (int k = 0; k < kSides; ++k) {
+      SF_CUDA_RETURN(cudaStreamSynchronize(sides_[l][k]));
+      side_used_[l][k] = false;
+    }
   SF_CUDA_RETURN(cudaStreamSynchronize(compute_));
   handles_used_ = 0;
   return Status::ok();

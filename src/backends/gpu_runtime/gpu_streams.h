@@ -2,11 +2,12 @@
 // for Ulysses/Torus traffic, Lane::kRing for the ring's), with the events that order them:
 //  - before a communication op: its lane waits for everything issued on the compute stream so far;
 //  - a Handle is an event recorded on the lane after the op; wait(h) makes the compute stream wait on it.
-// Each lane also has a hold stream, where one-sided transfers across emulated machines wait for their emulated
-// delivery (emulated_link.h) without blocking the lane: the next transfer is posted at once and queues on the
-// emulated NIC behind the first, as non-blocking puts and gets queue on a real one, instead of waiting for the
-// first to be delivered and then for the stream to see it (10-20 us per transfer on an H200, gpu-links --trace).
-// Whatever must follow the deliveries on the lane (a barrier, the end of the layer) settles the lane first.
+// Each lane also has two side streams, from which inter-machine one-sided transfers are posted in turn
+// (NvshmemComm): a stream-ordered transfer completes only when its data has landed, so on one stream the next
+// transfer is posted only after the stream has seen the previous one land, and the NIC idles meanwhile (10-20 us
+// per transfer on the emulated links of an H200 host, gpu-links --trace). From two streams the next one is posted
+// at once and queues behind the first, as it would on a NIC. Whatever the lane issues after them that must follow
+// them (another kind of transfer, a barrier, the end of the layer) settles the lane first.
 #pragma once
 
 #include <string>
@@ -40,25 +41,23 @@ class GpuStreams {
   // Detached lane (Comm::begin_detached): it waits for the given handles instead of the compute.
   Status detach(Lane l, const std::vector<Handle>& deps);
   void attach(Lane l) { detached_[static_cast<int>(l)] = false; }
-  // Records an event on the lane: a handle for everything issued on it so far (but the deliveries still held
-  // aside, see settle).
+  // Records an event on the lane: a handle for everything issued on it so far (not what its side streams still
+  // do: settle first where that matters).
   Result<Handle> record(Lane l);
-  // Holds aside: the lane's hold stream waits for everything issued on the lane so far; the caller then enqueues
-  // the hold itself on hold_stream(l) and takes the handle from record_hold(l), which covers the delivery.
-  Status begin_hold_aside(Lane l);
-  cudaStream_t hold_stream(Lane l) const { return holds_[static_cast<int>(l)]; }
-  Result<Handle> record_hold(Lane l);
-  // The lane waits for every delivery held aside so far (before a barrier that tells peers they have landed).
+  // The lane's next side stream, ordered after everything issued on the lane so far; the caller posts a transfer
+  // there and takes its handle from record_side.
+  Result<cudaStream_t> begin_side(Lane l);
+  Result<Handle> record_side(Lane l, cudaStream_t side);
+  // The lane waits for everything posted from its side streams so far.
   Status settle(Lane l);
   // A handle whose event is recorded later (ops inside an NCCL group are enqueued only at its end).
   Result<Handle> reserve();
   Status record_into(Handle h, Lane l);
   // The compute stream waits for the handle's event.
   Status wait(Handle h);
-  // The compute stream waits for everything issued on both lanes and their hold streams (end of a layer,
-  // timing).
+  // The compute stream waits for everything issued on both lanes and their side streams (end of a layer, timing).
   Status join_lanes();
-  // Blocks the host until compute, both lanes and their hold streams are idle; the watchdog guards it. Recycles
+  // Blocks the host until compute, both lanes and their side streams are idle; the watchdog guards it. Recycles
   // handle events.
   Status synchronize(const std::string& what);
   // The rank's timeline while a benchmark traces (--trace): the Device brackets its calls on the compute
@@ -70,10 +69,13 @@ class GpuStreams {
   Watchdog* watchdog_ = nullptr;
   cudaStream_t compute_ = nullptr;
   cudaStream_t lanes_[2] = {nullptr, nullptr};
-  cudaStream_t holds_[2] = {nullptr, nullptr};
-  bool held_aside_[2] = {false, false};  // a hold aside since the lane last settled
+  static constexpr int kSides = 2;
+  cudaStream_t sides_[2][kSides] = {};
+  int next_side_[2] = {0, 0};
+  bool side_used_[2][kSides] = {};  // posted from since the lane last settled
   cudaEvent_t fence_[3] = {nullptr, nullptr, nullptr};  // compute, lane 0, lane 1
-  cudaEvent_t hold_fence_[2][2] = {};                   // per lane: lane -> hold stream, hold stream -> lane
+  cudaEvent_t lane_fence_[2] = {};                      // lane -> its side streams
+  cudaEvent_t side_fence_[2][kSides] = {};              // side stream -> its lane
   std::vector<cudaEvent_t> handle_events_;
   size_t handles_used_ = 0;
   bool detached_[2] = {false, false};

@@ -62,7 +62,16 @@ NvshmemComm::~NvshmemComm() {
   if (signals_) nvshmem_free(signals_);
 }
 
+bool one_sided_pipeline_from_env() {
+  const char* v = std::getenv("SF_NVSHMEM_PIPELINE");
+  return v == nullptr || std::strcmp(v, "off") != 0;
+}
+
 Status NvshmemComm::init() {
+  const char* pipeline = std::getenv("SF_NVSHMEM_PIPELINE");
+  if (pipeline != nullptr && *pipeline != '\0' && std::strcmp(pipeline, "on") != 0 && std::strcmp(pipeline, "off") != 0)
+    return invalid_argument(std::string("SF_NVSHMEM_PIPELINE must be on or off, found '") + pipeline + "'");
+  pipeline_ = one_sided_pipeline_from_env();
   const size_t n = 2 * static_cast<size_t>(topo_.world_size());
   {
     Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_calloc of the barrier signals");
@@ -114,22 +123,23 @@ Status NvshmemComm::check_access(const SymmetricBuffer& b, size_t offset, size_t
 
 Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t bytes, Lane lane, bool* emulate) {
   SF_RETURN_IF_ERROR(streams_->order_after_compute(lane));
+  if (!posted_aside(peer)) SF_RETURN_IF_ERROR(streams_->settle(lane));
   *emulate = emu_.enabled() && topo_.link(rank_, peer) == LinkClass::kInter;
   if (!*emulate) return 0u;
-  return links_->book(streams_->lane(lane), dir, bytes, emu_);
+  return links_->book(streams_->lane(lane), dir, bytes, emu_);  // booked in the lane's order
 }
 
-Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, bool emulate, uint32_t slot,
-                                         const char* what) {
+Result<cudaStream_t> NvshmemComm::post_stream(int peer, Lane lane) {
+  if (posted_aside(peer)) return streams_->begin_side(lane);
+  return streams_->lane(lane);
+}
+
+Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, cudaStream_t stream, bool emulate,
+                                         uint32_t slot, const char* what) {
   SF_CUDA_LAUNCH_RETURN(what);
+  if (emulate) SF_RETURN_IF_ERROR(links_->hold(stream, slot));
   count(peer, bytes);
-  if (emulate && links_->queue_one_sided()) {  // the lane posts the next transfer at once (gpu_streams.h)
-    SF_RETURN_IF_ERROR(streams_->begin_hold_aside(lane));
-    SF_RETURN_IF_ERROR(links_->hold(streams_->hold_stream(lane), slot));
-    return streams_->record_hold(lane);
-  }
-  if (emulate) SF_RETURN_IF_ERROR(links_->hold(streams_->lane(lane), slot));
-  return streams_->record(lane);
+  return stream == streams_->lane(lane) ? streams_->record(lane) : streams_->record_side(lane, stream);
 }
 
 Result<Handle> NvshmemComm::put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
@@ -138,8 +148,9 @@ Result<Handle> NvshmemComm::put(const SymmetricBuffer& dst, size_t dst_offset, i
   if (bytes == 0) return Handle{};
   bool emulate = false;
   SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kEgress, bytes, lane, &emulate));
-  nvshmemx_putmem_on_stream(static_cast<char*>(dst.local) + dst_offset, src, bytes, peer, streams_->lane(lane));
-  return end_transfer(peer, bytes, lane, emulate, slot, "nvshmemx_putmem_on_stream");
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, post_stream(peer, lane));
+  nvshmemx_putmem_on_stream(static_cast<char*>(dst.local) + dst_offset, src, bytes, peer, stream);
+  return end_transfer(peer, bytes, lane, stream, emulate, slot, "nvshmemx_putmem_on_stream");
 }
 
 Result<Handle> NvshmemComm::get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
@@ -148,8 +159,9 @@ Result<Handle> NvshmemComm::get(void* dst, const SymmetricBuffer& src, size_t sr
   if (bytes == 0) return Handle{};
   bool emulate = false;
   SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kIngress, bytes, lane, &emulate));
-  nvshmemx_getmem_on_stream(dst, static_cast<const char*>(src.local) + src_offset, bytes, peer, streams_->lane(lane));
-  return end_transfer(peer, bytes, lane, emulate, slot, "nvshmemx_getmem_on_stream");
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, post_stream(peer, lane));
+  nvshmemx_getmem_on_stream(dst, static_cast<const char*>(src.local) + src_offset, bytes, peer, stream);
+  return end_transfer(peer, bytes, lane, stream, emulate, slot, "nvshmemx_getmem_on_stream");
 }
 
 Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
@@ -163,7 +175,7 @@ Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
   }
   if (!member) return invalid_argument("barrier: rank " + std::to_string(rank_) + " is not in the group");
   SF_RETURN_IF_ERROR(streams_->order_after_compute(lane));
-  SF_RETURN_IF_ERROR(streams_->settle(lane));  // what the barrier tells the peers includes the emulated deliveries
+  SF_RETURN_IF_ERROR(streams_->settle(lane));  // what the barrier tells the peers includes the side streams' transfers
   cudaStream_t stream = streams_->lane(lane);
   Watchdog::ScopedOp op(streams_->watchdog(), "NVSHMEM barrier of " + std::to_string(group.size()) + " ranks");
   if (whole_world) {
@@ -189,6 +201,7 @@ Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
 
 Result<Handle> NvshmemComm::send(int peer, const void* data, size_t bytes, Lane lane) {
   if (!two_sided_) return unimplemented("send: this nvshmem runtime was made without NCCL for two-sided messages");
+  SF_RETURN_IF_ERROR(streams_->settle(lane));
   SF_ASSIGN_OR_RETURN(Handle h, two_sided_->transfer(true, peer, const_cast<void*>(data), bytes, lane));
   count(peer, bytes);
   return h;
@@ -196,6 +209,7 @@ Result<Handle> NvshmemComm::send(int peer, const void* data, size_t bytes, Lane 
 
 Result<Handle> NvshmemComm::recv(int peer, void* data, size_t bytes, Lane lane) {
   if (!two_sided_) return unimplemented("recv: this nvshmem runtime was made without NCCL for two-sided messages");
+  SF_RETURN_IF_ERROR(streams_->settle(lane));
   return two_sided_->transfer(false, peer, data, bytes, lane);
 }
 

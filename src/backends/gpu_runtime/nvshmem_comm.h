@@ -1,7 +1,13 @@
 // Comm over NVSHMEM (one-sided; paper Appendix A): symmetric buffers on the NVSHMEM heap, put/get with
-// nvshmemx_{put,get}mem_on_stream on the lane's stream, group barriers on streams (nvshmemx_barrier_all_on_stream
-// for the whole world, a signal barrier for a group: quiet, then one signal to every member and a stream wait
-// for theirs). Two-sided operations go to an NcclComm when the process has one.
+// nvshmemx_{put,get}mem_on_stream, group barriers on streams (nvshmemx_barrier_all_on_stream for the whole world,
+// a signal barrier for a group: quiet, then one signal to every member and a stream wait for theirs). Two-sided
+// operations go to an NcclComm when the process has one.
+//
+// Transfers to and from other machines are posted from the lane's two side streams in turn (gpu_streams.h): each
+// completes on its side stream when its data has landed while the next is already queued on the NIC, instead of
+// the lane waiting for each before posting the next. Every other operation settles the lane first, so a lane's
+// operations still follow each other as Comm promises; only consecutive inter-machine transfers overlap, as
+// transfers that no one orders between them. SF_NVSHMEM_PIPELINE=off posts them on the lane (for comparisons).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +28,9 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
                           const std::function<Result<std::string>(const std::string&)>& share_id);
 void nvshmem_finalize_process();
 std::string nvshmem_version_string();
+
+// SF_NVSHMEM_PIPELINE: "on" or unset (true), "off" (false); anything else is an error from NvshmemComm::init.
+bool one_sided_pipeline_from_env();
 
 class NvshmemComm final : public Comm {
  public:
@@ -55,10 +64,16 @@ class NvshmemComm final : public Comm {
 
  private:
   Status check_access(const SymmetricBuffer& b, size_t offset, size_t bytes, int peer, const char* op) const;
+  // A transfer to or from another machine is posted from a side stream (pipeline_); anything else settles the
+  // lane first.
+  bool posted_aside(int peer) const { return pipeline_ && topo_.link(rank_, peer) == LinkClass::kInter; }
   // Orders the lane after compute and books an emulated link if the peer is on another machine.
   Result<uint32_t> begin_transfer(int peer, LinkDirection dir, size_t bytes, Lane lane, bool* emulate);
-  // Checks the launch, holds the emulated link, counts the bytes and returns the lane's handle.
-  Result<Handle> end_transfer(int peer, size_t bytes, Lane lane, bool emulate, uint32_t slot, const char* what);
+  // The stream to post a transfer with `peer` from: a side stream of the lane, or the lane.
+  Result<cudaStream_t> post_stream(int peer, Lane lane);
+  // Checks the launch, holds the emulated link on `stream`, counts the bytes and returns the transfer's handle.
+  Result<Handle> end_transfer(int peer, size_t bytes, Lane lane, cudaStream_t stream, bool emulate, uint32_t slot,
+                              const char* what);
 
   Topology topo_;
   int rank_;
@@ -66,6 +81,7 @@ class NvshmemComm final : public Comm {
   EmulatedLinks* links_;
   EmulationSettings emu_;
   NcclComm* two_sided_;
+  bool pipeline_ = true;
   uint64_t* signals_ = nullptr;        // symmetric: [lane][source rank] arrival counters
   std::vector<uint64_t> expected_[2];  // per lane, per peer: barriers passed together so far
   int next_id_ = 1;
