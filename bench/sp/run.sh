@@ -5,6 +5,8 @@
 #   bench/sp/run.sh [OUTDIR]        (OUTDIR defaults to $OUT, the device tool's result folder)
 # Env: SF_QUICK=1 for small shapes only; SF_SKIP_TESTS=1; SF_BUILD=/tmp/sf-build; SF_EXTRA_ARGS="..." appended
 # to every gpu-attention command (e.g. "--custom-meshes T4 --torus-chunks 4").
+# It writes 8 files into OUTDIR, as many as the device tool returns from $OUT: a call that writes more beside them
+# loses some (run 20 lost its JSON; rows_from_log.py rebuilds sp.jsonl and torch.jsonl from run.log).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUTDIR=${1:-${OUT:-/tmp/sf-bench-out}}
