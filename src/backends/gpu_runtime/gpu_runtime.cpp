@@ -186,8 +186,11 @@ std::string GpuContext::describe() const {
   }
 #ifdef SF_HAVE_NVSHMEM
   if (impl_->nvshmem_ready) s += ", NVSHMEM " + nvshmem_version_string();
-  if (impl_->nvshmem_ready && !one_sided_pipeline_from_env())
-    s += " (SF_NVSHMEM_PIPELINE=off: inter-machine transfers posted from the lane, one after another)";
+  if (impl_->nvshmem_ready) {
+    const Result<bool> pipeline = one_sided_pipeline_from_env();  // an invalid value fails in make_runtime
+    if (pipeline && !pipeline.value())
+      s += " (SF_NVSHMEM_PIPELINE=off: inter-machine transfers posted from the lane, one after another)";
+  }
 #endif
   s += CudaDevice::fast_kernel_built() ? ", attention: sf::cuda::attention (fallback kernel for other cases)"
                                        : ", attention: fallback kernel (sf_cuda_kernels not built)";

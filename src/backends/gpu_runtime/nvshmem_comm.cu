@@ -62,16 +62,15 @@ NvshmemComm::~NvshmemComm() {
   if (signals_) nvshmem_free(signals_);
 }
 
-bool one_sided_pipeline_from_env() {
+Result<bool> one_sided_pipeline_from_env() {
   const char* v = std::getenv("SF_NVSHMEM_PIPELINE");
-  return v == nullptr || std::strcmp(v, "off") != 0;
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "on") == 0) return true;
+  if (std::strcmp(v, "off") == 0) return false;
+  return invalid_argument(std::string("SF_NVSHMEM_PIPELINE must be on or off, found '") + v + "'");
 }
 
 Status NvshmemComm::init() {
-  const char* pipeline = std::getenv("SF_NVSHMEM_PIPELINE");
-  if (pipeline != nullptr && *pipeline != '\0' && std::strcmp(pipeline, "on") != 0 && std::strcmp(pipeline, "off") != 0)
-    return invalid_argument(std::string("SF_NVSHMEM_PIPELINE must be on or off, found '") + pipeline + "'");
-  pipeline_ = one_sided_pipeline_from_env();
+  SF_ASSIGN_OR_RETURN(pipeline_, one_sided_pipeline_from_env());
   const size_t n = 2 * static_cast<size_t>(topo_.world_size());
   {
     Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_calloc of the barrier signals");

@@ -29,8 +29,8 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
 void nvshmem_finalize_process();
 std::string nvshmem_version_string();
 
-// SF_NVSHMEM_PIPELINE: "on" or unset (true), "off" (false); anything else is an error from NvshmemComm::init.
-bool one_sided_pipeline_from_env();
+// SF_NVSHMEM_PIPELINE: "on" or unset (true), "off" (false); anything else is an error (NvshmemComm::init fails).
+Result<bool> one_sided_pipeline_from_env();
 
 class NvshmemComm final : public Comm {
  public:

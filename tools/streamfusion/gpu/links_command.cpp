@@ -320,8 +320,8 @@ int run_links(const LinksOptions& o) {
             std::string verdict = "reported (NCCL's kernels wait for free SMs)";
             if (backend == "nvshmem") {
               const bool ok = delivered <= 1.05 * transfer + 0.05;
-              // Late by a fraction of the call is the link's own hand-overs (--trace shows them); past the call's
-              // time, the transfers waited for it.
+              // Late by less than the call: something between the transfers held them (--trace prints the
+              // links' records); past the call's time, they waited for it.
               char late[96];
               std::snprintf(late, sizeof late, "FAIL (%.3f ms late, during the call)", delivered - transfer);
               verdict = ok ? "ok" : delivered >= alone ? "FAIL (the link waited for the call)" : late;
