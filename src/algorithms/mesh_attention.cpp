@@ -19,7 +19,8 @@ class MeshAttention final : public SpAttention {
         mesh_(config.mesh),
         one_sided_(config.transport == Transport::kOneSided),
         requested_chunks_(config.torus_chunks),
-        stagger_push_(config.stagger_foreign_push && one_sided_) {}
+        stagger_push_(config.stagger_foreign_push && one_sided_),
+        by_block_(config.foreign_rows_by_block) {}
   ~MeshAttention() override;
 
   Status init();
@@ -112,6 +113,7 @@ class MeshAttention final : public SpAttention {
   const bool one_sided_;
   const int requested_chunks_;  // SpAttentionConfig::torus_chunks (0 = automatic)
   const bool stagger_push_;     // SpAttentionConfig::stagger_foreign_push, one-sided only
+  const bool by_block_;         // SpAttentionConfig::foreign_rows_by_block
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 
@@ -535,35 +537,38 @@ Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const
 
 Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
                                      std::vector<Handle>* out_recvs, void* o) {
-  // Every K/V block of set x (its Torus block, then the ring peers'), once it has arrived. The ring's transfers
-  // of set x (one-sided: the ring barrier and pulls; two-sided: the forwarding) wait for our Torus pull of it
-  // alone: not for the compute before them, and not for a slower ring peer's compute, so the ring peers' blocks
-  // are there when the call needs them.
-  auto arrived_set = [&](int x, std::vector<KVPart>* parts) -> Status {
-    SF_RETURN_IF_ERROR(issue_ring_set(x, -1, &(*sets)[x], &torus_kv_[x][0]));
-    SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
-    for (int s = 0; s < r_; ++s) {
-      SF_RETURN_IF_ERROR(comm_.wait_all((*sets)[x].arrived[0][s]));
-      parts->push_back({&(*sets)[x].blocks[s]});
-    }
-    return Status::ok();
-  };
   // The foreign rows take each set as it lands (the links deliver them in issue order; one call for several
   // sets would wait for the last of them: 19 ms of 195 on 4 emulated machines, CogVideoX S=163840 at
   // 6.25 GB/s), finalize with the last one and leave; our own rows take every set in one last call, long
   // enough to hide the push of the foreign output.
   std::vector<KVPart> every;
   for (int x = 1; x < t_; ++x) {
-    std::vector<KVPart> set;
-    SF_RETURN_IF_ERROR(arrived_set(x, &set));
-    every.insert(every.end(), set.begin(), set.end());
+    RingSet& set = (*sets)[x];
+    // The ring's transfers of set x (one-sided: the ring barrier and pulls; two-sided: the forwarding) wait for
+    // our Torus pull of it alone: not for the compute before them, and not for a slower ring peer's compute, so
+    // the ring peers' blocks are there when the call needs them.
+    SF_RETURN_IF_ERROR(issue_ring_set(x, -1, &set, &torus_kv_[x][0]));
+    SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
+    int first = 0;  // the set's blocks [first, r) go into the next call
+    if (by_block_ && r_ > 1) {  // our Torus block now; the ring peers' copies of theirs land one copy later
+      SF_RETURN_IF_ERROR(compute(foreign_stages, -1, {{&set.blocks[0]}}, AccumulatorMode::kResume, false, o));
+      first = 1;
+    }
+    std::vector<KVPart> rest;
+    for (int s = 0; s < r_; ++s) {
+      if (s >= first) {
+        SF_RETURN_IF_ERROR(comm_.wait_all(set.arrived[0][s]));
+        rest.push_back({&set.blocks[s]});
+      }
+      every.push_back({&set.blocks[s]});
+    }
     if (x < t_ - 1 || !stagger_push_) {
-      SF_RETURN_IF_ERROR(compute(foreign_stages, -1, set, AccumulatorMode::kResume, x == t_ - 1, o));
+      SF_RETURN_IF_ERROR(compute(foreign_stages, -1, rest, AccumulatorMode::kResume, x == t_ - 1, o));
       continue;
     }
     // Staggered: stage i's output crosses the link while stage i+1 computes.
     for (int i : foreign_stages) {
-      SF_RETURN_IF_ERROR(compute({i}, -1, set, AccumulatorMode::kResume, true, o));
+      SF_RETURN_IF_ERROR(compute({i}, -1, rest, AccumulatorMode::kResume, true, o));
       SF_RETURN_IF_ERROR(push_outputs(true, out_recvs, i));
     }
   }

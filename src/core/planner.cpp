@@ -222,6 +222,20 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
     const double push_ms = (t - 1.0) / t * out_bytes / (speeds.inter_gbps * 1e6);
     plan.config.stagger_foreign_push = push_ms > plan.compute_ms * (t - 1.0) / (1.0 * t * t);
   }
+  // With the ring inside each machine, a pulled K/V set is whole only once the ring peers' blocks have been
+  // copied over after their own pulls. When the layer waits for that (every Torus pull then the last set's ring
+  // copies outlast the compute that needs no later set: 1 + (t-1)^2 of the t^2 (stage, set) pairs), the foreign
+  // rows take our own Torus block of each set first. It matters where the layer moves whole sets (one segment
+  // per stage, which the layer also picks for small calls when torus_chunks is 0); segmented sets ignore it.
+  const int r = plan.config.mesh.degree(LevelKind::kRing);
+  if (t > 1 && r > 1 && plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
+    const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
+                     dtype_size(shape.dtype);
+    const double landed_ms =
+        3.0 * (t - 1) * E / t / (speeds.inter_gbps * 1e6) + (r - 1) * 2.0 * E / t / (speeds.intra_gbps * 1e6);
+    const double before_ms = plan.compute_ms * (1.0 + (t - 1.0) * (t - 1.0)) / (1.0 * t * t);
+    plan.config.foreign_rows_by_block = landed_ms > before_ms;
+  }
   const Mesh& m = plan.config.mesh;
   char buf[640];
   std::snprintf(buf, sizeof buf,
@@ -238,6 +252,9 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
                             : "; communication-bound: Torus transfers cut into up to 4 row segments";
   if (plan.config.stagger_foreign_push)
     plan.explanation += "; the foreign output is pushed stage by stage (it outlasts our own rows' last call)";
+  if (plan.config.foreign_rows_by_block)
+    plan.explanation += "; the foreign rows take each K/V set's Torus block before its ring copies (the layer "
+                        "waits for the set)";
   if ((scheme == Scheme::kTas || scheme == Scheme::kTorus || scheme == Scheme::kSfu) &&
       shape.heads % topo.machines != 0)
     plan.explanation += "; heads " + std::to_string(shape.heads) + " do not divide by " +

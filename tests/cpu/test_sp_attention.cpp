@@ -286,6 +286,7 @@ void expect_schedule(const std::vector<ScheduleCase>& cases, uint64_t seed) {
       ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
       plan->config.torus_chunks = c.chunks;
       plan->config.stagger_foreign_push = false;  // its own test below (the planner would stagger this tiny layer)
+      plan->config.foreign_rows_by_block = false;  // its own test below
       const LayerInputs in = make_random_inputs(shape, seed);
       ThreadRunOptions opt;
       opt.world.chaos_seed = seed + 1;
@@ -337,6 +338,42 @@ TEST(MeshSchedule, StaggeredForeignPushFinalizesOneStageAtATime) {
       const LayerInputs in = make_random_inputs(shape, 21);
       ThreadRunOptions opt;
       opt.world.chaos_seed = 22;
+      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " " << transport_name(tr);
+      const int64_t want = tr == Transport::kOneSided ? c.one_sided_calls : c.two_sided_calls;
+      for (int g = 0; g < c.topo.world_size(); ++g)
+        EXPECT_EQ(r->attention_calls[g], want) << c.mesh << " rank " << g << " " << transport_name(tr);
+    }
+}
+
+// Foreign rows by block (SpAttentionConfig::foreign_rows_by_block): with the ring inside each machine, the foreign
+// rows take a pulled K/V set's Torus block in one call as soon as it lands and the ring peers' blocks of the set in
+// a second, on both transports, staggered push or not. Exact either way; one more call per pulled set.
+TEST(MeshSchedule, ForeignRowsTakeTheTorusBlockBeforeTheRingCopies) {
+  struct ByBlockCase {
+    const char* mesh;
+    Topology topo;
+    bool stagger;
+    int64_t one_sided_calls, two_sided_calls;
+  };
+  const ByBlockCase cases[] = {
+      {"T2R2", {2, 2}, false, 6, 6},  // own; ring peer; stage 1 x both; foreign x Torus block, x ring peer's; own rows
+      {"T4R2", {4, 2}, false, 11, 11},  // own; ring peer; {1}, {2,3}; sets 1-3 x (Torus block, ring peer's); own rows
+      {"T4R2", {4, 2}, true, 13, 11},   // the last set's ring blocks stage by stage (one-sided only)
+      {"T4", {4, 1}, false, 7, 7},      // no ring: nothing to split
+  };
+  for (const ByBlockCase& c : cases)
+    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
+      const AttentionShape shape{1, 64, 8, 16, DType::kF32};
+      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
+      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+      plan->config.torus_chunks = 1;
+      plan->config.stagger_foreign_push = c.stagger;
+      plan->config.foreign_rows_by_block = true;
+      const LayerInputs in = make_random_inputs(shape, 31);
+      ThreadRunOptions opt;
+      opt.world.chaos_seed = 32;
       Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
       ASSERT_TRUE(r.is_ok()) << r.status().to_string();
       EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " " << transport_name(tr);

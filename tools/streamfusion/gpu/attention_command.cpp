@@ -35,6 +35,7 @@ struct AttentionOptions {
   std::vector<std::string> custom_meshes;  // extra cases: scheme custom with these meshes
   int torus_chunks = -1;                   // -1: the planner decides; else SpAttentionConfig::torus_chunks
   std::string foreign_push = "auto";       // auto (the planner), staggered or together: stagger_foreign_push
+  std::string foreign_rows = "auto";       // auto (the planner), by-block or by-set: foreign_rows_by_block
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
   bool concurrent = true;  // time every rank's compute share with all ranks at once too
@@ -330,6 +331,7 @@ int run_attention(const AttentionOptions& o) {
             }
             if (o.torus_chunks >= 0) plan->config.torus_chunks = o.torus_chunks;
             if (o.foreign_push != "auto") plan->config.stagger_foreign_push = o.foreign_push == "staggered";
+            if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -503,6 +505,11 @@ void register_gpu_attention_command(CLI::App& app) {
                   "Torus foreign output after the last K/V set: auto (the planner), staggered (stage by stage, "
                   "one-sided) or together")
       ->check(CLI::IsMember({"auto", "staggered", "together"}));
+  sub->add_option("--foreign-rows", o->foreign_rows,
+                  "Torus foreign rows over a pulled K/V set (one segment per stage, ring inside machines): auto "
+                  "(the planner), by-block (our Torus block first, then the ring peers' blocks) or by-set (the "
+                  "whole set in one call)")
+      ->check(CLI::IsMember({"auto", "by-block", "by-set"}));
   sub->add_option("--torus-chunks", o->torus_chunks,
                   "row segments per Torus transfer (-1: planner decides; 0: up to 4 as call sizes allow)");
   sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber);
