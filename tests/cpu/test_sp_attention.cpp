@@ -314,6 +314,29 @@ TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
                   4);
 }
 
+// One segment per Torus stage with the given foreign-row options, on both transports (thread ranks with chaotic
+// timing): the result is exact and every rank makes the given number of attention calls in one forward.
+void expect_compute_bound_calls(const char* mesh, Topology topo, bool stagger, bool by_block, int64_t one_sided_calls,
+                                int64_t two_sided_calls, uint64_t seed) {
+  for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
+    const AttentionShape shape{1, 64, 8, 16, DType::kF32};
+    Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, tr);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    plan->config.torus_chunks = 1;
+    plan->config.stagger_foreign_push = stagger;
+    plan->config.foreign_rows_by_block = by_block;
+    const LayerInputs in = make_random_inputs(shape, seed);
+    ThreadRunOptions opt;
+    opt.world.chaos_seed = seed + 1;
+    Result<ThreadRunResult> r = run_layer_on_threads(topo, in, reference_output(in), plan->config, opt);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_LT(r->error.rel(), 1e-5) << mesh << " " << transport_name(tr);
+    const int64_t want = tr == Transport::kOneSided ? one_sided_calls : two_sided_calls;
+    for (int g = 0; g < topo.world_size(); ++g)
+      EXPECT_EQ(r->attention_calls[g], want) << mesh << " rank " << g << " " << transport_name(tr);
+  }
+}
+
 // Staggered foreign push (SpAttentionConfig::stagger_foreign_push): once the last K/V set has landed, each foreign
 // stage finalizes in its own call and its output is pushed at once, so the first pushes cross the link while the
 // other stages compute. One-sided only: the two-sided pushes' receives are posted as one batch, so the flag leaves
@@ -329,22 +352,7 @@ TEST(MeshSchedule, StaggeredForeignPushFinalizesOneStageAtATime) {
       {"T8", {8, 1}, 18, 12},  // own; {1}, {2,3}, {4..7}; sets 1..6; set 7 stage by stage (7); own rows
   };
   for (const StaggerCase& c : cases)
-    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
-      const AttentionShape shape{1, 64, 8, 16, DType::kF32};
-      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
-      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-      plan->config.torus_chunks = 1;
-      plan->config.stagger_foreign_push = true;
-      const LayerInputs in = make_random_inputs(shape, 21);
-      ThreadRunOptions opt;
-      opt.world.chaos_seed = 22;
-      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
-      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " " << transport_name(tr);
-      const int64_t want = tr == Transport::kOneSided ? c.one_sided_calls : c.two_sided_calls;
-      for (int g = 0; g < c.topo.world_size(); ++g)
-        EXPECT_EQ(r->attention_calls[g], want) << c.mesh << " rank " << g << " " << transport_name(tr);
-    }
+    expect_compute_bound_calls(c.mesh, c.topo, true, false, c.one_sided_calls, c.two_sided_calls, 21);
 }
 
 // Foreign rows by block (SpAttentionConfig::foreign_rows_by_block): with the ring inside each machine, the foreign
@@ -364,23 +372,7 @@ TEST(MeshSchedule, ForeignRowsTakeTheTorusBlockBeforeTheRingCopies) {
       {"T4", {4, 1}, false, 7, 7},      // no ring: nothing to split
   };
   for (const ByBlockCase& c : cases)
-    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
-      const AttentionShape shape{1, 64, 8, 16, DType::kF32};
-      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
-      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-      plan->config.torus_chunks = 1;
-      plan->config.stagger_foreign_push = c.stagger;
-      plan->config.foreign_rows_by_block = true;
-      const LayerInputs in = make_random_inputs(shape, 31);
-      ThreadRunOptions opt;
-      opt.world.chaos_seed = 32;
-      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
-      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " " << transport_name(tr);
-      const int64_t want = tr == Transport::kOneSided ? c.one_sided_calls : c.two_sided_calls;
-      for (int g = 0; g < c.topo.world_size(); ++g)
-        EXPECT_EQ(r->attention_calls[g], want) << c.mesh << " rank " << g << " " << transport_name(tr);
-    }
+    expect_compute_bound_calls(c.mesh, c.topo, c.stagger, true, c.one_sided_calls, c.two_sided_calls, 31);
 }
 
 // Transfer-bound layers (Torus transfers cut into segments) compute each segment as it lands. The ring peers'
