@@ -122,7 +122,7 @@ __device__ __forceinline__ void load_q_slice(const QChunkArgs& qc, const QTile& 
 }
 
 // kTrace: the diagnostic instance that stamps every block of work into args.trace (block_trace.cuh).
-template <typename T, int D, bool kPingPong, bool kOverlap, int kWG, bool kTrace = false, bool kEvictLast = false>
+template <typename T, int D, bool kPingPong, bool kOverlap, int kWG, bool kTrace = false>
 __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
     attention_hopper_ws_kernel(const __grid_constant__ TmaParams p) {
   // Three warpgroups get 160 registers: room for S, P and Õ at once at D=64 only; at D=128 each tile runs in turn.
@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
         uint64_t waited = 0;  // kTrace: the producer's waits for empty stages while it loads this block's tiles
         for (const int end = i + num_tiles; i < end; ++i)
-          produce_tile<D, kStages, kEvictLast>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b,
+          produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b,
                                    kTrace ? &waited : nullptr);
         if constexpr (kTrace) (static_cast<BlockTraceRecord*>(args.trace) + bx)->empty_wait = waited;
         bx = next_block(args, bx);
@@ -311,19 +311,6 @@ auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
   if (o.ping_pong)
     return o.overlap ? attention_hopper_ws_kernel<T, D, true, true, 2> : attention_hopper_ws_kernel<T, D, true, false, 2>;
   return o.overlap ? attention_hopper_ws_kernel<T, D, false, true, 2> : attention_hopper_ws_kernel<T, D, false, false, 2>;
-}
-
-// SF_CUDA_KV_L2=evict_last (read at every launch): the default three-warpgroup kernels load K/V with the L2
-// evict_last policy, so that other traffic through L2 (a ring's copy engines writing K/V blocks beside the call)
-// evicts other lines first. For comparisons; the kernels without it are compiled as before.
-bool kv_evict_last() {
-  const char* env = std::getenv("SF_CUDA_KV_L2");
-  return env != nullptr && std::strcmp(env, "evict_last") == 0;
-}
-template <typename T, int D>
-auto hopper_ws_evict_last_kernel(const WsOptions& o) -> void (*)(TmaParams) {
-  if (o.consumer_warpgroups != 3 || o.ping_pong != (D == 128)) return nullptr;  // the default kernels only
-  return attention_hopper_ws_kernel<T, D, D == 128, D == 64, 3, false, true>;
 }
 
 // SF_CUDA_BLOCK_TRACE=file: the launch runs the traced kernel where there is one (three warpgroups, bf16, D=128),
@@ -464,7 +451,6 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   const int rows_m = 64 * o.consumer_warpgroups;
   const int smem = ws_smem_bytes<D>(o.consumer_warpgroups);
   auto kernel = hopper_ws_kernel<T, D>(o);
-  if (kv_evict_last() && hopper_ws_evict_last_kernel<T, D>(o) != nullptr) kernel = hopper_ws_evict_last_kernel<T, D>(o);
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
 

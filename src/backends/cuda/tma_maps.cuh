@@ -31,23 +31,18 @@ struct TmaParams {
 // (or the driver has no encoder); the caller then falls back to the cp.async kernel. attention_hopper_tma.cu.
 cudaError_t fill_tma_params(const AttentionArgs& args, int batch, int D, bool fp16, TmaParams& prm);
 
-// kEvictLast: the rows stay in L2 ahead of other lines (the policy is made at each load, so that it holds no
-// register across the producer's loop, whose 24-32 registers are all taken).
-template <bool kEvictLast = false>
 __device__ __forceinline__ void tma_rows(uint32_t dst, const CUtensorMap* map, const uint8_t (&pos)[4], int d0, int h,
                                          int row, int b, uint32_t bar) {
   const int c1 = pos[0] == 1 ? h : pos[1] == 1 ? row : b;
   const int c2 = pos[0] == 2 ? h : pos[1] == 2 ? row : b;
   const int c3 = pos[0] == 3 ? h : pos[1] == 3 ? row : b;
-  if constexpr (kEvictLast) tma_load_4d_hint(dst, map, d0, c1, c2, c3, bar, l2_evict_last_policy());
-  else tma_load_4d(dst, map, d0, c1, c2, c3, bar);
+  tma_load_4d(dst, map, d0, c1, c2, c3, bar);
 }
 
 // One thread: TMA of K/V tile i (at cursor `cur`) into stage i % kStages of the ring at s_kv (K then V per
 // stage), after every consumer thread released the stage (its "empty" barrier completed). The cycles of that
-// wait are added to *waited where given (the traced kernel, block_trace.cuh). kEvictLast: K and V with the L2
-// evict_last policy (SF_CUDA_KV_L2, attention_hopper_ws.cu).
-template <int D, int kStages, bool kEvictLast = false>
+// wait are added to *waited where given (the traced kernel, block_trace.cuh).
+template <int D, int kStages>
 __device__ __forceinline__ void produce_tile(const TmaParams& p, KVCursor<kWgBlockN>& cur, int i, uint32_t s_kv,
                                              uint32_t s_full, uint32_t s_empty, int h, int b,
                                              uint64_t* waited = nullptr) {
@@ -64,9 +59,8 @@ __device__ __forceinline__ void produce_tile(const TmaParams& p, KVCursor<kWgBlo
   const int c = cur.chunk, row = static_cast<int>(cur.offset);
 #pragma unroll
   for (int db = 0; db < D / 64; ++db) {
-    tma_rows<kEvictLast>(dst + db * kWgBlockN * 128, &p.maps.k[c], p.maps.k_pos[c], db * 64, h, row, b, full);
-    tma_rows<kEvictLast>(dst + kTileBytes + db * kWgBlockN * 128, &p.maps.v[c], p.maps.v_pos[c], db * 64, h, row, b,
-                         full);
+    tma_rows(dst + db * kWgBlockN * 128, &p.maps.k[c], p.maps.k_pos[c], db * 64, h, row, b, full);
+    tma_rows(dst + kTileBytes + db * kWgBlockN * 128, &p.maps.v[c], p.maps.v_pos[c], db * 64, h, row, b, full);
   }
   cur.advance(p.args);
 }
