@@ -8,6 +8,8 @@
 #                                   SF_AB_SCHEMES (default usp,sfu,ulysses), SF_AB_GBPS (default 50),
 #                                   SF_AB_ROUNDS (default 2)
 # e.g. SF_AB_VAR=SF_CUDA_COMM_SMS SF_AB_VALUES="0 2": leave two SMs to communication kernels or not.
+# SF_AB_FLAG (a gpu-attention option) compares that option's two values instead of an environment variable, e.g.
+# SF_AB_FLAG=--foreign-rows SF_AB_VALUES="by-set by-block".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh
@@ -16,14 +18,17 @@ sf_build_logged "split A/B" streamfusion-gpu
 SFG=$(sf_gpu_binary)
 : > "$OUTDIR/ab.jsonl"
 VAR=${SF_AB_VAR:-SF_CUDA_SPLIT_TAIL}
+FLAG=${SF_AB_FLAG:-}
 read -ra VALUES <<< "${SF_AB_VALUES:-0 auto}"
 [ "${#VALUES[@]}" = 2 ] || { echo "SF_AB_VALUES: two settings, found '${SF_AB_VALUES:-}'"; exit 1; }
 for round in $(seq 1 "${SF_AB_ROUNDS:-2}"); do
   for value in "${VALUES[@]}"; do
-    echo "## $(date -u +%T) round $round, $VAR=$value" >> "$LOG"
-    env "$VAR=$value" timeout 200 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention \
+    if [ -n "$FLAG" ]; then setting=("$FLAG" "$value") envset=() label="$FLAG=$value"
+    else setting=() envset=("$VAR=$value") label="$VAR=$value"; fi
+    echo "## $(date -u +%T) round $round, $label" >> "$LOG"
+    env "${envset[@]}" timeout 200 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention \
       -S "${SF_AB_SEQ:-36864,65536}" -H 24 -D 128 --topology "${SF_AB_TOPOLOGIES:-1x4,4x1}" --gbps "${SF_AB_GBPS:-50}" \
-      --latency-us 5 --schemes "${SF_AB_SCHEMES:-usp,sfu,ulysses}" -w 3 -n 9 --label "$VAR=$value" \
+      --latency-us 5 --schemes "${SF_AB_SCHEMES:-usp,sfu,ulysses}" -w 3 -n 9 "${setting[@]}" --label "$label" \
       --json "$OUTDIR/ab.jsonl" >> "$LOG" 2>&1
     echo "## rc=$?" >> "$LOG"
   done
