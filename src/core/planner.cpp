@@ -227,8 +227,13 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // copies outlast the compute that needs no later set: 1 + (t-1)^2 of the t^2 (stage, set) pairs), the foreign
   // rows take our own Torus block of each set first. It matters where the layer moves whole sets (one segment
   // per stage, which the layer also picks for small calls when torus_chunks is 0); segmented sets ignore it.
+  // One-sided only: the ring peers' blocks then move by copy engine beside the call. Two-sided, they move in NCCL
+  // kernels, which cannot start while the call holds every SM, so the early call delays them (4x H200, 19:52:
+  // Flux S=16384 2x2 at 50 GB/s, SFU-NVSHMEM 1.59 -> 1.53 ms, SFU-NCCL 1.86 -> 1.94 ms;
+  // bench/sp/results/h200x4-2026-11-27-foreign-rows/).
   const int r = plan.config.mesh.degree(LevelKind::kRing);
-  if (t > 1 && r > 1 && plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
+  if (t > 1 && r > 1 && plan.config.transport == Transport::kOneSided &&
+      plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
     const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
                      dtype_size(shape.dtype);
     const double landed_ms =

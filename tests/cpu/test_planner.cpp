@@ -202,7 +202,8 @@ TEST(Planner, TorusChunkingFollowsTheLinkSpeed) {
 
 // The foreign rows take a pulled set's Torus block before its ring copies when the layer waits for the set: Flux
 // S=16384 on 2 emulated machines of 2 GPUs at 50 GB/s (pulls and ring copies 0.84 ms against 0.69 ms of compute
-// before the set at 600 TFLOP/s), not at S=36864 (1.9 against 3.5 ms), and not without a ring inside the machines.
+// before the set at 600 TFLOP/s), not at S=36864 (1.9 against 3.5 ms), not without a ring inside the machines, and
+// not two-sided (the ring's NCCL kernels would wait for the early call).
 TEST(Planner, SplitsTheForeignRowsByBlockWhenTheLayerWaitsForTheSet) {
   const LinkSpeeds fast{300, 50, 600};
   const AttentionShape flux16k{1, 16384, 24, 128, DType::kBF16}, flux36k{1, 36864, 24, 128, DType::kBF16};
@@ -211,6 +212,8 @@ TEST(Planner, SplitsTheForeignRowsByBlockWhenTheLayerWaitsForTheSet) {
   EXPECT_NE(waits.explanation.find("Torus block before its ring copies"), std::string::npos) << waits.explanation;
   EXPECT_FALSE(make_plan(Scheme::kSfu, {2, 2}, flux36k, "", {}, fast).value().config.foreign_rows_by_block);
   EXPECT_FALSE(make_plan(Scheme::kSfu, {4, 1}, flux16k, "", {}, fast).value().config.foreign_rows_by_block);
+  EXPECT_FALSE(
+      make_plan(Scheme::kSfu, {2, 2}, flux16k, "", Transport::kTwoSided, fast).value().config.foreign_rows_by_block);
 }
 
 // The foreign rows' output is pushed stage by stage when its transfer outlasts our own rows' last call: Flux
