@@ -451,7 +451,7 @@ int run_attention(const AttentionOptions& o) {
               }
             }
             std::fflush(stdout);
-            char js[1280];
+            char js[1536];
             std::snprintf(js, sizeof js,
                           "{\"label\":\"%s\",\"batch\":%lld,\"seq\":%lld,\"heads\":%lld,\"head_dim\":%lld,"
                           "\"dtype\":\"%s\",\"topology\":\"%s\",\"inter_gbps\":%.3f,\"latency_us\":%.2f,"
@@ -459,13 +459,16 @@ int run_attention(const AttentionOptions& o) {
                           "\"ms\":%.5f,\"one_gpu_ms\":%.5f,\"concurrent_compute_ms\":%.5f,"
                           "\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
                           "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,"
-                          "\"kv_in_layer_buffers\":%s,\"ok\":%s}",
+                          "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"plan_stagger_foreign_push\":%s,"
+                          "\"plan_foreign_rows_by_block\":%s,\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
                           dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
                           o.latency_us, scheme_name(scheme), name.c_str(), transport_name(transport), backend,
                           plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, concurrent_ms, intra, inter, max_abs,
-                          rel, bad, fallbacks, into[0] ? "true" : "false", ok ? "true" : "false");
+                          rel, bad, fallbacks, into[0] ? "true" : "false", plan->config.torus_chunks,
+                          plan->config.stagger_foreign_push ? "true" : "false",
+                          plan->config.foreign_rows_by_block ? "true" : "false", ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
               std::ofstream f(o.json, std::ios::app);
@@ -523,7 +526,9 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_option("--seed", o->seed, "Input seed");
   sub->add_option("--tol-rel", o->tol_rel, "Relative L2 tolerance vs the one-GPU result");
   sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result");
-  sub->add_option("--json", o->json, "Append one JSON object per row to this file (rank 0)");
+  sub->add_option("--json", o->json,
+                  "Append one JSON object per row to this file (rank 0); plan_* fields are the configuration the "
+                  "layer ran with (plan_torus_chunks 0: the layer picked the segments by call size)");
   sub->add_option("--label", o->label, "Label copied into the JSON rows (e.g. the model)");
   sub->callback([o] {
     const int rc = run_attention(*o);
