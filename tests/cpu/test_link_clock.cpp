@@ -45,6 +45,21 @@ TEST_F(LinkClockTest, TransferIsReleasedAfterItsDurationAndLatencyFromWhenTheStr
   EXPECT_EQ(clock_.outstanding(), 0u);
 }
 
+// A stalled clock (fault tests: a link that died) releases nothing more, however long the stream waits, while
+// what it released before stays released.
+TEST_F(LinkClockTest, StalledClockReleasesNothingMore) {
+  const uint32_t before = clock_.book(0, 500, 5);
+  reach(before);
+  EXPECT_TRUE(released_at(1505, before));
+  const uint32_t t = clock_.book(0, 500, 5);
+  reach(t);  // due at 2010
+  clock_.stall();
+  EXPECT_FALSE(released_at(2010, t));
+  EXPECT_FALSE(released_at(1000000000, t));
+  EXPECT_TRUE(released(before));
+  EXPECT_EQ(clock_.outstanding(), 1u);
+}
+
 TEST_F(LinkClockTest, TransfersOnOneFifoQueueBehindEachOtherAndTheOtherFifoIsIndependent) {
   const uint32_t a = clock_.book(0, 1000, 5), b = clock_.book(0, 1000, 5), c = clock_.book(1, 1000, 5);
   reach(a), reach(b), reach(c);

@@ -100,6 +100,12 @@ Status EmulatedLinks::keep_records(size_t max) {
   return Status::ok();
 }
 
+Status EmulatedLinks::stall() {
+  if (!host_) return unimplemented("stalling the emulated links needs their host clock (SF_EMULATED_LINK_CLOCK=host)");
+  clock_->stall();
+  return Status::ok();
+}
+
 std::vector<LinkClock::Record> EmulatedLinks::take_records() {
   return host_ ? clock_->take_records() : std::vector<LinkClock::Record>{};
 }

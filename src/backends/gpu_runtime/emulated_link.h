@@ -54,6 +54,8 @@ class EmulatedLinks {
   // the moment each stream got past its hold (LinkClock::Record), and hand them over.
   Status keep_records(size_t max);
   std::vector<LinkClock::Record> take_records();
+  // Fault tests (host clock only): the links stop delivering, as if they had died (LinkClock::stall).
+  Status stall();
 
  private:
   static constexpr uint32_t kSlots = LinkClock::kSlots;

@@ -294,6 +294,8 @@ Status GpuContext::reset_links() {
 
 Status GpuContext::keep_link_records(size_t max) { return impl_->links.keep_records(max); }
 
+Status GpuContext::stall_links() { return impl_->links.stall(); }
+
 std::vector<LinkClock::Record> GpuContext::take_link_records() {
   // The clock's thread sees a stream's "resumed" flag microseconds after the stream wrote it: after a
   // synchronize, a millisecond lets it see the last one before the records are handed over.

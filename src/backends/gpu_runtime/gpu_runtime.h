@@ -84,6 +84,9 @@ class GpuContext {
   // kernel clock keeps none). Times in the clock's ns.
   Status keep_link_records(size_t max);
   std::vector<LinkClock::Record> take_link_records();
+  // Fault tests: this rank's emulated links stop delivering from now on, as if they had died; whatever waits for
+  // one of their transfers is left to the watchdog.
+  Status stall_links();
 
   struct Impl;
 

@@ -129,15 +129,20 @@ Status GpuStreams::join_lanes() {
 }
 
 Status GpuStreams::synchronize(const std::string& what) {
-  Watchdog::ScopedOp op(watchdog_, what);
-  SF_CUDA_RETURN(cudaStreamSynchronize(lanes_[0]));
-  SF_CUDA_RETURN(cudaStreamSynchronize(lanes_[1]));
+  // One watchdog operation per stream, so that a hang names the stream it is on.
+  const auto sync = [&](cudaStream_t s, const std::string& which) -> Status {
+    Watchdog::ScopedOp op(watchdog_, what + " (waiting for " + which + ")");
+    SF_CUDA_RETURN(cudaStreamSynchronize(s));
+    return Status::ok();
+  };
+  static const char* const kLaneNames[2] = {"the main lane", "the ring lane"};
+  for (int l = 0; l < 2; ++l) SF_RETURN_IF_ERROR(sync(lanes_[l], kLaneNames[l]));
   for (int l = 0; l < 2; ++l)
     for (int k = 0; k < kSides; ++k) {
-      SF_CUDA_RETURN(cudaStreamSynchronize(sides_[l][k]));
+      SF_RETURN_IF_ERROR(sync(sides_[l][k], "side stream " + std::to_string(k) + " of " + kLaneNames[l]));
       side_used_[l][k] = false;
     }
-  SF_CUDA_RETURN(cudaStreamSynchronize(compute_));
+  SF_RETURN_IF_ERROR(sync(compute_, "the compute stream"));
   handles_used_ = 0;
   return Status::ok();
 }

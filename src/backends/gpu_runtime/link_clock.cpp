@@ -41,6 +41,11 @@ void LinkClock::reset() {
   tail_ns_[0] = tail_ns_[1] = 0;
 }
 
+void LinkClock::stall() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stalled_ = true;
+}
+
 size_t LinkClock::outstanding() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return pending_.size();
@@ -63,7 +68,7 @@ bool LinkClock::poll() {
   }
   // Release whatever is due, in any order (the two lanes' holds are independent).
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->reached && now >= it->due_ns) {
+    if (it->reached && now >= it->due_ns && !stalled_) {
       released_[it->ticket % kSlots] = it->ticket;
       if (records_.size() < keep_records_)
         records_.push_back(Record{it->ticket, it->fifo, it->reached_ns, it->start_ns, it->due_ns, now, 0});

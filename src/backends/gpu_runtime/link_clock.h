@@ -53,6 +53,9 @@ class LinkClock {
   bool poll();
   // Tickets booked on the host and not yet released.
   size_t outstanding() const;
+  // From now on nothing is released: every transfer stays held, as over a link that died. For fault tests, which
+  // check that a rank waiting on such a transfer is stopped by its watchdog with a message, not left hanging.
+  void stall();
 
   // What happened to one ticket, in the clock's ns (diagnosis: gpu-links --trace). `reached` is when the clock saw
   // the stream get there; `start` and `due` what it booked; `released` when it wrote the release; `resumed` when
@@ -92,6 +95,7 @@ class LinkClock {
   const volatile uint32_t* resumed_ = nullptr;
   std::vector<Record> records_;
   std::atomic<bool> stop_{false};
+  bool stalled_ = false;  // under mutex_
   std::thread thread_;
 };
 

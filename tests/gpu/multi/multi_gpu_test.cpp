@@ -267,7 +267,30 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
   for (void* p : {dq, dk, dv, dout, dref, kfull, vfull}) dev.free(p);
 }
 
+// A link that dies under a one-sided transfer (--fault link): two emulated machines; rank 0's links stop delivering
+// and it pulls from a rank on the other machine. The pull is posted from a side stream of its lane (NvshmemComm
+// posts transfers to other machines there), so rank 0 hangs in synchronize() on that side stream, where its
+// watchdog must stop it with a message naming the stream; the other ranks hang in a barrier rank 0 never reaches.
+int run_link_fault_test(gpu::GpuContext& ctx) {
+  const int P = ctx.world_size();
+  auto rt = take(ctx.make_runtime("nvshmem", Topology{2, P / 2}, gpu::EmulationSettings{50.0, 5.0}), "make_runtime");
+  SymmetricBuffer sym = take(rt->comm().alloc_symmetric(1 << 20), "alloc_symmetric");
+  if (ctx.rank() == 0) {
+    void* buf = take(ctx.device().alloc(1 << 20), "alloc");
+    REQUIRE_OK(ctx.stall_links());
+    std::fprintf(stderr, "[rank 0] fault test: the links stop delivering; pulling 1 MiB from rank %d\n", P / 2);
+    Handle h = take(rt->comm().get(buf, sym, 0, P / 2, 1 << 20), "get");
+    (void)h;
+  } else {
+    REQUIRE_OK(rt->comm().barrier_all());  // rank 0 never arrives
+  }
+  REQUIRE_OK(ctx.synchronize());  // never returns: the watchdog ends the process with a message
+  std::fprintf(stderr, "[rank %d] fault test: a transfer over a dead link completed?!\n", ctx.rank());
+  return 1;
+}
+
 int run_fault_test(gpu::GpuContext& ctx, const std::string& backend) {
+  if (backend == "link") return run_link_fault_test(ctx);
   auto rt = take(ctx.make_runtime(backend, Topology{1, ctx.world_size()}, {}), "make_runtime");
   if (ctx.rank() == 1) {
     std::fprintf(stderr, "[rank 1] fault test: exiting without a word to the others\n");
@@ -302,14 +325,16 @@ int main(int argc, char** argv) {
   app.add_option("--heads", heads, "Heads");
   app.add_option("--gbps", gbps, "Emulated inter-machine GB/s");
   app.add_option("--timeout", timeout_s, "Watchdog timeout, s");
-  app.add_option("--fault", fault, "Fault test over nccl or nvshmem: rank 1 dies, the others must report and exit");
+  app.add_option("--fault", fault,
+                 "Fault test: nccl or nvshmem (rank 1 dies, the others must report and exit), or link (rank 0's "
+                 "emulated links die under a one-sided pull)");
   app.add_flag("!--no-cpu-bytes", cpu_bytes, "Skip the byte comparison with the CPU threads backend");
   CLI11_PARSE(app, argc, argv);
 
   auto env = take(gpu::read_launch_env(), "launch environment");
   g_rank = env.rank;
   gpu::GpuContextOptions opt;
-  opt.nvshmem = fault.empty() || fault == "nvshmem";
+  opt.nvshmem = fault.empty() || fault == "nvshmem" || fault == "link";
 #ifndef SF_HAVE_NVSHMEM
   opt.nvshmem = false;
 #endif
