@@ -36,11 +36,11 @@ struct SpAttentionConfig {
   bool stagger_foreign_push = false;
   // Whole pulled K/V sets (one segment per Torus stage) with the ring inside each machine: the foreign rows take
   // a set's Torus block (our own pull) in one call as soon as it lands, and the ring peers' blocks of that set in a
-  // second call, instead of waiting for the whole set (segmented sets already go segment by segment). The ring peers' blocks come one intra-machine copy later (each peer
-  // pulls its own block over its link, then we copy it), so this pays when the layer waits for the set, and
-  // costs one call per set otherwise (the planner sets it, one-sided only, when the modeled transfers outlast the
-  // compute before the last set: a two-sided ring's NCCL kernels would wait for the early call). Any value gives
-  // the same result.
+  // second call, instead of waiting for the whole set (segmented sets already go segment by segment). The ring
+  // peers' blocks come one intra-machine copy later (each peer pulls its own block over its link, then we copy
+  // it), so this pays when the layer waits for the set and costs one call per set otherwise. The planner sets it,
+  // one-sided only, when the modeled transfers outlast the compute before the last set (a two-sided ring's NCCL
+  // kernels would wait for the early call). Any value gives the same result.
   bool foreign_rows_by_block = false;
 };
 
