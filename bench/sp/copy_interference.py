@@ -21,25 +21,22 @@ Per mode: the median call time, the copies' achieved GB/s over the calls, and GP
 import argparse
 import ctypes
 import json
+import os
 import random
 import statistics
+import sys
 import threading
 import time
 
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kernel"))
+from interleaved_bench import load_lib as load_attention  # noqa: E402  (libsf_bench_capi's C signature)
+
 try:
     import pynvml
 except ImportError:  # clocks and power are left out
     pynvml = None
-
-
-def load_attention(path):
-    f = ctypes.CDLL(path).sf_bench_attention
-    f.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_longlong] * 4 + [ctypes.c_int] * 3 + [ctypes.c_void_p,
-                                                                                          ctypes.c_char_p, ctypes.c_int]
-    f.restype = ctypes.c_int
-    return f
 
 
 class Sampler:
