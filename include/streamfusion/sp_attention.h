@@ -42,6 +42,14 @@ struct SpAttentionConfig {
   // one-sided only, when the modeled transfers outlast the compute before the last set (a two-sided ring's NCCL
   // kernels would wait for the early call). Any value gives the same result.
   bool foreign_rows_by_block = false;
+  // A ring inside the machine and no Torus level: the share of our own rows that take our own K/V block while
+  // the ring peers' blocks are pulled (then those blocks, in a second call); the other rows wait for the pulls
+  // and take every block in one call. 1 = all rows, each in two calls. Every row left out of the first call is
+  // one block of kernel work fewer (each block of work pays its pipeline fill and an accumulator store and load):
+  // the first call need only be long enough to hide the pulls. The planner sets it from the modeled pull time,
+  // one-sided only (a two-sided ring's NCCL kernels wait for the first call to end). In [0, 1]; any value gives
+  // the same result.
+  double ring_lead_fraction = 1.0;
 };
 
 class SpAttention {

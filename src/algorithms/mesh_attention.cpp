@@ -20,7 +20,8 @@ class MeshAttention final : public SpAttention {
         one_sided_(config.transport == Transport::kOneSided),
         requested_chunks_(config.torus_chunks),
         stagger_push_(config.stagger_foreign_push && one_sided_),
-        by_block_(config.foreign_rows_by_block) {}
+        by_block_(config.foreign_rows_by_block),
+        lead_fraction_(config.ring_lead_fraction) {}
   ~MeshAttention() override;
 
   Status init();
@@ -79,6 +80,10 @@ class MeshAttention final : public SpAttention {
     if (seg >= 0) return for_segment_runs(b, seg, move);
     return b.elems() ? move(0, b.elems()) : Status::ok();
   }
+  // Which of stage 0's rows a call takes (SpAttentionConfig::ring_lead_fraction): all, the leading rows of
+  // every piece (those that take our own K/V block while the ring pulls), or the rest.
+  enum class RowPart : uint8_t { kAll, kLead, kRest };
+  int64_t lead_rows(int64_t n) const;  // of a piece of n rows
   // A K/V block, or one row segment of it (seg = -1: all rows).
   struct KVPart {
     const KVBlock* block;
@@ -87,13 +92,13 @@ class MeshAttention final : public SpAttention {
   // One attention call: Q rows of `stages` (row segment q_seg of every piece, or all rows if -1) against every
   // part in `kv` (the kernel takes them as a list of chunks). Accumulators are laid out per (piece, segment).
   Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
-                 bool finalize, void* o);
+                 bool finalize, void* o, RowPart part = RowPart::kAll);
   // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
   // blocks). A ring inside a machine delivers every block long before it is needed, so all of them go into one
   // call (fewer, longer calls: each call costs its tiles' set-up and a partly filled last wave); a ring across
   // machines keeps one call per arriving block.
   Status ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first, AccumulatorMode mode,
-                   bool finalize, void* o, int kv_seg = -1);
+                   bool finalize, void* o, int kv_seg = -1, RowPart part = RowPart::kAll);
   // Compute-bound Pull KV phase: the foreign stages over each K/V set 1..t-1 as it lands (then their output is
   // pushed), and our own stage over all sets in one last call.
   Status pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
@@ -114,6 +119,7 @@ class MeshAttention final : public SpAttention {
   const int requested_chunks_;  // SpAttentionConfig::torus_chunks (0 = automatic)
   const bool stagger_push_;     // SpAttentionConfig::stagger_foreign_push, one-sided only
   const bool by_block_;         // SpAttentionConfig::foreign_rows_by_block
+  const double lead_fraction_;  // SpAttentionConfig::ring_lead_fraction
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 
@@ -157,6 +163,14 @@ RowBlock MeshAttention::block_of(int x) const {
   return b;
 }
 
+// Rounded up to whole 64-row slices of the GPU kernel's tiles when the piece is long enough, so that neither part
+// ends in a partly filled slice.
+int64_t MeshAttention::lead_rows(int64_t n) const {
+  const int64_t granule = n >= 256 ? 64 : 1;
+  const auto slices = static_cast<int64_t>(std::ceil(static_cast<double>(n) * lead_fraction_ / granule));
+  return std::min(n, slices * granule);
+}
+
 RowChunk MeshAttention::user_rows(const void* base, int64_t head0) const {
   const int64_t H = shape_.heads, D = shape_.head_dim, n = rows_of(rank_);
   return RowChunk{static_cast<char*>(const_cast<void*>(base)) + head0 * D * elem_, n, n * H * D, H * D, D};
@@ -183,6 +197,9 @@ int MeshAttention::choose_torus_chunks() const {
 
 Status MeshAttention::init() {
   SF_RETURN_IF_ERROR(shape_.validate());
+  if (!(lead_fraction_ >= 0.0 && lead_fraction_ <= 1.0))
+    return invalid_argument("ring_lead_fraction must be in [0, 1] (the share of our own rows that take our own "
+                            "K/V block first); got " + std::to_string(lead_fraction_));
   P_ = comm_.world_size();
   rank_ = comm_.rank();
   if (mesh_.world_size() != P_)
@@ -455,7 +472,7 @@ Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set, const std::ve
 }
 
 Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv_parts,
-                              AccumulatorMode mode, bool finalize, void* o) {
+                              AccumulatorMode mode, bool finalize, void* o, RowPart part) {
   const int64_t D = shape_.head_dim, row = Ht_ * D, B = shape_.batch;
   std::vector<QChunk> qs;
   for (int i : stages) {
@@ -469,9 +486,13 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
       // Our own rows go straight into the user's output; the rest wait in ostage_ to be pushed.
       const bool mine = i == 0 && j == iu_;
       const RowChunk out_piece = mine ? user_rows(o, head_offset(iu_, l_)) : qb.piece(slot(ostage_, slot_bytes_, i), j, elem_);
+      const int64_t lead = part == RowPart::kAll ? n : lead_rows(n);
+      const int64_t w0 = part == RowPart::kRest ? lead : 0, w1 = part == RowPart::kLead ? lead : n;
       for (int seg = q_seg < 0 ? 0 : q_seg; seg < (q_seg < 0 ? c_ : q_seg + 1); ++seg) {
-        const int64_t a = seg_begin(n, seg), len = seg_begin(n, seg + 1) - a;
-        if (len == 0) continue;
+        // The segment's rows inside the window of `part`. Its accumulator stays where the whole segment's rows
+        // would have it, so that calls on either part of a segment find the same rows.
+        const int64_t a = std::max(seg_begin(n, seg), w0), len = std::min(seg_begin(n, seg + 1), w1) - a;
+        if (len <= 0) continue;
         QChunk c;
         c.q = RowChunk{qbase + (qb.piece_offset(j) + a * row) * elem_, len, n * row, row, D};
         // The accumulator of (piece, segment) is dense: [B, len, Ht, D] right after the segments before it.
@@ -488,9 +509,9 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
     }
   }
   std::vector<KVChunk> kvs;
-  for (const KVPart& part : kv_parts) {
-    const KVBlock& kv = *part.block;
-    const int kv_seg = part.seg;
+  for (const KVPart& kv_part : kv_parts) {
+    const KVBlock& kv = *kv_part.block;
+    const int kv_seg = kv_part.seg;
     for (int j = 0; j < kv.layout.pieces(); ++j) {
       const int64_t n = kv.layout.piece_len[j];
       const int64_t a = kv_seg < 0 ? 0 : seg_begin(n, kv_seg), len = kv_seg < 0 ? n : seg_begin(n, kv_seg + 1) - a;
@@ -516,7 +537,7 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
 }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
-                                AccumulatorMode mode, bool finalize, void* o, int kv_seg) {
+                                AccumulatorMode mode, bool finalize, void* o, int kv_seg, RowPart part) {
   const std::vector<KVBlock>& blocks = set.blocks;
   const std::vector<std::vector<Handle>>& handles = set.arrived[std::max(kv_seg, 0)];
   if (ring_in_machine_) {
@@ -525,12 +546,12 @@ Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const
       SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));
       parts.push_back({&blocks[s], kv_seg});
     }
-    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o);
+    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, part);
   }
   for (int s = first; s < r_; ++s) {
     SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));
     SF_RETURN_IF_ERROR(compute(stages, q_seg, {{&blocks[s], kv_seg}}, s == first ? mode : AccumulatorMode::kResume,
-                               finalize && s == r_ - 1, o));
+                               finalize && s == r_ - 1, o, part));
   }
   return Status::ok();
 }
@@ -675,8 +696,16 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   // for all of them waited for all t−1 transfers behind one stage's compute (about 19 ms of 200 on 4 emulated
   // machines, CogVideoX S=163840 at 6.25 GB/s). Otherwise each stage computes segment by segment as its Q arrives.
   SF_RETURN_IF_ERROR(issue_ring_set(0, -1, &sets[0]));
-  SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, t_ == 1 && r_ == 1, o));
-  SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, t_ == 1, o));
+  if (t_ == 1 && r_ > 1 && ring_in_machine_ && lead_fraction_ < 1.0) {
+    // Only the leading rows take our own block while the ring pulls (ring_lead_fraction); the rest take every
+    // block in one call once all have landed: one block of kernel work per row and head instead of two.
+    SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, false, o, RowPart::kLead));
+    SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, true, o, -1, RowPart::kLead));
+    SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 0, AccumulatorMode::kInit, true, o, -1, RowPart::kRest));
+  } else {
+    SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, t_ == 1 && r_ == 1, o));
+    SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, t_ == 1, o));
+  }
   if (c_ == 1 && t_ > 1) {
     for (int first = 1; first < t_; first *= 2) {
       std::vector<int> group;

@@ -2,6 +2,7 @@
 // the single-rank float64 reference; counted bytes against the schedule's model.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <numeric>
 #include <string>
 #include <tuple>
@@ -373,6 +374,60 @@ TEST(MeshSchedule, ForeignRowsTakeTheTorusBlockBeforeTheRingCopies) {
   };
   for (const ByBlockCase& c : cases)
     expect_compute_bound_calls(c.mesh, c.topo, c.stagger, true, c.one_sided_calls, c.two_sided_calls, 31);
+}
+
+// Ring lead rows (SpAttentionConfig::ring_lead_fraction): with a ring inside the machine and no Torus level, only
+// the leading rows of every piece take our own K/V block while the ring pulls; they then take the peers' blocks,
+// and the other rows take every block in one call. Exact for any share, on both transports, with and without a
+// Ulysses level, on pieces short enough to split row by row and long enough to split in 64-row slices; three
+// calls per forward (one when no row leads, two when all do). A ring across machines or a Torus level leaves
+// the schedule as it was.
+TEST(MeshSchedule, RingLeadRowsAreExactForAnyShare) {
+  struct LeadCase {
+    const char* mesh;
+    Topology topo;
+    int64_t seq;
+    double lead;
+    int64_t calls;
+  };
+  const LeadCase cases[] = {
+      {"R4", {1, 4}, 64, 0.3, 3},   {"R4", {1, 4}, 64, 0.0, 1},    {"R4", {1, 4}, 64, 1.0, 2},
+      {"R4", {1, 4}, 70, 0.55, 3},  {"U2R2", {1, 4}, 64, 0.4, 3},  {"R4", {1, 4}, 1100, 0.3, 3},
+      {"R2U2", {2, 2}, 64, 0.3, 2}, {"T2R2", {2, 2}, 64, 0.3, 5},
+  };
+  for (const LeadCase& c : cases)
+    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
+      const AttentionShape shape{2, c.seq, 4, 16, DType::kF32};
+      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
+      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+      plan->config.torus_chunks = 1;
+      plan->config.stagger_foreign_push = false;
+      plan->config.foreign_rows_by_block = false;
+      plan->config.ring_lead_fraction = c.lead;
+      const LayerInputs in = make_random_inputs(shape, 41);
+      ThreadRunOptions opt;
+      opt.world.chaos_seed = 42;
+      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " lead " << c.lead << " " << transport_name(tr);
+      for (int g = 0; g < c.topo.world_size(); ++g)
+        EXPECT_EQ(r->attention_calls[g], c.calls) << c.mesh << " S=" << c.seq << " lead " << c.lead << " rank " << g
+                                                  << " " << transport_name(tr);
+    }
+}
+
+TEST(MeshSchedule, RingLeadFractionOutsideZeroToOneIsRefused) {
+  const AttentionShape shape{1, 64, 4, 16, DType::kF32};
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    Result<Plan> plan = make_plan(Scheme::kSfu, {1, 4}, shape);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    plan->config.ring_lead_fraction = bad;
+    const LayerInputs in = make_random_inputs(shape, 5);
+    Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
+    ASSERT_FALSE(r.is_ok()) << "lead " << bad;
+    EXPECT_NE(r.status().to_string().find("ring_lead_fraction must be in [0, 1]"), std::string::npos)
+        << r.status().to_string();
+  }
 }
 
 // Transfer-bound layers (Torus transfers cut into segments) compute each segment as it lands. The ring peers'

@@ -36,6 +36,7 @@ struct AttentionOptions {
   int torus_chunks = -1;                   // -1: the planner decides; else SpAttentionConfig::torus_chunks
   std::string foreign_push = "auto";       // auto (the planner), staggered or together: stagger_foreign_push
   std::string foreign_rows = "auto";       // auto (the planner), by-block or by-set: foreign_rows_by_block
+  double ring_lead = -1.0;                 // < 0: the planner decides; else SpAttentionConfig::ring_lead_fraction
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
   bool concurrent = true;  // time every rank's compute share with all ranks at once too
@@ -332,6 +333,7 @@ int run_attention(const AttentionOptions& o) {
             if (o.torus_chunks >= 0) plan->config.torus_chunks = o.torus_chunks;
             if (o.foreign_push != "auto") plan->config.stagger_foreign_push = o.foreign_push == "staggered";
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
+            if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -460,7 +462,7 @@ int run_attention(const AttentionOptions& o) {
                           "\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
                           "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,"
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"plan_stagger_foreign_push\":%s,"
-                          "\"plan_foreign_rows_by_block\":%s,\"ok\":%s}",
+                          "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
                           dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
@@ -468,7 +470,8 @@ int run_attention(const AttentionOptions& o) {
                           plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, concurrent_ms, intra, inter, max_abs,
                           rel, bad, fallbacks, into[0] ? "true" : "false", plan->config.torus_chunks,
                           plan->config.stagger_foreign_push ? "true" : "false",
-                          plan->config.foreign_rows_by_block ? "true" : "false", ok ? "true" : "false");
+                          plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
+                          ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
               std::ofstream f(o.json, std::ios::app);
@@ -513,6 +516,10 @@ void register_gpu_attention_command(CLI::App& app) {
                   "(the planner), by-block (our Torus block first, then the ring peers' blocks) or by-set (the "
                   "whole set in one call)")
       ->check(CLI::IsMember({"auto", "by-block", "by-set"}));
+  sub->add_option("--ring-lead", o->ring_lead,
+                  "share of our own rows that take our own K/V block while a ring inside the machine pulls the "
+                  "rest, in [0, 1] (-1: the planner decides)")
+      ->check(CLI::Range(-1.0, 1.0));
   sub->add_option("--torus-chunks", o->torus_chunks,
                   "row segments per Torus transfer (-1: planner decides; 0: up to 4 as call sizes allow)");
   sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber);
