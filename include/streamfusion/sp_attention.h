@@ -44,11 +44,11 @@ struct SpAttentionConfig {
   bool foreign_rows_by_block = false;
   // A ring inside the machine and no Torus level: the share of our own rows that take our own K/V block while
   // the ring peers' blocks are pulled (then those blocks, in a second call); the other rows wait for the pulls
-  // and take every block in one call. 1 = all rows, each in two calls. Every row left out of the first call is
-  // one block of kernel work fewer (each block of work pays its pipeline fill and an accumulator store and load):
-  // the first call need only be long enough to hide the pulls. The planner sets it from the modeled pull time,
-  // one-sided only (a two-sided ring's NCCL kernels wait for the first call to end). In [0, 1]; any value gives
-  // the same result.
+  // and take every block in one call, one block of kernel work fewer each. 1 = all rows, each in two calls: the
+  // default, and the planner leaves it there. Measured on 4x H200 (Flux S=36864 and 65536, 1x4 NVLink,
+  // bench/sp/results/h200x4-2026-11-27-ring-lead/), no share below 1 was faster: the longer last call computes
+  // 1-2 % faster per unit of work, but the three calls together did not. In [0, 1]; any value gives the same
+  // result.
   double ring_lead_fraction = 1.0;
 };
 

@@ -1,7 +1,6 @@
 #include "streamfusion/planner.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <numeric>
 
@@ -242,20 +241,6 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
     const double before_ms = plan.compute_ms * (1.0 + (t - 1.0) * (t - 1.0)) / (1.0 * t * t);
     plan.config.foreign_rows_by_block = landed_ms > before_ms;
   }
-  // A one-sided ring inside the machine, no Torus level: our own rows' call on our own K/V block need only hide
-  // the pulls of the ring peers' blocks ((r-1) K and V blocks at the intra-machine speed, with a margin for the
-  // pulls of every GPU at once). The rows beyond that wait and take every block in one call: fewer blocks of
-  // kernel work, each of which pays a pipeline fill and an accumulator store and load.
-  if (t == 1 && r > 1 && plan.config.transport == Transport::kOneSided &&
-      plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
-    const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
-                     dtype_size(shape.dtype);
-    const double pull_ms = (r - 1) * 2.0 * E / (speeds.intra_gbps * 1e6);
-    const double own_block_ms = plan.compute_ms / r;
-    constexpr double kMargin = 1.2;
-    const double lead = std::ceil(32.0 * kMargin * pull_ms / own_block_ms) / 32.0;
-    plan.config.ring_lead_fraction = std::min(1.0, lead);
-  }
   const Mesh& m = plan.config.mesh;
   char buf[640];
   std::snprintf(buf, sizeof buf,
@@ -272,13 +257,6 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
                             : "; communication-bound: Torus transfers cut into up to 4 row segments";
   if (plan.config.stagger_foreign_push)
     plan.explanation += "; the foreign output is pushed stage by stage (it outlasts our own rows' last call)";
-  if (plan.config.ring_lead_fraction < 1.0) {
-    std::snprintf(buf, sizeof buf,
-                  "; %.0f %% of our own rows take our own K/V block while the ring pulls the rest (the others take "
-                  "every block in one call)",
-                  100.0 * plan.config.ring_lead_fraction);
-    plan.explanation += buf;
-  }
   if (plan.config.foreign_rows_by_block)
     plan.explanation += "; the foreign rows take each K/V set's Torus block before its ring copies (the layer "
                         "waits for the set)";

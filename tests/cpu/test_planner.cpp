@@ -230,25 +230,5 @@ TEST(Planner, StaggersTheForeignPushWhenItOutlastsTheLastCall) {
   EXPECT_FALSE(make_plan(Scheme::kUsp, {4, 1}, flux16k, "", {}, fast).value().config.stagger_foreign_push);
 }
 
-// A one-sided ring inside the machine lets only as many of our own rows take our own K/V block first as hide the
-// pulls of the ring peers' blocks (with a margin): Flux S=65536 on 1x4 (3 x 2 x 101 MB at 300 GB/s, 2.0 ms,
-// against 5.1 ms for all our rows at 650 TFLOP/s: half of them), all rows at S=16384 (0.5 against 0.3 ms), and
-// never two-sided, with a Torus level or without a ring.
-TEST(Planner, LeadsWithAsFewRowsAsHideTheRingPulls) {
-  const LinkSpeeds measured{300, 300, 650};
-  const AttentionShape flux16k{1, 16384, 24, 128, DType::kBF16}, flux64k{1, 65536, 24, 128, DType::kBF16};
-  const Plan long_layer = make_plan(Scheme::kSfu, {1, 4}, flux64k, "", {}, measured).value();
-  EXPECT_EQ(long_layer.config.ring_lead_fraction, 0.5) << long_layer.explanation;
-  EXPECT_NE(long_layer.explanation.find("50 % of our own rows"), std::string::npos) << long_layer.explanation;
-  const double pull_ms = 3 * 2 * 16384.0 * 24 * 128 * 2 / 300e6, own_ms = long_layer.compute_ms / 4;
-  EXPECT_GE(long_layer.config.ring_lead_fraction * own_ms, pull_ms);
-  EXPECT_EQ(make_plan(Scheme::kSfu, {1, 4}, flux16k, "", {}, measured).value().config.ring_lead_fraction, 1.0);
-  EXPECT_EQ(make_plan(Scheme::kRing, {1, 4}, flux64k, "", {}, measured).value().config.ring_lead_fraction, 1.0);
-  EXPECT_EQ(make_plan(Scheme::kSfu, {2, 2}, flux64k, "", {}, measured).value().config.ring_lead_fraction, 1.0);
-  EXPECT_EQ(make_plan(Scheme::kSfu, {4, 1}, flux64k, "", {}, measured).value().config.ring_lead_fraction, 1.0);
-  EXPECT_EQ(make_plan(Scheme::kSfu, {1, 4}, flux64k, "", Transport::kTwoSided, measured).value().config.ring_lead_fraction,
-            1.0);
-}
-
 }  // namespace
 }  // namespace sf

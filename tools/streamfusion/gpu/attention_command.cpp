@@ -6,6 +6,7 @@
 // every rank's own rows against all keys with all ranks busy at once (`all-P compute ms`, the compute share under
 // the clocks and power of P busy GPUs). Prints a table (rank 0); --json writes one JSON object per row.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gpu_commands.h"
@@ -37,6 +39,7 @@ struct AttentionOptions {
   std::string foreign_push = "auto";       // auto (the planner), staggered or together: stagger_foreign_push
   std::string foreign_rows = "auto";       // auto (the planner), by-block or by-set: foreign_rows_by_block
   double ring_lead = -1.0;                 // < 0: the planner decides; else SpAttentionConfig::ring_lead_fraction
+  double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
   bool concurrent = true;  // time every rank's compute share with all ranks at once too
@@ -267,6 +270,10 @@ int run_attention(const AttentionOptions& o) {
       auto c = time_concurrent_compute(*ctx, share, o, "att/concurrent/" + seq_s);
       ATT_CHECK(c.status());
       concurrent_ms = c.value();
+    }
+    if (o.pause_s > 0.0 && (o.single || o.concurrent)) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(o.pause_s));
+      ATT_CHECK(gpu::gather_strings(*ctx, "att/pause/" + seq_s, "").status());
     }
 
     // The planner weighs transfers against compute: give it this kernel's measured rate on this shape (one GPU,
@@ -520,6 +527,10 @@ void register_gpu_attention_command(CLI::App& app) {
                   "share of our own rows that take our own K/V block while a ring inside the machine pulls the "
                   "rest, in [0, 1] (-1: the planner decides)")
       ->check(CLI::Range(-1.0, 1.0));
+  sub->add_option("--pause-s", o->pause_s,
+                  "idle seconds after the one-GPU baseline and the compute share, before the layers (the baseline "
+                  "loads GPU 0 alone, and a GPU just loaded clocks lower under its power cap)")
+      ->check(CLI::Range(0.0, 60.0));
   sub->add_option("--torus-chunks", o->torus_chunks,
                   "row segments per Torus transfer (-1: planner decides; 0: up to 4 as call sizes allow)");
   sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber);
