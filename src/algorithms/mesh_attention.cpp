@@ -21,7 +21,8 @@ class MeshAttention final : public SpAttention {
         requested_chunks_(config.torus_chunks),
         stagger_push_(config.stagger_foreign_push && one_sided_),
         by_block_(config.foreign_rows_by_block),
-        lead_fraction_(config.ring_lead_fraction) {}
+        lead_fraction_(config.ring_lead_fraction),
+        merge_sets_(config.merge_kv_sets) {}
   ~MeshAttention() override;
 
   Status init();
@@ -120,6 +121,7 @@ class MeshAttention final : public SpAttention {
   const bool stagger_push_;     // SpAttentionConfig::stagger_foreign_push, one-sided only
   const bool by_block_;         // SpAttentionConfig::foreign_rows_by_block
   const double lead_fraction_;  // SpAttentionConfig::ring_lead_fraction
+  const bool merge_sets_;       // SpAttentionConfig::merge_kv_sets
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 
@@ -561,9 +563,13 @@ Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std
   // The foreign rows take each set as it lands (the links deliver them in issue order; one call for several
   // sets would wait for the last of them: 19 ms of 195 on 4 emulated machines, CogVideoX S=163840 at
   // 6.25 GB/s), finalize with the last one and leave; our own rows take every set in one last call, long
-  // enough to hide the push of the foreign output.
-  std::vector<KVPart> every;
+  // enough to hide the push of the foreign output. With merge_kv_sets (the planner's model says the sets land
+  // in time) they take the sets in groups of doubling size, {1}, {2, 3}, {4..7}, ...: fewer, longer calls.
+  std::vector<KVPart> every, rest;
+  const bool merge = merge_sets_ && !(by_block_ && r_ > 1);  // by block: each set's blocks in two calls of their own
+  int group_end = 1;  // sets [x, group_end) go into the foreign rows' next call
   for (int x = 1; x < t_; ++x) {
+    if (x == group_end) group_end = merge ? std::min(2 * x, t_) : x + 1;
     RingSet& set = (*sets)[x];
     // The ring's transfers of set x (one-sided: the ring barrier and pulls; two-sided: the forwarding) wait for
     // our Torus pull of it alone: not for the compute before them, and not for a slower ring peer's compute, so
@@ -575,7 +581,6 @@ Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std
       SF_RETURN_IF_ERROR(compute(foreign_stages, -1, {{&set.blocks[0]}}, AccumulatorMode::kResume, false, o));
       first = 1;
     }
-    std::vector<KVPart> rest;
     for (int s = 0; s < r_; ++s) {
       if (s >= first) {
         SF_RETURN_IF_ERROR(comm_.wait_all(set.arrived[0][s]));
@@ -583,8 +588,10 @@ Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std
       }
       every.push_back({&set.blocks[s]});
     }
+    if (x + 1 < group_end) continue;  // the group's later sets go into the same call
     if (x < t_ - 1 || !stagger_push_) {
       SF_RETURN_IF_ERROR(compute(foreign_stages, -1, rest, AccumulatorMode::kResume, x == t_ - 1, o));
+      rest.clear();
       continue;
     }
     // Staggered: stage i's output crosses the link while stage i+1 computes.

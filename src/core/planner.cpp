@@ -212,10 +212,28 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // at 1.0). 0 lets the algorithm pick up to 4 segments that keep calls large.
   const bool comm_bound = ms(total.overlapped) >= 0.85 * plan.compute_ms;
   if (plan.config.mesh.degree(LevelKind::kTorus) > 1) plan.config.torus_chunks = comm_bound ? 0 : 1;
+  // Compute-bound with three or more Torus stages: the foreign rows may take the later K/V sets in groups of
+  // doubling size (SpAttentionConfig::merge_kv_sets) where no group waits for its last set. Modeled per rank with
+  // u = one (stage, set) pair's compute and tau = one Torus block of one tensor over the inter-machine link: the
+  // Q blocks land first (tau each), then set x at (t - 1 + 2x) tau; the compute reaches the sets after t u (its
+  // t Q stages against our own set) and each group's call takes (t - 1) u per set.
+  const int t = plan.config.mesh.degree(LevelKind::kTorus);
+  if (t > 2 && plan.config.torus_chunks == 1) {
+    const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
+                     dtype_size(shape.dtype);
+    const double tau = E / t / (speeds.inter_gbps * 1e6), unit = plan.compute_ms / (1.0 * t * t);
+    double calls_end = std::max(t * unit, (t + 1) * tau) + (t - 1) * unit;  // the foreign rows' call on set 1
+    bool in_time = true;
+    for (int g = 2; g < t; g *= 2) {
+      const int last = std::min(2 * g - 1, t - 1);
+      in_time = in_time && (t - 1 + 2.0 * last) * tau <= calls_end;
+      calls_end = std::max(calls_end, (t - 1 + 2.0 * last) * tau) + (last - g + 1) * (t - 1) * unit;
+    }
+    plan.config.merge_kv_sets = in_time;
+  }
   // The foreign rows' output leaves after the last K/V set: (t-1)/t of this GPU's output bytes over the
   // inter-machine link, hidden only by our own rows' last call ((t-1)/t^2 of the compute). When the push is the
   // longer, finalize and push stage by stage (MeshAttention, one-sided).
-  const int t = plan.config.mesh.degree(LevelKind::kTorus);
   if (t > 2) {
     const double out_bytes = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
                              dtype_size(shape.dtype);
@@ -257,6 +275,8 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
                             : "; communication-bound: Torus transfers cut into up to 4 row segments";
   if (plan.config.stagger_foreign_push)
     plan.explanation += "; the foreign output is pushed stage by stage (it outlasts our own rows' last call)";
+  if (plan.config.merge_kv_sets && !plan.config.foreign_rows_by_block)
+    plan.explanation += "; the foreign rows take the later K/V sets in groups of doubling size (they land in time)";
   if (plan.config.foreign_rows_by_block)
     plan.explanation += "; the foreign rows take each K/V set's Torus block before its ring copies (the layer "
                         "waits for the set)";

@@ -230,5 +230,23 @@ TEST(Planner, StaggersTheForeignPushWhenItOutlastsTheLastCall) {
   EXPECT_FALSE(make_plan(Scheme::kUsp, {4, 1}, flux16k, "", {}, fast).value().config.stagger_foreign_push);
 }
 
+// Compute-bound with four Torus stages, the foreign rows take K/V sets 2 and 3 in one call where set 3 lands
+// before their call on set 1 ends: Flux S=36864 on 4 emulated machines at 50 GB/s (set 3 at 2.55 ms, the call
+// on set 1 ends at 2.81 ms at 650 TFLOP/s), not CogVideoX S=163840 at 6.25 GB/s (90.6 against 83.2 ms), and
+// never with two stages (one pulled set) or where the Torus transfers are cut into segments (Flux S=16384).
+TEST(Planner, MergesKvSetsThatLandInTime) {
+  const LinkSpeeds fast{300, 50, 650};
+  const AttentionShape flux16k{1, 16384, 24, 128, DType::kBF16}, flux36k{1, 36864, 24, 128, DType::kBF16};
+  const Plan merged = make_plan(Scheme::kSfu, {4, 1}, flux36k, "", {}, fast).value();
+  EXPECT_TRUE(merged.config.merge_kv_sets) << merged.explanation;
+  EXPECT_NE(merged.explanation.find("groups of doubling size"), std::string::npos) << merged.explanation;
+  const AttentionShape cog160k{1, 163840, 48, 64, DType::kBF16};
+  const Plan late = make_plan(Scheme::kSfu, {4, 1}, cog160k, "", {}, LinkSpeeds{300, 6.25, 470}).value();
+  EXPECT_EQ(late.config.torus_chunks, 1) << late.explanation;
+  EXPECT_FALSE(late.config.merge_kv_sets) << late.explanation;
+  EXPECT_FALSE(make_plan(Scheme::kSfu, {2, 2}, flux36k, "", {}, fast).value().config.merge_kv_sets);
+  EXPECT_FALSE(make_plan(Scheme::kSfu, {4, 1}, flux16k, "", {}, fast).value().config.merge_kv_sets);
+}
+
 }  // namespace
 }  // namespace sf

@@ -318,7 +318,7 @@ TEST(MeshSchedule, ComputeBoundLayersUseFewCalls) {
 // One segment per Torus stage with the given foreign-row options, on both transports (thread ranks with chaotic
 // timing): the result is exact and every rank makes the given number of attention calls in one forward.
 void expect_compute_bound_calls(const char* mesh, Topology topo, bool stagger, bool by_block, int64_t one_sided_calls,
-                                int64_t two_sided_calls, uint64_t seed) {
+                                int64_t two_sided_calls, uint64_t seed, bool merge_sets = false) {
   for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
     const AttentionShape shape{1, 64, 8, 16, DType::kF32};
     Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, tr);
@@ -326,6 +326,7 @@ void expect_compute_bound_calls(const char* mesh, Topology topo, bool stagger, b
     plan->config.torus_chunks = 1;
     plan->config.stagger_foreign_push = stagger;
     plan->config.foreign_rows_by_block = by_block;
+    plan->config.merge_kv_sets = merge_sets;
     const LayerInputs in = make_random_inputs(shape, seed);
     ThreadRunOptions opt;
     opt.world.chaos_seed = seed + 1;
@@ -374,6 +375,28 @@ TEST(MeshSchedule, ForeignRowsTakeTheTorusBlockBeforeTheRingCopies) {
   };
   for (const ByBlockCase& c : cases)
     expect_compute_bound_calls(c.mesh, c.topo, c.stagger, true, c.one_sided_calls, c.two_sided_calls, 31);
+}
+
+// Merged K/V sets (SpAttentionConfig::merge_kv_sets): the foreign rows take the pulled sets in groups of doubling
+// size, {1}, {2, 3}, {4..7}, one call per group, staggered push or not; with foreign rows by block and a ring
+// inside the machines each set keeps its own two calls. Exact either way.
+TEST(MeshSchedule, MergedKvSetsTakeGroupsOfDoublingSize) {
+  struct MergeCase {
+    const char* mesh;
+    Topology topo;
+    bool stagger, by_block;
+    int64_t one_sided_calls, two_sided_calls;
+  };
+  const MergeCase cases[] = {
+      {"T4", {4, 1}, false, false, 6, 6},     // own; stage 1; stages 2-3; sets {1}, {2,3}; own rows
+      {"T8", {8, 1}, false, false, 8, 8},     // own; {1}, {2,3}, {4..7}; sets {1}, {2,3}, {4..7}; own rows
+      {"T4", {4, 1}, true, false, 8, 6},      // the last group stage by stage (3, one-sided only)
+      {"T4R2", {4, 2}, false, false, 7, 7},   // own; ring peer; {1}, {2,3}; sets {1}, {2,3}; own rows
+      {"T4R2", {4, 2}, false, true, 11, 11},  // by block: as without merging
+      {"T2R2", {2, 2}, false, false, 5, 5},   // one pulled set: nothing to merge
+  };
+  for (const MergeCase& c : cases)
+    expect_compute_bound_calls(c.mesh, c.topo, c.stagger, c.by_block, c.one_sided_calls, c.two_sided_calls, 51, true);
 }
 
 // Ring lead rows (SpAttentionConfig::ring_lead_fraction): with a ring inside the machine and no Torus level, only

@@ -232,12 +232,19 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           continue;
         }
         // A ring inside the machine also runs with only some of the rows leading (ring_lead_fraction): three
-        // calls instead of two, and the accumulators of two row ranges.
+        // calls instead of two, and the accumulators of two row ranges. Three or more Torus stages also run
+        // compute-bound style (one segment per stage) with the K/V sets merged in groups, or not, whichever the
+        // planner did not pick.
         std::vector<SpAttentionConfig> variants{plan->config};
         if (plan->config.mesh.degree(LevelKind::kRing) > 1 && plan->config.mesh.degree(LevelKind::kTorus) == 1 &&
             topo.machines == 1) {
           variants.push_back(plan->config);
           variants.back().ring_lead_fraction = 0.4;
+        }
+        if (plan->config.mesh.degree(LevelKind::kTorus) > 2) {
+          variants.push_back(plan->config);
+          variants.back().torus_chunks = 1;
+          variants.back().merge_kv_sets = !plan->config.merge_kv_sets;
         }
         for (const SpAttentionConfig& config : variants) {
           auto sp = take(SpAttention::create(rt->comm(), rt->device(), sh, config), "SpAttention::create");
@@ -248,10 +255,11 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             REQUIRE_OK(ctx.synchronize());
             auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
-                   "%s %s %s/%s mesh %s lead %.2f rep %d: vs one GPU max abs %g rel L2 %g non-finite %lld",
+                   "%s %s %s/%s mesh %s lead %.2f merged sets %d rep %d: vs one GPU max abs %g rel L2 %g "
+                   "non-finite %lld",
                    sh.to_string().c_str(), topo.to_string().c_str(), scheme_name(scheme), transport_name(transport),
-                   config.mesh.to_string().c_str(), config.ring_lead_fraction, rep, c.max_abs, c.rel_l2,
-                   static_cast<long long>(c.non_finite));
+                   config.mesh.to_string().c_str(), config.ring_lead_fraction, config.merge_kv_sets ? 1 : 0, rep,
+                   c.max_abs, c.rel_l2, static_cast<long long>(c.non_finite));
           }
           const LinkBytes got = rt->comm().bytes_moved();
           sp.reset();
@@ -266,9 +274,10 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
                    (unsigned long long)want.inter());
           }
           if (me == 0) {
-            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f ok so far (%d failures)\n", scheme_name(scheme),
-                        transport_name(transport), topo.to_string().c_str(), config.mesh.to_string().c_str(),
-                        config.ring_lead_fraction, g_failures);
+            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f merged sets %d ok so far (%d failures)\n",
+                        scheme_name(scheme), transport_name(transport), topo.to_string().c_str(),
+                        config.mesh.to_string().c_str(), config.ring_lead_fraction, config.merge_kv_sets ? 1 : 0,
+                        g_failures);
             std::fflush(stdout);
           }
         }

@@ -39,6 +39,7 @@ struct AttentionOptions {
   std::string foreign_push = "auto";       // auto (the planner), staggered or together: stagger_foreign_push
   std::string foreign_rows = "auto";       // auto (the planner), by-block or by-set: foreign_rows_by_block
   double ring_lead = -1.0;                 // < 0: the planner decides; else SpAttentionConfig::ring_lead_fraction
+  std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
   double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
@@ -341,6 +342,7 @@ int run_attention(const AttentionOptions& o) {
             if (o.foreign_push != "auto") plan->config.stagger_foreign_push = o.foreign_push == "staggered";
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
+            if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -469,7 +471,8 @@ int run_attention(const AttentionOptions& o) {
                           "\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
                           "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,"
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"plan_stagger_foreign_push\":%s,"
-                          "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,\"ok\":%s}",
+                          "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,"
+                          "\"plan_merge_kv_sets\":%s,\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
                           dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
@@ -478,7 +481,7 @@ int run_attention(const AttentionOptions& o) {
                           rel, bad, fallbacks, into[0] ? "true" : "false", plan->config.torus_chunks,
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
-                          ok ? "true" : "false");
+                          plan->config.merge_kv_sets ? "true" : "false", ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
               std::ofstream f(o.json, std::ios::app);
@@ -527,6 +530,10 @@ void register_gpu_attention_command(CLI::App& app) {
                   "share of our own rows that take our own K/V block while a ring inside the machine pulls the "
                   "rest, in [0, 1] (-1: the planner decides)")
       ->check(CLI::Range(-1.0, 1.0));
+  sub->add_option("--merge-sets", o->merge_sets,
+                  "Torus foreign rows over the pulled K/V sets (one segment per stage): auto (the planner), merged "
+                  "(groups of doubling size, one call each) or each (one call per set)")
+      ->check(CLI::IsMember({"auto", "merged", "each"}));
   sub->add_option("--pause-s", o->pause_s,
                   "idle seconds after the one-GPU baseline and the compute share, before the layers (the baseline "
                   "loads GPU 0 alone, and a GPU just loaded clocks lower under its power cap)")
