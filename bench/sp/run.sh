@@ -70,7 +70,7 @@ $PY bench/sp/clock_summary.py "$OUTDIR/clocks.csv" > "$OUTDIR/clocks.md" 2>> "$L
 step report 60 $PY bench/sp/make_report.py --dir "$OUTDIR" --card "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$NGPU" > /dev/null
 if [ "${SF_SKIP_TESTS:-0}" != 1 ]; then  # multi-GPU tests with what is left of the budget
   step build_tests 90 cmake --build "$BUILD" -j "$(nproc)" --target sf_gpu_multi_test && \
-  step tests 240 ctest --test-dir "$BUILD" -L "gpu$NGPU" -E "emulated_links|launchers" --output-on-failure
+  step tests 240 ctest --test-dir "$BUILD" -L "gpu$NGPU" -E "emulated_links|launchers" -V  # -V: every case run, in the log
 fi
 grep -E "^== |FAIL|FATAL|PASSED|FAILED|all checks|SOME" "$LOG" | tail -60
 [ -f "$OUTDIR/RESULTS.md" ] && sed -n '1,200p' "$OUTDIR/RESULTS.md" | cut -c1-220
