@@ -6,7 +6,7 @@
 #   bench/sp/split_ab.sh [OUTDIR]   env: SF_AB_VAR (default SF_CUDA_SPLIT_TAIL), SF_AB_VALUES (default "0 auto"),
 #                                   SF_AB_SEQ (default 36864,65536), SF_AB_TOPOLOGIES (default 1x4,4x1),
 #                                   SF_AB_SCHEMES (default usp,sfu,ulysses), SF_AB_GBPS (default 50),
-#                                   SF_AB_ROUNDS (default 2)
+#                                   SF_AB_ROUNDS (default 2), SF_AB_SHAPE (default "-H 24 -D 128")
 # e.g. SF_AB_VAR=SF_CUDA_COMM_SMS SF_AB_VALUES="0 2": leave two SMs to communication kernels or not.
 # SF_AB_FLAG (a gpu-attention option) compares that option's two values instead of an environment variable, e.g.
 # SF_AB_FLAG=--foreign-rows SF_AB_VALUES="by-set by-block", or --foreign-push "together staggered".
@@ -27,7 +27,7 @@ for round in $(seq 1 "${SF_AB_ROUNDS:-2}"); do
     else setting=() envset=("$VAR=$value") label="$VAR=$value"; fi
     echo "## $(date -u +%T) round $round, $label" >> "$LOG"
     env "${envset[@]}" timeout 200 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention \
-      -S "${SF_AB_SEQ:-36864,65536}" -H 24 -D 128 --topology "${SF_AB_TOPOLOGIES:-1x4,4x1}" --gbps "${SF_AB_GBPS:-50}" \
+      -S "${SF_AB_SEQ:-36864,65536}" ${SF_AB_SHAPE:--H 24 -D 128} --topology "${SF_AB_TOPOLOGIES:-1x4,4x1}" --gbps "${SF_AB_GBPS:-50}" \
       --latency-us 5 --schemes "${SF_AB_SCHEMES:-usp,sfu,ulysses}" -w 3 -n 9 "${setting[@]}" --label "$label" \
       --json "$OUTDIR/ab.jsonl" >> "$LOG" 2>&1
     echo "## rc=$?" >> "$LOG"
