@@ -2,8 +2,8 @@
 # One GPU call (4 GPUs): how many of our own rows should take our own K/V block while a ring inside the machine
 # pulls the rest (SpAttentionConfig::ring_lead_fraction). SFU-NVSHMEM on 1x4 NVLink at Flux shapes, each share in
 # turn, SF_LEAD_ROUNDS rounds in a shuffled order, steady state (10 warm-ups, 30 timed forwards, as
-# steady_1x4.sh); in every round also the planner's own choice with the one-GPU baseline and the all-4-busy
-# compute share. Then a traced forward at each of two shares, and the multi-GPU tests.
+# steady_1x4.sh). In every round also the planner's own choice (share 1 since 3780f4f), with the one-GPU baseline
+# and the all-4-busy compute share. Then a traced forward at each of two shares, and the multi-GPU tests.
 #   bench/sp/ring_lead_ab.sh [OUTDIR]   env: SF_LEAD_VALUES (default "1 0.5 0.35 0.7"), SF_LEAD_SEQ (default
 #                                       36864,65536), SF_LEAD_ROUNDS (default 3), SF_LEAD_TRACE (default "1 0.5")
 set -uo pipefail

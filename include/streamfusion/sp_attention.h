@@ -45,8 +45,9 @@ struct SpAttentionConfig {
   // One segment per Torus stage (compute-bound), ring inside machines or none: the foreign rows take the pulled
   // K/V sets in groups of doubling size, {1}, {2, 3}, {4..7}, ..., one call per group instead of one per set.
   // A group's call waits for its last set, so this pays only where every group's last set lands before the
-  // calls ahead of it end; the planner sets it where its model says so (not with foreign_rows_by_block, which
-  // is for layers that wait for their sets). Any value gives the same result.
+  // calls ahead of it end; the planner sets it where its model says so, one-sided only (SFU-NCCL measured 1-3 %
+  // slower merged). Ignored with foreign_rows_by_block and a ring inside the machines (layers that wait for their
+  // sets). Any value gives the same result.
   bool merge_kv_sets = false;
   // A ring inside the machine and no Torus level: the share of our own rows that take our own K/V block while
   // the ring peers' blocks are pulled (then those blocks, in a second call); the other rows wait for the pulls

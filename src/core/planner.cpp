@@ -216,9 +216,11 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // doubling size (SpAttentionConfig::merge_kv_sets) where no group waits for its last set. Modeled per rank with
   // u = one (stage, set) pair's compute and tau = one Torus block of one tensor over the inter-machine link: the
   // Q blocks land first (tau each), then set x at (t - 1 + 2x) tau; the compute reaches the sets after t u (its
-  // t Q stages against our own set) and each group's call takes (t - 1) u per set.
+  // t Q stages against our own set) and each group's call takes (t - 1) u per set. One-sided only: measured on 4
+  // emulated machines at 50 GB/s, merging made SFU-NVSHMEM 0.2-1.2 % faster and SFU-NCCL 1-3 % slower (4x H200
+  // and 4x H100, bench/sp/results/*-2026-11-27-merge-sets/).
   const int t = plan.config.mesh.degree(LevelKind::kTorus);
-  if (t > 2 && plan.config.torus_chunks == 1) {
+  if (t > 2 && plan.config.torus_chunks == 1 && plan.config.transport == Transport::kOneSided) {
     const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
                      dtype_size(shape.dtype);
     const double tau = E / t / (speeds.inter_gbps * 1e6), unit = plan.compute_ms / (1.0 * t * t);
