@@ -1,5 +1,6 @@
 """Table of baseline_heat.sh: per run, the layer's median and, from the trace of its last forward, every rank's
-compute time (the sum of its attention calls), slowest first.
+compute time (the sum of its attention calls). SFU-NVSHMEM rows only; a run of several schemes traces SFU-NVSHMEM
+last.
 
   python3 bench/sp/baseline_heat.py heat.log heat.jsonl
 """
@@ -10,7 +11,7 @@ import sys
 
 def main():
     log, jsonl = sys.argv[1], sys.argv[2]
-    rows = [json.loads(line) for line in open(jsonl)]
+    rows = [r for r in map(json.loads, open(jsonl)) if r["name"] == "SFU-NVSHMEM"]
     runs, current = [], None  # per gpu-attention run: {rank: compute ms} of the traced forward
     for line in open(log):
         if line.startswith("## ") and "rc=" not in line:
