@@ -11,6 +11,7 @@ Inputs are random bf16 [1, S, H, D] split evenly by sequence. Prints JSON lines 
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -21,7 +22,26 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
-def timed(fn, warmup, iters):
+def sustained_warmup(fn, warmup, sustain_s, collective):
+    """Warm-ups: `warmup`, plus as many runs of fn as sustain_s seconds take (from three probe runs), as
+    gpu-attention --sustain-s; collective: every rank runs fn together and takes the most any rank needs."""
+    if sustain_s <= 0:
+        return warmup
+    torch.cuda.synchronize()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(3):
+        fn()
+    b.record()
+    torch.cuda.synchronize()
+    more = min(100000, math.ceil(sustain_s * 1e3 / max(a.elapsed_time(b) / 3, 1e-3)))
+    if collective:
+        more = int(max_over_ranks(more))
+    return warmup + more
+
+
+def timed(fn, warmup, iters, sustain_s=0.0):
+    warmup = sustained_warmup(fn, warmup, sustain_s, dist.is_initialized())
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -70,6 +90,8 @@ def main():
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--sustain-s", type=float, default=0.0,
+                    help="seconds of its own load before each timing, on top of the warm-ups")
     ap.add_argument("--peers", default="single,ulysses,ring")
     ap.add_argument("--label", default="")
     ap.add_argument("--json", default="")
@@ -96,17 +118,20 @@ def main():
             ms = 0.0
             if rank == 0:
                 qf, kf, vf = (t.permute(1, 0, 2).unsqueeze(0) for t in full)
-                # Rank 0 alone: no collectives inside the timed region.
-                for _ in range(a.warmup):
+
+                def whole_layer():
                     with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-                        F.scaled_dot_product_attention(qf, kf, vf)
+                        return F.scaled_dot_product_attention(qf, kf, vf)
+
+                # Rank 0 alone: no collectives inside the timed region.
+                for _ in range(sustained_warmup(whole_layer, a.warmup, a.sustain_s, False)):
+                    whole_layer()
                 torch.cuda.synchronize()
                 ts = []
                 for _ in range(a.iters):
                     e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     e0.record()
-                    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-                        F.scaled_dot_product_attention(qf, kf, vf)
+                    whole_layer()
                     e1.record()
                     torch.cuda.synchronize()
                     ts.append(e0.elapsed_time(e1))
@@ -115,7 +140,7 @@ def main():
             dist.barrier()
             res["single"] = ms
         if "ulysses" in peers and H % P == 0:
-            ms = timed(lambda: ulysses_layer(q, k, v, P), a.warmup, a.iters)
+            ms = timed(lambda: ulysses_layer(q, k, v, P), a.warmup, a.iters, a.sustain_s)
             # correctness against one GPU for this rank's rows
             out = ulysses_layer(q, k, v, P)
             with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
@@ -146,7 +171,7 @@ def main():
                         with sdpa_kernel(bk):
                             return F.scaled_dot_product_attention(qf, kf, vf)
 
-                    ms = timed(ring_sharded, a.warmup, a.iters)
+                    ms = timed(ring_sharded, a.warmup, a.iters, a.sustain_s)
                 res["ring"] = max_over_ranks(ms)
                 res["ring_backend"] = backend
             except Exception as e:  # report, do not hide

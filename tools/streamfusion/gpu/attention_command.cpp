@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,7 @@ struct AttentionOptions {
   double ring_lead = -1.0;                 // < 0: the planner decides; else SpAttentionConfig::ring_lead_fraction
   std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
   double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
+  double sustain_s = 0.0;                  // seconds of its own load before each timing, on top of the warm-ups
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
   bool concurrent = true;  // time every rank's compute share with all ranks at once too
@@ -121,6 +123,25 @@ Status fill_rows(gpu::GpuContext& ctx, void* dst, const AttentionShape& sh, int6
   return Status::ok();
 }
 
+// Warm-ups before timing `body`: o.warmup, plus as many as o.sustain_s seconds of `body` take (from three probe
+// runs), so that every timing starts after the same stretch of its own load. The GPUs run at their power cap,
+// where what ran before moves a timing by several percent (bench/sp/TRACES.md, session 15: 2.1 % after five
+// other schemes). tag: every rank runs `body` together and takes the most any rank needs, so that the counts
+// agree; empty: this rank alone.
+Result<int> sustained_warmup(gpu::GpuContext& ctx, const std::function<Status()>& body,
+                             const std::function<Status()>& before_each, const AttentionOptions& o,
+                             const std::string& tag) {
+  if (o.sustain_s <= 0.0) return o.warmup;
+  SF_ASSIGN_OR_RETURN(std::vector<double> probe, ctx.time_iterations(body, 0, 3, before_each));
+  const double per_run_ms = std::max(median(probe), 1e-3);
+  int more = static_cast<int>(std::min(1e5, std::ceil(o.sustain_s * 1e3 / per_run_ms)));
+  if (!tag.empty()) {
+    SF_ASSIGN_OR_RETURN(std::vector<std::string> all, gpu::gather_strings(ctx, tag, std::to_string(more)));
+    for (const std::string& v : all) more = std::max(more, std::stoi(v));
+  }
+  return o.warmup + more;
+}
+
 // Every rank times its own query rows against all keys and heads (1/P of the layer's FLOPs) while all the others
 // do the same: a GPU-side barrier before each iteration starts them together, so clocks and power are those of P
 // busy GPUs, not of one busy GPU among idle ones as in the one-GPU time. Returns the slowest rank's median.
@@ -132,9 +153,10 @@ Result<double> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall&
                       ctx.make_runtime("nccl", all_on_one_host, gpu::EmulationSettings{}));
   Comm& comm = rt->comm();
   Device& dev = rt->device();
-  SF_ASSIGN_OR_RETURN(std::vector<double> ms,
-                      ctx.time_iterations([&] { return dev.attention(share.problem); }, o.warmup, o.iters,
-                                          [&] { return comm.barrier_all(); }));
+  const std::function<Status()> body = [&] { return dev.attention(share.problem); };
+  const std::function<Status()> barrier = [&] { return comm.barrier_all(); };
+  SF_ASSIGN_OR_RETURN(int warmup, sustained_warmup(ctx, body, barrier, o, tag + "/sustain"));
+  SF_ASSIGN_OR_RETURN(std::vector<double> ms, ctx.time_iterations(body, warmup, o.iters, barrier));
   SF_ASSIGN_OR_RETURN(std::vector<std::string> all, gpu::gather_strings(ctx, tag, std::to_string(median(ms))));
   double slowest = 0.0;
   for (const std::string& v : all) slowest = std::max(slowest, std::stod(v));
@@ -255,7 +277,10 @@ int run_attention(const AttentionOptions& o) {
       ATT_CHECK(ofull_r.status());
       ATT_CHECK(fill_rows(*ctx, qfull_r.value(), shape, 0, shape.seq_len, sq));
       const FullKeysCall layer(shape, qfull_r.value(), ofull_r.value(), shape.seq_len, buf.kfull, buf.vfull, scale);
-      auto ms = ctx->time_iterations([&] { return dev.attention(layer.problem); }, o.warmup, o.iters);
+      const std::function<Status()> body = [&] { return dev.attention(layer.problem); };
+      auto warmup = sustained_warmup(*ctx, body, nullptr, o, "");
+      ATT_CHECK(warmup.status());
+      auto ms = ctx->time_iterations(body, warmup.value(), o.iters);
       ATT_CHECK(ms.status());
       one_gpu_ms = median(ms.value());
       dev.free(qfull_r.value());
@@ -379,14 +404,17 @@ int run_attention(const AttentionOptions& o) {
             // --trace times every call and transfer of the last timed forward: queued behind the others, as
             // in steady state (a forward traced alone after a pause ran 10-20 % slower than the median, 4x H200,
             // Flux S=36864 on 1x4).
+            const std::function<Status()> forward = [&] { return sp->forward(buf.q, kin, vin, buf.o); };
+            auto warmup_r = sustained_warmup(*ctx, forward, nullptr, o, "att/sustain/" + std::to_string(row_id));
+            ATT_CHECK(warmup_r.status());
+            const int warmup = warmup_r.value();
             int forwards_started = 0;
             auto trace_last = [&]() -> Status {
-              if (++forwards_started != o.warmup + o.iters || !o.trace) return Status::ok();
+              if (++forwards_started != warmup + o.iters || !o.trace) return Status::ok();
               SF_RETURN_IF_ERROR(ctx->keep_link_records(4096));  // and what the emulated links did
               return ctx->begin_trace();
             };
-            auto ms_r = ctx->time_iterations([&] { return sp->forward(buf.q, kin, vin, buf.o); }, o.warmup,
-                                             o.iters, trace_last);
+            auto ms_r = ctx->time_iterations(forward, warmup, o.iters, trace_last);
             ATT_CHECK(ms_r.status());
             std::string timeline;
             if (o.trace) {
@@ -534,6 +562,11 @@ void register_gpu_attention_command(CLI::App& app) {
                   "Torus foreign rows over the pulled K/V sets (one segment per stage): auto (the planner), merged "
                   "(groups of doubling size, one call each) or each (one call per set)")
       ->check(CLI::IsMember({"auto", "merged", "each"}));
+  sub->add_option("--sustain-s", o->sustain_s,
+                  "seconds of its own load before each timing (the one-GPU layer, the compute share, every layer), "
+                  "on top of the warm-ups: each is timed in the state its own sustained load brings the power-capped "
+                  "GPUs to, whatever ran before it")
+      ->check(CLI::Range(0.0, 60.0));
   sub->add_option("--pause-s", o->pause_s,
                   "idle seconds after the one-GPU baseline and the compute share, before the layers (the baseline "
                   "loads GPU 0 alone, and a GPU just loaded clocks lower under its power cap)")
