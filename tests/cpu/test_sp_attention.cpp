@@ -399,6 +399,36 @@ TEST(MeshSchedule, MergedKvSetsTakeGroupsOfDoublingSize) {
     expect_compute_bound_calls(c.mesh, c.topo, c.stagger, c.by_block, c.one_sided_calls, c.two_sided_calls, 51, true);
 }
 
+// Merged K/V sets with a batch of two, an uneven sequence split and uneven heads per stage group, on both transports
+// with thread ranks in chaotic timing: exact against the float64 reference.
+TEST(MeshSchedule, MergedKvSetsAreExactOnUnevenShapes) {
+  struct UnevenCase {
+    const char* mesh;
+    Topology topo;
+    int64_t seq, heads;
+  };
+  const UnevenCase cases[] = {{"T4", {4, 1}, 70, 8}, {"T8", {8, 1}, 203, 8}, {"T4R2", {4, 2}, 101, 4},
+                              {"T4U2", {4, 2}, 93, 8}};
+  for (const UnevenCase& c : cases)
+    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided})
+      for (bool stagger : {false, true}) {
+        const AttentionShape shape{2, c.seq, c.heads, 16, DType::kF32};
+        Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
+        ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+        plan->config.torus_chunks = 1;
+        plan->config.stagger_foreign_push = stagger;
+        plan->config.foreign_rows_by_block = false;
+        plan->config.merge_kv_sets = true;
+        const LayerInputs in = make_random_inputs(shape, 61);
+        ThreadRunOptions opt;
+        opt.world.chaos_seed = 62;
+        Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+        ASSERT_TRUE(r.is_ok()) << c.mesh << ": " << r.status().to_string();
+        EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " S=" << c.seq << " " << transport_name(tr) << " stagger "
+                                        << stagger;
+      }
+}
+
 // Ring lead rows (SpAttentionConfig::ring_lead_fraction): with a ring inside the machine and no Torus level, only
 // the leading rows of every piece take our own K/V block while the ring pulls; they then take the peers' blocks,
 // and the other rows take every block in one call. Exact for any share, on both transports, with and without a
