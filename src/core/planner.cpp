@@ -212,6 +212,10 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // at 1.0). 0 lets the algorithm pick up to 4 segments that keep calls large.
   const bool comm_bound = ms(total.overlapped) >= 0.85 * plan.compute_ms;
   if (plan.config.mesh.degree(LevelKind::kTorus) > 1) plan.config.torus_chunks = comm_bound ? 0 : 1;
+  const int t = plan.config.mesh.degree(LevelKind::kTorus);
+  // One rank's bytes of one tensor (Q, K, V or O): what the decisions below weigh against the link speeds.
+  const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
+                   dtype_size(shape.dtype);
   // Compute-bound with three or more Torus stages: the foreign rows may take the later K/V sets in groups of
   // doubling size (SpAttentionConfig::merge_kv_sets) where no group waits for its last set. Modeled per rank with
   // u = one (stage, set) pair's compute and tau = one Torus block of one tensor over the inter-machine link: the
@@ -219,10 +223,7 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // t Q stages against our own set) and each group's call takes (t - 1) u per set. One-sided only: measured on 4
   // emulated machines at 50 GB/s, merging made SFU-NVSHMEM 0.2-1.2 % faster and SFU-NCCL 1-3 % slower (4x H200
   // and 4x H100, bench/sp/results/*-2026-11-27-merge-sets/).
-  const int t = plan.config.mesh.degree(LevelKind::kTorus);
   if (t > 2 && plan.config.torus_chunks == 1 && plan.config.transport == Transport::kOneSided) {
-    const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
-                     dtype_size(shape.dtype);
     const double tau = E / t / (speeds.inter_gbps * 1e6), unit = plan.compute_ms / (1.0 * t * t);
     double calls_end = std::max(t * unit, (t + 1) * tau) + (t - 1) * unit;  // the foreign rows' call on set 1
     bool in_time = true;
@@ -237,9 +238,7 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // inter-machine link, hidden only by our own rows' last call ((t-1)/t^2 of the compute). When the push is the
   // longer, finalize and push stage by stage (MeshAttention, one-sided).
   if (t > 2) {
-    const double out_bytes = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
-                             dtype_size(shape.dtype);
-    const double push_ms = (t - 1.0) / t * out_bytes / (speeds.inter_gbps * 1e6);
+    const double push_ms = (t - 1.0) / t * E / (speeds.inter_gbps * 1e6);
     plan.config.stagger_foreign_push = push_ms > plan.compute_ms * (t - 1.0) / (1.0 * t * t);
   }
   // With the ring inside each machine, a pulled K/V set is whole only once the ring peers' blocks have been
@@ -254,8 +253,6 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   const int r = plan.config.mesh.degree(LevelKind::kRing);
   if (t > 1 && r > 1 && plan.config.transport == Transport::kOneSided &&
       plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
-    const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
-                     dtype_size(shape.dtype);
     const double landed_ms =
         3.0 * (t - 1) * E / t / (speeds.inter_gbps * 1e6) + (r - 1) * 2.0 * E / t / (speeds.intra_gbps * 1e6);
     const double before_ms = plan.compute_ms * (1.0 + (t - 1.0) * (t - 1.0)) / (1.0 * t * t);
