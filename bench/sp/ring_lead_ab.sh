@@ -15,22 +15,14 @@ SFG=$(sf_gpu_binary)
 SEQ=${SF_LEAD_SEQ:-36864,65536}
 : > "$OUTDIR/lead.jsonl"
 read -ra VALUES <<< "${SF_LEAD_VALUES:-1 0.5 0.35 0.7}"
-run() {  # label, then gpu-attention options
-  local label=$1
-  shift
-  echo "## $(date -u +%T) $label" >> "$LOG"
-  timeout 200 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -H 24 -D 128 --topology 1x4 --schemes sfu \
-    --label "$label" "$@" >> "$LOG" 2>&1
-  echo "## rc=$?" >> "$LOG"
-}
 for round in $(seq 1 "${SF_LEAD_ROUNDS:-3}"); do
-  run "lead=planner" -S "$SEQ" -w 10 -n 30 --json "$OUTDIR/lead.jsonl"
+  sf_run_flux_1x4 "lead=planner" -S "$SEQ" -w 10 -n 30 --json "$OUTDIR/lead.jsonl"
   for value in $(printf '%s\n' "${VALUES[@]}" | shuf --random-source=<(yes "$round")); do
-    run "lead=$value" -S "$SEQ" -w 10 -n 30 --ring-lead "$value" --no-single --no-concurrent --json "$OUTDIR/lead.jsonl"
+    sf_run_flux_1x4 "lead=$value" -S "$SEQ" -w 10 -n 30 --ring-lead "$value" --no-single --no-concurrent --json "$OUTDIR/lead.jsonl"
   done
 done
 for value in ${SF_LEAD_TRACE:-1 0.5}; do
-  run "trace lead=$value" -S 65536 -w 10 -n 30 --ring-lead "$value" --no-single --no-concurrent --trace
+  sf_run_flux_1x4 "trace lead=$value" -S 65536 -w 10 -n 30 --ring-lead "$value" --no-single --no-concurrent --trace
 done
 $PY bench/sp/ring_lead_ab.py "$OUTDIR/lead.jsonl" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$NGPU" \
   | tee "$OUTDIR/LEAD.md"

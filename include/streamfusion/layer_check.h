@@ -40,6 +40,9 @@ struct ThreadRunOptions {
   int iterations = 1;
   // Write K/V straight into the layer's kv_input_buffers() (when it has them) and pass those to forward.
   bool kv_in_layer_buffers = false;
+  // Given: SpAttention::rebalance with rank_speeds[i] before forward i (the last entry for the rest; every rank
+  // the same values). Needs config.row_loan_limit > 0.
+  std::vector<std::vector<double>> rank_speeds;
   ThreadWorldOptions world;
 };
 struct ThreadRunResult {

@@ -5,6 +5,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "streamfusion/attention_shape.h"
 #include "streamfusion/comm.h"
@@ -57,6 +58,11 @@ struct SpAttentionConfig {
   // 1-2 % faster per unit of work, but the three calls together did not. In [0, 1]; any value gives the same
   // result.
   double ring_lead_fraction = 1.0;
+  // A ring inside one machine and nothing else (mesh R<P>), one-sided transport: the most of its own rows any
+  // rank may lend to, or borrow from, the others once rebalance() is given the ranks' speeds (row_loans.h).
+  // Sizes the loan buffers, allocated once here. 0 (the default): no loans, and rebalance() refuses. At most 0.5.
+  // Any value and any loans give the same result.
+  double row_loan_limit = 0.0;
 };
 
 class SpAttention {
@@ -79,6 +85,18 @@ class SpAttention {
   // (by the projection that produces them, say) and passed to forward saves copying them in: one pass over K
   // and V per layer. Any other k and v work as well. {nullptr, nullptr}: the layer has no such buffers.
   virtual std::array<void*, 2> kv_input_buffers() const { return {nullptr, nullptr}; }
+
+  // Gives every rank work in proportion to its speed from the next forward on: faster ranks compute some of the
+  // slower ranks' query rows (row_loans.h). rank_speeds[x] > 0 is rank x's relative speed, e.g. 1 / its time for
+  // the same attention call; every rank must pass the same values (not collective: no rank waits). Needs
+  // config.row_loan_limit > 0; an empty vector ends all loans.
+  virtual Status rebalance(const std::vector<double>& rank_speeds) {
+    (void)rank_speeds;
+    return unimplemented("rebalance: this layer has no row loans");
+  }
+
+  // The loans in force, e.g. "0->2 128 rows, 0->3 64 rows"; empty without loans.
+  virtual std::string loans_summary() const { return ""; }
 
   // The per-rank shape forward expects.
   virtual std::array<int64_t, 4> local_shape() const = 0;

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "algorithms/row_block.h"
+#include "algorithms/row_loans.h"
 
 namespace sf {
 namespace {
@@ -22,10 +24,19 @@ class MeshAttention final : public SpAttention {
         stagger_push_(config.stagger_foreign_push && one_sided_),
         by_block_(config.foreign_rows_by_block),
         lead_fraction_(config.ring_lead_fraction),
-        merge_sets_(config.merge_kv_sets) {}
+        merge_sets_(config.merge_kv_sets),
+        loan_limit_(config.row_loan_limit) {}
   ~MeshAttention() override;
 
   Status init();
+  Status rebalance(const std::vector<double>& rank_speeds) override;
+  std::string loans_summary() const override {
+    std::string out;
+    for (const RowLoan& l : loans_.loans)
+      out += (out.empty() ? "" : ", ") + std::to_string(l.lender) + "->" + std::to_string(l.borrower) + " " +
+             std::to_string(l.rows) + " rows";
+    return out;
+  }
   using SpAttention::forward;
   Status forward(const void* q, const void* k, const void* v, void* o) override;
   std::array<int64_t, 4> local_shape() const override {
@@ -112,6 +123,22 @@ class MeshAttention final : public SpAttention {
   Status push_outputs(bool foreign, std::vector<Handle>* recvs, int only_stage = -1);
   Status gather_outputs(void* o);
 
+  // ---- row loans (row_loans.h; a ring inside one machine, one-sided)
+  int64_t kept_rows() const { return loans_.loans.empty() ? rows_of(rank_) : loans_.kept[rank_]; }
+  bool borrows() const { return !loans_.loans.empty() && loans_.borrowed(rank_) > 0; }
+  bool lends() const { return !loans_.loans.empty() && loans_.lent(rank_) > 0; }
+  // Lender: our lent Q rows into our symmetric Q buffer, where the borrowers read them.
+  Status offer_lent_rows(const void* q);
+  // Borrower: pulls the borrowed Q rows; the compute waits for them before its first call.
+  Status pull_borrowed_rows();
+  // Where loan i's rows sit in the borrower's dense buffers (elements; floats for the accumulator).
+  int64_t borrowed_offset(size_t i) const;
+  void append_borrowed_rows(std::vector<QChunk>* qs) const;
+  // Borrower: puts the finalized output of the borrowed rows into the lenders' lent_o_ (on the ring lane, so
+  // that the layer's last ring barrier completes them). Lender, after that barrier: copies it into o.
+  Status return_borrowed_rows();
+  Status collect_lent_rows(void* o);
+
   Comm& comm_;
   Device& dev_;
   const AttentionShape shape_;
@@ -122,6 +149,7 @@ class MeshAttention final : public SpAttention {
   const bool by_block_;         // SpAttentionConfig::foreign_rows_by_block
   const double lead_fraction_;  // SpAttentionConfig::ring_lead_fraction
   const bool merge_sets_;       // SpAttentionConfig::merge_kv_sets
+  const double loan_limit_;     // SpAttentionConfig::row_loan_limit
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 
@@ -147,12 +175,22 @@ class MeshAttention final : public SpAttention {
   const void* home_k_ = nullptr;
   const void* home_v_ = nullptr;
   std::vector<std::vector<std::vector<Handle>>> torus_q_, torus_kv_;  // [stage][segment], issued in phase B
+
+  // Row loans: the plan (no loans until rebalance), and buffers sized for loan_cap_rows_ rows per rank.
+  RowLoanPlan loans_;
+  int64_t loan_cap_rows_ = 0;
+  SymmetricBuffer lent_o_;         // [B, lent rows, H, D]: the output of our lent rows, put by the borrowers
+  void* borrow_q_ = nullptr;       // per loan we borrow, [B, rows, H, D] back to back: the Q rows
+  void* borrow_o_ = nullptr;       // the same layout: their finalized output, before it is put back
+  float* borrow_acc_ = nullptr;    // their accumulators: Õ, then m, then l
+  std::vector<Handle> borrowed_q_; // this forward's pulls of the borrowed Q rows
 };
 
 MeshAttention::~MeshAttention() {
-  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_})
+  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_})
     if (b->id >= 0) (void)comm_.free_symmetric(*b);
-  for (void* p : {qt_, pack_, ostage_, ring_k_, ring_v_, static_cast<void*>(acc_)})
+  for (void* p : {qt_, pack_, ostage_, ring_k_, ring_v_, static_cast<void*>(acc_), borrow_q_, borrow_o_,
+                  static_cast<void*>(borrow_acc_)})
     if (p) dev_.free(p);
 }
 
@@ -225,6 +263,14 @@ Status MeshAttention::init() {
   c_ = choose_torus_chunks();
   ring_in_machine_ = true;
   for (int y : gr_) ring_in_machine_ = ring_in_machine_ && comm_.topology().link(rank_, y) == LinkClass::kIntra;
+  if (!(loan_limit_ >= 0.0 && loan_limit_ <= 0.5))
+    return invalid_argument("row_loan_limit must be in [0, 0.5] (the most of its rows a rank lends or borrows); got " +
+                            std::to_string(loan_limit_));
+  if (loan_limit_ > 0.0 && !(direct_ && r_ > 1 && ring_in_machine_ && one_sided_))
+    return infeasible("row loans need a ring inside one machine and nothing else (mesh R" + std::to_string(P_) +
+                      " on one machine) and the one-sided transport; got mesh " + mesh_.to_string() + ", " +
+                      transport_name(one_sided_ ? Transport::kOneSided : Transport::kTwoSided) +
+                      (ring_in_machine_ ? "" : ", ring across machines"));
 
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {
@@ -267,7 +313,111 @@ Status MeshAttention::init() {
   void* acc = nullptr;
   SF_RETURN_IF_ERROR(local(t_ * (acc_stride_ + 2 * acc_stride_ / shape_.head_dim) * sizeof(float), &acc));
   acc_ = static_cast<float*>(acc);
+  if (loan_limit_ > 0.0) {
+    loan_cap_rows_ = static_cast<int64_t>(std::ceil(loan_limit_ * static_cast<double>(max_rows)));
+    const int64_t elems = shape_.batch * loan_cap_rows_ * Ht_ * shape_.head_dim;
+    SF_RETURN_IF_ERROR(symmetric(elems * elem_, &lent_o_));
+    SF_RETURN_IF_ERROR(local(elems * elem_, &borrow_q_));
+    SF_RETURN_IF_ERROR(local(elems * elem_, &borrow_o_));
+    SF_RETURN_IF_ERROR(local((elems + 2 * elems / shape_.head_dim) * sizeof(float), &acc));
+    borrow_acc_ = static_cast<float*>(acc);
+  }
   return Status::ok();
+}
+
+Status MeshAttention::rebalance(const std::vector<double>& rank_speeds) {
+  if (loan_limit_ <= 0.0)
+    return invalid_argument("rebalance: this layer was made with row_loan_limit 0 (no loan buffers); set "
+                            "SpAttentionConfig::row_loan_limit to allow loans");
+  if (rank_speeds.empty()) {
+    loans_ = RowLoanPlan{};
+    return Status::ok();
+  }
+  std::vector<int64_t> rows(P_);
+  int64_t fewest = INT64_MAX;
+  for (int x = 0; x < P_; ++x) fewest = std::min(fewest, rows[x] = rows_of(x));
+  // Whole 64-row slices of the GPU kernel's tiles when every share is long enough: no loan ends in a partly
+  // filled slice.
+  SF_ASSIGN_OR_RETURN(RowLoanPlan plan, plan_row_loans(rows, rank_speeds, loan_limit_, fewest >= 256 ? 64 : 1));
+  for (int x = 0; x < P_; ++x)
+    if (plan.lent(x) > loan_cap_rows_ || plan.borrowed(x) > loan_cap_rows_)
+      return internal_error("rebalance: a loan exceeds the buffers sized by row_loan_limit");
+  loans_ = std::move(plan);
+  return Status::ok();
+}
+
+Status MeshAttention::offer_lent_rows(const void* q) {
+  if (!lends()) return Status::ok();
+  const int64_t keep = kept_rows(), row = Ht_ * shape_.head_dim;
+  RowChunk dst = block_of(rank_).piece(qu_.local, 0, elem_), src = user_rows(q, 0);
+  for (RowChunk* c : {&dst, &src}) {
+    c->data = static_cast<char*>(c->data) + keep * row * elem_;
+    c->len = loans_.lent(rank_);
+  }
+  return dev_.copy_rows(dst, src, shape_.batch, Ht_, shape_.head_dim, shape_.dtype);
+}
+
+int64_t MeshAttention::borrowed_offset(size_t i) const {
+  int64_t rows = 0;
+  for (size_t j = 0; j < i; ++j) rows += loans_.loans[j].borrower == rank_ ? loans_.loans[j].rows : 0;
+  return shape_.batch * rows * Ht_ * shape_.head_dim;
+}
+
+Status MeshAttention::pull_borrowed_rows() {
+  borrowed_q_.clear();
+  const int64_t row = Ht_ * shape_.head_dim;
+  for (size_t i = 0; i < loans_.loans.size(); ++i) {
+    const RowLoan& l = loans_.loans[i];
+    if (l.borrower != rank_) continue;
+    const int64_t n = rows_of(l.lender);
+    for (int64_t b = 0; b < shape_.batch; ++b) {
+      char* dst = static_cast<char*>(borrow_q_) + (borrowed_offset(i) + b * l.rows * row) * elem_;
+      SF_ASSIGN_OR_RETURN(Handle h, comm_.get(dst, qu_, (b * n + l.first) * row * elem_, l.lender, l.rows * row * elem_));
+      borrowed_q_.push_back(h);
+    }
+  }
+  return Status::ok();
+}
+
+void MeshAttention::append_borrowed_rows(std::vector<QChunk>* qs) const {
+  const int64_t D = shape_.head_dim, cap = shape_.batch * loan_cap_rows_ * Ht_ * D;
+  for (size_t i = 0; i < loans_.loans.size(); ++i) {
+    const RowLoan& l = loans_.loans[i];
+    if (l.borrower != rank_) continue;
+    const int64_t off = borrowed_offset(i);
+    QChunk c;
+    c.q = dense_rows(static_cast<char*>(borrow_q_) + off * elem_, l.rows, Ht_, D);
+    c.acc_o = borrow_acc_ + off;
+    c.acc_m = borrow_acc_ + cap + off / D;
+    c.acc_l = borrow_acc_ + cap + cap / D + off / D;
+    c.out = dense_rows(static_cast<char*>(borrow_o_) + off * elem_, l.rows, Ht_, D);
+    qs->push_back(c);
+  }
+}
+
+Status MeshAttention::return_borrowed_rows() {
+  const int64_t row = Ht_ * shape_.head_dim;
+  for (size_t i = 0; i < loans_.loans.size(); ++i) {
+    const RowLoan& l = loans_.loans[i];
+    if (l.borrower != rank_) continue;
+    const int64_t lent = loans_.lent(l.lender), into = l.first - loans_.kept[l.lender];
+    for (int64_t b = 0; b < shape_.batch; ++b) {
+      const char* src = static_cast<char*>(borrow_o_) + (borrowed_offset(i) + b * l.rows * row) * elem_;
+      SF_RETURN_IF_ERROR(
+          comm_.put(lent_o_, (b * lent + into) * row * elem_, l.lender, src, l.rows * row * elem_, Lane::kRing).status());
+    }
+  }
+  return Status::ok();
+}
+
+Status MeshAttention::collect_lent_rows(void* o) {
+  if (!lends()) return Status::ok();
+  const int64_t lent = loans_.lent(rank_), row = Ht_ * shape_.head_dim;
+  RowChunk dst = user_rows(o, 0);
+  dst.data = static_cast<char*>(dst.data) + kept_rows() * row * elem_;
+  dst.len = lent;
+  return dev_.copy_rows(dst, dense_rows(lent_o_.local, lent, Ht_, shape_.head_dim), shape_.batch, Ht_,
+                        shape_.head_dim, shape_.dtype);
 }
 
 // ---- A. Ulysses: pack head blocks, scatter them inside the Ulysses group.
@@ -290,6 +440,7 @@ Status MeshAttention::scatter_ulysses(const void* q, const void* k, const void* 
                                         shape_.head_dim, shape_.dtype));
     home_k_ = ku_.local;
     home_v_ = vu_.local;
+    SF_RETURN_IF_ERROR(offer_lent_rows(q));
     return comm_.barrier(gr_);  // ring peers may pull as soon as everyone's copy is in place
   }
   const RowBlock me = block_of(rank_);
@@ -488,8 +639,10 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
       // Our own rows go straight into the user's output; the rest wait in ostage_ to be pushed.
       const bool mine = i == 0 && j == iu_;
       const RowChunk out_piece = mine ? user_rows(o, head_offset(iu_, l_)) : qb.piece(slot(ostage_, slot_bytes_, i), j, elem_);
-      const int64_t lead = part == RowPart::kAll ? n : lead_rows(n);
-      const int64_t w0 = part == RowPart::kRest ? lead : 0, w1 = part == RowPart::kLead ? lead : n;
+      // Rows we lent out are computed by their borrowers (row loans: only in a lone ring, one piece).
+      const int64_t mine_n = mine ? std::min(n, kept_rows()) : n;
+      const int64_t lead = part == RowPart::kAll ? mine_n : lead_rows(mine_n);
+      const int64_t w0 = part == RowPart::kRest ? lead : 0, w1 = part == RowPart::kLead ? lead : mine_n;
       for (int seg = q_seg < 0 ? 0 : q_seg; seg < (q_seg < 0 ? c_ : q_seg + 1); ++seg) {
         // The segment's rows inside the window of `part`. Its accumulator stays where the whole segment's rows
         // would have it, so that calls on either part of a segment find the same rows.
@@ -510,6 +663,9 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
       }
     }
   }
+  // Borrowed rows ride along with our own whole rows (not with the leading ones, which take our block alone).
+  if (borrows() && part != RowPart::kLead && std::find(stages.begin(), stages.end(), 0) != stages.end())
+    append_borrowed_rows(&qs);
   std::vector<KVChunk> kvs;
   for (const KVPart& kv_part : kv_parts) {
     const KVBlock& kv = *kv_part.block;
@@ -702,7 +858,11 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   // compute; compute-bound (a stage's compute at least its K/V transfer, twice its Q), that is no wait. One call
   // for all of them waited for all t−1 transfers behind one stage's compute (about 19 ms of 200 on 4 emulated
   // machines, CogVideoX S=163840 at 6.25 GB/s). Otherwise each stage computes segment by segment as its Q arrives.
+  if (borrows()) SF_RETURN_IF_ERROR(pull_borrowed_rows());
   SF_RETURN_IF_ERROR(issue_ring_set(0, -1, &sets[0]));
+  // The first call takes the borrowed rows too, so it waits for them: a few MB over NVLink, some microseconds.
+  SF_RETURN_IF_ERROR(comm_.wait_all(borrowed_q_));
+  borrowed_q_.clear();
   if (t_ == 1 && r_ > 1 && ring_in_machine_ && lead_fraction_ < 1.0) {
     // Only the leading rows take our own block while the ring pulls (ring_lead_fraction); the rest take every
     // block in one call once all have landed: one block of kernel work per row and head instead of two.
@@ -745,7 +905,10 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
     else SF_RETURN_IF_ERROR(comm_.wait_all(out_recvs));
     SF_RETURN_IF_ERROR(gather_outputs(o));
   } else if (one_sided_ && r_ > 1) {
-    SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));  // ring peers are done reading our K/V
+    if (borrows()) SF_RETURN_IF_ERROR(return_borrowed_rows());
+    // Ring peers are done reading our K/V (and our lent Q), and every borrowed row's output has landed.
+    SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));
+    SF_RETURN_IF_ERROR(collect_lent_rows(o));
   }
   return Status::ok();
 }

@@ -140,6 +140,8 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     std::vector<char> o(q.size());
     for (int it = 0; it < total; ++it) {
       const bool last = it == total - 1;
+      if (!options.rank_speeds.empty())
+        SF_RETURN_IF_ERROR(attn->rebalance(options.rank_speeds[std::min<size_t>(it, options.rank_speeds.size() - 1)]));
       std::memset(o.data(), 0xff, o.size());  // poison: NaN in every dtype
       SF_RETURN_IF_ERROR(comm.barrier_all());
       comm.reset_counters();

@@ -162,6 +162,14 @@ void test_exchange(gpu::GpuContext& ctx, const std::string& backend, const Topol
   if (ctx.rank() == 0) std::printf("exchange %-7s %s: done\n", backend.c_str(), topo.to_string().c_str());
 }
 
+// Speeds for the row-loan variant: forward 0 has rank 0 slow, forward 1 the last rank.
+std::vector<double> loan_test_speeds(int P, int forward) {
+  std::vector<double> v(static_cast<size_t>(P), 1.0);
+  v[forward == 0 ? 0 : static_cast<size_t>(P - 1)] = 0.6;
+  if (P > 2) v[1] = 1.25;
+  return v;
+}
+
 struct LayerCase {
   AttentionShape shape;
   LayerInputs inputs;
@@ -241,6 +249,12 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           variants.push_back(plan->config);
           variants.back().ring_lead_fraction = 0.4;
         }
+        // A lone one-sided ring inside the machine also runs with row loans, their plan changing between the two
+        // forwards (the second lends the other way).
+        if (plan->config.mesh.degree(LevelKind::kRing) == P && transport == Transport::kOneSided && topo.machines == 1) {
+          variants.push_back(plan->config);
+          variants.back().row_loan_limit = 0.3;
+        }
         if (plan->config.mesh.degree(LevelKind::kTorus) > 2) {
           variants.push_back(plan->config);
           variants.back().torus_chunks = 1;
@@ -249,22 +263,26 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
         for (const SpAttentionConfig& config : variants) {
           auto sp = take(SpAttention::create(rt->comm(), rt->device(), sh, config), "SpAttention::create");
           for (int rep = 0; rep < 2; ++rep) {  // twice: workspaces are reused across forwards
+            if (config.row_loan_limit > 0.0) REQUIRE_OK(sp->rebalance(loan_test_speeds(P, rep)));
             REQUIRE_OK(dev.fill(dout, 0xff, local_bytes));
             rt->comm().reset_counters();
             REQUIRE_OK(sp->forward(dq, dk, dv, dout));
             REQUIRE_OK(ctx.synchronize());
             auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
-                   "%s %s %s/%s mesh %s lead %.2f merged sets %d rep %d: vs one GPU max abs %g rel L2 %g "
+                   "%s %s %s/%s mesh %s lead %.2f merged sets %d loans %s rep %d: vs one GPU max abs %g rel L2 %g "
                    "non-finite %lld",
                    sh.to_string().c_str(), topo.to_string().c_str(), scheme_name(scheme), transport_name(transport),
-                   config.mesh.to_string().c_str(), config.ring_lead_fraction, config.merge_kv_sets ? 1 : 0, rep,
+                   config.mesh.to_string().c_str(), config.ring_lead_fraction, config.merge_kv_sets ? 1 : 0,
+                   sp->loans_summary().c_str(), rep,
                    c.max_abs, c.rel_l2, static_cast<long long>(c.non_finite));
           }
           const LinkBytes got = rt->comm().bytes_moved();
+          const std::string loans = sp->loans_summary();
           sp.reset();
           if (cpu_bytes) {
             ThreadRunOptions topt;
+            if (config.row_loan_limit > 0.0) topt.rank_speeds = {loan_test_speeds(P, 1)};  // the last forward's
             auto cpu = take(run_layer_on_threads(topo, lc.inputs, lc.ref, config, topt), "run_layer_on_threads");
             const LinkBytes& want = cpu.bytes[static_cast<size_t>(me)];
             EXPECT(got.intra() == want.intra() && got.inter() == want.inter(),
@@ -274,10 +292,10 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
                    (unsigned long long)want.inter());
           }
           if (me == 0) {
-            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f merged sets %d ok so far (%d failures)\n",
+            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f merged sets %d loans %s ok so far (%d failures)\n",
                         scheme_name(scheme), transport_name(transport), topo.to_string().c_str(),
                         config.mesh.to_string().c_str(), config.ring_lead_fraction, config.merge_kv_sets ? 1 : 0,
-                        g_failures);
+                        loans.empty() ? "none" : loans.c_str(), g_failures);
             std::fflush(stdout);
           }
         }

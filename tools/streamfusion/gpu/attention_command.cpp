@@ -43,6 +43,8 @@ struct AttentionOptions {
   std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
   double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
   double sustain_s = 0.0;                  // seconds of its own load before each timing, on top of the warm-ups
+  std::string balance = "off";             // off | measured: row loans by the ranks' compute-share times
+  std::vector<double> rank_speeds;         // given: row loans by these speeds instead
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
   bool concurrent = true;  // time every rank's compute share with all ranks at once too
@@ -144,8 +146,8 @@ Result<int> sustained_warmup(gpu::GpuContext& ctx, const std::function<Status()>
 
 // Every rank times its own query rows against all keys and heads (1/P of the layer's FLOPs) while all the others
 // do the same: a GPU-side barrier before each iteration starts them together, so clocks and power are those of P
-// busy GPUs, not of one busy GPU among idle ones as in the one-GPU time. Returns the slowest rank's median.
-Result<double> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall& share, const AttentionOptions& o,
+// busy GPUs, not of one busy GPU among idle ones as in the one-GPU time. Returns every rank's median.
+Result<std::vector<double>> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall& share, const AttentionOptions& o,
                                        const std::string& tag) {
   Topology all_on_one_host;
   all_on_one_host.gpus_per_machine = ctx.world_size();
@@ -158,9 +160,14 @@ Result<double> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall&
   SF_ASSIGN_OR_RETURN(int warmup, sustained_warmup(ctx, body, barrier, o, tag + "/sustain"));
   SF_ASSIGN_OR_RETURN(std::vector<double> ms, ctx.time_iterations(body, warmup, o.iters, barrier));
   SF_ASSIGN_OR_RETURN(std::vector<std::string> all, gpu::gather_strings(ctx, tag, std::to_string(median(ms))));
-  double slowest = 0.0;
-  for (const std::string& v : all) slowest = std::max(slowest, std::stod(v));
-  return slowest;
+  std::vector<double> per_rank;
+  for (const std::string& v : all) per_rank.push_back(std::stod(v));
+  return per_rank;
+}
+
+// Whether row loans apply (SpAttentionConfig::row_loan_limit): a lone one-sided ring inside one machine.
+bool loans_apply(const SpAttentionConfig& c, const Topology& topo, int P) {
+  return c.transport == Transport::kOneSided && topo.machines == 1 && c.mesh.degree(LevelKind::kRing) == P;
 }
 
 // Which launcher's variables this process took its place from (the launcher checks in tests/gpu/multi grep it).
@@ -183,6 +190,11 @@ int run_attention(const AttentionOptions& o) {
   DType dtype;
   if (!parse_dtype(o.dtype, &dtype)) {
     std::fprintf(stderr, "gpu-attention: unknown dtype '%s'\n", o.dtype.c_str());
+    return 2;
+  }
+  if (o.balance == "measured" && !o.concurrent && o.rank_speeds.empty()) {
+    std::fprintf(stderr, "gpu-attention: --balance measured takes the speeds from the compute-share timing, which "
+                         "--no-concurrent turns off (give --rank-speeds instead)\n");
     return 2;
   }
   std::vector<Scheme> schemes;
@@ -291,11 +303,19 @@ int run_attention(const AttentionOptions& o) {
     one_gpu_ms = std::stod(one_all.value()[0]);
     // The same one-GPU computation, this rank's share, all ranks at once (output into buf.o, poisoned later).
     double concurrent_ms = 0.0;
+    std::vector<double> speeds = o.rank_speeds;  // for row loans
     if (o.concurrent) {
       const FullKeysCall share(shape, buf.q, buf.o, rows, buf.kfull, buf.vfull, scale);
       auto c = time_concurrent_compute(*ctx, share, o, "att/concurrent/" + seq_s);
       ATT_CHECK(c.status());
-      concurrent_ms = c.value();
+      concurrent_ms = *std::max_element(c->begin(), c->end());
+      if (o.balance == "measured" && speeds.empty())
+        for (double ms : c.value()) speeds.push_back(1.0 / ms);
+      if (rank == 0 && o.balance == "measured") {
+        std::string each;
+        for (double ms : c.value()) each += (each.empty() ? "" : ", ") + std::to_string(ms).substr(0, 6);
+        std::printf("# compute share per rank (ms), the speeds for row loans: %s\n", each.c_str());
+      }
     }
     if (o.pause_s > 0.0 && (o.single || o.concurrent)) {
       std::this_thread::sleep_for(std::chrono::duration<double>(o.pause_s));
@@ -368,6 +388,8 @@ int run_attention(const AttentionOptions& o) {
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
+            const bool lend = !speeds.empty() && loans_apply(plan->config, topo, P);
+            if (lend) plan->config.row_loan_limit = 0.125;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -375,6 +397,11 @@ int run_attention(const AttentionOptions& o) {
               continue;
             }
             auto sp = std::move(sp_r.value());
+            if (lend) ATT_CHECK(sp->rebalance(speeds));
+            if (lend && rank == 0)
+              std::printf("# row loans of %s: %s\n", name.c_str(),
+                          sp->loans_summary().empty() ? "none (the ranks are within a 64-row slice of even)"
+                                                      : sp->loans_summary().c_str());
             // A layer that reads K/V from its own symmetric buffers gets them written there, as the projection
             // producing them would in a model (not timed); every other layer reads the rank's buffers.
             const void* kin = buf.k;
@@ -445,6 +472,7 @@ int run_attention(const AttentionOptions& o) {
                           static_cast<unsigned long long>(bytes.inter()), fallback);
             auto all = gpu::gather_strings(*ctx, "att/row/" + std::to_string(row_id++), mine);
             ATT_CHECK(all.status());
+            const std::string loans = sp->loans_summary();
             sp.reset();
             if (rank != 0) continue;
             double ms = 0, max_abs = 0, rel = 0;
@@ -500,7 +528,7 @@ int run_attention(const AttentionOptions& o) {
                           "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,"
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"plan_stagger_foreign_push\":%s,"
                           "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,"
-                          "\"plan_merge_kv_sets\":%s,\"ok\":%s}",
+                          "\"plan_merge_kv_sets\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
                           dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
@@ -509,7 +537,7 @@ int run_attention(const AttentionOptions& o) {
                           rel, bad, fallbacks, into[0] ? "true" : "false", plan->config.torus_chunks,
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
-                          plan->config.merge_kv_sets ? "true" : "false", ok ? "true" : "false");
+                          plan->config.merge_kv_sets ? "true" : "false", loans.c_str(), ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
               std::ofstream f(o.json, std::ios::app);
@@ -567,6 +595,14 @@ void register_gpu_attention_command(CLI::App& app) {
                   "on top of the warm-ups: each is timed in the state its own sustained load brings the power-capped "
                   "GPUs to, whatever ran before it")
       ->check(CLI::Range(0.0, 60.0));
+  sub->add_option("--balance", o->balance,
+                  "row loans for a lone one-sided ring inside the machine (faster GPUs compute some of the slower "
+                  "GPUs' rows): off, or measured (speeds from each rank's compute-share time; needs the compute "
+                  "share, so not with --no-concurrent)")
+      ->check(CLI::IsMember({"off", "measured"}));
+  sub->add_option("--rank-speeds", o->rank_speeds,
+                  "row loans by these relative speeds, one per rank (comma list), for such rings")
+      ->delimiter(',');
   sub->add_option("--pause-s", o->pause_s,
                   "idle seconds after the one-GPU baseline and the compute share, before the layers (the baseline "
                   "loads GPU 0 alone, and a GPU just loaded clocks lower under its power cap)")
