@@ -1,5 +1,5 @@
-"""Table of loans_ab.sh: per S, the median layer time over the invocations of each arm (row loans off, and
-measured), the ratio, and each arm's efficiency against the one-GPU time / 4 and the all-4-busy compute share
+"""Table of loans_ab.sh: per S, the median layer time over the invocations of each arm (row loans off, or by the
+speeds measured in the layer or in the compute share), the ratio to off, and each arm's efficiency against the one-GPU time / 4 and the all-4-busy compute share
 (medians of the baselines its own invocations took), with the loans the measured arm made.
 
   python3 bench/sp/loans_ab.py loans.jsonl "card"
@@ -32,7 +32,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for seq in sorted(rows):
         off = statistics.median(rows[seq]["off"]["ms"]) if rows[seq]["off"]["ms"] else None
-        for arm in ("off", "measured"):
+        for arm in sorted(rows[seq], key=lambda a: a != "off"):
             f = rows[seq][arm]
             if not f["ms"]:
                 continue
@@ -40,6 +40,7 @@ def main():
             one, busy = statistics.median(f["one_gpu_ms"]), statistics.median(f["concurrent_compute_ms"])
             each = ", ".join(f"{m:.3f}" for m in f["ms"])
             ratio = f"{off / ms:.3f}" if off else "—"
+            arm = "share (measured)" if arm == "measured" else arm  # runs before 22:50 named it measured
             print(f"| {seq} | {arm} | {each} | {ms:.3f} | {ratio} | {100 * one / 4 / ms:.1f} % | {100 * busy / ms:.1f} % |")
     print()
     for seq in sorted(loans):

@@ -8,7 +8,7 @@
 # the state its own sustained load brings the GPUs to. First run: 4x H200, 2026-11-27 22:24
 # (results/h200x4-2026-11-27-steady3/).
 #   bench/sp/steady_1x4.sh [OUTDIR]        env: SF_SEQ (default 65536), SF_SUSTAIN_S (default 3), SF_BALANCE (default
-#                                          off; measured: row loans for the one-sided ring), SF_STEADY_CTEST (1; 0 skips)
+#                                          off; layer or share: row loans for the one-sided ring), SF_STEADY_CTEST (1; 0 skips)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh

@@ -95,6 +95,10 @@ class SpAttention {
     return unimplemented("rebalance: this layer has no row loans");
   }
 
+  // The query rows this rank's attention calls take per forward: its own rows, less those lent, plus those
+  // borrowed. A caller measuring speeds for rebalance divides this by the rank's attention time.
+  virtual int64_t query_rows_computed() const { return local_shape()[1]; }
+
   // The loans in force, e.g. "0->2 128 rows, 0->3 64 rows"; empty without loans.
   virtual std::string loans_summary() const { return ""; }
 

@@ -43,7 +43,7 @@ struct AttentionOptions {
   std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
   double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
   double sustain_s = 0.0;                  // seconds of its own load before each timing, on top of the warm-ups
-  std::string balance = "off";             // off | measured: row loans by the ranks' compute-share times
+  std::string balance = "off";             // off | layer | share: row loans by the ranks' measured speeds
   std::vector<double> rank_speeds;         // given: row loans by these speeds instead
   int warmup = 2, iters = 5;
   bool single = true;      // time the one-GPU layer too
@@ -165,6 +165,31 @@ Result<std::vector<double>> time_concurrent_compute(gpu::GpuContext& ctx, const 
   return per_rank;
 }
 
+// Every rank's speed in the layer itself, for SpAttention::rebalance: after `warmup` forwards, five forwards
+// traced one by one; a rank's speed is the query rows its calls take over the median time of its attention calls
+// in a forward (the waits between them left out). The compute-share timing's per-rank speeds spread twice as
+// wide as the layer's and over-lent (4x H200, 22:38, bench/sp/results/h200x4-2026-11-27-loans/).
+Result<std::vector<double>> measure_layer_speeds(gpu::GpuContext& ctx, SpAttention& sp,
+                                                 const std::function<Status()>& forward, int warmup,
+                                                 const std::string& tag) {
+  for (int i = 0; i < warmup; ++i) SF_RETURN_IF_ERROR(forward());
+  std::vector<double> attention_ms;
+  for (int i = 0; i < 5; ++i) {
+    SF_RETURN_IF_ERROR(ctx.begin_trace());
+    SF_RETURN_IF_ERROR(forward());
+    SF_ASSIGN_OR_RETURN(std::vector<gpu::TraceEntry> entries, ctx.end_trace_entries());
+    double ms = 0.0;
+    for (const gpu::TraceEntry& e : entries)
+      if (!e.point && e.what.rfind("attention", 0) == 0) ms += e.end_ms - e.start_ms;
+    attention_ms.push_back(ms);
+  }
+  const double rows_per_ms = static_cast<double>(sp.query_rows_computed()) / std::max(median(attention_ms), 1e-6);
+  SF_ASSIGN_OR_RETURN(std::vector<std::string> all, gpu::gather_strings(ctx, tag, std::to_string(rows_per_ms)));
+  std::vector<double> speeds;
+  for (const std::string& v : all) speeds.push_back(std::stod(v));
+  return speeds;
+}
+
 // Whether row loans apply (SpAttentionConfig::row_loan_limit): a lone one-sided ring inside one machine.
 bool loans_apply(const SpAttentionConfig& c, const Topology& topo, int P) {
   return c.transport == Transport::kOneSided && topo.machines == 1 && c.mesh.degree(LevelKind::kRing) == P;
@@ -192,8 +217,8 @@ int run_attention(const AttentionOptions& o) {
     std::fprintf(stderr, "gpu-attention: unknown dtype '%s'\n", o.dtype.c_str());
     return 2;
   }
-  if (o.balance == "measured" && !o.concurrent && o.rank_speeds.empty()) {
-    std::fprintf(stderr, "gpu-attention: --balance measured takes the speeds from the compute-share timing, which "
+  if (o.balance == "share" && !o.concurrent && o.rank_speeds.empty()) {
+    std::fprintf(stderr, "gpu-attention: --balance share takes the speeds from the compute-share timing, which "
                          "--no-concurrent turns off (give --rank-speeds instead)\n");
     return 2;
   }
@@ -309,9 +334,9 @@ int run_attention(const AttentionOptions& o) {
       auto c = time_concurrent_compute(*ctx, share, o, "att/concurrent/" + seq_s);
       ATT_CHECK(c.status());
       concurrent_ms = *std::max_element(c->begin(), c->end());
-      if (o.balance == "measured" && speeds.empty())
+      if (o.balance == "share" && speeds.empty())
         for (double ms : c.value()) speeds.push_back(1.0 / ms);
-      if (rank == 0 && o.balance == "measured") {
+      if (rank == 0 && o.balance == "share") {
         std::string each;
         for (double ms : c.value()) each += (each.empty() ? "" : ", ") + std::to_string(ms).substr(0, 6);
         std::printf("# compute share per rank (ms), the speeds for row loans: %s\n", each.c_str());
@@ -388,7 +413,7 @@ int run_attention(const AttentionOptions& o) {
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
-            const bool lend = !speeds.empty() && loans_apply(plan->config, topo, P);
+            const bool lend = (!speeds.empty() || o.balance == "layer") && loans_apply(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
@@ -397,11 +422,6 @@ int run_attention(const AttentionOptions& o) {
               continue;
             }
             auto sp = std::move(sp_r.value());
-            if (lend) ATT_CHECK(sp->rebalance(speeds));
-            if (lend && rank == 0)
-              std::printf("# row loans of %s: %s\n", name.c_str(),
-                          sp->loans_summary().empty() ? "none (the ranks are within a 64-row slice of even)"
-                                                      : sp->loans_summary().c_str());
             // A layer that reads K/V from its own symmetric buffers gets them written there, as the projection
             // producing them would in a model (not timed); every other layer reads the rank's buffers.
             const void* kin = buf.k;
@@ -417,6 +437,25 @@ int run_attention(const AttentionOptions& o) {
               kin = into[0];
               vin = into[1];
             }
+            if (lend && speeds.empty()) {  // --balance layer: the speeds this layer runs at, on this input
+              auto measured = measure_layer_speeds(
+                  *ctx, *sp, [&] { return sp->forward(buf.q, kin, vin, buf.o); }, o.warmup,
+                  "att/speeds/" + std::to_string(row_id));
+              ATT_CHECK(measured.status());
+              ATT_CHECK(sp->rebalance(measured.value()));
+              if (rank == 0) {
+                std::string each;
+                for (double v : measured.value()) each += (each.empty() ? "" : ", ") + std::to_string(v).substr(0, 7);
+                std::printf("# %s: speeds in the layer (query rows per ms of attention calls): %s\n", name.c_str(),
+                            each.c_str());
+              }
+            } else if (lend) {
+              ATT_CHECK(sp->rebalance(speeds));
+            }
+            if (lend && rank == 0)
+              std::printf("# row loans of %s: %s\n", name.c_str(),
+                          sp->loans_summary().empty() ? "none (the ranks are within a 64-row slice of even)"
+                                                      : sp->loans_summary().c_str());
             // Checked run: poisoned output (0xff bytes are NaN in every dtype), bytes counted.
             ATT_CHECK(dev.fill(buf.o, 0xff, local_bytes));
             ATT_CHECK(ctx->reset_links());
@@ -597,9 +636,10 @@ void register_gpu_attention_command(CLI::App& app) {
       ->check(CLI::Range(0.0, 60.0));
   sub->add_option("--balance", o->balance,
                   "row loans for a lone one-sided ring inside the machine (faster GPUs compute some of the slower "
-                  "GPUs' rows): off, or measured (speeds from each rank's compute-share time; needs the compute "
-                  "share, so not with --no-concurrent)")
-      ->check(CLI::IsMember({"off", "measured"}));
+                  "GPUs' rows): off; layer (each rank's speed in the layer itself: its attention calls' time in "
+                  "five traced forwards after the warm-ups); or share (speeds from each rank's compute-share "
+                  "time, not with --no-concurrent)")
+      ->check(CLI::IsMember({"off", "layer", "share"}));
   sub->add_option("--rank-speeds", o->rank_speeds,
                   "row loans by these relative speeds, one per rank (comma list), for such rings")
       ->delimiter(',');
