@@ -165,28 +165,48 @@ Result<std::vector<double>> time_concurrent_compute(gpu::GpuContext& ctx, const 
   return per_rank;
 }
 
-// Every rank's speed in the layer itself, for SpAttention::rebalance: after `warmup` forwards, five forwards
-// traced one by one; a rank's speed is the query rows its calls take over the median time of its attention calls
-// in a forward (the waits between them left out). The compute-share timing's per-rank speeds spread twice as
-// wide as the layer's and over-lent (4x H200, 22:38, bench/sp/results/h200x4-2026-11-27-loans/).
+// Every rank's speed in the layer itself, for SpAttention::rebalance. After `warmup` forwards, three windows of
+// five forwards traced one by one, 20 untraced forwards apart; in each window a rank's speed is the query rows its
+// calls take over the median time of its attention calls in a forward (the waits between them left out). Only
+// what all windows agree on is kept: a rank's deviation from the mean speed counts only where every window has it
+// on the same side, and then its smallest size. Why: on one host the same rank was the slowest in every
+// measurement and loans made the layer 1.8 % faster; on another the ranks' order changed within seconds and loans
+// by one snapshot made it 1.4 % slower (4x H200, 22:36 and 22:56, bench/sp/results/h200x4-2026-11-27-loans/).
 Result<std::vector<double>> measure_layer_speeds(gpu::GpuContext& ctx, SpAttention& sp,
                                                  const std::function<Status()>& forward, int warmup,
                                                  const std::string& tag) {
   for (int i = 0; i < warmup; ++i) SF_RETURN_IF_ERROR(forward());
-  std::vector<double> attention_ms;
-  for (int i = 0; i < 5; ++i) {
-    SF_RETURN_IF_ERROR(ctx.begin_trace());
-    SF_RETURN_IF_ERROR(forward());
-    SF_ASSIGN_OR_RETURN(std::vector<gpu::TraceEntry> entries, ctx.end_trace_entries());
-    double ms = 0.0;
-    for (const gpu::TraceEntry& e : entries)
-      if (!e.point && e.what.rfind("attention", 0) == 0) ms += e.end_ms - e.start_ms;
-    attention_ms.push_back(ms);
+  constexpr int kWindows = 3;
+  std::vector<std::vector<double>> deviation;  // [window][rank]: speed / mean speed - 1
+  for (int w = 0; w < kWindows; ++w) {
+    if (w > 0)
+      for (int i = 0; i < 20; ++i) SF_RETURN_IF_ERROR(forward());
+    std::vector<double> attention_ms;
+    for (int i = 0; i < 5; ++i) {
+      SF_RETURN_IF_ERROR(ctx.begin_trace());
+      SF_RETURN_IF_ERROR(forward());
+      SF_ASSIGN_OR_RETURN(std::vector<gpu::TraceEntry> entries, ctx.end_trace_entries());
+      double ms = 0.0;
+      for (const gpu::TraceEntry& e : entries)
+        if (!e.point && e.what.rfind("attention", 0) == 0) ms += e.end_ms - e.start_ms;
+      attention_ms.push_back(ms);
+    }
+    const double rows_per_ms = static_cast<double>(sp.query_rows_computed()) / std::max(median(attention_ms), 1e-6);
+    SF_ASSIGN_OR_RETURN(std::vector<std::string> all,
+                        gpu::gather_strings(ctx, tag + "/" + std::to_string(w), std::to_string(rows_per_ms)));
+    std::vector<double> v;
+    double mean = 0.0;
+    for (const std::string& x : all) mean += v.emplace_back(std::stod(x)) / static_cast<double>(all.size());
+    for (double& x : v) x = x / mean - 1.0;
+    deviation.push_back(std::move(v));
   }
-  const double rows_per_ms = static_cast<double>(sp.query_rows_computed()) / std::max(median(attention_ms), 1e-6);
-  SF_ASSIGN_OR_RETURN(std::vector<std::string> all, gpu::gather_strings(ctx, tag, std::to_string(rows_per_ms)));
-  std::vector<double> speeds;
-  for (const std::string& v : all) speeds.push_back(std::stod(v));
+  std::vector<double> speeds(deviation[0].size(), 1.0);
+  for (size_t x = 0; x < speeds.size(); ++x) {
+    double agreed = deviation[0][x];
+    for (const std::vector<double>& d : deviation)
+      agreed = d[x] * agreed <= 0.0 ? 0.0 : (std::fabs(d[x]) < std::fabs(agreed) ? d[x] : agreed);
+    speeds[x] += agreed;
+  }
   return speeds;
 }
 
@@ -446,8 +466,8 @@ int run_attention(const AttentionOptions& o) {
               if (rank == 0) {
                 std::string each;
                 for (double v : measured.value()) each += (each.empty() ? "" : ", ") + std::to_string(v).substr(0, 7);
-                std::printf("# %s: speeds in the layer (query rows per ms of attention calls): %s\n", name.c_str(),
-                            each.c_str());
+                std::printf("# %s: speeds in the layer, relative, where three measurements agree: %s\n",
+                            name.c_str(), each.c_str());
               }
             } else if (lend) {
               ATT_CHECK(sp->rebalance(speeds));
@@ -636,8 +656,8 @@ void register_gpu_attention_command(CLI::App& app) {
       ->check(CLI::Range(0.0, 60.0));
   sub->add_option("--balance", o->balance,
                   "row loans for a lone one-sided ring inside the machine (faster GPUs compute some of the slower "
-                  "GPUs' rows): off; layer (each rank's speed in the layer itself: its attention calls' time in "
-                  "five traced forwards after the warm-ups); or share (speeds from each rank's compute-share "
+                  "GPUs' rows): off; layer (each rank's speed in the layer itself, its attention calls' time in "
+                  "traced forwards after the warm-ups, as far as three measurements agree); or share (speeds from each rank's compute-share "
                   "time, not with --no-concurrent)")
       ->check(CLI::IsMember({"off", "layer", "share"}));
   sub->add_option("--rank-speeds", o->rank_speeds,
