@@ -61,7 +61,10 @@ struct SpAttentionConfig {
   // A ring inside one machine and nothing else (mesh R<P>), one-sided transport: the most of its own rows any
   // rank may lend to, or borrow from, the others once rebalance() is given the ranks' speeds (row_loans.h).
   // Sizes the loan buffers, allocated once here. 0 (the default): no loans, and rebalance() refuses. At most 0.5.
-  // Any value and any loans give the same result.
+  // Any value and any loans give the same result. Measured on three 4x H200 hosts (Flux S=36864 and 65536, 1x4,
+  // bench/sp/results/h200x4-2026-11-27-loans*/): 1.018x where one GPU was the slowest in every measurement, 0.985x
+  // and 0.915x where the GPUs' order changed within seconds or the borrowers' longer calls lost more than the
+  // balance gained. So neither the planner nor the tools turn it on by default.
   double row_loan_limit = 0.0;
 };
 
