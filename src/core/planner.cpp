@@ -126,9 +126,13 @@ namespace {
 
 // Bytes of one rank split by whether the schedule can hide them behind attention compute: the plain
 // Ulysses all-to-alls (and the output pieces returned inside the Ulysses group) are exposed; Torus stages
-// and ring steps overlap with compute.
+// and ring steps overlap with compute, except a two-sided ring inside one machine (between_calls): the layer
+// computes the ring peers' blocks in one call once all have arrived, and the forwarding's NCCL kernels cannot
+// start while the call on our own block holds every SM, so those transfers run between the two calls (1x4 at
+// Flux S=65536 on 4x H200: R4 over NCCL 24.7 ms, over NVSHMEM 21.6-21.8, bench/sp/RESULTS.md and
+// bench/sp/results/h200x4-2026-11-27-steady3/).
 struct ModeledTraffic {
-  LinkBytes exposed, overlapped;
+  LinkBytes exposed, overlapped, between_calls;
 };
 
 ModeledTraffic model_traffic(const Mesh& mesh, Transport transport, const Topology& topo, const AttentionShape& shape,
@@ -155,10 +159,12 @@ ModeledTraffic model_traffic(const Mesh& mesh, Transport transport, const Topolo
   const int r = mesh.degree(LevelKind::kRing);
   const std::vector<int> ring = mesh.group(LevelKind::kRing, rank);
   const int me = mesh.index_in(LevelKind::kRing, rank);
+  bool ring_in_machine = true;
+  for (int peer : ring) ring_in_machine = ring_in_machine && topo.link(rank, peer) == LinkClass::kIntra;
   if (transport == Transport::kOneSided) {
     for (int peer : ring) add(out.overlapped, peer, 2.0 * E);
   } else if (r > 1) {
-    add(out.overlapped, ring[(me + 1) % r], 2.0 * E * (r - 1));
+    add(ring_in_machine ? out.between_calls : out.overlapped, ring[(me + 1) % r], 2.0 * E * (r - 1));
   }
   return out;
 }
@@ -169,6 +175,7 @@ LinkBytes model_bytes(const Mesh& mesh, Transport transport, const Topology& top
                       int rank) {
   ModeledTraffic m = model_traffic(mesh, transport, topo, shape, rank);
   m.exposed += m.overlapped;
+  m.exposed += m.between_calls;
   return m.exposed;
 }
 
@@ -193,24 +200,30 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
     const ModeledTraffic m = model_traffic(plan.config.mesh, plan.config.transport, topo, shape, g);
     total.exposed += m.exposed;
     total.overlapped += m.overlapped;
+    total.between_calls += m.between_calls;
   }
   auto ms = [&](const LinkBytes& b) {
     return b.intra() / P / (speeds.intra_gbps * 1e6) + b.inter() / P / (speeds.inter_gbps * 1e6);
   };
   LinkBytes sum = total.exposed;
   sum += total.overlapped;
+  sum += total.between_calls;
   for (int c = 0; c < kNumLinkClasses; ++c) plan.bytes_per_gpu.bytes[c] = sum.bytes[c] / P;
   plan.comm_time_ms = ms(sum);
   plan.compute_ms = 4.0 * shape.batch * shape.seq_len * static_cast<double>(shape.seq_len) * shape.heads *
                     shape.head_dim / P / (speeds.attention_tflops * 1e9);
   // Exposed transfers add up; overlapped ones (Torus stages, ring steps) hide behind compute. Both start on
   // local data, so no first chunk is modeled as exposed.
-  plan.layer_ms = ms(total.exposed) + std::max(plan.compute_ms, ms(total.overlapped));
+  plan.layer_ms = ms(total.exposed) + ms(total.between_calls) + std::max(plan.compute_ms, ms(total.overlapped));
   // Cutting Torus transfers into row segments pays when the inter-machine transfer is about as long as the
   // compute or longer; below that, the extra, smaller attention calls cost more than they hide (4xH100 and
   // 4xH200, bench/sp/TORUS_CHUNKS.md: one segment was 8 % faster at transfer/compute = 0.73, four 5 % faster
   // at 1.0). 0 lets the algorithm pick up to 4 segments that keep calls large.
-  const bool comm_bound = ms(total.overlapped) >= 0.85 * plan.compute_ms;
+  // (Weighed over every transfer a Torus layer's calls follow, the ring's between them included, as when the
+  // threshold was measured.)
+  LinkBytes followed = total.overlapped;
+  followed += total.between_calls;
+  const bool comm_bound = ms(followed) >= 0.85 * plan.compute_ms;
   if (plan.config.mesh.degree(LevelKind::kTorus) > 1) plan.config.torus_chunks = comm_bound ? 0 : 1;
   const int t = plan.config.mesh.degree(LevelKind::kTorus);
   // One rank's bytes of one tensor (Q, K, V or O): what the decisions below weigh against the link speeds.
@@ -314,12 +327,18 @@ Result<Plan> recommend_plan(const Topology& topo, const AttentionShape& shape, c
     if (p) candidates.push_back(std::move(p).value());
   }
   if (candidates.empty()) return infeasible("no scheme fits " + shape.to_string() + " on " + topo.to_string());
-  // Lowest modeled time; among plans within 1 % of it, the fewest inter-machine bytes (the scarce link).
+  // Lowest modeled time; among plans within 1 % of it, the fewest inter-machine bytes (the scarce link), then the
+  // one-sided transport (copy engines, no SMs: SFU over NVSHMEM beat SFU over NCCL in all 25 settings of run 23,
+  // bench/sp/RESULTS.md).
   double fastest = candidates[0].layer_ms;
   for (const Plan& p : candidates) fastest = std::min(fastest, p.layer_ms);
   const Plan* best = nullptr;
+  auto better = [](const Plan& a, const Plan& b) {
+    if (a.bytes_per_gpu.inter() != b.bytes_per_gpu.inter()) return a.bytes_per_gpu.inter() < b.bytes_per_gpu.inter();
+    return a.config.transport == Transport::kOneSided && b.config.transport != Transport::kOneSided;
+  };
   for (const Plan& p : candidates)
-    if (p.layer_ms <= fastest * 1.01 && (!best || p.bytes_per_gpu.inter() < best->bytes_per_gpu.inter())) best = &p;
+    if (p.layer_ms <= fastest * 1.01 && (!best || better(p, *best))) best = &p;
   Plan out = *best;
   out.explanation = "recommended (lowest modeled layer time of " + std::to_string(candidates.size()) +
                     " candidates): " + out.explanation;
