@@ -1,0 +1,196 @@
+// MeshAttention's declaration, shared by the files that implement it (mesh_attention.h describes the schedule):
+//   mesh_attention.cpp           geometry, workspaces, the forward pass, creation
+//   mesh_attention_exchange.cpp  A. Ulysses scatter, B. Torus pulls, C. the ring's transfers, D. output pushes
+//   mesh_attention_compute.cpp   C. the attention calls: which rows against which K/V, in how many calls
+//   mesh_attention_loans.cpp     row loans between ranks of a lone ring (row_loans.h)
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "algorithms/mesh_attention.h"
+#include "algorithms/row_block.h"
+#include "algorithms/row_loans.h"
+
+namespace sf::detail {
+
+class MeshAttention final : public SpAttention {
+ public:
+  MeshAttention(Comm& comm, Device& device, const AttentionShape& shape, const SpAttentionConfig& config)
+      : comm_(comm),
+        dev_(device),
+        shape_(shape),
+        mesh_(config.mesh),
+        one_sided_(config.transport == Transport::kOneSided),
+        requested_chunks_(config.torus_chunks),
+        stagger_push_(config.stagger_foreign_push && one_sided_),
+        by_block_(config.foreign_rows_by_block),
+        lead_fraction_(config.ring_lead_fraction),
+        merge_sets_(config.merge_kv_sets),
+        loan_limit_(config.row_loan_limit) {}
+  ~MeshAttention() override;
+
+  Status init();
+  Status rebalance(const std::vector<double>& rank_speeds) override;
+  int64_t query_rows_computed() const override { return kept_rows() + (borrows() ? loans_.borrowed(rank_) : 0); }
+  std::string loans_summary() const override {
+    std::string out;
+    for (const RowLoan& l : loans_.loans)
+      out += (out.empty() ? "" : ", ") + std::to_string(l.lender) + "->" + std::to_string(l.borrower) + " " +
+             std::to_string(l.rows) + " rows";
+    return out;
+  }
+  using SpAttention::forward;
+  Status forward(const void* q, const void* k, const void* v, void* o) override;
+  std::array<int64_t, 4> local_shape() const override {
+    return {shape_.batch, rows_of(rank_), shape_.heads, shape_.head_dim};
+  }
+  DType dtype() const override { return shape_.dtype; }
+  std::array<void*, 2> kv_input_buffers() const override {
+    if (direct_ && ku_.id >= 0) return {ku_.local, vu_.local};
+    return {nullptr, nullptr};
+  }
+
+ private:
+  // ---- geometry (all derived from the mesh and the uneven sequence split; identical on every rank)
+  int64_t rows_of(int x) const { return seq_count(shape_.seq_len, P_, x); }
+  RowBlock block_of(int x) const;  // post-Ulysses rows of rank x with Ht heads
+  int choose_torus_chunks() const;
+  int torus_member(int x, int pos) const { return mesh_.group(LevelKind::kTorus, x)[pos]; }
+  int64_t head_offset(int ulysses_index, int torus_index) const { return (ulysses_index * t_ + torus_index) * Ht_; }
+  RowChunk user_rows(const void* base, int64_t head0) const;  // [B, n_me, H, D] view at head `head0`
+  char* slot(void* base, size_t stride, int i) const { return static_cast<char*>(base) + i * stride; }
+
+  // ---- phases
+  Status scatter_ulysses(const void* q, const void* k, const void* v);
+  Status issue_torus();
+  struct KVBlock {
+    RowBlock layout;
+    char* k = nullptr;
+    char* v = nullptr;
+  };
+  struct RingSet {
+    std::vector<KVBlock> blocks;  // [r]: block s comes from ring member k−s; block 0 is our own
+    // [segment][r]: when row segment `segment` of each block has arrived. A set moved whole has one entry.
+    std::vector<std::vector<std::vector<Handle>>> arrived;
+  };
+  // Moves row segment `seg` of set x's ring blocks (seg = -1: the whole blocks, in one go). The first call for
+  // a set lays it out. `landed`: the handles after which our own block's rows may be read (our Torus pull of
+  // them); the ring's transfers then wait for those alone, not for the compute issued so far. nullptr: they
+  // follow the compute (set 0, whose rows the compute stream may just have copied).
+  Status issue_ring_set(int x, int seg, RingSet* set, const std::vector<Handle>* landed = nullptr);
+  // First row of segment `seg` of a piece of n rows (seg == c_ gives n). Boundaries fall on multiples of
+  // 128 rows (the GPU kernel's tile) when the piece is long enough.
+  int64_t seg_begin(int64_t n, int seg) const {
+    const int64_t a = n * seg / c_, granule = n >= 128 * c_ ? 128 : 1;
+    return seg == c_ ? n : a / granule * granule;
+  }
+  // Moves row segment `seg` of a RowBlock (all pieces, all batch entries): one transfer per contiguous run.
+  // send/recv/get/put are chosen by the caller through `move(offset_elems, count_elems)`.
+  template <typename Move>
+  Status for_segment_runs(const RowBlock& b, int seg, Move move) const;
+  // The same with seg = -1 meaning the whole block (one run).
+  template <typename Move>
+  Status for_rows(const RowBlock& b, int seg, Move move) const {
+    if (seg >= 0) return for_segment_runs(b, seg, move);
+    return b.elems() ? move(0, b.elems()) : Status::ok();
+  }
+  // Which of stage 0's rows a call takes (SpAttentionConfig::ring_lead_fraction): all, the leading rows of
+  // every piece (those that take our own K/V block while the ring pulls), or the rest.
+  enum class RowPart : uint8_t { kAll, kLead, kRest };
+  int64_t lead_rows(int64_t n) const;  // of a piece of n rows
+  // A K/V block, or one row segment of it (seg = -1: all rows).
+  struct KVPart {
+    const KVBlock* block;
+    int seg = -1;
+  };
+  // One attention call: Q rows of `stages` (row segment q_seg of every piece, or all rows if -1) against every
+  // part in `kv` (the kernel takes them as a list of chunks). Accumulators are laid out per (piece, segment).
+  Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
+                 bool finalize, void* o, RowPart part = RowPart::kAll);
+  // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
+  // blocks). A ring inside a machine delivers every block long before it is needed, so all of them go into one
+  // call (fewer, longer calls: each call costs its tiles' set-up and a partly filled last wave); a ring across
+  // machines keeps one call per arriving block.
+  Status ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first, AccumulatorMode mode,
+                   bool finalize, void* o, int kv_seg = -1, RowPart part = RowPart::kAll);
+  // Compute-bound Pull KV phase: the foreign stages over each K/V set 1..t-1 as it lands (then their output is
+  // pushed), and our own stage over all sets in one last call.
+  Status pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
+                        std::vector<Handle>* out_recvs, void* o);
+  // Transfer-bound Pull KV phase (several segments per Torus transfer, or a ring across machines): every set
+  // segment by segment as it lands, ring peers' rows of the same segment beside ours.
+  Status pull_kv_by_segment(const std::vector<int>& all_stages, const std::vector<int>& foreign_stages,
+                            std::vector<RingSet>* sets, std::vector<Handle>* out_recvs, void* o);
+  // only_stage >= 1: that foreign stage's output alone (one-sided).
+  Status push_outputs(bool foreign, std::vector<Handle>* recvs, int only_stage = -1);
+  Status gather_outputs(void* o);
+
+  // ---- row loans (row_loans.h; a ring inside one machine, one-sided)
+  int64_t kept_rows() const { return loans_.loans.empty() ? rows_of(rank_) : loans_.kept[rank_]; }
+  bool borrows() const { return !loans_.loans.empty() && loans_.borrowed(rank_) > 0; }
+  bool lends() const { return !loans_.loans.empty() && loans_.lent(rank_) > 0; }
+  // Lender: our lent Q rows into our symmetric Q buffer, where the borrowers read them.
+  Status offer_lent_rows(const void* q);
+  // Borrower: pulls the borrowed Q rows; the compute waits for them before its first call. On the ring lane ahead of
+  // the ring's K/V pulls: on the main lane the copy engines took them after those (1.7 ms late, 4x H200, 22:38).
+  Status pull_borrowed_rows();
+  // Where loan i's rows sit in the borrower's dense buffers (elements; floats for the accumulator).
+  int64_t borrowed_offset(size_t i) const;
+  void append_borrowed_rows(std::vector<QChunk>* qs) const;
+  // Borrower: puts the finalized output of the borrowed rows into the lenders' lent_o_ (on the ring lane, so
+  // that the layer's last ring barrier completes them). Lender, after that barrier: copies it into o.
+  Status return_borrowed_rows();
+  Status collect_lent_rows(void* o);
+
+  Comm& comm_;
+  Device& dev_;
+  const AttentionShape shape_;
+  const Mesh mesh_;
+  const bool one_sided_;
+  const int requested_chunks_;  // SpAttentionConfig::torus_chunks (0 = automatic)
+  const bool stagger_push_;     // SpAttentionConfig::stagger_foreign_push, one-sided only
+  const bool by_block_;         // SpAttentionConfig::foreign_rows_by_block
+  const double lead_fraction_;  // SpAttentionConfig::ring_lead_fraction
+  const bool merge_sets_;       // SpAttentionConfig::merge_kv_sets
+  const double loan_limit_;     // SpAttentionConfig::row_loan_limit
+  int c_ = 1;                   // row segments per Torus transfer
+  bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
+
+  int rank_ = 0, P_ = 1, u_ = 1, t_ = 1, r_ = 1, iu_ = 0, l_ = 0, k_ = 0, elem_ = 4;
+  int64_t Ht_ = 0;
+  std::vector<int> gu_, gt_, gr_;
+  size_t slot_bytes_ = 0;     // stride of one RowBlock slot (max over ranks)
+  size_t os_slot_bytes_ = 0;  // stride of one output piece slot (max over ranks)
+  int64_t acc_stride_ = 0;    // floats per accumulator slot (Õ); m and l use acc_stride_ / D
+  bool direct_ = false;       // u = t = 1: no Ulysses or Torus level, rows stay in the user's layout
+
+  // Buffers, allocated once per shape. Symmetric ones are addressed by peers.
+  SymmetricBuffer qu_, ku_, vu_;  // [t] RowBlocks: after Ulysses, sub-block p of this rank's rows
+  SymmetricBuffer kt_, vt_;       // [t-1] RowBlocks pulled from Torus peers (ring peers read them)
+  SymmetricBuffer os_;            // [u·t] output pieces of this rank's rows, pushed by their computers
+  void* qt_ = nullptr;            // [t-1] Q RowBlocks pulled from Torus peers
+  void* pack_ = nullptr;          // [3][u·t] head-block pieces of this rank's Q, K, V to scatter
+  void* ostage_ = nullptr;        // [t] finalized output RowBlocks waiting to be pushed
+  void* ring_k_ = nullptr;        // [t][r-1] K RowBlocks from ring peers (kept: every Q stage reuses them)
+  void* ring_v_ = nullptr;
+  float* acc_ = nullptr;          // [t] accumulators: Õ slots, then m slots, then l slots
+  const void* home_q_ = nullptr;  // this rank's Q rows of its own Torus sub-block (QU slot l, or user's Q)
+  const void* home_k_ = nullptr;
+  const void* home_v_ = nullptr;
+  std::vector<std::vector<std::vector<Handle>>> torus_q_, torus_kv_;  // [stage][segment], issued in phase B
+
+  // Row loans: the plan (no loans until rebalance), and buffers sized for loan_cap_rows_ rows per rank.
+  RowLoanPlan loans_;
+  int64_t loan_cap_rows_ = 0;
+  SymmetricBuffer lent_o_;         // [B, lent rows, H, D]: the output of our lent rows, put by the borrowers
+  void* borrow_q_ = nullptr;       // per loan we borrow, [B, rows, H, D] back to back: the Q rows
+  void* borrow_o_ = nullptr;       // the same layout: their finalized output, before it is put back
+  float* borrow_acc_ = nullptr;    // their accumulators: Õ, then m, then l
+  std::vector<Handle> borrowed_q_; // this forward's pulls of the borrowed Q rows
+};
+
+}  // namespace sf::detail
