@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh
 sf_outdir /tmp/sf-split-ab split_ab.log "${1:-}"
-sf_build_logged "split A/B" streamfusion-gpu
+sf_build_logged "split A/B" streamfusion-gpu sf_gpu_multi_test  # the tests too: a call may run them after
 SFG=$(sf_gpu_binary)
 : > "$OUTDIR/ab.jsonl"
 VAR=${SF_AB_VAR:-SF_CUDA_SPLIT_TAIL}
