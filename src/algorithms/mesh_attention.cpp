@@ -163,11 +163,10 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   // compute; compute-bound (a stage's compute at least its K/V transfer, twice its Q), that is no wait. One call
   // for all of them waited for all t−1 transfers behind one stage's compute (about 19 ms of 200 on 4 emulated
   // machines, CogVideoX S=163840 at 6.25 GB/s). Otherwise each stage computes segment by segment as its Q arrives.
-  if (borrows()) SF_RETURN_IF_ERROR(pull_borrowed_rows());
+  SF_ASSIGN_OR_RETURN(const std::vector<Handle> borrowed_q, pull_borrowed_rows());  // none without loans
   SF_RETURN_IF_ERROR(issue_ring_set(0, -1, &sets[0]));
   // The first call takes the borrowed rows too, so it waits for them: a few MB over NVLink, some microseconds.
-  SF_RETURN_IF_ERROR(comm_.wait_all(borrowed_q_));
-  borrowed_q_.clear();
+  SF_RETURN_IF_ERROR(comm_.wait_all(borrowed_q));
   if (t_ == 1 && r_ > 1 && ring_in_machine_ && lead_fraction_ < 1.0) {
     // Only the leading rows take our own block while the ring pulls (ring_lead_fraction); the rest take every
     // block in one call once all have landed: one block of kernel work per row and head instead of two.

@@ -135,9 +135,10 @@ class MeshAttention final : public SpAttention {
   bool lends() const { return !loans_.loans.empty() && loans_.lent(rank_) > 0; }
   // Lender: our lent Q rows into our symmetric Q buffer, where the borrowers read them.
   Status offer_lent_rows(const void* q);
-  // Borrower: pulls the borrowed Q rows; the compute waits for them before its first call. On the ring lane ahead of
+  // Borrower: pulls the borrowed Q rows and returns their handles; the compute waits for them before its first
+  // call. On the ring lane ahead of
   // the ring's K/V pulls: on the main lane the copy engines took them after those (1.7 ms late, 4x H200, 22:38).
-  Status pull_borrowed_rows();
+  Result<std::vector<Handle>> pull_borrowed_rows();
   // Where loan i's rows sit in the borrower's dense buffers (elements; floats for the accumulator).
   int64_t borrowed_offset(size_t i) const;
   void append_borrowed_rows(std::vector<QChunk>* qs) const;
@@ -190,7 +191,6 @@ class MeshAttention final : public SpAttention {
   void* borrow_q_ = nullptr;       // per loan we borrow, [B, rows, H, D] back to back: the Q rows
   void* borrow_o_ = nullptr;       // the same layout: their finalized output, before it is put back
   float* borrow_acc_ = nullptr;    // their accumulators: Õ, then m, then l
-  std::vector<Handle> borrowed_q_; // this forward's pulls of the borrowed Q rows
 };
 
 }  // namespace sf::detail

@@ -43,8 +43,8 @@ int64_t MeshAttention::borrowed_offset(size_t i) const {
   return shape_.batch * rows * Ht_ * shape_.head_dim;
 }
 
-Status MeshAttention::pull_borrowed_rows() {
-  borrowed_q_.clear();
+Result<std::vector<Handle>> MeshAttention::pull_borrowed_rows() {
+  std::vector<Handle> pulled;
   const int64_t row = Ht_ * shape_.head_dim;
   for (size_t i = 0; i < loans_.loans.size(); ++i) {
     const RowLoan& l = loans_.loans[i];
@@ -54,10 +54,10 @@ Status MeshAttention::pull_borrowed_rows() {
       char* dst = static_cast<char*>(borrow_q_) + (borrowed_offset(i) + b * l.rows * row) * elem_;
       SF_ASSIGN_OR_RETURN(Handle h, comm_.get(dst, qu_, (b * n + l.first) * row * elem_, l.lender, l.rows * row * elem_,
                                               Lane::kRing));
-      borrowed_q_.push_back(h);
+      pulled.push_back(h);
     }
   }
-  return Status::ok();
+  return pulled;
 }
 
 void MeshAttention::append_borrowed_rows(std::vector<QChunk>* qs) const {

@@ -147,8 +147,8 @@ Result<int> sustained_warmup(gpu::GpuContext& ctx, const std::function<Status()>
 // Every rank times its own query rows against all keys and heads (1/P of the layer's FLOPs) while all the others
 // do the same: a GPU-side barrier before each iteration starts them together, so clocks and power are those of P
 // busy GPUs, not of one busy GPU among idle ones as in the one-GPU time. Returns every rank's median.
-Result<std::vector<double>> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall& share, const AttentionOptions& o,
-                                       const std::string& tag) {
+Result<std::vector<double>> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall& share,
+                                                    const AttentionOptions& o, const std::string& tag) {
   Topology all_on_one_host;
   all_on_one_host.gpus_per_machine = ctx.world_size();
   SF_ASSIGN_OR_RETURN(std::unique_ptr<RankRuntime> rt,
@@ -171,7 +171,7 @@ Result<std::vector<double>> time_concurrent_compute(gpu::GpuContext& ctx, const 
 // what all windows agree on is kept: a rank's deviation from the mean speed counts only where every window has it
 // on the same side, and then its smallest size. Why: on one host the same rank was the slowest in every
 // measurement and loans made the layer 1.8 % faster; on another the ranks' order changed within seconds and loans
-// by one snapshot made it 1.4 % slower (4x H200, 22:36 and 22:56, bench/sp/results/h200x4-2026-11-27-loans/).
+// by one snapshot made it 1.4 % slower (4x H200, 22:35 and 22:43, bench/sp/results/h200x4-2026-11-27-loans*/).
 Result<std::vector<double>> measure_layer_speeds(gpu::GpuContext& ctx, SpAttention& sp,
                                                  const std::function<Status()>& forward, int warmup,
                                                  const std::string& tag) {
@@ -208,6 +208,13 @@ Result<std::vector<double>> measure_layer_speeds(gpu::GpuContext& ctx, SpAttenti
     speeds[x] += agreed;
   }
   return speeds;
+}
+
+// "a, b, c" with each value to `digits` characters, for the comment lines about row loans.
+std::string join_values(const std::vector<double>& values, size_t digits) {
+  std::string out;
+  for (double v : values) out += (out.empty() ? "" : ", ") + std::to_string(v).substr(0, digits);
+  return out;
 }
 
 // Whether row loans apply (SpAttentionConfig::row_loan_limit): a lone one-sided ring inside one machine.
@@ -356,11 +363,8 @@ int run_attention(const AttentionOptions& o) {
       concurrent_ms = *std::max_element(c->begin(), c->end());
       if (o.balance == "share" && speeds.empty())
         for (double ms : c.value()) speeds.push_back(1.0 / ms);
-      if (rank == 0 && o.balance == "share") {
-        std::string each;
-        for (double ms : c.value()) each += (each.empty() ? "" : ", ") + std::to_string(ms).substr(0, 6);
-        std::printf("# compute share per rank (ms), the speeds for row loans: %s\n", each.c_str());
-      }
+      if (rank == 0 && o.balance == "share")
+        std::printf("# compute share per rank (ms), the speeds for row loans: %s\n", join_values(*c, 6).c_str());
     }
     if (o.pause_s > 0.0 && (o.single || o.concurrent)) {
       std::this_thread::sleep_for(std::chrono::duration<double>(o.pause_s));
@@ -463,12 +467,9 @@ int run_attention(const AttentionOptions& o) {
                   "att/speeds/" + std::to_string(row_id));
               ATT_CHECK(measured.status());
               ATT_CHECK(sp->rebalance(measured.value()));
-              if (rank == 0) {
-                std::string each;
-                for (double v : measured.value()) each += (each.empty() ? "" : ", ") + std::to_string(v).substr(0, 7);
+              if (rank == 0)
                 std::printf("# %s: speeds in the layer, relative, where three measurements agree: %s\n",
-                            name.c_str(), each.c_str());
-              }
+                            name.c_str(), join_values(*measured, 7).c_str());
             } else if (lend) {
               ATT_CHECK(sp->rebalance(speeds));
             }
@@ -657,8 +658,8 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_option("--balance", o->balance,
                   "row loans for a lone one-sided ring inside the machine (faster GPUs compute some of the slower "
                   "GPUs' rows): off; layer (each rank's speed in the layer itself, its attention calls' time in "
-                  "traced forwards after the warm-ups, as far as three measurements agree); or share (speeds from each rank's compute-share "
-                  "time, not with --no-concurrent)")
+                  "traced forwards after the warm-ups, as far as three measurements agree); or share (speeds from "
+                  "each rank's compute-share time, not with --no-concurrent)")
       ->check(CLI::IsMember({"off", "layer", "share"}));
   sub->add_option("--rank-speeds", o->rank_speeds,
                   "row loans by these relative speeds, one per rank (comma list), for such rings")
