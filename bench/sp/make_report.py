@@ -47,6 +47,11 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--card", default="?")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--made-by", default="`bench/sp/run.sh` in one GPU call",
+                    help="what made the run (the header's sentence)")
+    ap.add_argument("--timing", default="times are the median of the timed forwards (Flux 30 after 10 warm-ups, "
+                    "CogVideoX 5 after 1; CUDA events around the whole layer, slowest rank)",
+                    help="how every time was taken (the header's sentence)")
     a = ap.parse_args()
     ours = load(os.path.join(a.dir, "sp.jsonl"))
     peers = load(os.path.join(a.dir, "torch.jsonl"))
@@ -57,10 +62,9 @@ def main():
     gpus = world_of(ours[0]) if ours else 0  # every topology of one run has the same number of GPUs
     emulated = sorted({r["topology"] for r in ours if not r["topology"].startswith("1x")})
     w(f"# Sequence-parallel attention: one layer, {gpus} GPUs\n")
-    w(f"Card: **{a.card}** (one host, NVLink between all GPUs). Date: {date}. Made by `bench/sp/run.sh` in one GPU "
-      "call; every number below comes from that same run. bf16, batch 1, softmax scale 1/sqrt(D); times are the "
-      "median of the timed forwards (Flux 30 after 10 warm-ups, CogVideoX 5 after 1; CUDA events around the whole "
-      "layer, slowest rank). The planner that picks each scheme's Torus segmentation gets the links' speeds and "
+    w(f"Card: **{a.card}** (one host, NVLink between all GPUs). Date: {date}. Made by "
+      f"{a.made_by}; every number below comes from that same run. bf16, batch 1, softmax scale 1/sqrt(D); "
+      f"{a.timing}. The planner that picks each scheme's Torus segmentation gets the links' speeds and "
       "the kernel's rate measured on the shape's one-GPU run. "
       "**Multi-machine rows are emulated** (DESIGN.md section 6): transfers between emulated machines really move "
       "over NVLink but complete only as a NIC of the stated bandwidth per GPU and direction (+5 us latency) would "
