@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "backends/gpu_runtime/link_clock.h"
 
 namespace sf::gpu {
@@ -18,7 +20,7 @@ class LinkClockTest : public ::testing::Test {
   static constexpr uint32_t kSlots = LinkClock::kSlots;
   std::vector<uint32_t> flags_ = std::vector<uint32_t>(2 * kSlots, 0);
   uint64_t now_ = 1000;
-  LinkClock clock_{flags_.data(), flags_.data() + kSlots, [this] { return now_; }};
+  LinkClock clock_{flags_.data(), flags_.data() + kSlots, nullptr, 0, [this] { return now_; }};
 
   // The stream gets to a booking at the current time (and the clock's thread sees it then).
   void reach(uint32_t ticket) {
@@ -173,6 +175,106 @@ TEST(LinkClockThread, ReleasesOnTheRealClockWithoutPolling) {
     std::this_thread::yield();
   ASSERT_EQ(released[t], t);
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2));  // not before it was due
+}
+
+// Three GPUs' clocks on one board, as three rank processes on one host: a one-sided transfer books the peer's
+// side as well, so two ranks pulling from one GPU share its egress instead of each getting the whole of it.
+class NicBoardTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kSlots = LinkClock::kSlots;
+  static constexpr int kEgress = 0, kIngress = 1;
+  std::unique_ptr<NicBoard> board_ = std::move(NicBoard::create_private(3).value());
+  std::vector<std::vector<uint32_t>> flags_ = std::vector<std::vector<uint32_t>>(3, std::vector<uint32_t>(2 * kSlots));
+  uint64_t now_ = 1000;
+  std::vector<std::unique_ptr<LinkClock>> clocks_;
+  void SetUp() override {
+    for (int r = 0; r < 3; ++r)
+      clocks_.push_back(std::make_unique<LinkClock>(flags_[r].data(), flags_[r].data() + kSlots, board_.get(), r,
+                                                    [this] { return now_; }));
+  }
+  void reach(int r, uint32_t ticket) {
+    flags_[r][ticket % kSlots] = ticket;
+    clocks_[r]->poll();
+  }
+  // Moves the time to `t`, polls every clock; returns whether rank r's `ticket` is released.
+  bool released_at(uint64_t t, int r, uint32_t ticket) {
+    now_ = t;
+    for (auto& c : clocks_) c->poll();
+    return flags_[r][kSlots + ticket % kSlots] == ticket;
+  }
+};
+
+TEST_F(NicBoardTest, TwoGetsFromOneGpuShareItsEgress) {
+  // Ranks 1 and 2 each pull 1000 ns worth from rank 0 at once: the second starts when the first has left.
+  const uint32_t a = clocks_[1]->book(kIngress, 1000, 0, 0, kEgress);
+  const uint32_t b = clocks_[2]->book(kIngress, 1000, 0, 0, kEgress);
+  reach(1, a), reach(2, b);
+  EXPECT_TRUE(released_at(2000, 1, a));
+  EXPECT_FALSE(released_at(2999, 2, b));
+  EXPECT_TRUE(released_at(3000, 2, b));
+}
+
+TEST_F(NicBoardTest, GetsFromDifferentGpusRunTogether) {
+  const uint32_t a = clocks_[1]->book(kIngress, 1000, 0, 0, kEgress);
+  const uint32_t b = clocks_[2]->book(kIngress, 1000, 0, 1, kEgress);
+  reach(1, a), reach(2, b);
+  EXPECT_TRUE(released_at(2000, 1, a));
+  EXPECT_TRUE(released_at(2000, 2, b));
+}
+
+TEST_F(NicBoardTest, APutWaitsForThePeersIngressAndHoldsIt) {
+  // Rank 0 pulls from rank 2 (rank 0's ingress busy until 2000); rank 1 then puts into rank 0: it starts at
+  // 2000, and a later pull by rank 0 queues behind it.
+  const uint32_t pull = clocks_[0]->book(kIngress, 1000, 0, 2, kEgress);
+  reach(0, pull);
+  const uint32_t put = clocks_[1]->book(kEgress, 500, 0, 0, kIngress);
+  reach(1, put);
+  EXPECT_FALSE(released_at(2499, 1, put));
+  EXPECT_TRUE(released_at(2500, 1, put));
+  EXPECT_TRUE(released_at(2500, 0, pull));
+  const uint32_t next = clocks_[0]->book(kIngress, 100, 0, 2, kEgress);
+  now_ = 2100;
+  reach(0, next);  // rank 0's ingress is free at 2500
+  EXPECT_FALSE(released_at(2599, 0, next));
+  EXPECT_TRUE(released_at(2600, 0, next));
+}
+
+TEST_F(NicBoardTest, TwoSidedBookingsStayOnTheirOwnSide) {
+  // Without a far end (each side of a send/recv books its own queue) rank 1's ingress is not rank 0's egress.
+  const uint32_t a = clocks_[0]->book(kEgress, 1000, 0);
+  const uint32_t b = clocks_[1]->book(kIngress, 1000, 0);
+  reach(0, a), reach(1, b);
+  EXPECT_TRUE(released_at(2000, 0, a));
+  EXPECT_TRUE(released_at(2000, 1, b));
+}
+
+TEST_F(NicBoardTest, ResetEmptiesOnlyTheCallersQueues) {
+  const uint32_t a = clocks_[1]->book(kIngress, 5000, 0, 0, kEgress);  // rank 1 ingress, rank 0 egress to 6000
+  reach(1, a);
+  EXPECT_TRUE(released_at(6000, 1, a));
+  clocks_[1]->reset();  // rank 1's queues; rank 0's egress keeps its tail
+  now_ = 2000;
+  const uint32_t b = clocks_[2]->book(kIngress, 10, 0, 0, kEgress);
+  reach(2, b);
+  EXPECT_FALSE(released_at(6009, 2, b));
+  EXPECT_TRUE(released_at(6010, 2, b));
+}
+
+TEST(NicBoard, SharedBoardIsSeenByEveryMapping) {
+  const std::string name = "/sf-test-nics-" + std::to_string(::getpid());
+  auto made = NicBoard::create_shared(name, 2);
+  ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+  auto opened = NicBoard::open_shared(name, 2);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  NicBoard::unlink(name);
+  EXPECT_EQ((*made)->book(100, 0, 0, 1, 1, 50), 100u);
+  EXPECT_EQ((*opened)->book(100, 1, 1, NicBoard::kNone, 0, 50), 150u);  // behind the booking made through the other
+  EXPECT_FALSE(NicBoard::open_shared(name, 2).is_ok());                      // the name is gone
+  auto wrong = NicBoard::open_shared(name + "-x", 2);
+  EXPECT_FALSE(wrong.is_ok());
+  EXPECT_NE(wrong.status().message().find("shm_open"), std::string::npos) << wrong.status().to_string();
+  EXPECT_FALSE(NicBoard::create_private(0).is_ok());
+  EXPECT_FALSE(NicBoard::create_private(NicBoard::kMaxRanks + 1).is_ok());
 }
 
 }  // namespace

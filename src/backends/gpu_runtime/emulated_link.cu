@@ -1,5 +1,8 @@
 #include "emulated_link.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -65,21 +68,38 @@ EmulatedLinks::~EmulatedLinks() {
   if (state_) cudaFree(state_);
 }
 
-Status EmulatedLinks::init() {
+Status EmulatedLinks::init(int rank, int world, bool one_host, TcpStore* store) {
   const char* env = std::getenv("SF_EMULATED_LINK_CLOCK");
   if (env != nullptr && *env != '\0' && std::strcmp(env, "host") != 0 && std::strcmp(env, "kernel") != 0)
     return invalid_argument(std::string("SF_EMULATED_LINK_CLOCK must be host or kernel, found '") + env + "'");
   host_ = env == nullptr || *env == '\0' || std::strcmp(env, "host") == 0;
-  if (host_) return init_host_clock();
+  if (host_) return init_host_clock(rank, world, one_host, store);
   SF_CUDA_RETURN(cudaMalloc(&state_, (2 + kSlots) * sizeof(unsigned long long)));
   return reset();
 }
 
-Status EmulatedLinks::init_host_clock() {
+Status EmulatedLinks::init_host_clock(int rank, int world, bool one_host, TcpStore* store) {
   SF_CUDA_RETURN(cudaHostAlloc(reinterpret_cast<void**>(&flags_), 3 * kSlots * sizeof(uint32_t), cudaHostAllocMapped));
   std::memset(flags_, 0, 3 * kSlots * sizeof(uint32_t));
   SF_CUDA_RETURN(cudaHostGetDevicePointer(reinterpret_cast<void**>(&flags_on_device_), flags_, 0));
-  clock_ = std::make_unique<LinkClock>(flags_, flags_ + kSlots);
+  // Emulated machines are GPUs of one host. Ranks on several hosts (a real cluster) emulate nothing across them
+  // in practice; they book their own side only.
+  if (one_host && world > 1 && world <= NicBoard::kMaxRanks && store != nullptr) {
+    std::string name;
+    if (rank == 0) {
+      name = "/streamfusion-nics-" + std::to_string(::getpid()) + "-" +
+             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007);
+      SF_ASSIGN_OR_RETURN(board_, NicBoard::create_shared(name, world));
+      SF_RETURN_IF_ERROR(store->set("links/nics", name));
+    } else {
+      SF_ASSIGN_OR_RETURN(name, store->get("links/nics"));
+      SF_ASSIGN_OR_RETURN(board_, NicBoard::open_shared(name, world));
+    }
+    const Status met = store->barrier("links/nics");  // everyone has it mapped: the name can go
+    if (rank == 0) NicBoard::unlink(name);
+    SF_RETURN_IF_ERROR(met);
+  }
+  clock_ = std::make_unique<LinkClock>(flags_, flags_ + kSlots, board_.get(), board_ ? rank : 0);
   clock_->start();
   return Status::ok();
 }
@@ -116,9 +136,12 @@ Status EmulatedLinks::write_reached(cudaStream_t stream, uint32_t ticket, const 
 }
 
 Result<uint32_t> EmulatedLinks::book(cudaStream_t stream, LinkDirection dir, size_t bytes,
-                                     const EmulationSettings& settings) {
+                                     const EmulationSettings& settings, int far_rank) {
   if (host_) {
-    const uint32_t ticket = clock_->book(static_cast<int>(dir), duration_ns(bytes, settings), latency_ns(settings));
+    const int far = board_ ? far_rank : NicBoard::kNone;
+    const int far_fifo = static_cast<int>(dir == LinkDirection::kEgress ? LinkDirection::kIngress : LinkDirection::kEgress);
+    const uint32_t ticket =
+        clock_->book(static_cast<int>(dir), duration_ns(bytes, settings), latency_ns(settings), far, far_fifo);
     SF_RETURN_IF_ERROR(write_reached(stream, ticket, "emulated link: booking (cuStreamWriteValue32)"));
     return ticket;
   }

@@ -25,7 +25,9 @@
 
 #include "emulated_link_settings.h"
 #include "link_clock.h"
+#include "nic_board.h"
 #include "streamfusion/status.h"
+#include "tcp_store.h"
 
 namespace sf::gpu {
 
@@ -38,12 +40,16 @@ class EmulatedLinks {
   EmulatedLinks(const EmulatedLinks&) = delete;
   EmulatedLinks& operator=(const EmulatedLinks&) = delete;
 
-  // Reads SF_EMULATED_LINK_CLOCK ("host" or unset, or "kernel"); anything else is an error.
-  Status init();
+  // Reads SF_EMULATED_LINK_CLOCK ("host" or unset, or "kernel"); anything else is an error. Collective: with the
+  // host clock and every rank on this host, the ranks share one NicBoard (nic_board.h; rank 0 creates it and
+  // passes its name through `store`), so that a one-sided transfer books its peer's side too.
+  Status init(int rank, int world, bool one_host, TcpStore* store);
   const char* clock_name() const { return host_ ? "host" : "kernel"; }
 
-  // Books `bytes` on the FIFO (enqueued on `stream` before the transfer); returns the booking's ticket.
-  Result<uint32_t> book(cudaStream_t stream, LinkDirection dir, size_t bytes, const EmulationSettings& s);
+  // Books `bytes` on the FIFO (enqueued on `stream` before the transfer); returns the booking's ticket. far_rank:
+  // a one-sided transfer's peer, whose opposite FIFO is booked too (where the ranks share a board).
+  Result<uint32_t> book(cudaStream_t stream, LinkDirection dir, size_t bytes, const EmulationSettings& s,
+                        int far_rank = NicBoard::kNone);
   // Enqueued after the transfer: the stream waits until the booked completion time.
   Status hold(cudaStream_t stream, uint32_t ticket);
   // A latency-only hold (e.g. after a barrier across machines).
@@ -59,7 +65,7 @@ class EmulatedLinks {
 
  private:
   static constexpr uint32_t kSlots = LinkClock::kSlots;
-  Status init_host_clock();
+  Status init_host_clock(int rank, int world, bool one_host, TcpStore* store);
   // Enqueues the stream's "reached" write of `ticket` (host clock).
   Status write_reached(cudaStream_t stream, uint32_t ticket, const char* what);
 
@@ -68,6 +74,7 @@ class EmulatedLinks {
   // (written after each hold while records are kept), in mapped host memory.
   uint32_t* flags_ = nullptr;
   uint32_t* flags_on_device_ = nullptr;
+  std::unique_ptr<NicBoard> board_;  // shared by the host's ranks, or null: only our own side is booked
   std::unique_ptr<LinkClock> clock_;
   // Kernel clock: [0..1] FIFO tails (ns, GPU global timer), then kSlots completion times.
   unsigned long long* state_ = nullptr;

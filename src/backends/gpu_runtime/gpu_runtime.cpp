@@ -119,7 +119,8 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
                                                       launch.master_port, std::chrono::seconds(120)));
   }
   SF_RETURN_IF_ERROR(impl->streams.init(launch.local_rank, impl->watchdog.get()));
-  SF_RETURN_IF_ERROR(impl->links.init());
+  SF_RETURN_IF_ERROR(impl->links.init(launch.rank, launch.world_size, launch.local_world_size == launch.world_size,
+                                      impl->store.get()));
   impl->device = std::make_unique<CudaDevice>(&impl->streams);
   cudaDeviceProp prop{};
   SF_CUDA_RETURN(cudaGetDeviceProperties(&prop, launch.local_rank));

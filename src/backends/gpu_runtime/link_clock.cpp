@@ -7,8 +7,14 @@
 
 namespace sf::gpu {
 
-LinkClock::LinkClock(volatile uint32_t* reached, volatile uint32_t* released, Nanoseconds now)
-    : reached_(reached), released_(released), now_(std::move(now)) {
+LinkClock::LinkClock(volatile uint32_t* reached, volatile uint32_t* released, NicBoard* board, int rank,
+                     Nanoseconds now)
+    : reached_(reached), released_(released), now_(std::move(now)), board_(board), rank_(rank) {
+  if (!board_) {
+    own_board_ = std::move(NicBoard::create_private(1).value());
+    board_ = own_board_.get();
+    rank_ = 0;
+  }
   if (!now_) {
     now_ = [] {
       return static_cast<uint64_t>(
@@ -27,18 +33,18 @@ LinkClock::~LinkClock() {
   if (thread_.joinable()) thread_.join();
 }
 
-uint32_t LinkClock::book(int fifo, uint64_t duration_ns, uint64_t latency_ns) {
+uint32_t LinkClock::book(int fifo, uint64_t duration_ns, uint64_t latency_ns, int far_rank, int far_fifo) {
   std::lock_guard<std::mutex> lock(mutex_);
   const uint32_t ticket = next_ticket_;
   next_ticket_ = next_ticket_ == UINT32_MAX ? 1 : next_ticket_ + 1;  // 0 is the flags' initial value
-  pending_.push_back(Pending{ticket, fifo, duration_ns, latency_ns});
+  pending_.push_back(Pending{ticket, fifo, duration_ns, latency_ns, far_rank, far_fifo});
   work_.notify_one();
   return ticket;
 }
 
 void LinkClock::reset() {
   std::lock_guard<std::mutex> lock(mutex_);
-  tail_ns_[0] = tail_ns_[1] = 0;
+  board_->reset(rank_);
 }
 
 void LinkClock::stall() {
@@ -57,13 +63,10 @@ bool LinkClock::poll() {
   for (Pending& p : pending_) {
     if (p.reached || reached_[p.ticket % kSlots] != p.ticket) continue;
     // The stream got here at `now` (give or take one pass of this loop): the transfer starts when its FIFO is
-    // free, as on a NIC that sends its queue in order.
+    // free, as on a NIC that sends its queue in order (and, one-sided, when the peer's is too).
     p.reached = true;
     p.reached_ns = p.start_ns = now;
-    if (p.fifo != kNoFifo) {
-      p.start_ns = std::max(now, tail_ns_[p.fifo]);
-      tail_ns_[p.fifo] = p.start_ns + p.duration_ns;
-    }
+    if (p.fifo != kNoFifo) p.start_ns = board_->book(now, rank_, p.fifo, p.far_rank, p.far_fifo, p.duration_ns);
     p.due_ns = p.start_ns + p.duration_ns + p.latency_ns;
   }
   // Release whatever is due, in any order (the two lanes' holds are independent).

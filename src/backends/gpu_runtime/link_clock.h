@@ -14,6 +14,8 @@
 //
 // Tickets count up from 1, so a slot's flags never need resetting (a slot is reused kSlots tickets later, with a
 // different value). Both lanes of a GPU book on the same two FIFOs (egress, ingress), as they would share a NIC.
+// The FIFOs live on a NicBoard (nic_board.h) beside every other GPU's of the host, so that a one-sided transfer
+// also books its peer's side (a get: the peer's egress) and waits for it.
 #pragma once
 
 #include <atomic>
@@ -26,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "nic_board.h"
+
 namespace sf::gpu {
 
 class LinkClock {
@@ -35,16 +39,21 @@ class LinkClock {
   using Nanoseconds = std::function<uint64_t()>;
 
   // reached, released: kSlots flags each, written by the GPU (reached) and by this clock (released); they must
-  // stay valid while the clock lives. now: the time in ns (steady_clock unless a test gives its own).
-  LinkClock(volatile uint32_t* reached, volatile uint32_t* released, Nanoseconds now = {});
+  // stay valid while the clock lives. board, rank: where the FIFOs live and which GPU's they are (null: a
+  // board of this clock's own with one GPU, rank 0). now: the time in ns (steady_clock unless a test gives its
+  // own; ranks sharing a board must share the clock: steady_clock is CLOCK_MONOTONIC, one per host).
+  LinkClock(volatile uint32_t* reached, volatile uint32_t* released, NicBoard* board = nullptr, int rank = 0,
+            Nanoseconds now = {});
   ~LinkClock();
   LinkClock(const LinkClock&) = delete;
   LinkClock& operator=(const LinkClock&) = delete;
 
   // Registers a transfer of `duration_ns` on FIFO `fifo` (0 or 1; kNoFifo for latency only), released
-  // `latency_ns` after its booked end. Returns its ticket; its slot is ticket % kSlots.
-  uint32_t book(int fifo, uint64_t duration_ns, uint64_t latency_ns);
-  // Empties both FIFOs. Only while no booked transfer is outstanding (every ticket released).
+  // `latency_ns` after its booked end; with far_rank, also on that GPU's FIFO far_fifo (a one-sided transfer's
+  // peer side), starting when both are free. Returns its ticket; its slot is ticket % kSlots.
+  uint32_t book(int fifo, uint64_t duration_ns, uint64_t latency_ns, int far_rank = NicBoard::kNone,
+                int far_fifo = 0);
+  // Empties this GPU's two FIFOs. Only while no booked transfer is outstanding (every ticket released).
   void reset();
   // Starts the thread that polls the flags; without it, poll() drives the clock (tests).
   void start();
@@ -78,6 +87,7 @@ class LinkClock {
     uint32_t ticket;
     int fifo;
     uint64_t duration_ns, latency_ns;
+    int far_rank = NicBoard::kNone, far_fifo = 0;
     bool reached = false;
     uint64_t reached_ns = 0, start_ns = 0, due_ns = 0;
   };
@@ -89,7 +99,9 @@ class LinkClock {
   mutable std::mutex mutex_;
   std::condition_variable work_;
   std::deque<Pending> pending_;  // in booking order
-  uint64_t tail_ns_[2] = {0, 0};
+  std::unique_ptr<NicBoard> own_board_;  // when none was given
+  NicBoard* board_;
+  int rank_;
   uint32_t next_ticket_ = 1;
   size_t keep_records_ = 0;
   const volatile uint32_t* resumed_ = nullptr;

@@ -125,7 +125,8 @@ Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t
   if (!posted_aside(peer)) SF_RETURN_IF_ERROR(streams_->settle(lane));
   *emulate = emu_.enabled() && topo_.link(rank_, peer) == LinkClass::kInter;
   if (!*emulate) return 0u;
-  return links_->book(streams_->lane(lane), dir, bytes, emu_);  // booked in the lane's order
+  // Booked in the lane's order, on our side and the peer's: one-sided, the peer's NIC takes no part otherwise.
+  return links_->book(streams_->lane(lane), dir, bytes, emu_, peer);
 }
 
 Result<cudaStream_t> NvshmemComm::post_stream(int peer, Lane lane) {

@@ -2,8 +2,9 @@
 // another emulated machine (inter) and with one on its own machine (intra), with emulation off and on, over
 // NCCL (send/recv) and NVSHMEM (get). The received bytes are checked exactly (each rank's payload is its own
 // seeded sequence), and the achieved bandwidth per direction is compared with the setting: inter within 5 %,
-// intra unchanged (within 5 % of the run without emulation). Then, beside an attention call that holds every SM,
-// the one-sided link must still deliver at its setting (time_beside_attention).
+// intra unchanged (within 5 % of the run without emulation). One-sided fan-in: the N GPUs of machine 1 pull from
+// rank 0 at once, and each must get the setting / N (rank 0's NIC sends the setting in all). Then, beside an
+// attention call that holds every SM, the one-sided link must still deliver at its setting (time_beside_attention).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -37,6 +38,25 @@ double median(std::vector<double> v) {
 }
 
 #define CLI_CHECK(expr) SF_GPU_CLI_CHECK("gpu-links", expr)
+
+// One bandwidth check (rank 0): printed as a table row, returned as its JSON line. pair: intra, inter, or N→1
+// (fan-in).
+std::string report_bandwidth(const std::string& backend, const std::string& pair, size_t bytes, double gbps,
+                             double ms, double achieved, bool exact, const std::string& verdict) {
+  char out[512];
+  std::snprintf(out, sizeof out, "| %-7s | %-5s | %5zu MiB | %8s | %9.3f ms | %9.2f GB/s | %s |", backend.c_str(),
+                pair.c_str(), bytes >> 20, gbps > 0 ? (std::to_string(gbps).substr(0, 5) + " GB/s").c_str() : "off",
+                ms, achieved, verdict.c_str());
+  std::printf("%s\n", out);
+  std::fflush(stdout);
+  char js[512];
+  std::snprintf(js, sizeof js,
+                "{\"backend\":\"%s\",\"pair\":\"%s\",\"mib\":%zu,\"setting_gbps\":%.3f,\"ms\":%.4f,"
+                "\"gbps\":%.3f,\"exact\":%s,\"verdict\":\"%s\"}",
+                backend.c_str(), pair.c_str(), bytes >> 20, gbps, ms, achieved, exact ? "true" : "false",
+                verdict.c_str());
+  return js;
+}
 
 // One attention call on this GPU (Flux-like: 24 heads of 128, bf16) that holds every SM for a few milliseconds.
 struct BusyCall {
@@ -278,21 +298,56 @@ int run_links(const LinksOptions& o) {
                 verdict += " WRONG DATA";
                 all_ok = false;
               }
-              char out[512];
-              std::snprintf(out, sizeof out, "| %-7s | %-5s | %5zu MiB | %8s | %9.3f ms | %9.2f GB/s | %s |",
-                            backend.c_str(), kind, bytes >> 20,
-                            gbps > 0 ? (std::to_string(gbps).substr(0, 5) + " GB/s").c_str() : "off", worst_ms, worst,
-                            verdict.c_str());
-              std::printf("%s\n", out);
-              std::fflush(stdout);
-              char js[512];
-              std::snprintf(js, sizeof js,
-                            "{\"backend\":\"%s\",\"pair\":\"%s\",\"mib\":%zu,\"setting_gbps\":%.3f,\"ms\":%.4f,"
-                            "\"gbps\":%.3f,\"exact\":%s,\"verdict\":\"%s\"}",
-                            backend.c_str(), kind, bytes >> 20, gbps, worst_ms, worst, all_exact ? "true" : "false",
-                            verdict.c_str());
-              lines.push_back(js);
+              lines.push_back(report_bandwidth(backend, kind, bytes, gbps, worst_ms, worst, all_exact, verdict));
             }
+          }
+        }
+        // Fan-in, one-sided: every GPU of machine 1 pulls from rank 0 at once. Rank 0's NIC sends at the setting
+        // in all, so each puller gets the setting / N (a get books its peer's egress too: nic_board.h).
+        if (pass == 0 && backend == "nvshmem" && gbps > 0 && topo->machines >= 2 && N >= 2) {
+          const bool puller = topo->machine_of(rank) == 1;
+          const size_t bytes = sizes.front();
+          CLI_CHECK(ctx->reset_links());
+          CLI_CHECK(dev.fill(recvbuf, 0xff, bytes));
+          auto body = [&]() -> Status {
+            if (!puller) return Status::ok();
+            SF_ASSIGN_OR_RETURN(Handle h, comm.get(recvbuf, sym, 0, 0, bytes));
+            return comm.wait(h);
+          };
+          CLI_CHECK(comm.barrier_all());
+          auto ms_r = ctx->time_iterations(body, o.warmup, o.iters);
+          CLI_CHECK(ms_r.status());
+          const double ms = median(ms_r.value());
+          bool exact = true;
+          if (puller) {
+            CLI_CHECK(ctx->fill_normal(expect, static_cast<int64_t>(bytes / 2), DType::kBF16, 1000, 0));
+            auto cmp = ctx->compare(recvbuf, expect, static_cast<int64_t>(bytes / 2), DType::kBF16);
+            CLI_CHECK(cmp.status());
+            exact = cmp->max_abs == 0.0 && cmp->non_finite == 0;
+          }
+          char line[128];
+          std::snprintf(line, sizeof line, "%d %.4f %d", puller ? 1 : 0, ms, exact ? 1 : 0);
+          auto all = gpu::gather_strings(*ctx, "links/fan-in/" + std::to_string(gbps), line);
+          CLI_CHECK(all.status());
+          if (rank == 0) {
+            double worst_ms = 0;
+            bool all_exact = true;
+            for (const auto& l : all.value()) {
+              int is_puller = 0, ex = 0;
+              double t = 0;
+              if (std::sscanf(l.c_str(), "%d %lf %d", &is_puller, &t, &ex) == 3 && is_puller) {
+                worst_ms = std::max(worst_ms, t);
+                all_exact = all_exact && ex == 1;
+              }
+            }
+            const double each = static_cast<double>(bytes) / (worst_ms * 1e6), share = gbps / N;
+            const bool ok = std::fabs(each / share - 1.0) <= 0.05 && all_exact;
+            const std::string verdict = std::string(ok ? "ok" : "FAIL") + " (" +
+                                        std::to_string(each / share * 100).substr(0, 5) + " % of the setting / " +
+                                        std::to_string(N) + ")" + (all_exact ? "" : " WRONG DATA");
+            all_ok = all_ok && ok;
+            lines.push_back(report_bandwidth(backend, std::to_string(N) + "→1", bytes, gbps, worst_ms, each, all_exact,
+                                             verdict));
           }
         }
         if (pass == 1) {
