@@ -54,7 +54,7 @@ class EmulatedLinks {
   Status hold(cudaStream_t stream, uint32_t ticket);
   // A latency-only hold (e.g. after a barrier across machines).
   Status hold_latency(cudaStream_t stream, const EmulationSettings& s);
-  // Empties both FIFOs (synchronous; call while no transfer is in flight).
+  // Empties both FIFOs (synchronous; call while no transfer is in flight). The host clock has nothing to empty.
   Status reset();
   // Diagnosis (host clock only; the kernel clock keeps none): keep what happens to the next `max` tickets, with
   // the moment each stream got past its hold (LinkClock::Record), and hand them over.

@@ -42,11 +42,6 @@ uint32_t LinkClock::book(int fifo, uint64_t duration_ns, uint64_t latency_ns, in
   return ticket;
 }
 
-void LinkClock::reset() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  board_->reset(rank_);
-}
-
 void LinkClock::stall() {
   std::lock_guard<std::mutex> lock(mutex_);
   stalled_ = true;
@@ -66,12 +61,28 @@ bool LinkClock::poll() {
     // free, as on a NIC that sends its queue in order (and, one-sided, when the peer's is too).
     p.reached = true;
     p.reached_ns = p.start_ns = now;
-    if (p.fifo != kNoFifo) p.start_ns = board_->book(now, rank_, p.fifo, p.far_rank, p.far_fifo, p.duration_ns);
-    p.due_ns = p.start_ns + p.duration_ns + p.latency_ns;
+    if (p.fifo != kNoFifo) p.flow = board_->start(now, rank_, p.fifo, p.far_rank, p.far_fifo, p.duration_ns);
+    if (p.fifo != kNoFifo && p.flow == NicBoard::kNone) {
+      std::fprintf(stderr, "emulated links: more than %d transfers in flight on this host; this one ignores the "
+                   "others\n", NicBoard::kMaxFlows);
+    }
+    if (p.flow == NicBoard::kNone) {
+      p.due = true;
+      p.due_ns = now + p.duration_ns + p.latency_ns;
+    }
+  }
+  board_->advance_to(now);
+  for (Pending& p : pending_) {
+    uint64_t started = 0, done = 0;
+    if (p.due || p.flow == NicBoard::kNone || !board_->finished(p.flow, &started, &done)) continue;
+    p.start_ns = started;
+    p.due_ns = done + p.latency_ns;
+    p.due = true;
+    p.flow = NicBoard::kNone;
   }
   // Release whatever is due, in any order (the two lanes' holds are independent).
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->reached && now >= it->due_ns && !stalled_) {
+    if (it->due && now >= it->due_ns && !stalled_) {
       released_[it->ticket % kSlots] = it->ticket;
       if (records_.size() < keep_records_)
         records_.push_back(Record{it->ticket, it->fifo, it->reached_ns, it->start_ns, it->due_ns, now, 0});

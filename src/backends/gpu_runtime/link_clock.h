@@ -9,13 +9,13 @@
 // host thread keeps the time:
 //
 //   stream:  write reached[slot] = ticket  →  the real transfer  →  wait until released[slot] == ticket
-//   host:    sees reached[slot] == ticket at time t: start = max(t, FIFO tail), tail = start + bytes / bandwidth;
-//            at tail + latency writes released[slot] = ticket
+//   host:    sees reached[slot] == ticket at time t: the transfer joins its FIFO (start = t or when the FIFO is
+//            free, end = start + bytes / bandwidth); at end + latency writes released[slot] = ticket
 //
 // Tickets count up from 1, so a slot's flags never need resetting (a slot is reused kSlots tickets later, with a
 // different value). Both lanes of a GPU book on the same two FIFOs (egress, ingress), as they would share a NIC.
 // The FIFOs live on a NicBoard (nic_board.h) beside every other GPU's of the host, so that a one-sided transfer
-// also books its peer's side (a get: the peer's egress) and waits for it.
+// also goes through its peer's side (a get: the peer's egress) and waits for it.
 #pragma once
 
 #include <atomic>
@@ -53,8 +53,6 @@ class LinkClock {
   // peer side), starting when both are free. Returns its ticket; its slot is ticket % kSlots.
   uint32_t book(int fifo, uint64_t duration_ns, uint64_t latency_ns, int far_rank = NicBoard::kNone,
                 int far_fifo = 0);
-  // Empties this GPU's two FIFOs. Only while no booked transfer is outstanding (every ticket released).
-  void reset();
   // Starts the thread that polls the flags; without it, poll() drives the clock (tests).
   void start();
   // One pass: books every outstanding ticket whose reached flag is set, releases every booked one that is due.
@@ -89,6 +87,8 @@ class LinkClock {
     uint64_t duration_ns, latency_ns;
     int far_rank = NicBoard::kNone, far_fifo = 0;
     bool reached = false;
+    int flow = NicBoard::kNone;  // on the board, from when the stream reached it until it finished
+    bool due = false;            // due_ns known
     uint64_t reached_ns = 0, start_ns = 0, due_ns = 0;
   };
   void run();

@@ -26,7 +26,7 @@ Status NicBoard::check_ranks(int ranks) {
 
 Result<std::unique_ptr<NicBoard>> NicBoard::create_private(int ranks) {
   SF_RETURN_IF_ERROR(check_ranks(ranks));
-  Shared* s = new Shared{};
+  Shared* s = new Shared{};  // zeroed: no flow in use
   s->ranks = static_cast<uint32_t>(ranks);
   return std::unique_ptr<NicBoard>(new NicBoard(s, ranks, false));
 }
@@ -72,21 +72,92 @@ Result<std::unique_ptr<NicBoard>> NicBoard::open_shared(const std::string& name,
 
 void NicBoard::unlink(const std::string& name) { shm_unlink(name.c_str()); }
 
-uint64_t NicBoard::book(uint64_t now_ns, int rank, int fifo, int far_rank, int far_fifo, uint64_t duration_ns) {
+void NicBoard::lock() {
   while (s_->lock.exchange(1, std::memory_order_acquire) != 0) std::this_thread::yield();
-  uint64_t& mine = s_->tail_ns[rank][fifo];
-  uint64_t start = std::max(now_ns, mine);
-  if (far_rank != kNone) start = std::max(start, s_->tail_ns[far_rank][far_fifo]);
-  mine = start + duration_ns;
-  if (far_rank != kNone) s_->tail_ns[far_rank][far_fifo] = start + duration_ns;
-  s_->lock.store(0, std::memory_order_release);
-  return start;
 }
 
-void NicBoard::reset(int rank) {
-  while (s_->lock.exchange(1, std::memory_order_acquire) != 0) std::this_thread::yield();
-  s_->tail_ns[rank][0] = s_->tail_ns[rank][1] = 0;
-  s_->lock.store(0, std::memory_order_release);
+void NicBoard::unlock() { s_->lock.store(0, std::memory_order_release); }
+
+int NicBoard::start(uint64_t now_ns, int rank, int fifo, int far_rank, int far_fifo, uint64_t duration_ns) {
+  lock();
+  advance(now_ns);  // the flows in flight moved at their old rates until now
+  int id = kNone;
+  for (int i = 0; i < kMaxFlows && id == kNone; ++i)
+    if (s_->flows[i].state == 0) id = i;
+  if (id != kNone) {
+    Flow& f = s_->flows[id];
+    f.queue[0] = rank * 2 + fifo;
+    f.queue[1] = far_rank == kNone ? -1 : far_rank * 2 + far_fifo;
+    f.order = s_->next_order++;
+    f.left_ns = duration_ns;
+    f.started_ns = duration_ns == 0 ? now_ns : kNotYet;
+    f.done_ns = now_ns;
+    f.state = duration_ns == 0 ? 2 : 1;
+    s_->high = std::max(s_->high, id + 1);
+  }
+  unlock();
+  return id;
+}
+
+void NicBoard::advance_to(uint64_t now_ns) {
+  lock();
+  advance(now_ns);
+  unlock();
+}
+
+// Piecewise: which flows move holds until the next one finishes.
+void NicBoard::advance(uint64_t now_ns) {
+  uint64_t t = s_->now_ns;
+  int live[kMaxFlows];
+  bool taken[kMaxRanks * 2];
+  while (t < now_ns) {
+    int n = 0;
+    for (int i = 0; i < s_->high; ++i)
+      if (s_->flows[i].state == 1) live[n++] = i;
+    std::sort(live, live + n, [this](int a, int b) { return s_->flows[a].order < s_->flows[b].order; });
+    std::fill(taken, taken + kMaxRanks * 2, false);
+    uint64_t step = now_ns - t;
+    int moving = 0;
+    for (int k = 0; k < n; ++k) {
+      Flow& f = s_->flows[live[k]];
+      const bool free0 = !taken[f.queue[0]], free1 = f.queue[1] < 0 || !taken[f.queue[1]];
+      if (!free0 || !free1) {
+        live[k] = -1;  // waits this step
+        continue;
+      }
+      taken[f.queue[0]] = true;
+      if (f.queue[1] >= 0) taken[f.queue[1]] = true;
+      if (f.started_ns == kNotYet) f.started_ns = t;
+      step = std::min(step, f.left_ns);
+      ++moving;
+    }
+    if (moving == 0) break;
+    for (int k = 0; k < n; ++k) {
+      if (live[k] < 0) continue;
+      Flow& f = s_->flows[live[k]];
+      f.left_ns -= step;
+      if (f.left_ns == 0) {
+        f.state = 2;
+        f.done_ns = t + step;
+      }
+    }
+    t += step;
+  }
+  s_->now_ns = std::max(s_->now_ns, now_ns);
+}
+
+bool NicBoard::finished(int flow, uint64_t* started_ns, uint64_t* done_ns) {
+  lock();
+  Flow& f = s_->flows[flow];
+  const bool done = f.state == 2;
+  if (done) {
+    *started_ns = f.started_ns;
+    *done_ns = f.done_ns;
+    f.state = 0;
+    while (s_->high > 0 && s_->flows[s_->high - 1].state == 0) --s_->high;
+  }
+  unlock();
+  return done;
 }
 
 }  // namespace sf::gpu

@@ -1,15 +1,22 @@
-// The emulated NICs of every GPU of one host (emulated_link.h), shared by the host's rank processes: each GPU's
-// egress and ingress queue, as the time its last booked transfer ends.
+// The emulated NICs of every GPU of one host (emulated_link.h), shared by the host's rank processes: who is
+// sending what through each GPU's egress and ingress, and at what rate.
 //
 // Why shared: a one-sided transfer crosses two NICs, its initiator's and its peer's. A get moves the peer's data
-// out of the peer's egress into our ingress; a put, ours into the peer's. Booked on the initiator's queue alone,
-// the peer's side would be free: two ranks pulling from one GPU at once would each get the full bandwidth out of
-// it, twice what its NIC sends. So the initiator books both queues together and the transfer starts when both
-// are free. (Two-sided transfers need no such thing: sender and receiver each book their own side.)
+// out of the peer's egress into our ingress; a put, ours into the peer's. Booked on the initiator's side alone,
+// two ranks pulling from one GPU at once would each get the full bandwidth out of it, twice what its NIC sends
+// (measured: gpu-links' fan-in). Two-sided transfers need no such thing: sender and receiver book their own side.
 //
-// Plain C++ over a small block of memory: rank 0 creates it in POSIX shared memory, the others map it by name
+// The model: each transfer is a flow through one or two queues (rank, direction), needing its duration (bytes
+// over the setting) of moving time. Every queue serves its flows in the order they were booked, one at a time,
+// but holds nothing for a flow that its other queue still blocks: in booking order, a flow moves if neither of
+// its queues is taken by an earlier moving flow. A single queue is thus a FIFO, and a flow waiting for a busy
+// peer leaves its own queue to later flows. (Reserving future time on both queues at booking left queues idle
+// while a flow waited for its other one, the processes booking in any order: SFU-NVSHMEM on four emulated
+// machines ran up to 1.5x its transfer time, bench/sp/results/h100x4-2026-11-28-far-end/.)
+//
+// Plain C++ over one block of memory: rank 0 creates it in POSIX shared memory, the others map it by name
 // (create_shared, open_shared); a process alone, or ranks on several hosts, use a private one (the far end is
-// then not modeled). A spin lock guards the tails: bookings are a few per layer and take nanoseconds.
+// then not modeled). A spin lock guards it: bookings are a few per layer.
 #pragma once
 
 #include <atomic>
@@ -24,6 +31,7 @@ namespace sf::gpu {
 class NicBoard {
  public:
   static constexpr int kMaxRanks = 64;
+  static constexpr int kMaxFlows = 4096;  // in flight at once, over all ranks
   static constexpr int kNone = -1;
 
   ~NicBoard();
@@ -38,23 +46,40 @@ class NicBoard {
   // Removes the name (the mappings stay valid): once every rank has opened it, so that nothing outlives the job.
   static void unlink(const std::string& name);
 
-  // Books `duration_ns` on queue (rank, fifo) and, unless far_rank is kNone, on (far_rank, far_fifo) too, from
-  // `now_ns` or when the later of them is free. Returns the start; both queues are busy until start + duration.
-  uint64_t book(uint64_t now_ns, int rank, int fifo, int far_rank, int far_fifo, uint64_t duration_ns);
-  // Empties rank's two queues.
-  void reset(int rank);
+  // A transfer of `duration_ns` (at full bandwidth) through queue (rank, fifo) and, unless far_rank is kNone,
+  // (far_rank, far_fifo), from `now_ns` on. Returns its flow id, or kNone when kMaxFlows are in flight.
+  int start(uint64_t now_ns, int rank, int fifo, int far_rank, int far_fifo, uint64_t duration_ns);
+  // Brings every flow up to `now_ns`.
+  void advance_to(uint64_t now_ns);
+  // Whether a flow of ours has finished (as far as the flows were brought), and if so when it started moving and
+  // when it finished; a finished flow is freed.
+  bool finished(int flow, uint64_t* started_ns, uint64_t* done_ns);
   int ranks() const { return ranks_; }
 
  private:
+  static constexpr uint64_t kNotYet = UINT64_MAX;
+  struct Flow {
+    uint32_t state;  // 0 free, 1 moving or waiting, 2 finished
+    int32_t queue[2];  // rank * 2 + fifo; -1 none
+    uint64_t order;    // booking order: earlier flows take their queues first
+    uint64_t left_ns;  // moving time still needed
+    uint64_t started_ns, done_ns;
+  };
   struct Shared {
     std::atomic<uint32_t> lock;
     uint32_t ranks;
-    uint64_t tail_ns[kMaxRanks][2];
+    uint64_t now_ns;  // how far the flows have been brought
+    uint64_t next_order;
+    int32_t high;     // flows [0, high) may be in use
+    Flow flows[kMaxFlows];
   };
   static_assert(std::atomic<uint32_t>::is_always_lock_free, "the lock must work across processes");
 
   NicBoard(Shared* s, int ranks, bool mapped) : s_(s), ranks_(ranks), mapped_(mapped) {}
   static Status check_ranks(int ranks);
+  void lock();
+  void unlock();
+  void advance(uint64_t now_ns);  // under the lock
 
   Shared* s_;
   int ranks_;
