@@ -43,6 +43,9 @@ struct ThreadRunOptions {
   // Given: SpAttention::rebalance with rank_speeds[i] before forward i (the last entry for the rest; every rank
   // the same values). Needs config.row_loan_limit > 0.
   std::vector<std::vector<double>> rank_speeds;
+  // > 0: each rank's device reports this as Device::busy_query_tiles (as a GPU would), so that the layer's
+  // automatic choices by call size run on CPU ranks too.
+  int64_t busy_query_tiles = 0;
   ThreadWorldOptions world;
 };
 struct ThreadRunResult {
@@ -50,6 +53,7 @@ struct ThreadRunResult {
   std::vector<LinkBytes> bytes;     // per rank, for one forward
   std::vector<BarrierCounts> barriers;  // per rank, for one forward
   std::vector<int64_t> attention_calls;  // per rank, for one forward (each call costs a GPU its tiles' set-up)
+  int torus_segments = 1;                // SpAttention::torus_segments (rank 0's)
   std::vector<double> iteration_ms; // wall time of each timed forward (slowest rank)
   double median_ms() const;
 };

@@ -105,6 +105,9 @@ class SpAttention {
   // The loans in force, e.g. "0->2 128 rows, 0->3 64 rows"; empty without loans.
   virtual std::string loans_summary() const { return ""; }
 
+  // Row segments per Torus transfer in force: SpAttentionConfig::torus_chunks, or what the layer chose for 0.
+  virtual int torus_segments() const { return 1; }
+
   // The per-rank shape forward expects.
   virtual std::array<int64_t, 4> local_shape() const = 0;
   virtual DType dtype() const = 0;

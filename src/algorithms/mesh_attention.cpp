@@ -37,12 +37,17 @@ RowChunk MeshAttention::user_rows(const void* base, int64_t head0) const {
 
 // Automatic: 4 segments per Torus transfer, fewer when a segment's attention call would no longer keep the
 // device busy (on a GPU a call with too few query tiles leaves multiprocessors idle, which costs more than the
-// overlap gains).
+// overlap gains). But at least two where a one-sided ring inside the machines relays every pulled K/V set: the
+// ring peers copy a set only once it has landed, and the foreign rows' output waits for the copy; in two segments
+// half of the relay and of the compute on it run while the other half lands. Flux S=16384 on 2x2 (384 query
+// tiles per stage, under two busy waves): 1.05x faster at 50 GB/s on 4x H100 and 4x H200, 1.014x at 6.25 GB/s;
+// on 4x1, with no relay, two segments were 0.87x (bench/sp/results/h200x4-2026-11-27-chunks-wave/).
 int MeshAttention::choose_torus_chunks() const {
   if (requested_chunks_ > 0) return requested_chunks_;
   if (t_ == 1) return 1;
   const int64_t busy = dev_.busy_query_tiles();
   if (busy <= 0) return 4;
+  const int64_t fewest = r_ > 1 && ring_in_machine_ && one_sided_ ? 2 : 1;
   // Of the smallest Torus stage anywhere: every rank must cut the same way, since ring peers read each other's
   // Torus blocks segment by segment.
   int64_t tiles = INT64_MAX;
@@ -51,7 +56,7 @@ int MeshAttention::choose_torus_chunks() const {
     for (int64_t len : block_of(x).piece_len) n += (len + 127) / 128;
     tiles = std::min(tiles, n * Ht_ * shape_.batch);
   }
-  return static_cast<int>(std::clamp<int64_t>(tiles / busy, 1, 4));
+  return static_cast<int>(std::clamp<int64_t>(tiles / busy, fewest, 4));
 }
 
 Status MeshAttention::init() {
@@ -79,9 +84,9 @@ Status MeshAttention::init() {
   Ht_ = shape_.heads / (u_ * t_);
   elem_ = dtype_size(shape_.dtype);
   direct_ = u_ == 1 && t_ == 1;
-  c_ = choose_torus_chunks();
   ring_in_machine_ = true;
   for (int y : gr_) ring_in_machine_ = ring_in_machine_ && comm_.topology().link(rank_, y) == LinkClass::kIntra;
+  c_ = choose_torus_chunks();
   if (!(loan_limit_ >= 0.0 && loan_limit_ <= 0.5))
     return invalid_argument("row_loan_limit must be in [0, 0.5] (the most of its rows a rank lends or borrows); got " +
                             std::to_string(loan_limit_));

@@ -36,6 +36,7 @@ class MeshAttention final : public SpAttention {
   Status init();
   Status rebalance(const std::vector<double>& rank_speeds) override;
   int64_t query_rows_computed() const override { return kept_rows() + (borrows() ? loans_.borrowed(rank_) : 0); }
+  int torus_segments() const override { return c_; }
   std::string loans_summary() const override {
     std::string out;
     for (const RowLoan& l : loans_.loans)

@@ -83,10 +83,11 @@ double ThreadRunResult::median_ms() const {
 
 namespace {
 
-// Counts a rank's attention calls; everything else goes straight to the rank's device.
+// Counts a rank's attention calls, and reports a given busy_query_tiles (> 0) as a GPU would; everything else
+// goes straight to the rank's device.
 class CallCountingDevice final : public Device {
  public:
-  explicit CallCountingDevice(Device& inner) : inner_(inner) {}
+  CallCountingDevice(Device& inner, int64_t busy_query_tiles) : inner_(inner), busy_(busy_query_tiles) {}
   int64_t attention_calls = 0;
 
   const char* name() const override { return inner_.name(); }
@@ -107,11 +108,12 @@ class CallCountingDevice final : public Device {
     return inner_.copy_to_host(dst_host, src, bytes);
   }
   Status fill(void* dst, uint8_t byte, size_t bytes) override { return inner_.fill(dst, byte, bytes); }
-  int64_t busy_query_tiles() const override { return inner_.busy_query_tiles(); }
+  int64_t busy_query_tiles() const override { return busy_ > 0 ? busy_ : inner_.busy_query_tiles(); }
   Status synchronize() override { return inner_.synchronize(); }
 
  private:
   Device& inner_;
+  int64_t busy_;
 };
 
 }  // namespace
@@ -128,9 +130,10 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   std::mutex mu;
   Status s = run_thread_ranks(topo, options.world, [&](RankRuntime& rt) -> Status {
     Comm& comm = rt.comm();
-    CallCountingDevice dev(rt.device());
+    CallCountingDevice dev(rt.device(), options.busy_query_tiles);
     const int g = comm.rank();
     SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> attn, SpAttention::create(comm, dev, in.shape, config));
+    if (g == 0) result.torus_segments = attn->torus_segments();
     const std::vector<char> q = slice_rows(in.q, in.shape, P, g), k = slice_rows(in.k, in.shape, P, g),
                             v = slice_rows(in.v, in.shape, P, g);
     // Every forward but the last runs on sign-flipped inputs: data left over from an earlier forward (a

@@ -231,6 +231,44 @@ TEST(TorusChunks, AnySegmentCountIsExact) {
       }
 }
 
+// The automatic choice (torus_chunks = 0) on a device that asks for as many query tiles per call as a stage has:
+// one segment, except where a one-sided ring inside the machines relays every pulled set (then two); a larger
+// device need or a layer of more tiles give more, up to 4. Each choice is exact, and costs the calls it implies.
+TEST(TorusChunks, AutomaticChoiceFollowsCallSizeAndTheRingRelay) {
+  struct Choice {
+    const char* mesh;
+    Topology topo;
+    Transport transport;
+    int64_t busy;
+    int segments;
+  };
+  // B=2, S=45, 8 heads: ranks hold 11 or 12 rows; a stage of Torus degree t has 8 / t heads, so 2 x 4 = 8 query
+  // tiles per stage on 2 machines, 2 x 2 = 4 on 4.
+  for (const Choice& c : {Choice{"T2R2", {2, 2}, Transport::kOneSided, 8, 2}, Choice{"T2R2", {2, 2}, Transport::kTwoSided, 8, 1},
+                        Choice{"T4", {4, 1}, Transport::kOneSided, 4, 1}, Choice{"T2R2", {2, 2}, Transport::kOneSided, 3, 2},
+                        Choice{"T2R2", {2, 2}, Transport::kOneSided, 2, 4}, Choice{"T4", {4, 1}, Transport::kOneSided, 2, 2},
+                        Choice{"T2R2", {2, 2}, Transport::kOneSided, 1, 4}}) {
+    const AttentionShape shape{2, 45, 8, 16, DType::kF32};
+    Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, c.transport);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    plan->config.torus_chunks = 0;
+    const LayerInputs in = make_random_inputs(shape, 5);
+    ThreadRunOptions opt;
+    opt.busy_query_tiles = c.busy;
+    Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    const std::string what = std::string(c.mesh) + " " + transport_name(c.transport) + " busy " + std::to_string(c.busy);
+    EXPECT_EQ(r->torus_segments, c.segments) << what;
+    EXPECT_LT(r->error.rel(), 1e-5) << what;
+    // The same segments asked for explicitly: the same calls.
+    plan->config.torus_chunks = c.segments;
+    Result<ThreadRunResult> same = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, {});
+    ASSERT_TRUE(same.is_ok()) << same.status().to_string();
+    EXPECT_EQ(same->torus_segments, c.segments) << what;
+    EXPECT_EQ(same->attention_calls, r->attention_calls) << what;
+  }
+}
+
 }  // namespace
 }  // namespace sf
 

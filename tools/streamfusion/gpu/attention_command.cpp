@@ -586,7 +586,8 @@ int run_attention(const AttentionOptions& o) {
                           "\"ms\":%.5f,\"one_gpu_ms\":%.5f,\"concurrent_compute_ms\":%.5f,"
                           "\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
                           "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,"
-                          "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"plan_stagger_foreign_push\":%s,"
+                          "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"torus_segments\":%d,"
+                          "\"plan_stagger_foreign_push\":%s,"
                           "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,"
                           "\"plan_merge_kv_sets\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
@@ -595,6 +596,7 @@ int run_attention(const AttentionOptions& o) {
                           o.latency_us, scheme_name(scheme), name.c_str(), transport_name(transport), backend,
                           plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, concurrent_ms, intra, inter, max_abs,
                           rel, bad, fallbacks, into[0] ? "true" : "false", plan->config.torus_chunks,
+                          sp->torus_segments(),
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
                           plan->config.merge_kv_sets ? "true" : "false", loans.c_str(), ok ? "true" : "false");
@@ -683,7 +685,8 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result");
   sub->add_option("--json", o->json,
                   "Append one JSON object per row to this file (rank 0); plan_* fields are the configuration the "
-                  "layer ran with (plan_torus_chunks 0: the layer picked the segments by call size)");
+                  "layer ran with (plan_torus_chunks 0: the layer picked the segments by call size; "
+                  "torus_segments: what it picked)");
   sub->add_option("--label", o->label, "Label copied into the JSON rows (e.g. the model)");
   sub->callback([o] {
     const int rc = run_attention(*o);
