@@ -6,14 +6,16 @@
 // or the FIFO's tail if later; tail = start + bytes/bandwidth; completion = tail + latency); right after it, the
 // stream waits until that completion time. Everything ordered after the transfer on that stream (its handle,
 // later transfers, the compute that waits on it) therefore sees the emulated link, and both lanes of a GPU share
-// its FIFOs as they would share a NIC. Intra-machine transfers are never touched.
+// its FIFOs as they would share a NIC. A one-sided transfer also goes through its peer's opposite FIFO (a get:
+// the peer's egress), where the host clock shares every GPU's FIFOs between the rank processes (nic_board.h);
+// a two-sided one is booked at each end by its own side. Intra-machine transfers are never touched.
 //
 // Two clocks do the booking and the waiting (SF_EMULATED_LINK_CLOCK):
 //   host (default): the stream writes and waits on flags in mapped host memory (stream memory operations, no SM)
 //     and a host thread keeps the FIFOs and releases each transfer when due (link_clock.h). Like a NIC, it never
 //     competes with kernels for SMs.
-//   kernel: one-thread kernels read the GPU clock to book and spin to hold; each needs a free SM. Kept for
-//     comparisons (bench/sp/link_clock_ab.sh).
+//   kernel: one-thread kernels read the GPU clock to book and spin to hold; each needs a free SM, and only our
+//     own side is booked. Kept for comparisons (bench/sp/link_clock_ab.sh).
 #pragma once
 
 #include <cstddef>
