@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -84,20 +85,33 @@ Status EmulatedLinks::init_host_clock(int rank, int world, bool one_host, TcpSto
   SF_CUDA_RETURN(cudaHostGetDevicePointer(reinterpret_cast<void**>(&flags_on_device_), flags_, 0));
   // Emulated machines are GPUs of one host. Ranks on several hosts (a real cluster) emulate nothing across them
   // in practice; they book their own side only.
+  // Without shared memory (no /dev/shm, say) the links still work, booking our own side only: a warning, not a
+  // failed start, since most runs emulate nothing.
   if (one_host && world > 1 && world <= NicBoard::kMaxRanks && store != nullptr) {
     std::string name;
+    Status shared = Status::ok();
     if (rank == 0) {
       name = "/streamfusion-nics-" + std::to_string(::getpid()) + "-" +
              std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007);
-      SF_ASSIGN_OR_RETURN(board_, NicBoard::create_shared(name, world));
-      SF_RETURN_IF_ERROR(store->set("links/nics", name));
+      auto made = NicBoard::create_shared(name, world);
+      if (made.is_ok()) board_ = std::move(made.value());
+      else shared = made.status();
+      SF_RETURN_IF_ERROR(store->set("links/nics", board_ ? name : std::string()));  // empty: no board
     } else {
       SF_ASSIGN_OR_RETURN(name, store->get("links/nics"));
-      SF_ASSIGN_OR_RETURN(board_, NicBoard::open_shared(name, world));
+      if (!name.empty()) {
+        auto opened = NicBoard::open_shared(name, world);
+        if (opened.is_ok()) board_ = std::move(opened.value());
+        else shared = opened.status();
+      }
     }
     const Status met = store->barrier("links/nics");  // everyone has it mapped: the name can go
-    if (rank == 0) NicBoard::unlink(name);
+    if (rank == 0 && board_) NicBoard::unlink(name);
     SF_RETURN_IF_ERROR(met);
+    if (!shared.is_ok())
+      std::fprintf(stderr, "[streamfusion rank %d] warning: %s; emulated inter-machine transfers book only this "
+                   "rank's side of a one-sided transfer (two ranks pulling from one GPU then each get the full "
+                   "setting)\n", rank, shared.to_string().c_str());
   }
   clock_ = std::make_unique<LinkClock>(flags_, flags_ + kSlots, board_.get(), board_ ? rank : 0);
   clock_->start();
