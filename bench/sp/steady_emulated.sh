@@ -16,13 +16,14 @@ SUSTAIN=${SF_SUSTAIN_S:-3}
 sf_build_logged "steady emulated" streamfusion-gpu
 SFG=$(sf_gpu_binary)
 rm -f "$OUTDIR/sp.jsonl"
-COMMON="--topology 2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes usp,sfu --sustain-s $SUSTAIN --json $OUTDIR/sp.jsonl ${SF_EXTRA_ARGS:-}"
+COMMON="--topology 2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes usp,sfu --sustain-s $SUSTAIN"
+COMMON="$COMMON --json $OUTDIR/sp.jsonl ${SF_EXTRA_ARGS:-}"
 sf_start_clock_log "$OUTDIR/clocks.csv"
 # shellcheck disable=SC2086  # word splitting of the options is intended
 {
   echo "## $(date -u +%T) flux"
-  timeout 260 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -S "${SF_FLUX_S:-16384,36864,65536}" -H 24 -D 128 \
-    $COMMON -w 10 -n 30 --label flux
+  timeout 260 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -S "${SF_FLUX_S:-16384,36864,65536}" \
+    -H 24 -D 128 $COMMON -w 10 -n 30 --label flux
   echo "## rc=$? $(date -u +%T) cogvideox"
   timeout 200 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -S "${SF_COG_S:-81920,163840}" -H 48 -D 64 \
     $COMMON -w 1 -n 5 --label cogvideox
@@ -30,9 +31,11 @@ sf_start_clock_log "$OUTDIR/clocks.csv"
 } >> "$LOG" 2>&1
 sf_stop_clock_log
 $PY bench/sp/clock_summary.py "$OUTDIR/clocks.csv" > "$OUTDIR/clocks.md" 2>> "$LOG"
-$PY bench/sp/make_report.py --dir "$OUTDIR" --card "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$NGPU" \
-  --made-by "\`bench/sp/steady_emulated.sh\` in one GPU call" \
-  --timing "every time follows $SUSTAIN s of its own load (--sustain-s), then the median of the timed forwards (Flux 30 after 10 warm-ups, CogVideoX 5 after 1; CUDA events around the whole layer, slowest rank)" \
+CARD="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$NGPU"
+TIMING="every time follows $SUSTAIN s of its own load (--sustain-s), then the median of the timed forwards"
+TIMING="$TIMING (Flux 30 after 10 warm-ups, CogVideoX 5 after 1; CUDA events around the whole layer, slowest rank)"
+$PY bench/sp/make_report.py --dir "$OUTDIR" --card "$CARD" --made-by "\`bench/sp/steady_emulated.sh\` in one GPU call" \
+  --timing "$TIMING" \
   >> "$LOG" 2>&1
 grep -E "^## |FATAL|rc=" "$LOG" | tail -20
 sed -n '/## Summary/,$p' "$OUTDIR/RESULTS.md" | head -60

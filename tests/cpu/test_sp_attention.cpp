@@ -244,10 +244,12 @@ TEST(TorusChunks, AutomaticChoiceFollowsCallSizeAndTheRingRelay) {
   };
   // B=2, S=45, 8 heads: ranks hold 11 or 12 rows; a stage of Torus degree t has 8 / t heads, so 2 x 4 = 8 query
   // tiles per stage on 2 machines, 2 x 2 = 4 on 4.
-  for (const Choice& c : {Choice{"T2R2", {2, 2}, Transport::kOneSided, 8, 2}, Choice{"T2R2", {2, 2}, Transport::kTwoSided, 8, 1},
-                        Choice{"T4", {4, 1}, Transport::kOneSided, 4, 1}, Choice{"T2R2", {2, 2}, Transport::kOneSided, 3, 2},
-                        Choice{"T2R2", {2, 2}, Transport::kOneSided, 2, 4}, Choice{"T4", {4, 1}, Transport::kOneSided, 2, 2},
-                        Choice{"T2R2", {2, 2}, Transport::kOneSided, 1, 4}}) {
+  const Topology two{2, 2}, four{4, 1};
+  const Transport one_sided = Transport::kOneSided, two_sided = Transport::kTwoSided;
+  for (const Choice& c : {Choice{"T2R2", two, one_sided, 8, 2}, Choice{"T2R2", two, two_sided, 8, 1},
+                          Choice{"T4", four, one_sided, 4, 1}, Choice{"T2R2", two, one_sided, 3, 2},
+                          Choice{"T2R2", two, one_sided, 2, 4}, Choice{"T4", four, one_sided, 2, 2},
+                          Choice{"T2R2", two, one_sided, 1, 4}}) {
     const AttentionShape shape{2, 45, 8, 16, DType::kF32};
     Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, c.transport);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
@@ -257,7 +259,8 @@ TEST(TorusChunks, AutomaticChoiceFollowsCallSizeAndTheRingRelay) {
     opt.busy_query_tiles = c.busy;
     Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
     ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-    const std::string what = std::string(c.mesh) + " " + transport_name(c.transport) + " busy " + std::to_string(c.busy);
+    const std::string what =
+        std::string(c.mesh) + " " + transport_name(c.transport) + " busy " + std::to_string(c.busy);
     EXPECT_EQ(r->torus_segments, c.segments) << what;
     EXPECT_LT(r->error.rel(), 1e-5) << what;
     // The same segments asked for explicitly: the same calls.

@@ -83,10 +83,9 @@ Status EmulatedLinks::init_host_clock(int rank, int world, bool one_host, TcpSto
   SF_CUDA_RETURN(cudaHostAlloc(reinterpret_cast<void**>(&flags_), 3 * kSlots * sizeof(uint32_t), cudaHostAllocMapped));
   std::memset(flags_, 0, 3 * kSlots * sizeof(uint32_t));
   SF_CUDA_RETURN(cudaHostGetDevicePointer(reinterpret_cast<void**>(&flags_on_device_), flags_, 0));
-  // Emulated machines are GPUs of one host. Ranks on several hosts (a real cluster) emulate nothing across them
-  // in practice; they book their own side only.
-  // Without shared memory (no /dev/shm, say) the links still work, booking our own side only: a warning, not a
-  // failed start, since most runs emulate nothing.
+  // Emulated machines are GPUs of one host: ranks on several hosts (a real cluster), or a host without shared
+  // memory (no /dev/shm, say; a warning, not a failed start, since most runs emulate nothing), book their own side
+  // of a transfer only.
   if (one_host && world > 1 && world <= NicBoard::kMaxRanks && store != nullptr) {
     std::string name;
     Status shared = Status::ok();
@@ -153,7 +152,8 @@ Result<uint32_t> EmulatedLinks::book(cudaStream_t stream, LinkDirection dir, siz
                                      const EmulationSettings& settings, int far_rank) {
   if (host_) {
     const int far = board_ ? far_rank : NicBoard::kNone;
-    const int far_fifo = static_cast<int>(dir == LinkDirection::kEgress ? LinkDirection::kIngress : LinkDirection::kEgress);
+    const LinkDirection opposite = dir == LinkDirection::kEgress ? LinkDirection::kIngress : LinkDirection::kEgress;
+    const int far_fifo = static_cast<int>(opposite);
     const uint32_t ticket =
         clock_->book(static_cast<int>(dir), duration_ns(bytes, settings), latency_ns(settings), far, far_fifo);
     SF_RETURN_IF_ERROR(write_reached(stream, ticket, "emulated link: booking (cuStreamWriteValue32)"));

@@ -11,7 +11,7 @@ LinkClock::LinkClock(volatile uint32_t* reached, volatile uint32_t* released, Ni
                      Nanoseconds now)
     : reached_(reached), released_(released), now_(std::move(now)), board_(board), rank_(rank) {
   if (!board_) {
-    own_board_ = std::move(NicBoard::create_private(1).value());
+    own_board_ = NicBoard::create_private(1).value();
     board_ = own_board_.get();
     rank_ = 0;
   }

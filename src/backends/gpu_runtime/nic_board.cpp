@@ -28,7 +28,7 @@ Result<std::unique_ptr<NicBoard>> NicBoard::create_private(int ranks) {
   SF_RETURN_IF_ERROR(check_ranks(ranks));
   Shared* s = new Shared{};  // zeroed: no flow in use
   s->ranks = static_cast<uint32_t>(ranks);
-  return std::unique_ptr<NicBoard>(new NicBoard(s, ranks, false));
+  return std::unique_ptr<NicBoard>(new NicBoard(s, false));
 }
 
 namespace {
@@ -57,13 +57,13 @@ Result<std::unique_ptr<NicBoard>> NicBoard::create_shared(const std::string& nam
   SF_ASSIGN_OR_RETURN(void* p, map_shared(name, true, sizeof(Shared)));
   Shared* s = new (p) Shared{};  // ftruncate zeroed the pages; this starts the atomic's lifetime
   s->ranks = static_cast<uint32_t>(ranks);
-  return std::unique_ptr<NicBoard>(new NicBoard(s, ranks, true));
+  return std::unique_ptr<NicBoard>(new NicBoard(s, true));
 }
 
 Result<std::unique_ptr<NicBoard>> NicBoard::open_shared(const std::string& name, int ranks) {
   SF_RETURN_IF_ERROR(check_ranks(ranks));
   SF_ASSIGN_OR_RETURN(void* p, map_shared(name, false, sizeof(Shared)));
-  auto board = std::unique_ptr<NicBoard>(new NicBoard(static_cast<Shared*>(p), ranks, true));
+  auto board = std::unique_ptr<NicBoard>(new NicBoard(static_cast<Shared*>(p), true));
   if (board->s_->ranks != static_cast<uint32_t>(ranks))
     return internal_error("emulated NICs: " + name + " was made for " + std::to_string(board->s_->ranks) +
                           " ranks, this one expects " + std::to_string(ranks));

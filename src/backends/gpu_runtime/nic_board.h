@@ -54,7 +54,6 @@ class NicBoard {
   // Whether a flow of ours has finished (as far as the flows were brought), and if so when it started moving and
   // when it finished; a finished flow is freed.
   bool finished(int flow, uint64_t* started_ns, uint64_t* done_ns);
-  int ranks() const { return ranks_; }
 
  private:
   static constexpr uint64_t kNotYet = UINT64_MAX;
@@ -75,14 +74,13 @@ class NicBoard {
   };
   static_assert(std::atomic<uint32_t>::is_always_lock_free, "the lock must work across processes");
 
-  NicBoard(Shared* s, int ranks, bool mapped) : s_(s), ranks_(ranks), mapped_(mapped) {}
+  NicBoard(Shared* s, bool mapped) : s_(s), mapped_(mapped) {}
   static Status check_ranks(int ranks);
   void lock();
   void unlock();
   void advance(uint64_t now_ns);  // under the lock
 
   Shared* s_;
-  int ranks_;
   bool mapped_;  // munmap at destruction; else delete
 };
 

@@ -346,8 +346,8 @@ int run_links(const LinksOptions& o) {
                                         std::to_string(each / share * 100).substr(0, 5) + " % of the setting / " +
                                         std::to_string(N) + ")" + (all_exact ? "" : " WRONG DATA");
             all_ok = all_ok && ok;
-            lines.push_back(report_bandwidth(backend, std::to_string(N) + "→1", bytes, gbps, worst_ms, each, all_exact,
-                                             verdict));
+            const std::string pair = std::to_string(N) + "→1";
+            lines.push_back(report_bandwidth(backend, pair, bytes, gbps, worst_ms, each, all_exact, verdict));
           }
         }
         if (pass == 1) {
