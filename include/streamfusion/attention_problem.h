@@ -36,6 +36,10 @@ struct QChunk {
   float* acc_m = nullptr;
   float* acc_l = nullptr;
   RowChunk out;  // written (O = Õ / l, in the problem's dtype) only when finalize is set; len must equal q.len
+  // Optional, finalize only: also write each row's log-sum-exp, lse = m + ln(l) (−inf for rows that saw no keys),
+  // dense fp32 [B, len, H] like acc_m. With O it is the partial in LSE form that another rank merges with its own
+  // (Device::merge_partial).
+  float* lse = nullptr;
 };
 
 struct KVChunk {

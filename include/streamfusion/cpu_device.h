@@ -11,6 +11,8 @@ class CpuDevice final : public Device {
   Status attention(const AttentionProblem& p) override;
   Status copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads, int64_t head_dim,
                    DType dtype) override;
+  Status merge_partials(const std::vector<PartialMerge>& merges, int64_t batch, int64_t heads, int64_t head_dim,
+                        DType dtype) override;
   Result<void*> alloc(size_t bytes) override;
   void free(void* p) override;
   Status copy_to_device(void* dst, const void* src_host, size_t bytes) override;

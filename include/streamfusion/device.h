@@ -35,6 +35,21 @@ class Device {
     for (const RowCopy& c : copies) SF_RETURN_IF_ERROR(copy_rows(c.dst, c.src, batch, heads, head_dim, dtype));
     return Status::ok();
   }
+  // Rows whose keys were split between two computations: `acc` (Õ, m, l) over some keys, left by attention calls
+  // that did not finalize (dense [B, len, H, D] and [B, len, H] fp32, as in QChunk), and `part` the finalized
+  // output and lse (QChunk::lse, dense [B, len, H]) of the same rows over the other keys, computed elsewhere.
+  // Writes the output over all keys into `out` (the problem's dtype): the merge of the two partials in fp32, so
+  // that only `part` was rounded before. Rows without keys on either side get 0.
+  struct PartialMerge {
+    const float* acc_o = nullptr;
+    const float* acc_m = nullptr;
+    const float* acc_l = nullptr;
+    RowChunk part_o;
+    const float* part_lse = nullptr;
+    RowChunk out;  // out.len == part_o.len: the rows
+  };
+  virtual Status merge_partials(const std::vector<PartialMerge>& merges, int64_t batch, int64_t heads,
+                                int64_t head_dim, DType dtype) = 0;
   // Plain local memory (device memory on GPUs). Never symmetric: use Comm::alloc_symmetric for that.
   virtual Result<void*> alloc(size_t bytes) = 0;
   virtual void free(void* p) = 0;

@@ -58,6 +58,17 @@ struct SpAttentionConfig {
   // 1-2 % faster per unit of work, but the three calls together did not. In [0, 1]; any value gives the same
   // result.
   double ring_lead_fraction = 1.0;
+  // A Torus level and no Ulysses level (SFU's T·R meshes), one-sided transport: each rank first computes its own
+  // rows against its own ring group's keys for every head (the diagonal blocks of rows × keys across Torus
+  // peers: no inter-machine transfer), and its Torus peers compute only the other blocks. A foreign stage then
+  // needs every pulled K/V set but its own rows' (the owner did those), so its output (normalized O and its
+  // log-sum-exp) leaves as soon as its last needed set is in, one set earlier than otherwise, and with two
+  // machines right after its Q landed; the owner merges it with its diagonal block (Device::merge_partials).
+  // The same bytes cross machines (plus one lse float per row and head); a ring inside the machines moves every
+  // head block of its home K/V instead of one (t times the intra-machine bytes of set 0). Torus transfers move
+  // whole (torus_chunks 0 or 1). Ignored for other meshes and two-sided transport. Any value gives the same
+  // result up to the rounding of the pushed partial to the input dtype.
+  bool local_diagonal = false;
   // A ring inside one machine and nothing else (mesh R<P>), one-sided transport: the most of its own rows any
   // rank may lend to, or borrow from, the others once rebalance() is given the ranks' speeds (row_loans.h).
   // Sizes the loan buffers, allocated once here. 0 (the default): no loans, and rebalance() refuses. At most 0.5.

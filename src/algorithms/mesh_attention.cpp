@@ -6,10 +6,11 @@ namespace sf {
 namespace detail {
 
 MeshAttention::~MeshAttention() {
-  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_})
+  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_, &lse_in_})
     if (b->id >= 0) (void)comm_.free_symmetric(*b);
   for (void* p : {qt_, pack_, ostage_, ring_k_, ring_v_, static_cast<void*>(acc_), borrow_q_, borrow_o_,
-                  static_cast<void*>(borrow_acc_)})
+                  static_cast<void*>(borrow_acc_), static_cast<void*>(dacc_), static_cast<void*>(lse_stage_),
+                  home_ring_k_, home_ring_v_})
     if (p) dev_.free(p);
 }
 
@@ -86,7 +87,11 @@ Status MeshAttention::init() {
   direct_ = u_ == 1 && t_ == 1;
   ring_in_machine_ = true;
   for (int y : gr_) ring_in_machine_ = ring_in_machine_ && comm_.topology().link(rank_, y) == LinkClass::kIntra;
-  c_ = choose_torus_chunks();
+  diagonal_ = local_diagonal_ && one_sided_ && t_ > 1 && u_ == 1;
+  if (diagonal_ && requested_chunks_ > 1)
+    return invalid_argument("local_diagonal moves whole Torus blocks: torus_chunks must be 0 (automatic) or 1; got " +
+                            std::to_string(requested_chunks_));
+  c_ = diagonal_ ? 1 : choose_torus_chunks();
   if (!(loan_limit_ >= 0.0 && loan_limit_ <= 0.5))
     return invalid_argument("row_loan_limit must be in [0, 0.5] (the most of its rows a rank lends or borrows); got " +
                             std::to_string(loan_limit_));
@@ -137,6 +142,19 @@ Status MeshAttention::init() {
   void* acc = nullptr;
   SF_RETURN_IF_ERROR(local(t_ * (acc_stride_ + 2 * acc_stride_ / shape_.head_dim) * sizeof(float), &acc));
   acc_ = static_cast<float*>(acc);
+  if (diagonal_) {
+    dacc_slot_ = shape_.batch * rows_of(rank_) * Ht_ * shape_.head_dim;
+    lse_slot_ = shape_.batch * max_rows * Ht_;
+    SF_RETURN_IF_ERROR(local(t_ * (dacc_slot_ + 2 * dacc_slot_ / shape_.head_dim) * sizeof(float), &acc));
+    dacc_ = static_cast<float*>(acc);
+    SF_RETURN_IF_ERROR(local(t_ * lse_slot_ * sizeof(float), &acc));
+    lse_stage_ = static_cast<float*>(acc);
+    SF_RETURN_IF_ERROR(symmetric(t_ * lse_slot_ * sizeof(float), &lse_in_));
+    if (r_ > 1) {
+      SF_RETURN_IF_ERROR(local((r_ - 1) * t_ * slot_bytes_, &home_ring_k_));
+      SF_RETURN_IF_ERROR(local((r_ - 1) * t_ * slot_bytes_, &home_ring_v_));
+    }
+  }
   if (loan_limit_ > 0.0) {
     loan_cap_rows_ = static_cast<int64_t>(std::ceil(loan_limit_ * static_cast<double>(max_rows)));
     const int64_t elems = shape_.batch * loan_cap_rows_ * Ht_ * shape_.head_dim;
@@ -153,6 +171,7 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   if (!q || !k || !v || !o) return invalid_argument("forward: q, k, v and o must all be given");
   SF_RETURN_IF_ERROR(scatter_ulysses(q, k, v));
   SF_RETURN_IF_ERROR(issue_torus());
+  if (diagonal_) return forward_local_diagonal(o);
 
   std::vector<int> all_stages(t_), foreign_stages;
   for (int i = 0; i < t_; ++i) all_stages[i] = i;

@@ -5,6 +5,23 @@
 
 namespace sf::detail {
 
+AttentionProblem MeshAttention::problem(int64_t batch, const std::vector<QChunk>& qs, const std::vector<KVChunk>& kvs,
+                                        AccumulatorMode mode, bool finalize) const {
+  AttentionProblem p;
+  p.dtype = shape_.dtype;
+  p.batch = batch;
+  p.heads = Ht_;
+  p.head_dim = shape_.head_dim;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(shape_.head_dim)));
+  p.q = qs.data();
+  p.num_q = static_cast<int32_t>(qs.size());
+  p.kv = kvs.data();
+  p.num_kv = static_cast<int32_t>(kvs.size());
+  p.mode = mode;
+  p.finalize = finalize;
+  return p;
+}
+
 Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv_parts,
                               AccumulatorMode mode, bool finalize, void* o, RowPart part) {
   const int64_t D = shape_.head_dim, row = Ht_ * D, B = shape_.batch;
@@ -15,6 +32,11 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
     float* acc_o = acc_ + i * acc_stride_;
     float* acc_m = acc_ + t_ * acc_stride_ + i * (acc_stride_ / D);
     float* acc_l = acc_m + t_ * (acc_stride_ / D);
+    if (diagonal_ && i == 0) {  // our rows of head block l: where the diagonal call left them
+      acc_o = dacc_ + l_ * dacc_slot_;
+      acc_m = dacc_ + t_ * dacc_slot_ + l_ * (dacc_slot_ / D);
+      acc_l = acc_m + t_ * (dacc_slot_ / D);
+    }
     for (int j = 0; j < qb.pieces(); ++j) {
       const int64_t n = qb.piece_len[j];
       // Our own rows go straight into the user's output; the rest wait in ostage_ to be pushed.
@@ -35,6 +57,8 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
         c.acc_o = acc_o + qb.piece_offset(j) + B * a * row;
         c.acc_m = acc_m + qb.piece_ml_offset(j) + B * a * Ht_;
         c.acc_l = acc_l + qb.piece_ml_offset(j) + B * a * Ht_;
+        // A foreign stage's partial under the local diagonal: its owner merges it, by its lse.
+        if (finalize && diagonal_ && i > 0) c.lse = lse_stage_ + i * lse_slot_ + qb.piece_ml_offset(j) + B * a * Ht_;
         if (finalize) {
           c.out = out_piece;
           c.out.data = static_cast<char*>(out_piece.data) + a * out_piece.stride_s * elem_;
@@ -60,19 +84,7 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
     }
   }
   if (qs.empty() || (kvs.empty() && !finalize && mode == AccumulatorMode::kResume)) return Status::ok();
-  AttentionProblem p;
-  p.dtype = shape_.dtype;
-  p.batch = B;
-  p.heads = Ht_;
-  p.head_dim = D;
-  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  p.q = qs.data();
-  p.num_q = static_cast<int32_t>(qs.size());
-  p.kv = kvs.data();
-  p.num_kv = static_cast<int32_t>(kvs.size());
-  p.mode = mode;
-  p.finalize = finalize;
-  return dev_.attention(p);
+  return dev_.attention(problem(B, qs, kvs, mode, finalize));
 }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,

@@ -3,6 +3,7 @@
 //   mesh_attention_exchange.cpp  A. Ulysses scatter, B. Torus pulls, C. the ring's transfers, D. output pushes
 //   mesh_attention_compute.cpp   C. the attention calls: which rows against which K/V, in how many calls
 //   mesh_attention_loans.cpp     row loans between ranks of a lone ring (row_loans.h)
+//   mesh_attention_diagonal.cpp  the local diagonal (SpAttentionConfig::local_diagonal)
 #pragma once
 
 #include <algorithm>
@@ -30,6 +31,7 @@ class MeshAttention final : public SpAttention {
         by_block_(config.foreign_rows_by_block),
         lead_fraction_(config.ring_lead_fraction),
         merge_sets_(config.merge_kv_sets),
+        local_diagonal_(config.local_diagonal),
         loan_limit_(config.row_loan_limit) {}
   ~MeshAttention() override;
 
@@ -110,6 +112,9 @@ class MeshAttention final : public SpAttention {
   };
   // One attention call: Q rows of `stages` (row segment q_seg of every piece, or all rows if -1) against every
   // part in `kv` (the kernel takes them as a list of chunks). Accumulators are laid out per (piece, segment).
+  // The problem of one call over Ht heads; it points into qs and kvs, which must outlive the call.
+  AttentionProblem problem(int64_t batch, const std::vector<QChunk>& qs, const std::vector<KVChunk>& kvs,
+                           AccumulatorMode mode, bool finalize) const;
   Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
                  bool finalize, void* o, RowPart part = RowPart::kAll);
   // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
@@ -126,8 +131,19 @@ class MeshAttention final : public SpAttention {
   // segment by segment as it lands, ring peers' rows of the same segment beside ours.
   Status pull_kv_by_segment(const std::vector<int>& all_stages, const std::vector<int>& foreign_stages,
                             std::vector<RingSet>* sets, std::vector<Handle>* out_recvs, void* o);
-  // only_stage >= 1: that foreign stage's output alone (one-sided).
+  // only_stage >= 1: that foreign stage's output alone (one-sided). With the local diagonal, its lse too.
   Status push_outputs(bool foreign, std::vector<Handle>* recvs, int only_stage = -1);
+
+  // ---- the local diagonal (SpAttentionConfig::local_diagonal; mesh_attention_diagonal.cpp)
+  // Phases C and D with the diagonal blocks computed at home: everything after the Torus pulls were issued.
+  Status forward_local_diagonal(void* o);
+  // Pulls every head block of the ring peers' home K/V (ring lane, after the compute so far) and lays out set 0
+  // (head block l) over them.
+  Status issue_home_ring(RingSet* set0);
+  // Our own rows against ring blocks [first, last) of our home K/V, every head block at once.
+  Status diagonal_call(int first, int last, AccumulatorMode mode);
+  // The finalized partials of our rows pushed by the Torus peers, merged with the diagonal blocks into `o`.
+  Status merge_pushed_partials(void* o);
   Status gather_outputs(void* o);
 
   // ---- row loans (row_loans.h; a ring inside one machine, one-sided)
@@ -158,6 +174,8 @@ class MeshAttention final : public SpAttention {
   const bool by_block_;         // SpAttentionConfig::foreign_rows_by_block
   const double lead_fraction_;  // SpAttentionConfig::ring_lead_fraction
   const bool merge_sets_;       // SpAttentionConfig::merge_kv_sets
+  const bool local_diagonal_;   // SpAttentionConfig::local_diagonal, as asked
+  bool diagonal_ = false;       // ... and in force (mesh and transport allow it)
   const double loan_limit_;     // SpAttentionConfig::row_loan_limit
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
@@ -180,6 +198,17 @@ class MeshAttention final : public SpAttention {
   void* ring_k_ = nullptr;        // [t][r-1] K RowBlocks from ring peers (kept: every Q stage reuses them)
   void* ring_v_ = nullptr;
   float* acc_ = nullptr;          // [t] accumulators: Õ slots, then m slots, then l slots
+  // The local diagonal: our rows' accumulators per head block (dense [t][B, n, Ht, D], then m, then l; head block
+  // l is stage 0's), the foreign stages' lse ([t] slots of lse_slot_ floats; slot 0 unused), the lse pushed to us
+  // per head block, and the ring peers' home K/V blocks ([r-1][t] slots).
+  float* dacc_ = nullptr;
+  int64_t dacc_slot_ = 0;  // B·n·Ht·D
+  float* lse_stage_ = nullptr;
+  SymmetricBuffer lse_in_;
+  int64_t lse_slot_ = 0;  // B·max rows·Ht
+  void* home_ring_k_ = nullptr;
+  void* home_ring_v_ = nullptr;
+  std::vector<std::vector<std::vector<Handle>>> home_arrived_;  // [r][head block p]: ring peer s's pulls of p
   const void* home_q_ = nullptr;  // this rank's Q rows of its own Torus sub-block (QU slot l, or user's Q)
   const void* home_k_ = nullptr;
   const void* home_v_ = nullptr;

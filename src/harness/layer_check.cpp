@@ -99,6 +99,10 @@ class CallCountingDevice final : public Device {
                    DType dtype) override {
     return inner_.copy_rows(dst, src, batch, heads, head_dim, dtype);
   }
+  Status merge_partials(const std::vector<PartialMerge>& merges, int64_t batch, int64_t heads, int64_t head_dim,
+                        DType dtype) override {
+    return inner_.merge_partials(merges, batch, heads, head_dim, dtype);
+  }
   Result<void*> alloc(size_t bytes) override { return inner_.alloc(bytes); }
   void free(void* p) override { inner_.free(p); }
   Status copy_to_device(void* dst, const void* src_host, size_t bytes) override {

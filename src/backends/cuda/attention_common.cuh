@@ -216,6 +216,14 @@ __device__ __forceinline__ void pack_p(const float (&s)[kNT][4], int kk, uint32_
   a[3] = MmaType<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
+// Finalize: row i's log-sum-exp (natural log; −inf without keys) where the chunk asks for it, by one of the
+// row's 4 threads, after the row sum st.l[i] was added up.
+template <int kDT>
+__device__ __forceinline__ void store_lse(const QChunkArgs& qc, const RowState<kDT>& st, int i, int t) {
+  if (qc.lse != nullptr && t == 0)
+    qc.lse[st.acc_row[i]] = st.l[i] > 0.f ? st.m[i] * kLn2 + __logf(st.l[i]) : -INFINITY;
+}
+
 // Writes O = Õ/l into q.out (finalize; rows with l = 0 get 0) or the accumulator back.
 template <typename T, int D>
 __device__ __forceinline__ void store_rows(const AttentionArgs& args, const QChunkArgs& qc, const QTile& qt, int b,
@@ -238,6 +246,7 @@ __device__ __forceinline__ void store_rows(const AttentionArgs& args, const QChu
       for (int j = 0; j < D / 8; ++j)
         *reinterpret_cast<uint32_t*>(dst + 8 * j) =
             MmaType<T>::pack(st.o[j][2 * i] * inv, st.o[j][2 * i + 1] * inv);
+      store_lse(qc, st, i, t);
     } else {
       float* dst = qc.acc_o + st.acc_row[i] * D + 2 * t;
 #pragma unroll

@@ -43,6 +43,7 @@ struct QChunkArgs {
   float* acc_l;
   uint16_t* out;
   int64_t out_sb, out_ss, out_sh;
+  float* lse;  // finalize only, may be null: m + ln(l) per row, indexed like acc_m
 };
 
 struct KVChunkArgs {

@@ -88,6 +88,7 @@ QChunkArgs q_args(const QChunk& c) {
   a.acc_o = c.acc_o, a.acc_m = c.acc_m, a.acc_l = c.acc_l;
   a.out = static_cast<uint16_t*>(c.out.data);
   a.out_sb = c.out.stride_b, a.out_ss = c.out.stride_s, a.out_sh = c.out.stride_h;
+  a.lse = c.lse;
   return a;
 }
 

@@ -38,6 +38,7 @@ __device__ __forceinline__ void store_rows_staged(const QChunkArgs& qc, const QT
     st.l[i] += __shfl_xor_sync(0xffffffffu, st.l[i], 1);
     st.l[i] += __shfl_xor_sync(0xffffffffu, st.l[i], 2);
     const float inv = st.l[i] > 0.f ? 1.f / st.l[i] : 0.f;
+    if (st.ok[i]) store_lse(qc, st, i, t);
     const int row = wg_row + 8 * i;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j)

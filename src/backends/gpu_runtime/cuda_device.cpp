@@ -106,6 +106,26 @@ Status CudaDevice::copy_rows_batch(const std::vector<RowCopy>& copies, int64_t b
                                                   std::to_string(heads) + " heads each");
 }
 
+// Merges of one row count share a launch (a layer's merges are its Torus peers' head blocks of our rows).
+Status CudaDevice::merge_partials(const std::vector<PartialMerge>& merges, int64_t batch, int64_t heads,
+                                  int64_t head_dim, DType dtype) {
+  if (merges.empty()) return Status::ok();
+  StreamTrace& trace = streams_->trace();
+  SF_RETURN_IF_ERROR(trace.mark_begin(streams_->compute()));
+  for (size_t first = 0; first < merges.size();) {
+    size_t n = 1;
+    while (first + n < merges.size() && n < kMaxBatchedMerges && merges[first + n].out.len == merges[first].out.len)
+      ++n;
+    SF_RETURN_IF_ERROR(merge_partials_kernel(merges.data() + first, static_cast<int>(n), batch, heads, head_dim, dtype,
+                                             streams_->compute()));
+    first += n;
+  }
+  if (!trace.on()) return Status::ok();
+  return trace.mark_end(streams_->compute(), "merge_partials x" + std::to_string(merges.size()) + ", " +
+                                                  std::to_string(batch * merges[0].out.len) + " rows x " +
+                                                  std::to_string(heads) + " heads each");
+}
+
 int64_t CudaDevice::fallback_calls() { return g_fallback_calls.load(std::memory_order_relaxed); }
 
 Status CudaDevice::copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads,

@@ -18,6 +18,8 @@ class CudaDevice final : public Device {
                    DType dtype) override;
   Status copy_rows_batch(const std::vector<RowCopy>& copies, int64_t batch, int64_t heads, int64_t head_dim,
                          DType dtype) override;
+  Status merge_partials(const std::vector<PartialMerge>& merges, int64_t batch, int64_t heads, int64_t head_dim,
+                        DType dtype) override;
   Result<void*> alloc(size_t bytes) override;
   void free(void* p) override;
   Status copy_to_device(void* dst, const void* src_host, size_t bytes) override;

@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include "streamfusion/attention_problem.h"
+#include "streamfusion/device.h"
 #include "streamfusion/status.h"
 
 namespace sf::gpu {
@@ -22,6 +23,11 @@ Status copy_rows_kernel(const RowChunk& dst, const RowChunk& src, int64_t batch,
 constexpr int kMaxBatchedCopies = 32;
 Status copy_rows_batch_kernel(const RowChunk* dst, const RowChunk* src, int n, int64_t batch, int64_t heads,
                               int64_t head_dim, DType dtype, cudaStream_t stream);
+
+// Device::merge_partials: up to kMaxBatchedMerges merges of one row count in one kernel.
+constexpr int kMaxBatchedMerges = 16;
+Status merge_partials_kernel(const Device::PartialMerge* merges, int n, int64_t batch, int64_t heads,
+                             int64_t head_dim, DType dtype, cudaStream_t stream);
 
 // Fills n elements with N(0, 1) samples; element i depends only on (seed, first_index + i), so every rank
 // can fill its slice of a global tensor and agree with a rank that fills the whole tensor.

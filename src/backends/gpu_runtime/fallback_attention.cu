@@ -140,6 +140,7 @@ __global__ void __launch_bounds__(kThreads) fallback_attention_kernel(const __gr
         store_elem(qc.out.data, b * qc.out.stride_b + row * qc.out.stride_s + h * qc.out.stride_h + d, p.dtype,
                    o[i] * inv);
     }
+    if (lane == 0 && qc.lse != nullptr) qc.lse[acc_row] = l > 0.f ? m + __logf(l) : -INFINITY;
   } else {
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {

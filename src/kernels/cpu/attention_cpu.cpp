@@ -93,6 +93,7 @@ Status cpu_attention(const AttentionProblem& p) {
             const float inv = l > 0.f ? 1.f / l : 0.f;
             const int64_t base = b * qc.out.stride_b + s * qc.out.stride_s + h * qc.out.stride_h;
             for (int64_t d = 0; d < D; ++d) store_from_float(qc.out.data, base + d, p.dtype, o[d] * inv);
+            if (qc.lse) qc.lse[ml] = l > 0.f ? m + std::log(l) : kNegInf;
           } else {
             qc.acc_m[ml] = m;
             qc.acc_l[ml] = l;

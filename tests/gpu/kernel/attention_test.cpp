@@ -34,6 +34,7 @@ struct Case {
   double scale_sign = 1.0;  // -1: a negative softmax scale (the kernels' non-folded softmax branch)
   void* stream = nullptr;   // the stream the calls run on
   int64_t out_lead = 0;     // the output starts this many elements into its buffer (4: only 8-byte aligned)
+  bool lse = false;         // finalize: also write each row's log-sum-exp (QChunk::lse), checked against the reference
 };
 
 struct DeviceRows {
@@ -100,7 +101,7 @@ void run_case(const Case& c) {
     hv.push_back(random_rows(rng, c.batch, len, c.heads, c.dim, 1.f, c.dtype));
   }
   std::vector<DeviceRows> dq, dk, dv, dout;
-  std::vector<DeviceBuffer> acc_o, acc_m, acc_l;
+  std::vector<DeviceBuffer> acc_o, acc_m, acc_l, lse;
   std::vector<RefAccumulator> init;
   std::vector<QChunk> qchunks;
   for (const HostRows& r : hq) {
@@ -136,6 +137,11 @@ void run_case(const Case& c) {
     qc.acc_m = static_cast<float*>(acc_m.back().get());
     qc.acc_l = static_cast<float*>(acc_l.back().get());
     qc.out = dout.back().view;
+    if (c.lse) {
+      lse.emplace_back(rows * 4);
+      lse.back().upload(std::vector<float>(rows, std::nanf("")));
+      qc.lse = static_cast<float*>(lse.back().get());
+    }
     qchunks.push_back(qc);
   }
   std::vector<KVChunk> kvchunks;
@@ -198,6 +204,20 @@ void run_case(const Case& c) {
             }
       for (size_t off = 0; off < out.size(); ++off)
         if (!touched[off] && out[off] != poison_bits(c.dtype)) ++bad_padding;
+      if (c.lse) {  // lse = m + ln(l) in natural units; −inf exactly for rows without keys
+        const auto got = lse[i].download<float>();
+        double max_lse_err = 0;
+        for (size_t row = 0; row < got.size(); ++row) {
+          if (acc.l[row] == 0) {
+            EXPECT_EQ(got[row], -INFINITY) << "row " << row << " saw no keys";
+            continue;
+          }
+          const double want = acc.m[row] + std::log(acc.l[row]);
+          max_lse_err = std::max(max_lse_err, std::fabs(got[row] - want) / (1 + std::fabs(want)));
+        }
+        std::printf("[%s] lse: max rel err %.3e over %zu rows\n", c.name.c_str(), max_lse_err, got.size());
+        EXPECT_LE(max_lse_err, 1e-4) << "lse";
+      }
     } else {
       const auto o = acc_o[i].download<float>();
       const auto m = acc_m[i].download<float>();
@@ -500,6 +520,31 @@ TEST(CudaAttention, OutputStagedOrNot) {
     c.finalize = false, c.heads = 4;
     run_case(c);
   }
+}
+
+// The finalized rows' log-sum-exp (QChunk::lse), which the local diagonal pushes with a partial output: several
+// chunks, a batch of two, resumed from a random accumulator with empty rows, and with the last wave in pieces.
+TEST(CudaAttention, LseWithFinalizedRows) {
+  for (int64_t dim : {64, 128}) {
+    Case c = make("lse d" + std::to_string(dim), DType::kBF16, dim, {200, 77}, {300, 129});
+    c.batch = 2, c.lse = true;
+    run_case(c);
+    c.name += " resumed", c.random_init = true;
+    run_case(c);
+    Case f = make("lse fp16 d" + std::to_string(dim) + " split", DType::kF16, dim, {640}, {512, 256});
+    f.lse = true, f.split = 1;
+    run_case(f);
+  }
+  {
+    ScopedEnv pieces("SF_CUDA_SPLIT_TAIL", "3");
+    Case p = make("lse pieces", DType::kBF16, 128, {384}, {1024});
+    p.lse = true;
+    run_case(p);
+  }
+  ScopedEnv registers("SF_CUDA_STAGE_OUTPUT", "0");
+  Case r = make("lse from registers", DType::kBF16, 128, {256}, {300});
+  r.lse = true;
+  run_case(r);
 }
 
 TEST(CudaAttention, RejectsBadArguments) {

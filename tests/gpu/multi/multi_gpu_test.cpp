@@ -260,6 +260,13 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           variants.back().torus_chunks = 1;
           variants.back().merge_kv_sets = !plan->config.merge_kv_sets;
         }
+        // A one-sided Torus level without Ulysses also runs with the local diagonal flipped: the diagonal blocks
+        // at home, the others' partials merged by their lse (Device::merge_partials).
+        if (plan->config.mesh.degree(LevelKind::kTorus) > 1 && plan->config.mesh.degree(LevelKind::kUlysses) == 1 &&
+            transport == Transport::kOneSided) {
+          variants.push_back(plan->config);
+          variants.back().local_diagonal = !plan->config.local_diagonal;
+        }
         for (const SpAttentionConfig& config : variants) {
           auto sp = take(SpAttention::create(rt->comm(), rt->device(), sh, config), "SpAttention::create");
           for (int rep = 0; rep < 2; ++rep) {  // twice: workspaces are reused across forwards
@@ -270,11 +277,11 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             REQUIRE_OK(ctx.synchronize());
             auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
-                   "%s %s %s/%s mesh %s lead %.2f merged sets %d loans %s rep %d: vs one GPU max abs %g rel L2 %g "
-                   "non-finite %lld",
+                   "%s %s %s/%s mesh %s lead %.2f merged sets %d diagonal %d loans %s rep %d: vs one GPU max abs %g "
+                   "rel L2 %g non-finite %lld",
                    sh.to_string().c_str(), topo.to_string().c_str(), scheme_name(scheme), transport_name(transport),
                    config.mesh.to_string().c_str(), config.ring_lead_fraction, config.merge_kv_sets ? 1 : 0,
-                   sp->loans_summary().c_str(), rep,
+                   config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), rep,
                    c.max_abs, c.rel_l2, static_cast<long long>(c.non_finite));
           }
           const LinkBytes got = rt->comm().bytes_moved();
@@ -292,10 +299,11 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
                    (unsigned long long)want.inter());
           }
           if (me == 0) {
-            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f merged sets %d loans %s ok so far (%d failures)\n",
+            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f merged sets %d diagonal %d loans %s ok so far (%d "
+                        "failures)\n",
                         scheme_name(scheme), transport_name(transport), topo.to_string().c_str(),
                         config.mesh.to_string().c_str(), config.ring_lead_fraction, config.merge_kv_sets ? 1 : 0,
-                        loans.empty() ? "none" : loans.c_str(), g_failures);
+                        config.local_diagonal ? 1 : 0, loans.empty() ? "none" : loans.c_str(), g_failures);
             std::fflush(stdout);
           }
         }

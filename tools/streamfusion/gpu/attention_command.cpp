@@ -41,6 +41,7 @@ struct AttentionOptions {
   std::string foreign_rows = "auto";       // auto (the planner), by-block or by-set: foreign_rows_by_block
   double ring_lead = -1.0;                 // < 0: the planner decides; else SpAttentionConfig::ring_lead_fraction
   std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
+  std::string diagonal = "auto";           // auto (the planner), on or off: local_diagonal
   double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
   double sustain_s = 0.0;                  // seconds of its own load before each timing, on top of the warm-ups
   std::string balance = "off";             // off | layer | share: row loans by the ranks' measured speeds
@@ -437,6 +438,7 @@ int run_attention(const AttentionOptions& o) {
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
+            if (o.diagonal != "auto") plan->config.local_diagonal = o.diagonal == "on";
             const bool lend = (!speeds.empty() || o.balance == "layer") && loans_apply(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
@@ -578,7 +580,7 @@ int run_attention(const AttentionOptions& o) {
               }
             }
             std::fflush(stdout);
-            char js[1536];
+            char js[2048];
             std::snprintf(js, sizeof js,
                           "{\"label\":\"%s\",\"batch\":%lld,\"seq\":%lld,\"heads\":%lld,\"head_dim\":%lld,"
                           "\"dtype\":\"%s\",\"topology\":\"%s\",\"inter_gbps\":%.3f,\"latency_us\":%.2f,"
@@ -589,7 +591,7 @@ int run_attention(const AttentionOptions& o) {
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"torus_segments\":%d,"
                           "\"plan_stagger_foreign_push\":%s,"
                           "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,"
-                          "\"plan_merge_kv_sets\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
+                          "\"plan_merge_kv_sets\":%s,\"plan_local_diagonal\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
                           dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
@@ -599,7 +601,8 @@ int run_attention(const AttentionOptions& o) {
                           sp->torus_segments(),
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
-                          plan->config.merge_kv_sets ? "true" : "false", loans.c_str(), ok ? "true" : "false");
+                          plan->config.merge_kv_sets ? "true" : "false",
+                          plan->config.local_diagonal ? "true" : "false", loans.c_str(), ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
               std::ofstream f(o.json, std::ios::app);
@@ -652,6 +655,10 @@ void register_gpu_attention_command(CLI::App& app) {
                   "Torus foreign rows over the pulled K/V sets (one segment per stage): auto (the planner), merged "
                   "(groups of doubling size, one call each) or each (one call per set)")
       ->check(CLI::IsMember({"auto", "merged", "each"}));
+  sub->add_option("--local-diagonal", o->diagonal,
+                  "one-sided Torus without Ulysses: auto (the planner), on (each rank computes its own rows against "
+                  "its own machine's keys for every head; its Torus peers push partial outputs merged by lse) or off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   sub->add_option("--sustain-s", o->sustain_s,
                   "seconds of its own load before each timing (the one-GPU layer, the compute share, every layer), "
                   "on top of the warm-ups: each is timed in the state its own sustained load brings the power-capped "

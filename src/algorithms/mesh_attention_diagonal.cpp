@@ -1,0 +1,157 @@
+// The local diagonal (SpAttentionConfig::local_diagonal): phases C and D when each rank computes its own rows
+// against its own ring group's keys for every head, and its Torus peers only the rest.
+//
+// Across the t Torus peers, a head block's rows × keys form a t × t matrix of blocks (rows of peer i, keys of
+// peer j's ring group). Plain Torus gives peer l every block of head block l: the foreign rows' output is final
+// only after the last K/V set has landed, so the push of (t-1)/t of a GPU's output waits for all of its pulls
+// (bench/sp/TRACES.md, session 13: 4x1 Flux S=16384 at 50 GB/s can end no sooner than 1.11x its transfer).
+// Here peer l takes the diagonal blocks (i, i) of every head block off the others' hands, its own (l, l) for
+// all heads, local data only, while its first pulls are in flight. Foreign rows i then need every pulled set
+// but set i, so their partial leaves one set earlier (with two machines, as soon as their Q has landed and
+// met our keys), and the owner merges it with its diagonal block. Same transfers, plus an lse per row and head.
+#include <cmath>
+
+#include "algorithms/mesh_attention_impl.h"
+
+namespace sf::detail {
+
+Status MeshAttention::issue_home_ring(RingSet* set0) {
+  set0->blocks.assign(r_, KVBlock{});
+  set0->blocks[0] = {block_of(rank_), const_cast<char*>(static_cast<const char*>(home_k_)),
+                     const_cast<char*>(static_cast<const char*>(home_v_))};
+  set0->arrived.assign(1, std::vector<std::vector<Handle>>(r_));
+  home_arrived_.assign(r_, std::vector<std::vector<Handle>>(t_));
+  for (int s = 1; s < r_; ++s) {
+    const int from = gr_[(k_ - s + r_) % r_];
+    const RowBlock theirs = block_of(from);
+    const size_t bytes = static_cast<size_t>(theirs.elems()) * elem_;
+    // Head block l first: the foreign rows' first call needs it, the diagonal call needs them all.
+    for (int n = 0; n < t_; ++n) {
+      const int p = (l_ + n) % t_;
+      char* k = slot(home_ring_k_, slot_bytes_, (s - 1) * t_ + p);
+      char* v = slot(home_ring_v_, slot_bytes_, (s - 1) * t_ + p);
+      // After the compute issued so far (the packing of our own home blocks, which the scatter's barrier made
+      // everyone's), so no detach: the peers' blocks were complete at that barrier.
+      SF_ASSIGN_OR_RETURN(Handle hk, comm_.get(k, ku_, p * slot_bytes_, from, bytes, Lane::kRing));
+      SF_ASSIGN_OR_RETURN(Handle hv, comm_.get(v, vu_, p * slot_bytes_, from, bytes, Lane::kRing));
+      if (p == l_) {
+        set0->blocks[s] = {theirs, k, v};
+        set0->arrived[0][s] = {hk, hv};
+      }
+      home_arrived_[s][p] = {hk, hv};
+    }
+  }
+  return Status::ok();
+}
+
+// One call over every head block: with B = 1 the t head blocks of a home buffer ([t] slots of [n, Ht, D]) are
+// the call's batch (stride: one slot), and the accumulator [t][n, Ht, D] is exactly the per-head-block slots.
+// With B > 1 a batch entry and a head block cannot share one stride: one call per head block.
+Status MeshAttention::diagonal_call(int first, int last, AccumulatorMode mode) {
+  if (first >= last) return Status::ok();
+  const int64_t D = shape_.head_dim, B = shape_.batch, row = Ht_ * D, n = rows_of(rank_);
+  const int64_t slot_elems = static_cast<int64_t>(slot_bytes_) / elem_;
+  for (int s = first; s < last; ++s)
+    for (int p = 0; p < t_; ++p) SF_RETURN_IF_ERROR(comm_.wait_all(home_arrived_[s][p]));
+  const int calls = B == 1 ? 1 : t_;
+  for (int c = 0; c < calls; ++c) {
+    const int64_t p0 = B == 1 ? 0 : c;  // first head block of this call
+    const int64_t batch = B == 1 ? t_ : B;
+    auto rows_at = [&](const void* base, int64_t len) {
+      return RowChunk{static_cast<char*>(const_cast<void*>(base)) + p0 * slot_bytes_, len,
+                      B == 1 ? slot_elems : len * row, row, D};
+    };
+    QChunk q;  // our rows of every head block in the call
+    q.q = rows_at(qu_.local, n);
+    q.acc_o = dacc_ + p0 * dacc_slot_;
+    q.acc_m = dacc_ + t_ * dacc_slot_ + p0 * (dacc_slot_ / D);
+    q.acc_l = dacc_ + t_ * dacc_slot_ + t_ * (dacc_slot_ / D) + p0 * (dacc_slot_ / D);
+    std::vector<KVChunk> kvs;
+    for (int s = first; s < last; ++s) {
+      if (s == 0) {
+        kvs.push_back({rows_at(ku_.local, n), rows_at(vu_.local, n)});
+        continue;
+      }
+      const int64_t len = rows_of(gr_[(k_ - s + r_) % r_]);
+      const void* k = slot(home_ring_k_, slot_bytes_, (s - 1) * t_);
+      const void* v = slot(home_ring_v_, slot_bytes_, (s - 1) * t_);
+      if (len > 0) kvs.push_back({rows_at(k, len), rows_at(v, len)});
+    }
+    if (n == 0 || (kvs.empty() && mode == AccumulatorMode::kResume)) continue;
+    const std::vector<QChunk> qs{q};
+    SF_RETURN_IF_ERROR(dev_.attention(problem(batch, qs, kvs, mode, false)));
+  }
+  return Status::ok();
+}
+
+Status MeshAttention::merge_pushed_partials(void* o) {
+  const int64_t D = shape_.head_dim, n = rows_of(rank_);
+  std::vector<Device::PartialMerge> merges;
+  for (int p = 0; p < t_; ++p) {
+    if (p == l_) continue;  // finalized in place by the last call
+    Device::PartialMerge m;
+    m.acc_o = dacc_ + p * dacc_slot_;
+    m.acc_m = dacc_ + t_ * dacc_slot_ + p * (dacc_slot_ / D);
+    m.acc_l = dacc_ + t_ * dacc_slot_ + t_ * (dacc_slot_ / D) + p * (dacc_slot_ / D);
+    m.part_o = dense_rows(static_cast<char*>(os_.local) + p * os_slot_bytes_, n, Ht_, D);  // u = 1: slot p
+    m.part_lse = static_cast<const float*>(lse_in_.local) + p * lse_slot_;
+    m.out = user_rows(o, head_offset(0, p));
+    merges.push_back(m);
+  }
+  return dev_.merge_partials(merges, shape_.batch, Ht_, D, shape_.dtype);
+}
+
+Status MeshAttention::forward_local_diagonal(void* o) {
+  std::vector<int> foreign_stages;
+  for (int i = 1; i < t_; ++i) foreign_stages.push_back(i);
+  std::vector<Handle> out_recvs;  // one-sided: the pushes complete at the last barrier
+  std::vector<RingSet> sets(t_);
+  // Foreign stage i has seen every set it needs once the last set other than its own rows' (i) is in.
+  const auto last_set = [&](int i) { return i == t_ - 1 ? t_ - 2 : t_ - 1; };
+  const auto finish_stage = [&](int i, const RingSet& set) -> Status {
+    SF_RETURN_IF_ERROR(ring_pass({i}, -1, set, 0, AccumulatorMode::kResume, true, o));
+    return push_outputs(true, &out_recvs, i);
+  };
+
+  // Our own block of every head block at once, on local data, while the first pulls are in flight.
+  SF_RETURN_IF_ERROR(issue_home_ring(&sets[0]));
+  SF_RETURN_IF_ERROR(diagonal_call(0, 1, AccumulatorMode::kInit));
+  // The foreign rows against our home keys as their Q lands, in groups of doubling size ({1}, {2, 3}, ...: a
+  // group's last Q lands while the stages before it compute). With two machines that is all they need.
+  for (int first = 1; first < t_; first *= 2) {
+    std::vector<int> group;
+    for (int i = first; i < std::min(2 * first, t_); ++i) {
+      SF_RETURN_IF_ERROR(comm_.wait_all(torus_q_[i][0]));
+      group.push_back(i);
+    }
+    if (t_ == 2) {
+      SF_RETURN_IF_ERROR(ring_pass(group, -1, sets[0], 0, AccumulatorMode::kInit, true, o));
+      SF_RETURN_IF_ERROR(push_outputs(true, &out_recvs, 1));
+    } else {
+      SF_RETURN_IF_ERROR(ring_pass(group, -1, sets[0], 0, AccumulatorMode::kInit, false, o));
+    }
+  }
+  // The ring peers' home blocks of every head block (copied while the calls above ran).
+  SF_RETURN_IF_ERROR(diagonal_call(1, r_, AccumulatorMode::kResume));
+
+  // Pulled K/V set x: every row but set x's own (they took it at home). A stage whose last set this is
+  // finalizes first and leaves at once; our own rows finalize with the last set, last.
+  for (int x = 1; x < t_; ++x) {
+    RingSet& set = sets[x];
+    SF_RETURN_IF_ERROR(issue_ring_set(x, -1, &set, &torus_kv_[x][0]));
+    SF_RETURN_IF_ERROR(comm_.wait_all(torus_kv_[x][0]));
+    std::vector<int> rest;
+    for (int i : foreign_stages)
+      if (i != x && last_set(i) != x) rest.push_back(i);
+    for (int i : foreign_stages)
+      if (i != x && last_set(i) == x) SF_RETURN_IF_ERROR(finish_stage(i, set));
+    if (x < t_ - 1) rest.push_back(0);
+    SF_RETURN_IF_ERROR(ring_pass(rest, -1, set, 0, AccumulatorMode::kResume, false, o));
+    if (x == t_ - 1) SF_RETURN_IF_ERROR(ring_pass({0}, -1, set, 0, AccumulatorMode::kResume, true, o));
+  }
+  // Every partial (and its lse) has landed, and no peer reads our buffers any more.
+  SF_RETURN_IF_ERROR(comm_.barrier_all());
+  return merge_pushed_partials(o);
+}
+
+}  // namespace sf::detail
