@@ -535,6 +535,7 @@ int run_attention(const AttentionOptions& o) {
             auto all = gpu::gather_strings(*ctx, "att/row/" + std::to_string(row_id++), mine);
             ATT_CHECK(all.status());
             const std::string loans = sp->loans_summary();
+            const int torus_segments = sp->torus_segments();
             sp.reset();
             if (rank != 0) continue;
             double ms = 0, max_abs = 0, rel = 0;
@@ -598,7 +599,7 @@ int run_attention(const AttentionOptions& o) {
                           o.latency_us, scheme_name(scheme), name.c_str(), transport_name(transport), backend,
                           plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, concurrent_ms, intra, inter, max_abs,
                           rel, bad, fallbacks, into[0] ? "true" : "false", plan->config.torus_chunks,
-                          sp->torus_segments(),
+                          torus_segments,
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
                           plan->config.merge_kv_sets ? "true" : "false",
