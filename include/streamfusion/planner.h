@@ -63,7 +63,8 @@ Result<Plan> recommend_plan(const Topology& topo, const AttentionShape& shape, c
 
 // Bytes rank `rank` moves per link class for one forward, derived from each level's schedule with the
 // sequence split evenly (E = B·(S/P)·H·D elements per tensor); see DESIGN.md section 5.
+// local_diagonal: with SpAttentionConfig::local_diagonal (where the mesh and transport take it).
 LinkBytes model_bytes(const Mesh& mesh, Transport transport, const Topology& topo, const AttentionShape& shape,
-                      int rank);
+                      int rank, bool local_diagonal = false);
 
 }  // namespace sf

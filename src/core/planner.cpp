@@ -1,6 +1,7 @@
 #include "streamfusion/planner.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 
@@ -136,7 +137,7 @@ struct ModeledTraffic {
 };
 
 ModeledTraffic model_traffic(const Mesh& mesh, Transport transport, const Topology& topo, const AttentionShape& shape,
-                             int rank) {
+                             int rank, bool local_diagonal = false) {
   ModeledTraffic out;
   const int P = topo.world_size();
   const double E = static_cast<double>(shape.batch) * shape.seq_len / P * shape.heads * shape.head_dim *
@@ -161,6 +162,14 @@ ModeledTraffic model_traffic(const Mesh& mesh, Transport transport, const Topolo
   const int me = mesh.index_in(LevelKind::kRing, rank);
   bool ring_in_machine = true;
   for (int peer : ring) ring_in_machine = ring_in_machine && topo.link(rank, peer) == LinkClass::kIntra;
+  // The local diagonal: an lse float per pushed row and head beside each foreign output piece, and the ring pulls
+  // every head block of its peers' home K/V (t of them) where it pulled one.
+  const bool diagonal = local_diagonal && t > 1 && u == 1 && transport == Transport::kOneSided;
+  if (diagonal) {
+    const double lse = E / (shape.head_dim * dtype_size(shape.dtype)) * sizeof(float) / t;
+    for (int peer : mesh.group(LevelKind::kTorus, rank)) add(out.overlapped, peer, lse);
+    for (int peer : mesh.group(LevelKind::kRing, rank)) add(out.overlapped, peer, 2.0 * E / t * (t - 1));
+  }
   if (transport == Transport::kOneSided) {
     for (int peer : ring) add(out.overlapped, peer, 2.0 * E);
   } else if (r > 1) {
@@ -172,8 +181,8 @@ ModeledTraffic model_traffic(const Mesh& mesh, Transport transport, const Topolo
 }  // namespace
 
 LinkBytes model_bytes(const Mesh& mesh, Transport transport, const Topology& topo, const AttentionShape& shape,
-                      int rank) {
-  ModeledTraffic m = model_traffic(mesh, transport, topo, shape, rank);
+                      int rank, bool local_diagonal) {
+  ModeledTraffic m = model_traffic(mesh, transport, topo, shape, rank, local_diagonal);
   m.exposed += m.overlapped;
   m.exposed += m.between_calls;
   return m.exposed;
@@ -271,6 +280,21 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
     const double before_ms = plan.compute_ms * (1.0 + (t - 1.0) * (t - 1.0)) / (1.0 * t * t);
     plan.config.foreign_rows_by_block = landed_ms > before_ms;
   }
+  // The local diagonal (one-sided, a Torus level without Ulysses) where the inter-machine transfer is not small
+  // next to the compute: its foreign output leaves a K/V set earlier, at the price of t more attention calls and a
+  // merge. On 4 emulated machines (4x H100, 2026-11-28, bench/sp/results/h100x4-2026-11-28-diagonal/): 1.02-1.07x
+  // faster where the transfer is at least 0.8 of the compute (Flux S=16384 at 50 GB/s, every Flux and CogVideoX cell
+  // at 6.25 GB/s), 0.98-0.99x where it is about half or less (Flux S=36864 and CogVideoX S=81920 at 50 GB/s).
+  if (t > 1 && plan.config.mesh.degree(LevelKind::kUlysses) == 1 && plan.config.transport == Transport::kOneSided) {
+    const double inter_ms = sum.inter() / P / (speeds.inter_gbps * 1e6);
+    plan.config.local_diagonal = inter_ms >= 0.6 * plan.compute_ms;
+    if (plan.config.local_diagonal) {  // its lse and ring bytes in the plan's figures (the modeled layer ignores them)
+      LinkBytes with;
+      for (int g = 0; g < P; ++g) with += model_bytes(plan.config.mesh, plan.config.transport, topo, shape, g, true);
+      for (int c = 0; c < kNumLinkClasses; ++c) plan.bytes_per_gpu.bytes[c] = with.bytes[c] / P;
+      plan.comm_time_ms = ms(with);
+    }
+  }
   const Mesh& m = plan.config.mesh;
   char buf[640];
   std::snprintf(buf, sizeof buf,
@@ -289,6 +313,10 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
     plan.explanation += "; the foreign output is pushed stage by stage (it outlasts our own rows' last call)";
   if (plan.config.merge_kv_sets && !plan.config.foreign_rows_by_block)
     plan.explanation += "; the foreign rows take the later K/V sets in groups of doubling size (they land in time)";
+  if (plan.config.local_diagonal)
+    plan.explanation += "; each rank computes its own rows against its own machine's keys for every head, and the "
+                        "foreign rows' partial output leaves a K/V set earlier (the transfers are not small next to "
+                        "the compute)";
   if (plan.config.foreign_rows_by_block)
     plan.explanation += "; the foreign rows take each K/V set's Torus block before its ring copies (the layer "
                         "waits for the set)";
@@ -327,14 +355,16 @@ Result<Plan> recommend_plan(const Topology& topo, const AttentionShape& shape, c
     if (p) candidates.push_back(std::move(p).value());
   }
   if (candidates.empty()) return infeasible("no scheme fits " + shape.to_string() + " on " + topo.to_string());
-  // Lowest modeled time; among plans within 1 % of it, the fewest inter-machine bytes (the scarce link), then the
-  // one-sided transport (copy engines, no SMs: SFU over NVSHMEM beat SFU over NCCL in all 25 settings of run 23,
+  // Lowest modeled time; among plans within 1 % of it, the fewest inter-machine bytes (the scarce link; within 1 %
+  // counts as equal: the local diagonal's lse floats add about 1/(8D) to Q, K, V and O), then the one-sided
+  // transport (copy engines, no SMs: SFU over NVSHMEM beat SFU over NCCL in all 25 settings of run 23,
   // bench/sp/RESULTS.md).
   double fastest = candidates[0].layer_ms;
   for (const Plan& p : candidates) fastest = std::min(fastest, p.layer_ms);
   const Plan* best = nullptr;
   auto better = [](const Plan& a, const Plan& b) {
-    if (a.bytes_per_gpu.inter() != b.bytes_per_gpu.inter()) return a.bytes_per_gpu.inter() < b.bytes_per_gpu.inter();
+    const double ai = static_cast<double>(a.bytes_per_gpu.inter()), bi = static_cast<double>(b.bytes_per_gpu.inter());
+    if (std::abs(ai - bi) > 0.01 * std::max(ai, bi)) return ai < bi;
     return a.config.transport == Transport::kOneSided && b.config.transport != Transport::kOneSided;
   };
   for (const Plan& p : candidates)

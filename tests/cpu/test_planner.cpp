@@ -92,6 +92,10 @@ TEST_P(ClosedForms, CountedBytesMatch) {
     want_inter = 4 * E * (M - 1) / M;
     want_intra = 2 * E * (N - 1);
   }
+  if (plan->config.local_diagonal) {  // an lse float per pushed row and head; every head block of set 0's ring
+    want_inter += E / 16 * (M - 1) / M;
+    want_intra += 2 * E * (N - 1) * (M - 1) / M;
+  }
   for (int g = 0; g < P; ++g) {
     EXPECT_DOUBLE_EQ(static_cast<double>(r->bytes[g].inter()), want_inter) << "rank " << g << " " << plan->explanation;
     EXPECT_DOUBLE_EQ(static_cast<double>(r->bytes[g].intra()), want_intra) << "rank " << g << " " << plan->explanation;
@@ -109,7 +113,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 // The lemma, on the model (which the sweep and ClosedForms tie to counted bytes): mean inter-machine bytes
 // per GPU of TAS/Torus/SFU ≤ USP's whenever USP runs its Ulysses inside the machine (H % N == 0) and the
-// TAS rule gives u = M (H % M == 0); equal at M = 2.
+// TAS rule gives u = M (H % M == 0); equal at M = 2. Q, K, V and O only: where the planner takes the local diagonal,
+// its pushed partials carry an lse float per row and head on top (1/(2D) of the O bytes in bf16), not counted here.
 TEST(Planner, LemmaStreamFusionNeverMovesMoreInterMachineBytesThanUsp) {
   int checked = 0;
   for (int M = 2; M <= 16; ++M)
@@ -121,9 +126,11 @@ TEST(Planner, LemmaStreamFusionNeverMovesMoreInterMachineBytesThanUsp) {
         const Plan usp = make_plan(Scheme::kUsp, topo, shape).value();
         for (Scheme s : {Scheme::kTas, Scheme::kTorus, Scheme::kSfu}) {
           const Plan p = make_plan(s, topo, shape).value();
-          EXPECT_LE(p.bytes_per_gpu.inter(), usp.bytes_per_gpu.inter()) << p.explanation << " vs " << usp.explanation;
+          const uint64_t lse = p.config.local_diagonal ? static_cast<uint64_t>(64 * H * 4) * (M - 1) / M : 0;
+          EXPECT_LE(p.bytes_per_gpu.inter() - lse, usp.bytes_per_gpu.inter()) << p.explanation << " vs "
+                                                                               << usp.explanation;
           if (M == 2) {
-            EXPECT_EQ(p.bytes_per_gpu.inter(), usp.bytes_per_gpu.inter()) << p.explanation;
+            EXPECT_EQ(p.bytes_per_gpu.inter() - lse, usp.bytes_per_gpu.inter()) << p.explanation;
           }
           ++checked;
         }
@@ -249,6 +256,26 @@ TEST(Planner, MergesKvSetsThatLandInTime) {
   EXPECT_FALSE(make_plan(Scheme::kSfu, {4, 1}, flux16k, "", {}, fast).value().config.merge_kv_sets);
   EXPECT_FALSE(make_plan(Scheme::kSfu, {4, 1}, flux36k, "", Transport::kTwoSided, fast).value().config.merge_kv_sets);
   EXPECT_FALSE(make_plan(Scheme::kTorus, {4, 1}, flux36k, "", {}, fast).value().config.merge_kv_sets);
+}
+
+// The local diagonal where the inter-machine transfer is at least 0.6 of the compute (measured: 1.02-1.07x there,
+// 0.98-0.99x on compute-bound cells): Flux S=16384 at 50 GB/s on 2x2 (1.0 ms of transfer against 1.2 ms of
+// compute at 650 TFLOP/s) and 4x1, every cell at 6.25 GB/s; not Flux S=36864 at 50 GB/s (2.3 and 3.4 against
+// 6.4 ms), not two-sided, not with a Ulysses level, never without machines to cross.
+TEST(Planner, TakesTheLocalDiagonalWhereTransfersAreNotSmall) {
+  const LinkSpeeds fast{300, 50, 650}, slow{300, 6.25, 650};
+  const AttentionShape flux16k{1, 16384, 24, 128, DType::kBF16}, flux36k{1, 36864, 24, 128, DType::kBF16};
+  const Plan short_2x2 = make_plan(Scheme::kSfu, {2, 2}, flux16k, "", {}, fast).value();
+  EXPECT_TRUE(short_2x2.config.local_diagonal) << short_2x2.explanation;
+  EXPECT_NE(short_2x2.explanation.find("own machine's keys"), std::string::npos) << short_2x2.explanation;
+  EXPECT_TRUE(make_plan(Scheme::kSfu, {4, 1}, flux16k, "", {}, fast).value().config.local_diagonal);
+  EXPECT_TRUE(make_plan(Scheme::kSfu, {4, 1}, flux36k, "", {}, slow).value().config.local_diagonal);
+  EXPECT_TRUE(make_plan(Scheme::kSfu, {2, 2}, flux36k, "", {}, slow).value().config.local_diagonal);
+  EXPECT_FALSE(make_plan(Scheme::kSfu, {2, 2}, flux36k, "", {}, fast).value().config.local_diagonal);
+  EXPECT_FALSE(make_plan(Scheme::kSfu, {4, 1}, flux36k, "", {}, fast).value().config.local_diagonal);
+  EXPECT_FALSE(make_plan(Scheme::kSfu, {4, 1}, flux16k, "", Transport::kTwoSided, fast).value().config.local_diagonal);
+  EXPECT_FALSE(make_plan(Scheme::kSfu, {2, 2}, flux16k, "T2U2", {}, fast).value().config.local_diagonal);
+  EXPECT_FALSE(make_plan(Scheme::kSfu, {1, 4}, flux16k, "", {}, fast).value().config.local_diagonal);
 }
 
 }  // namespace

@@ -66,7 +66,8 @@ TEST_P(SpAttentionSweep, MatchesFloat64Reference) {
   EXPECT_LT(r->error.rel(), 1e-5) << plan->explanation;
   if (c.divisible) {
     for (int g = 0; g < P; ++g) {
-      const LinkBytes want = model_bytes(plan->config.mesh, plan->config.transport, c.topo, shape, g);
+      const LinkBytes want =
+          model_bytes(plan->config.mesh, plan->config.transport, c.topo, shape, g, plan->config.local_diagonal);
       EXPECT_EQ(r->bytes[g].intra(), want.intra()) << "rank " << g << " " << plan->explanation;
       EXPECT_EQ(r->bytes[g].inter(), want.inter()) << "rank " << g << " " << plan->explanation;
     }
@@ -122,7 +123,7 @@ TEST_P(ExplicitMeshes, MatchFloat64Reference) {
     EXPECT_LT(r->error.rel(), 1e-5) << plan->explanation;
     if (even)
       for (int g = 0; g < P; ++g) {
-        const LinkBytes want = model_bytes(plan->config.mesh, c.transport, c.topo, shape, g);
+        const LinkBytes want = model_bytes(plan->config.mesh, c.transport, c.topo, shape, g, plan->config.local_diagonal);
         EXPECT_EQ(r->bytes[g].intra(), want.intra()) << "rank " << g;
         EXPECT_EQ(r->bytes[g].inter(), want.inter()) << "rank " << g;
       }
@@ -220,6 +221,7 @@ TEST(TorusChunks, AnySegmentCountIsExact) {
         Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, tr);
         ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
         plan->config.torus_chunks = chunks;
+        plan->config.local_diagonal = false;  // its own tests: test_local_diagonal.cpp
         const LayerInputs in = make_random_inputs(shape, chunks * 31 + 1);
         ThreadRunOptions opt;
         opt.iterations = 2;
@@ -254,6 +256,7 @@ TEST(TorusChunks, AutomaticChoiceFollowsCallSizeAndTheRingRelay) {
     Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, c.transport);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.torus_chunks = 0;
+    plan->config.local_diagonal = false;  // its own tests: test_local_diagonal.cpp
     const LayerInputs in = make_random_inputs(shape, 5);
     ThreadRunOptions opt;
     opt.busy_query_tiles = c.busy;
@@ -265,6 +268,7 @@ TEST(TorusChunks, AutomaticChoiceFollowsCallSizeAndTheRingRelay) {
     EXPECT_LT(r->error.rel(), 1e-5) << what;
     // The same segments asked for explicitly: the same calls.
     plan->config.torus_chunks = c.segments;
+    plan->config.local_diagonal = false;  // its own tests: test_local_diagonal.cpp
     Result<ThreadRunResult> same = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, {});
     ASSERT_TRUE(same.is_ok()) << same.status().to_string();
     EXPECT_EQ(same->torus_segments, c.segments) << what;
@@ -327,6 +331,7 @@ void expect_schedule(const std::vector<ScheduleCase>& cases, uint64_t seed) {
       Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
       ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
       plan->config.torus_chunks = c.chunks;
+      plan->config.local_diagonal = false;  // its own tests: test_local_diagonal.cpp
       plan->config.stagger_foreign_push = false;  // its own test below (the planner would stagger this tiny layer)
       plan->config.foreign_rows_by_block = false;  // its own test below
       const LayerInputs in = make_random_inputs(shape, seed);
@@ -365,6 +370,7 @@ void expect_compute_bound_calls(const char* mesh, Topology topo, bool stagger, b
     Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, tr);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.torus_chunks = 1;
+    plan->config.local_diagonal = false;
     plan->config.stagger_foreign_push = stagger;
     plan->config.foreign_rows_by_block = by_block;
     plan->config.merge_kv_sets = merge_sets;
@@ -457,6 +463,7 @@ TEST(MeshSchedule, MergedKvSetsAreExactOnUnevenShapes) {
         Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
         ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
         plan->config.torus_chunks = 1;
+        plan->config.local_diagonal = false;  // its own tests: test_local_diagonal.cpp
         plan->config.stagger_foreign_push = stagger;
         plan->config.foreign_rows_by_block = false;
         plan->config.merge_kv_sets = true;
@@ -495,6 +502,7 @@ TEST(MeshSchedule, RingLeadRowsAreExactForAnyShare) {
       Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
       ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
       plan->config.torus_chunks = 1;
+      plan->config.local_diagonal = false;  // its own tests: test_local_diagonal.cpp
       plan->config.stagger_foreign_push = false;
       plan->config.foreign_rows_by_block = false;
       plan->config.ring_lead_fraction = c.lead;
