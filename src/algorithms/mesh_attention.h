@@ -16,6 +16,9 @@
 //     itself splits the last wave of a call along K/V (src/backends/cuda/tail_split.h).
 //  D. Push O: the last call finalizes the foreign rows first and pushes each output piece straight to the
 //     rank that owns those rows (Torus push and the Ulysses return in one hop), then the rank's own rows.
+//  With the local diagonal (SpAttentionConfig::local_diagonal, mesh_attention_diagonal.cpp) C and D change: each
+//  rank first computes its own rows against its own ring group's keys for every head block, the foreign rows
+//  skip their own machine's set and push a partial (O and lse) as soon as the rest is in, and the owner merges.
 //
 // Degree-1 levels vanish: Ring = R_P, Ulysses = U_P, USP = R·U, TAS = U·R, SFU = T·R (+U inside).
 #pragma once
