@@ -361,7 +361,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> topo_s = {"1x4", "2x2", "4x1"};
   std::vector<std::string> seqs = {"1021", "1024"};
   std::vector<std::string> dims = {"64", "128"};
-  int64_t heads = 8;
+  int64_t heads = 8, batch = 1;
   double gbps = 50.0, timeout_s = 120.0;
   bool cpu_bytes = true;
   std::string fault;
@@ -369,6 +369,8 @@ int main(int argc, char** argv) {
   app.add_option("--seq", seqs, "Sequence lengths");
   app.add_option("--head-dims", dims, "Head dims");
   app.add_option("--heads", heads, "Heads");
+  app.add_option("--batch", batch, "Batch size (B > 1 takes other paths: the local diagonal's per-head-block calls)")
+      ->check(CLI::Range(int64_t{1}, int64_t{64}));
   app.add_option("--gbps", gbps, "Emulated inter-machine GB/s");
   app.add_option("--timeout", timeout_s, "Watchdog timeout, s");
   app.add_option("--fault", fault,
@@ -403,7 +405,7 @@ int main(int argc, char** argv) {
   for (const auto& d : sf::cli::split_list(dims)) {
     for (const auto& s : sf::cli::split_list(seqs)) {
       LayerCase lc;
-      lc.shape.batch = 1;
+      lc.shape.batch = batch;
       lc.shape.seq_len = std::stoll(s);
       lc.shape.heads = heads;
       lc.shape.head_dim = std::stoll(d);
