@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cli_exit.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {
@@ -12,6 +13,5 @@ int main(int argc, char** argv) {
 #ifdef STREAMFUSION_HAVE_GPU_RUNTIME
   sf::cli::register_gpu_commands(app);
 #endif
-  CLI11_PARSE(app, argc, argv);
-  return sf::cli::exit_code();
+  return sf::cli::parse_and_run(app, argc, argv, sf::cli::exit_code);
 }

@@ -20,6 +20,11 @@ void ShapeOptions::add_to(CLI::App* cmd) {
                   "sizes allow)")
       ->check(CLI::Range(-1, 1024))
       ->capture_default_str();
+  cmd->add_option("--local-diagonal", local_diagonal,
+                  "one-sided Torus without Ulysses: auto (the planner), on (each rank computes its own rows against its "
+                  "own machine's keys for every head; Torus peers push partial outputs merged by lse) or off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   cmd->add_option("--intra-gbps", intra_gbps, "intra-machine GB/s per GPU for the modeled time")->capture_default_str();
   cmd->add_option("--inter-gbps", inter_gbps, "inter-machine GB/s per GPU for the modeled time")->capture_default_str();
   cmd->add_flag("--json", json, "print JSON instead of a table");
@@ -73,7 +78,7 @@ Result<std::vector<Plan>> ShapeOptions::plans() const {
       continue;
     }
     SF_RETURN_IF_ERROR(p.status());
-    if (torus_chunks >= 0) p->config.torus_chunks = torus_chunks;
+    apply_layout_choices(torus_chunks, local_diagonal, &p->config);
     out.push_back(std::move(p).value());
   }
   return out;

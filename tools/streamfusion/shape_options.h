@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "layout_choices.h"
 #include "streamfusion/attention_shape.h"
 #include "streamfusion/planner.h"
 #include "streamfusion/topology.h"
@@ -20,6 +21,7 @@ struct ShapeOptions {
   std::string mesh;       // explicit mesh for a single scheme
   std::string transport;  // "", "one-sided", "two-sided"
   int torus_chunks = -1;  // -1: the planner decides; 0: automatic by call size; n: n segments
+  std::string local_diagonal = "auto";  // auto (the planner), on or off: SpAttentionConfig::local_diagonal
   double intra_gbps = 300, inter_gbps = 50;
   bool json = false;
 

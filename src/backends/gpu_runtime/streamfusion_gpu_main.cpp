@@ -1,12 +1,12 @@
 // streamfusion-gpu: the GPU subcommands alone (same code as in `streamfusion`), for GPU machines and tests.
 #include <CLI/CLI.hpp>
 
+#include "../cli_exit.h"
 #include "gpu_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"StreamFusion GPU tools: launch, gpu-attention, gpu-links"};
   app.require_subcommand(1);
   sf::cli::register_gpu_commands(app);
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  return sf::cli::parse_and_run(app, argc, argv, [] { return 0; });
 }

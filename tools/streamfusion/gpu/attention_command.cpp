@@ -20,6 +20,7 @@
 
 #include "gpu_commands.h"
 #include "gpu_runtime.h"
+#include "../layout_choices.h"
 #include "streamfusion/planner.h"
 #include "streamfusion/sp_attention.h"
 
@@ -433,12 +434,11 @@ int run_attention(const AttentionOptions& o) {
                                          plan.status().to_string().c_str());
               continue;
             }
-            if (o.torus_chunks >= 0) plan->config.torus_chunks = o.torus_chunks;
+            apply_layout_choices(o.torus_chunks, o.diagonal, &plan->config);
             if (o.foreign_push != "auto") plan->config.stagger_foreign_push = o.foreign_push == "staggered";
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
-            if (o.diagonal != "auto") plan->config.local_diagonal = o.diagonal == "on";
             const bool lend = (!speeds.empty() || o.balance == "layer") && loans_apply(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
