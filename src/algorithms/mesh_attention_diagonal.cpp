@@ -30,14 +30,13 @@ Status MeshAttention::issue_home_ring(RingSet* set0) {
       const int p = (l_ + n) % t_;
       char* k = slot(home_ring_k_, slot_bytes_, (s - 1) * t_ + p);
       char* v = slot(home_ring_v_, slot_bytes_, (s - 1) * t_ + p);
+      if (p == l_) set0->blocks[s] = {theirs, k, v};
+      if (bytes == 0) continue;  // a peer without rows (S < P)
       // After the compute issued so far (the packing of our own home blocks, which the scatter's barrier made
       // everyone's), so no detach: the peers' blocks were complete at that barrier.
       SF_ASSIGN_OR_RETURN(Handle hk, comm_.get(k, ku_, p * slot_bytes_, from, bytes, Lane::kRing));
       SF_ASSIGN_OR_RETURN(Handle hv, comm_.get(v, vu_, p * slot_bytes_, from, bytes, Lane::kRing));
-      if (p == l_) {
-        set0->blocks[s] = {theirs, k, v};
-        set0->arrived[0][s] = {hk, hv};
-      }
+      if (p == l_) set0->arrived[0][s] = {hk, hv};
       home_arrived_[s][p] = {hk, hv};
     }
   }

@@ -36,8 +36,8 @@ Result<ThreadRunResult> run_case(const DiagonalCase& c, DType dtype, Transport t
 }
 
 // Two, three, four and eight machines, a ring inside them or none, a batch of one (one diagonal call over every
-// head block) and of two (one per head block), uneven sequence splits: exact in fp32, every output element written
-// (the outputs are poisoned), and twice in a row (the buffers are reused).
+// head block) and of two (one per head block), uneven sequence splits: exact in fp32, every output element
+// written (the outputs are poisoned), and twice in a row (the buffers are reused).
 TEST(LocalDiagonal, IsExactOnEveryTorusMesh) {
   const DiagonalCase cases[] = {
       {"T2", {2, 1}, 1, 64, 4},    {"T2R2", {2, 2}, 1, 61, 4}, {"T4", {4, 1}, 1, 70, 8},  {"T4", {4, 1}, 2, 53, 8},
