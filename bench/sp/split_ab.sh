@@ -9,7 +9,8 @@
 #                                   SF_AB_ROUNDS (default 2), SF_AB_SHAPE (default "-H 24 -D 128")
 # e.g. SF_AB_VAR=SF_CUDA_COMM_SMS SF_AB_VALUES="0 2": leave two SMs to communication kernels or not.
 # SF_AB_FLAG (a gpu-attention option) compares that option's two values instead of an environment variable, e.g.
-# SF_AB_FLAG=--foreign-rows SF_AB_VALUES="by-set by-block", or --foreign-push "together staggered".
+# SF_AB_FLAG=--foreign-rows SF_AB_VALUES="by-set by-block", --foreign-push "together staggered", or
+# --local-diagonal "off on".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh
