@@ -5,10 +5,10 @@
 // peer j's ring group). Plain Torus gives peer l every block of head block l: the foreign rows' output is final
 // only after the last K/V set has landed, so the push of (t-1)/t of a GPU's output waits for all of its pulls
 // (bench/sp/TRACES.md, session 13: 4x1 Flux S=16384 at 50 GB/s can end no sooner than 1.11x its transfer).
-// Here peer l takes the diagonal blocks (i, i) of every head block off the others' hands, its own (l, l) for
-// all heads, local data only, while its first pulls are in flight. Foreign rows i then need every pulled set
-// but set i, so their partial leaves one set earlier (with two machines, as soon as their Q has landed and
-// met our keys), and the owner merges it with its diagonal block. Same transfers, plus an lse per row and head.
+// Here each peer l computes the diagonal block (l, l) of every head block itself, on local data, while its
+// first pulls are in flight, and no peer computes another's. Foreign rows i then need every pulled set but
+// set i, so their partial leaves one set earlier (with two machines, as soon as their Q has landed and met our
+// keys), and the owner merges it with its diagonal block. Same transfers, plus an lse per row and head.
 #include <cmath>
 
 #include "algorithms/mesh_attention_impl.h"
