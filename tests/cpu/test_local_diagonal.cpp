@@ -168,7 +168,8 @@ TEST(LocalDiagonal, CpuMergeOfTwoPartialsEqualsOneCall) {
     m.part_lse = lse.data();
     m.out = dense_rows(merged.data(), n, H, D);
     ASSERT_TRUE(dev.merge_partials({m}, B, H, D, DType::kF32).is_ok());
-    for (size_t i = 0; i < whole.size(); ++i) ASSERT_NEAR(merged[i], whole[i], 1e-5) << "split " << split << " at " << i;
+    for (size_t i = 0; i < whole.size(); ++i)
+      ASSERT_NEAR(merged[i], whole[i], 1e-5) << "split " << split << " at " << i;
   }
 }
 

@@ -123,7 +123,8 @@ TEST_P(ExplicitMeshes, MatchFloat64Reference) {
     EXPECT_LT(r->error.rel(), 1e-5) << plan->explanation;
     if (even)
       for (int g = 0; g < P; ++g) {
-        const LinkBytes want = model_bytes(plan->config.mesh, c.transport, c.topo, shape, g, plan->config.local_diagonal);
+        const LinkBytes want =
+            model_bytes(plan->config.mesh, c.transport, c.topo, shape, g, plan->config.local_diagonal);
         EXPECT_EQ(r->bytes[g].intra(), want.intra()) << "rank " << g;
         EXPECT_EQ(r->bytes[g].inter(), want.inter()) << "rank " << g;
       }

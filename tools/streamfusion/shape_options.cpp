@@ -21,8 +21,8 @@ void ShapeOptions::add_to(CLI::App* cmd) {
       ->check(CLI::Range(-1, 1024))
       ->capture_default_str();
   cmd->add_option("--local-diagonal", local_diagonal,
-                  "one-sided Torus without Ulysses: auto (the planner), on (each rank computes its own rows against its "
-                  "own machine's keys for every head; Torus peers push partial outputs merged by lse) or off")
+                  "one-sided Torus without Ulysses: auto (the planner), on (each rank computes its own rows against "
+                  "its own machine's keys for every head; Torus peers push partial outputs merged by lse) or off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_option("--intra-gbps", intra_gbps, "intra-machine GB/s per GPU for the modeled time")->capture_default_str();
