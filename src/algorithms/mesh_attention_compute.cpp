@@ -33,9 +33,8 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
     float* acc_m = acc_ + t_ * acc_stride_ + i * (acc_stride_ / D);
     float* acc_l = acc_m + t_ * (acc_stride_ / D);
     if (diagonal_ && i == 0) {  // our rows of head block l: where the diagonal call left them
-      acc_o = dacc_ + l_ * dacc_slot_;
-      acc_m = dacc_ + t_ * dacc_slot_ + l_ * (dacc_slot_ / D);
-      acc_l = acc_m + t_ * (dacc_slot_ / D);
+      const AccSlot a = diagonal_acc(l_);
+      acc_o = a.o, acc_m = a.m, acc_l = a.l;
     }
     for (int j = 0; j < qb.pieces(); ++j) {
       const int64_t n = qb.piece_len[j];

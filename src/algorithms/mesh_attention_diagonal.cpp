@@ -62,9 +62,8 @@ Status MeshAttention::diagonal_call(int first, int last, AccumulatorMode mode) {
     };
     QChunk q;  // our rows of every head block in the call
     q.q = rows_at(qu_.local, n);
-    q.acc_o = dacc_ + p0 * dacc_slot_;
-    q.acc_m = dacc_ + t_ * dacc_slot_ + p0 * (dacc_slot_ / D);
-    q.acc_l = dacc_ + t_ * dacc_slot_ + t_ * (dacc_slot_ / D) + p0 * (dacc_slot_ / D);
+    const AccSlot a = diagonal_acc(p0);
+    q.acc_o = a.o, q.acc_m = a.m, q.acc_l = a.l;
     std::vector<KVChunk> kvs;
     for (int s = first; s < last; ++s) {
       if (s == 0) {
@@ -89,9 +88,8 @@ Status MeshAttention::merge_pushed_partials(void* o) {
   for (int p = 0; p < t_; ++p) {
     if (p == l_) continue;  // finalized in place by the last call
     Device::PartialMerge m;
-    m.acc_o = dacc_ + p * dacc_slot_;
-    m.acc_m = dacc_ + t_ * dacc_slot_ + p * (dacc_slot_ / D);
-    m.acc_l = dacc_ + t_ * dacc_slot_ + t_ * (dacc_slot_ / D) + p * (dacc_slot_ / D);
+    const AccSlot a = diagonal_acc(p);
+    m.acc_o = a.o, m.acc_m = a.m, m.acc_l = a.l;
     m.part_o = dense_rows(static_cast<char*>(os_.local) + p * os_slot_bytes_, n, Ht_, D);  // u = 1: slot p
     m.part_lse = static_cast<const float*>(lse_in_.local) + p * lse_slot_;
     m.out = user_rows(o, head_offset(0, p));
@@ -116,19 +114,17 @@ Status MeshAttention::forward_local_diagonal(void* o) {
   SF_RETURN_IF_ERROR(issue_home_ring(&sets[0]));
   SF_RETURN_IF_ERROR(diagonal_call(0, 1, AccumulatorMode::kInit));
   // The foreign rows against our home keys as their Q lands, in groups of doubling size ({1}, {2, 3}, ...: a
-  // group's last Q lands while the stages before it compute). With two machines that is all they need.
+  // group's last Q lands while the stages before it compute). With two machines that is all they need
+  // (last_set(1) = 0): they finalize and leave here.
   for (int first = 1; first < t_; first *= 2) {
     std::vector<int> group;
     for (int i = first; i < std::min(2 * first, t_); ++i) {
       SF_RETURN_IF_ERROR(comm_.wait_all(torus_q_[i][0]));
       group.push_back(i);
     }
-    if (t_ == 2) {
-      SF_RETURN_IF_ERROR(ring_pass(group, -1, sets[0], 0, AccumulatorMode::kInit, true, o));
-      SF_RETURN_IF_ERROR(push_outputs(true, &out_recvs, 1));
-    } else {
-      SF_RETURN_IF_ERROR(ring_pass(group, -1, sets[0], 0, AccumulatorMode::kInit, false, o));
-    }
+    const bool done = last_set(first) == 0;  // t = 2: the group is stage 1 alone
+    SF_RETURN_IF_ERROR(ring_pass(group, -1, sets[0], 0, AccumulatorMode::kInit, done, o));
+    if (done) SF_RETURN_IF_ERROR(push_outputs(true, &out_recvs, first));
   }
   // The ring peers' home blocks of every head block (copied while the calls above ran).
   SF_RETURN_IF_ERROR(diagonal_call(1, r_, AccumulatorMode::kResume));

@@ -144,6 +144,14 @@ class MeshAttention final : public SpAttention {
   Status diagonal_call(int first, int last, AccumulatorMode mode);
   // The finalized partials of our rows pushed by the Torus peers, merged with the diagonal blocks into `o`.
   Status merge_pushed_partials(void* o);
+  // Our rows' accumulator of head block p under the local diagonal (dense [B, n, Ht, D] and [B, n, Ht]).
+  struct AccSlot {
+    float *o, *m, *l;
+  };
+  AccSlot diagonal_acc(int64_t p) const {
+    const int64_t ml = dacc_slot_ / shape_.head_dim;
+    return {dacc_ + p * dacc_slot_, dacc_ + t_ * dacc_slot_ + p * ml, dacc_ + t_ * (dacc_slot_ + ml) + p * ml};
+  }
   Status gather_outputs(void* o);
 
   // ---- row loans (row_loans.h; a ring inside one machine, one-sided)

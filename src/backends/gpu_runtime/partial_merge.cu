@@ -43,7 +43,7 @@ __global__ void merge_partials_kernel(const __grid_constant__ MergeBatch batch, 
     const float m_a = l_a > 0.f ? mg.acc_m[row] : -INFINITY;
     const float m = fmaxf(m_a, lse_b);
     const float wa = m_a == -INFINITY ? 0.f : __expf(m_a - m), wb = lse_b == -INFINITY ? 0.f : __expf(lse_b - m);
-    const float l = wa * (m_a == -INFINITY ? 0.f : l_a) + wb;
+    const float l = wa * l_a + wb;  // wa = 0 where the accumulator saw no keys
     const float inv = l > 0.f ? 1.f / l : 0.f;
     const T* part = static_cast<const T*>(mg.part_o.data) + b * mg.part_o.stride_b + s * mg.part_o.stride_s +
                     h * mg.part_o.stride_h + d0;

@@ -44,7 +44,7 @@ Status CpuDevice::merge_partials(const std::vector<PartialMerge>& merges, int64_
           const float m_a = mg.acc_l[row] > 0.f ? mg.acc_m[row] : kNegInf, lse_b = mg.part_lse[row];
           const float m = std::max(m_a, lse_b);
           const float wa = m_a == kNegInf ? 0.f : std::exp(m_a - m), wb = lse_b == kNegInf ? 0.f : std::exp(lse_b - m);
-          const float l = wa * (m_a == kNegInf ? 0.f : mg.acc_l[row]) + wb;
+          const float l = wa * mg.acc_l[row] + wb;  // wa = 0 where the accumulator saw no keys
           const float inv = l > 0.f ? 1.f / l : 0.f;
           const int64_t po = b * mg.part_o.stride_b + s * mg.part_o.stride_s + h * mg.part_o.stride_h;
           const int64_t oo = b * mg.out.stride_b + s * mg.out.stride_s + h * mg.out.stride_h;
