@@ -30,9 +30,9 @@ def main():
         times[(r["seq"], r["topology"], link, r["name"])][arm].append(r["ms"])
     if kind is None:
         sys.exit(f"{path}: no rows")
-    if kind in ARMS:
+    if kind in ARMS and set(seen) == set(ARMS[kind][:2]):
         a, b, what = ARMS[kind]
-    elif len(seen) == 2:  # any other knob: its two settings in the order they ran
+    elif len(seen) == 2:  # other settings or any other knob: its two settings in the order they ran
         a, b = seen
         what = f"{kind}={a} and {kind}={b}"
     else:
