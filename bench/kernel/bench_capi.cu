@@ -3,7 +3,7 @@
 // same torch tensors. Tensors are dense [B, S, H, D]; Q is split into q_chunks and K/V into kv_chunks chunks of
 // consecutive rows (chunk c covers rows [c·S/n, (c+1)·S/n)), each passed with its own pointer. Self-attention,
 // fresh accumulator, finalized into O, or with SF_BENCH_FINALIZE=0 written to an fp32 accumulator (Õ, m, l) that
-// the library keeps for the process, as a step of a ring does. The kernel path is chosen as always
+// the library keeps for the process, as a step of a ring does (with SF_BENCH_RESUME=1 also resumed from it). The kernel path is chosen as always
 // (SF_CUDA_ATTENTION_PATH, SF_CUDA_EXP_EMULATION), read at every call.
 #include <cmath>
 #include <cstdio>
@@ -58,6 +58,10 @@ extern "C" int sf_bench_attention(void* q, void* k, void* v, void* o, long long 
       acc_floats = need;
     }
     p.finalize = false;
+    // SF_BENCH_RESUME=1 as well: the call resumes from that accumulator (whatever the last call left there) and
+    // writes it back, as a ring's middle steps do.
+    const char* resume = std::getenv("SF_BENCH_RESUME");
+    if (resume != nullptr && std::strcmp(resume, "1") == 0) p.mode = sf::AccumulatorMode::kResume;
     for (int c = 0; c < q_chunks; ++c) {  // chunk c's rows of the [B, S, H] accumulator layout, chunk by chunk
       const size_t r0 = static_cast<size_t>(batch * heads * (c * seq / q_chunks));
       qc[c].acc_o = acc + r0 * dim;
