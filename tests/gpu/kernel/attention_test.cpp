@@ -547,6 +547,62 @@ TEST(CudaAttention, LseWithFinalizedRows) {
   run_case(r);
 }
 
+// With the tail split off every item is computed by one thread block in a fixed order, so the same call gives
+// the same bits every time, whichever SM takes which item from the work queue (README: reproducible outputs).
+// With the split on it need not: the last piece of an item folds the others' partials into its own registers,
+// in an order that depends on which finished last (bench/kernel/results/h200x4-2026-11-28-ordered-merge/).
+TEST(CudaAttention, UnsplitCallsRepeatBitForBit) {
+  ScopedEnv unsplit("SF_CUDA_SPLIT_TAIL", "0");
+  // 288 or 384 items (three- or two-warpgroup tiles) for 132 SMs: each persistent thread block takes several from
+  // the work queue, a different set every run.
+  const int64_t heads = 48, dim = 128, q_len = 1000, kv_len = 2048;
+  std::mt19937_64 rng(std::random_device{}());
+  std::normal_distribution<double> nd(0, 1);
+  auto random_bf16 = [&](int64_t len) {
+    std::vector<uint16_t> host(static_cast<size_t>(len * heads * dim));
+    for (uint16_t& x : host) x = to_bits(static_cast<float>(nd(rng)), DType::kBF16);
+    DeviceBuffer b(host.size() * 2);
+    b.upload(host);
+    return b;
+  };
+  DeviceBuffer q = random_bf16(q_len), k = random_bf16(kv_len), v = random_bf16(kv_len);
+  DeviceBuffer out(static_cast<size_t>(q_len * heads * dim) * 2);
+  DeviceBuffer acc_o(static_cast<size_t>(q_len * heads * dim) * 4), acc_m(static_cast<size_t>(q_len * heads) * 4),
+      acc_l(static_cast<size_t>(q_len * heads) * 4);
+  auto rows = [&](const DeviceBuffer& b, int64_t len) { return RowChunk{b.get(), len, len * heads * dim, heads * dim, dim}; };
+  QChunk qc;
+  qc.q = rows(q, q_len), qc.out = rows(out, q_len);
+  qc.acc_o = static_cast<float*>(acc_o.get()), qc.acc_m = static_cast<float*>(acc_m.get());
+  qc.acc_l = static_cast<float*>(acc_l.get());
+  KVChunk kv{rows(k, kv_len), rows(v, kv_len)};
+  AttentionProblem p;
+  p.dtype = DType::kBF16, p.batch = 1, p.heads = heads, p.head_dim = dim, p.scale = 0.088f;
+  p.q = &qc, p.num_q = 1, p.kv = &kv, p.num_kv = 1, p.mode = AccumulatorMode::kInit;
+  for (bool finalize : {true, false}) {
+    SCOPED_TRACE(finalize ? "finalized" : "accumulator");
+    p.finalize = finalize;
+    const DeviceBuffer& result = finalize ? out : acc_o;
+    std::vector<uint32_t> first;
+    int differing_runs = 0;
+    for (int run = 0; run < 12; ++run) {
+      SF_CUDA_ASSERT(cudaMemset(result.get(), 0xff, result.bytes()));  // NaN everywhere: unwritten shows
+      const Status st = cuda::attention(p, nullptr);
+      ASSERT_TRUE(st.is_ok()) << st.message();
+      SF_CUDA_ASSERT(cudaDeviceSynchronize());
+      const std::vector<uint32_t> got = result.download<uint32_t>();
+      if (run == 0) {
+        first = got;
+        int64_t unwritten = 0;
+        for (uint32_t w : got) unwritten += w == 0xffffffffu;
+        EXPECT_EQ(unwritten, 0) << "words the first run left unwritten";
+      } else if (got != first) {
+        ++differing_runs;
+      }
+    }
+    EXPECT_EQ(differing_runs, 0) << "of 11 repeats, these gave other bits than the first run";
+  }
+}
+
 TEST(CudaAttention, RejectsBadArguments) {
   DeviceBuffer buf(1 << 20);
   QChunk q;
