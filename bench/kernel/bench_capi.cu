@@ -3,8 +3,8 @@
 // same torch tensors. Tensors are dense [B, S, H, D]; Q is split into q_chunks and K/V into kv_chunks chunks of
 // consecutive rows (chunk c covers rows [c·S/n, (c+1)·S/n)), each passed with its own pointer. Self-attention,
 // fresh accumulator, finalized into O, or with SF_BENCH_FINALIZE=0 written to an fp32 accumulator (Õ, m, l) that
-// the library keeps for the process, as a step of a ring does (with SF_BENCH_RESUME=1 also resumed from it). The kernel path is chosen as always
-// (SF_CUDA_ATTENTION_PATH, SF_CUDA_EXP_EMULATION), read at every call.
+// the library keeps for the process, as a step of a ring does (with SF_BENCH_RESUME=1 also resumed from it). The
+// kernel path is chosen as always (SF_CUDA_ATTENTION_PATH, SF_CUDA_EXP_EMULATION), read at every call.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>

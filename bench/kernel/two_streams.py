@@ -28,7 +28,8 @@ sB = torch.cuda.Stream(priority=0)
 sC = torch.cuda.Stream(priority=-1)  # higher priority
 
 def call(q, k, v, o, s, h, stream):
-    rc = fn(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), 1, s, h, D, 0, 1, 1, ctypes.c_void_p(stream.cuda_stream), err, 512)
+    rc = fn(q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr(), 1, s, h, D, 0, 1, 1,
+            ctypes.c_void_p(stream.cuda_stream), err, 512)
     if rc != 0:
         raise RuntimeError(err.value.decode())
 

@@ -569,7 +569,9 @@ TEST(CudaAttention, UnsplitCallsRepeatBitForBit) {
   DeviceBuffer out(static_cast<size_t>(q_len * heads * dim) * 2);
   DeviceBuffer acc_o(static_cast<size_t>(q_len * heads * dim) * 4), acc_m(static_cast<size_t>(q_len * heads) * 4),
       acc_l(static_cast<size_t>(q_len * heads) * 4);
-  auto rows = [&](const DeviceBuffer& b, int64_t len) { return RowChunk{b.get(), len, len * heads * dim, heads * dim, dim}; };
+  auto rows = [&](const DeviceBuffer& b, int64_t len) {
+    return RowChunk{b.get(), len, len * heads * dim, heads * dim, dim};
+  };
   QChunk qc;
   qc.q = rows(q, q_len), qc.out = rows(out, q_len);
   qc.acc_o = static_cast<float*>(acc_o.get()), qc.acc_m = static_cast<float*>(acc_m.get());
