@@ -553,30 +553,24 @@ TEST(CudaAttention, LseWithFinalizedRows) {
 // in an order that depends on which finished last (bench/kernel/results/h200x4-2026-11-28-ordered-merge/).
 TEST(CudaAttention, UnsplitCallsRepeatBitForBit) {
   ScopedEnv unsplit("SF_CUDA_SPLIT_TAIL", "0");
-  // 288 or 384 items (three- or two-warpgroup tiles) for 132 SMs: each persistent thread block takes several from
-  // the work queue, a different set every run.
-  const int64_t heads = 48, dim = 128, q_len = 1000, kv_len = 2048;
+  // 1000 rows × 48 heads: 288 or 384 items (three- or two-warpgroup tiles) for 132 SMs, so each persistent thread
+  // block takes several from the work queue, a different set every run.
+  Case c = make("repeat", DType::kBF16, 128, {1000}, {2048});
+  c.heads = 48;
+  const int64_t q_len = c.q_lens[0], kv_len = c.kv_lens[0], heads = c.heads, dim = c.dim;
   std::mt19937_64 rng(std::random_device{}());
-  std::normal_distribution<double> nd(0, 1);
-  auto random_bf16 = [&](int64_t len) {
-    std::vector<uint16_t> host(static_cast<size_t>(len * heads * dim));
-    for (uint16_t& x : host) x = to_bits(static_cast<float>(nd(rng)), DType::kBF16);
-    DeviceBuffer b(host.size() * 2);
-    b.upload(host);
-    return b;
+  auto random_device_rows = [&](int64_t len) {
+    return upload_rows(c, random_rows(rng, 1, len, heads, dim, 1.f, DType::kBF16));
   };
-  DeviceBuffer q = random_bf16(q_len), k = random_bf16(kv_len), v = random_bf16(kv_len);
+  const DeviceRows q = random_device_rows(q_len), k = random_device_rows(kv_len), v = random_device_rows(kv_len);
   DeviceBuffer out(static_cast<size_t>(q_len * heads * dim) * 2);
   DeviceBuffer acc_o(static_cast<size_t>(q_len * heads * dim) * 4), acc_m(static_cast<size_t>(q_len * heads) * 4),
       acc_l(static_cast<size_t>(q_len * heads) * 4);
-  auto rows = [&](const DeviceBuffer& b, int64_t len) {
-    return RowChunk{b.get(), len, len * heads * dim, heads * dim, dim};
-  };
   QChunk qc;
-  qc.q = rows(q, q_len), qc.out = rows(out, q_len);
+  qc.q = q.view, qc.out = RowChunk{out.get(), q_len, q_len * heads * dim, heads * dim, dim};
   qc.acc_o = static_cast<float*>(acc_o.get()), qc.acc_m = static_cast<float*>(acc_m.get());
   qc.acc_l = static_cast<float*>(acc_l.get());
-  KVChunk kv{rows(k, kv_len), rows(v, kv_len)};
+  KVChunk kv{k.view, v.view};
   AttentionProblem p;
   p.dtype = DType::kBF16, p.batch = 1, p.heads = heads, p.head_dim = dim, p.scale = 0.088f;
   p.q = &qc, p.num_q = 1, p.kv = &kv, p.num_kv = 1, p.mode = AccumulatorMode::kInit;
