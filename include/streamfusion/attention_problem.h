@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "streamfusion/dtype.h"
+#include "streamfusion/landed_flag.h"
 
 namespace sf {
 
@@ -45,6 +46,9 @@ struct QChunk {
 struct KVChunk {
   RowChunk k;  // k.len == v.len
   RowChunk v;
+  // Where the chunk may still be landing when the call is issued (a GPU Comm's landed_flag): the call reads it
+  // only once the flag is set. Only the CUDA device takes such chunks; the CPU kernels refuse them.
+  LandedFlag ready{};
 };
 
 enum class AccumulatorMode : uint8_t {

@@ -23,6 +23,7 @@
 #include <memory>
 #include <vector>
 
+#include "streamfusion/landed_flag.h"
 #include "streamfusion/status.h"
 #include "streamfusion/topology.h"
 
@@ -111,6 +112,16 @@ class Comm {
   // ---- completion
   virtual Status wait(Handle h) = 0;
   Status wait_all(const std::vector<Handle>& hs);
+  // Instead of wait_all(hs): a flag that a kernel polls (KVChunk::ready), set once every operation of `hs` has
+  // completed; the compute stream does not wait for them. Only for data that the flagged calls alone read:
+  // later operations are not ordered after `hs` (a relay of the data would have to wait_all first). A backend
+  // hands out a flag only where the operations need no SM (copy engines, stream memory operations): a polling
+  // kernel holds its SMs, and a transfer that needed one would never run. Everywhere else, and by default, it
+  // waits for `hs` here and returns an empty flag.
+  virtual Result<LandedFlag> landed_flag(const std::vector<Handle>& hs) {
+    SF_RETURN_IF_ERROR(wait_all(hs));
+    return LandedFlag{};
+  }
 
   // ---- ordering
   // Between begin_detached(lane, deps) and end_detached(lane), operations issued on `lane` are ordered after

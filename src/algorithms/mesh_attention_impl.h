@@ -109,6 +109,7 @@ class MeshAttention final : public SpAttention {
   struct KVPart {
     const KVBlock* block;
     int seg = -1;
+    LandedFlag ready{};  // Comm::landed_flag of the block's transfer, or none: it is there
   };
   // One attention call: Q rows of `stages` (row segment q_seg of every piece, or all rows if -1) against every
   // part in `kv` (the kernel takes them as a list of chunks). Accumulators are laid out per (piece, segment).

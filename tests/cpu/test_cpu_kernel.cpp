@@ -787,6 +787,13 @@ TEST(ValidateProblem, RejectsKLengthDifferentFromVLength) {
   expect_invalid(f.p, {"K/V chunk 1", "K length 3", "V length 2"});
 }
 
+TEST(ValidateProblem, RejectsLandedFlags) {
+  ValidFixture f;
+  const uint32_t word = 0;  // a GPU Comm's flag would live in device memory; no CPU rank waits for it
+  f.kv[1].ready = LandedFlag{&word, 1};
+  expect_invalid(f.p, {"K/V chunk 1", "landed flag"});
+}
+
 TEST(ValidateProblem, RejectsMissingDataPointers) {
   ValidFixture f;
   f.qc.q.data = nullptr;

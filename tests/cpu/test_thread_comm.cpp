@@ -366,6 +366,25 @@ TEST(OneSidedBasics, PutToSelfAndFreshBufferIsPoisoned) {
   ASSERT_TRUE(st.is_ok()) << st.to_string();
 }
 
+// Comm::landed_flag's default: no flag, and the transfer is complete for what follows, as after wait_all.
+TEST(OneSidedBasics, LandedFlagWaitsAndReturnsNoFlag) {
+  const Status st = run_thread_ranks({1, 2}, options(), [&](RankRuntime& rt) -> Status {
+    Comm& comm = rt.comm();
+    const int me = comm.rank(), peer = 1 - me;
+    SF_ASSIGN_OR_RETURN(SymmetricBuffer buf, comm.alloc_symmetric(8));
+    *static_cast<uint64_t*>(buf.local) = tag(me, me, 0, 0);
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    uint64_t got = 0;
+    SF_ASSIGN_OR_RETURN(Handle h, comm.get(&got, buf, 0, peer, 8));
+    SF_ASSIGN_OR_RETURN(LandedFlag f, comm.landed_flag({h}));
+    SF_RETURN_IF_ERROR(check(!f.pending(), describe(me, "a CPU rank handed out a landed flag")));
+    SF_RETURN_IF_ERROR(check_words(&got, 1, peer, peer, 0, 0, me, "get before landed_flag returned"));
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    return comm.free_symmetric(buf);
+  });
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+}
+
 // ---------------------------------------------------------------- errors
 
 TEST(ThreadCommErrors, MismatchedSymmetricSizesAreAnError) {

@@ -28,6 +28,7 @@
 
 #include "block_queue.cuh"
 #include "block_trace.cuh"
+#include "landed_wait.cuh"
 #include "persistent_launch.h"
 #include "split_merge.cuh"
 #include "split_workspace.cuh"
@@ -173,9 +174,14 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         KVCursor<kWgBlockN> cur;
         cur.seek(args, piece_tiles(w, all_tiles, num_tiles));
         uint64_t waited = 0;  // kTrace: the producer's waits for empty stages while it loads this block's tiles
-        for (const int end = i + num_tiles; i < end; ++i)
+        // A chunk that may still be landing (KVChunkArgs::ready) is waited for where the walk enters it: the
+        // call was issued without its stream waiting for the transfer.
+        if (num_tiles > 0) wait_landed(args.kv[cur.chunk]);
+        for (const int end = i + num_tiles; i < end; ++i) {
           produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b,
                                    kTrace ? &waited : nullptr);
+          if (cur.offset == 0 && i + 1 < end) wait_landed(args.kv[cur.chunk]);  // the next tile opens a chunk
+        }
         if constexpr (kTrace) (static_cast<BlockTraceRecord*>(args.trace) + bx)->empty_wait = waited;
         bx = next_block(args, bx);
         mailbox.post(++n, bx);

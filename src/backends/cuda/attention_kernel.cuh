@@ -52,6 +52,11 @@ struct KVChunkArgs {
   int64_t len;  // > 0: the host drops empty chunks
   int64_t k_sb, k_ss, k_sh;
   int64_t v_sb, v_ss, v_sh;
+  // KVChunk::ready: null, or a word that reaches ready_value once the chunk has landed (landed_wait.cuh). The
+  // warp-specialized kernel's producer polls it before the chunk's first tile; before the other kernels the
+  // launch puts a one-thread kernel that polls every flag.
+  const uint32_t* ready;
+  uint32_t ready_value;
 };
 
 // Passed by value as a __grid_constant__ parameter (about 8 KB; needs CUDA >= 12.1's large parameters).
@@ -89,6 +94,10 @@ struct AttentionArgs {
   // that the other fields keep their offsets in the kernels' parameter space.
   void* trace = nullptr;
 };
+
+// Where some chunk of `args` has a landed flag: a one-thread kernel on `stream` that returns once every flagged
+// chunk has landed, for the kernels that do not poll the flags themselves. Nothing otherwise.
+cudaError_t wait_landed_on_stream(const AttentionArgs& args, cudaStream_t stream);
 
 template <typename T, int D>
 cudaError_t launch_attention_ampere(const AttentionArgs& args, int total_tiles, int batch, cudaStream_t stream);

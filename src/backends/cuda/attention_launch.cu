@@ -99,6 +99,7 @@ KVChunkArgs kv_args(const KVChunk& c) {
   a.len = c.k.len;
   a.k_sb = c.k.stride_b, a.k_ss = c.k.stride_s, a.k_sh = c.k.stride_h;
   a.v_sb = c.v.stride_b, a.v_ss = c.v.stride_s, a.v_sh = c.v.stride_h;
+  a.ready = c.ready.word, a.ready_value = c.ready.value;
   return a;
 }
 
@@ -181,11 +182,15 @@ int64_t retile(AttentionArgs& args, int block_m) {
 
 template <typename T, int D>
 cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, cudaStream_t stream) {
+  // Only the warp-specialized kernel polls the chunks' landed flags (its producer, chunk by chunk); the others
+  // start once every flagged chunk has landed.
   cudaError_t err = cudaSuccess;
   switch (path) {
     case KernelPath::kAmpere:
+      if ((err = detail::wait_landed_on_stream(args, stream)) != cudaSuccess) return err;
       return detail::launch_attention_ampere<T, D>(args, tiles, batch, stream);
     case KernelPath::kHopper:
+      if ((err = detail::wait_landed_on_stream(args, stream)) != cudaSuccess) return err;
       return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
     case KernelPath::kHopperWs:
     case KernelPath::kHopperWs2:
@@ -207,6 +212,7 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     }
     case KernelPath::kHopperTma:
     case KernelPath::kHopperTmaPingPong:
+      if ((err = detail::wait_landed_on_stream(args, stream)) != cudaSuccess) return err;
       err =
           detail::launch_attention_hopper_tma<T, D>(args, tiles, batch, path == KernelPath::kHopperTmaPingPong, stream);
       break;
@@ -220,6 +226,9 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     said = true;
     std::fprintf(stderr, "sf::cuda::attention: no TMA tensor map for this problem, using the cp.async kernel\n");
   }
+  if (path != KernelPath::kHopperTma && path != KernelPath::kHopperTmaPingPong &&
+      (err = detail::wait_landed_on_stream(args, stream)) != cudaSuccess)
+    return err;  // (the TMA kernel's fallback has waited above)
   if (q_tile_rows(path) == detail::kBlockM) return detail::launch_attention_hopper<T, D>(args, tiles, batch, stream);
   thread_local AttentionArgs args128;  // the host counted 192-row tiles: recount for the cp.async kernel's 128
   args128 = args;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <cuda.h>
+
 #include "device_kernels.cuh"
 #include "gpu_check.h"
 #ifdef SF_HAVE_CUDA_KERNELS
@@ -21,6 +23,23 @@ std::atomic<int64_t> g_fallback_calls{0};
 bool aligned(const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
 bool strides_multiple(const RowChunk& c, int64_t m) {
   return c.stride_b % m == 0 && c.stride_s % m == 0 && c.stride_h % m == 0;
+}
+
+// The fallback kernel does not poll landed flags (KVChunk::ready): the stream waits for them before it.
+Status wait_landed_flags(const AttentionProblem& p, cudaStream_t stream) {
+  for (int32_t j = 0; j < p.num_kv; ++j) {
+    const LandedFlag& f = p.kv[j].ready;
+    if (!f.pending()) continue;
+    const CUresult r = cuStreamWaitValue32(reinterpret_cast<CUstream>(stream),
+                                           reinterpret_cast<CUdeviceptr>(f.word), f.value, CU_STREAM_WAIT_VALUE_GEQ);
+    if (r != CUDA_SUCCESS) {
+      const char* msg = nullptr;
+      cuGetErrorString(r, &msg);
+      return internal_error(std::string("attention: waiting for a landed flag (cuStreamWaitValue32): ") +
+                            (msg ? msg : "unknown error"));
+    }
+  }
+  return Status::ok();
 }
 
 // "attention q 16384 rows (1 chunk) x kv 16384 rows (1 chunk), 24 heads, resume, finalize" for traces.
@@ -82,7 +101,8 @@ Status CudaDevice::attention(const AttentionProblem& p) {
 #endif
   } else {
     g_fallback_calls.fetch_add(1, std::memory_order_relaxed);
-    st = fallback_attention(p, streams_->compute());
+    st = wait_landed_flags(p, streams_->compute());
+    if (st.is_ok()) st = fallback_attention(p, streams_->compute());
   }
   SF_RETURN_IF_ERROR(st);
   return trace.on() ? trace.mark_end(streams_->compute(), describe(p, fast)) : Status::ok();

@@ -1,5 +1,7 @@
 #include "gpu_streams.h"
 
+#include <cuda.h>
+
 #include "gpu_check.h"
 
 namespace sf::gpu {
@@ -19,6 +21,8 @@ GpuStreams::~GpuStreams() {
   }
   for (cudaStream_t s : lanes_)
     if (s) cudaStreamDestroy(s);
+  if (flag_stream_) cudaStreamDestroy(flag_stream_);
+  if (flag_words_) cudaFree(flag_words_);
   if (compute_) cudaStreamDestroy(compute_);
 }
 
@@ -40,6 +44,9 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
       SF_CUDA_RETURN(cudaEventCreateWithFlags(&side_fence_[l][k], cudaEventDisableTiming));
     }
   }
+  SF_CUDA_RETURN(cudaStreamCreateWithPriority(&flag_stream_, cudaStreamNonBlocking, greatest));
+  SF_CUDA_RETURN(cudaMalloc(&flag_words_, kFlagWords * sizeof(uint32_t)));
+  SF_CUDA_RETURN(cudaMemset(flag_words_, 0, kFlagWords * sizeof(uint32_t)));
   return Status::ok();
 }
 
@@ -65,8 +72,39 @@ Result<Handle> GpuStreams::reserve() {
     cudaEvent_t e = nullptr;
     SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     handle_events_.push_back(e);
+    handle_sm_free_.push_back(0);
   }
+  handle_sm_free_[handles_used_] = 0;
   return Handle{static_cast<int64_t>(handles_used_++)};
+}
+
+void GpuStreams::mark_sm_free(Handle h) {
+  if (h.id >= 0 && static_cast<size_t>(h.id) < handles_used_) handle_sm_free_[static_cast<size_t>(h.id)] = 1;
+}
+
+bool GpuStreams::sm_free(Handle h) const {
+  return h.id < 0 || (static_cast<size_t>(h.id) < handles_used_ && handle_sm_free_[static_cast<size_t>(h.id)] != 0);
+}
+
+Result<LandedFlag> GpuStreams::flag_when_done(const std::vector<Handle>& hs) {
+  for (Handle h : hs) {
+    if (h.id < 0) continue;
+    if (static_cast<size_t>(h.id) >= handles_used_) return internal_error("landed flag of a dead handle");
+    SF_CUDA_RETURN(cudaStreamWaitEvent(flag_stream_, handle_events_[static_cast<size_t>(h.id)], 0));
+  }
+  // Word value % kFlagWords: its values grow by kFlagWords from one use to the next, and the flag stream writes
+  // them in order, so a kernel that still polls for an older value is released by a newer one too.
+  if (++flags_issued_ == 0) ++flags_issued_;  // 0 is every word's initial value: never a flag
+  const uint32_t value = flags_issued_;
+  uint32_t* word = flag_words_ + value % kFlagWords;
+  const CUresult r = cuStreamWriteValue32(reinterpret_cast<CUstream>(flag_stream_),
+                                          reinterpret_cast<CUdeviceptr>(word), value, CU_STREAM_WRITE_VALUE_DEFAULT);
+  if (r != CUDA_SUCCESS) {
+    const char* msg = nullptr;
+    cuGetErrorString(r, &msg);
+    return internal_error(std::string("landed flag: cuStreamWriteValue32 failed: ") + (msg ? msg : "unknown error"));
+  }
+  return LandedFlag{word, value};
 }
 
 Status GpuStreams::record_into(Handle h, Lane l) {
@@ -142,6 +180,7 @@ Status GpuStreams::synchronize(const std::string& what) {
       SF_RETURN_IF_ERROR(sync(sides_[l][k], "side stream " + std::to_string(k) + " of " + kLaneNames[l]));
       side_used_[l][k] = false;
     }
+  SF_RETURN_IF_ERROR(sync(flag_stream_, "the landed flags' stream"));
   SF_RETURN_IF_ERROR(sync(compute_, "the compute stream"));
   handles_used_ = 0;
   return Status::ok();

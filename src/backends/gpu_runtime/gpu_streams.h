@@ -10,12 +10,14 @@
 // them (another kind of transfer, a barrier, the end of the layer) settles the lane first.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include <cuda_runtime.h>
 
 #include "streamfusion/comm.h"
+#include "streamfusion/landed_flag.h"
 #include "streamfusion/status.h"
 #include "stream_trace.h"
 #include "watchdog.h"
@@ -55,6 +57,14 @@ class GpuStreams {
   Status record_into(Handle h, Lane l);
   // The compute stream waits for the handle's event.
   Status wait(Handle h);
+  // Landed flags (Comm::landed_flag): a stream of their own waits for the handles' events, then writes the next
+  // value into one of kFlagWords words of device memory (cuStreamWriteValue32, a stream memory operation: no
+  // SM). The compute stream does not wait. The caller makes sure the handles' operations need no SM either.
+  Result<LandedFlag> flag_when_done(const std::vector<Handle>& hs);
+  // Whether a handle's operation needs no SM, as its backend declared when it made the handle (a copy-engine
+  // transfer); reserve() clears it.
+  void mark_sm_free(Handle h);
+  bool sm_free(Handle h) const;
   // The compute stream waits for everything issued on both lanes and their side streams (end of a layer, timing).
   Status join_lanes();
   // Blocks the host until compute, both lanes and their side streams are idle; the watchdog guards it. Recycles
@@ -77,6 +87,11 @@ class GpuStreams {
   cudaEvent_t lane_fence_[2] = {};                      // lane -> its side streams
   cudaEvent_t side_fence_[2][kSides] = {};              // side stream -> its lane
   std::vector<cudaEvent_t> handle_events_;
+  std::vector<uint8_t> handle_sm_free_;  // per handle: mark_sm_free
+  static constexpr uint32_t kFlagWords = 4096;  // a word is used again after that many flags, with a higher value
+  cudaStream_t flag_stream_ = nullptr;
+  uint32_t* flag_words_ = nullptr;  // device memory, zeroed
+  uint32_t flags_issued_ = 0;       // the last value written (0: none yet)
   size_t handles_used_ = 0;
   bool detached_[2] = {false, false};
   StreamTrace trace_;

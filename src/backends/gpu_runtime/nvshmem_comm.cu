@@ -69,8 +69,16 @@ Result<bool> one_sided_pipeline_from_env() {
   return invalid_argument(std::string("SF_NVSHMEM_PIPELINE must be on or off, found '") + v + "'");
 }
 
+Result<bool> landed_flags_from_env() {
+  const char* v = std::getenv("SF_LANDED_FLAGS");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "on") == 0) return true;
+  if (std::strcmp(v, "off") == 0) return false;
+  return invalid_argument(std::string("SF_LANDED_FLAGS must be on or off, found '") + v + "'");
+}
+
 Status NvshmemComm::init() {
   SF_ASSIGN_OR_RETURN(pipeline_, one_sided_pipeline_from_env());
+  SF_ASSIGN_OR_RETURN(landed_flags_, landed_flags_from_env());
   const size_t n = 2 * static_cast<size_t>(topo_.world_size());
   {
     Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_calloc of the barrier signals");
@@ -125,6 +133,8 @@ Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t
   if (!posted_aside(peer)) SF_RETURN_IF_ERROR(streams_->settle(lane));
   *emulate = emu_.enabled() && topo_.link(rank_, peer) == LinkClass::kInter;
   if (!*emulate) return 0u;
+  // The kernel clock books and holds with one-thread kernels on the lane: from here on its handles need SMs.
+  if (std::strcmp(links_->clock_name(), "kernel") == 0) lane_uses_sms_[static_cast<int>(lane)] = true;
   // Booked in the lane's order, on our side and the peer's: one-sided, the peer's NIC takes no part otherwise.
   return links_->book(streams_->lane(lane), dir, bytes, emu_, peer);
 }
@@ -139,7 +149,24 @@ Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, cuda
   SF_CUDA_LAUNCH_RETURN(what);
   if (emulate) SF_RETURN_IF_ERROR(links_->hold(stream, slot));
   count(peer, bytes);
-  return stream == streams_->lane(lane) ? streams_->record(lane) : streams_->record_side(lane, stream);
+  SF_ASSIGN_OR_RETURN(Handle h, stream == streams_->lane(lane) ? streams_->record(lane)
+                                                               : streams_->record_side(lane, stream));
+  // A contiguous transfer between GPUs of one host is a copy-engine copy (NVSHMEM's P2P path: cudaMemcpyAsync),
+  // the emulated link's host clock holds with stream memory operations, and the lane's barriers are waited for
+  // by the compute stream where they are issued: nothing before this handle needs an SM unless the lane carried
+  // NCCL's kernels or the kernel clock's.
+  if (!lane_uses_sms_[static_cast<int>(lane)]) streams_->mark_sm_free(h);
+  return h;
+}
+
+Result<LandedFlag> NvshmemComm::landed_flag(const std::vector<Handle>& hs) {
+  bool flag = landed_flags_, pending = false;
+  for (Handle h : hs) {
+    flag = flag && streams_->sm_free(h);
+    pending = pending || h.id >= 0;
+  }
+  if (!flag || !pending) return Comm::landed_flag(hs);
+  return streams_->flag_when_done(hs);
 }
 
 Result<Handle> NvshmemComm::put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
@@ -201,6 +228,7 @@ Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
 
 Result<Handle> NvshmemComm::send(int peer, const void* data, size_t bytes, Lane lane) {
   if (!two_sided_) return unimplemented("send: this nvshmem runtime was made without NCCL for two-sided messages");
+  lane_uses_sms_[static_cast<int>(lane)] = true;  // NCCL's kernels
   SF_RETURN_IF_ERROR(streams_->settle(lane));
   SF_ASSIGN_OR_RETURN(Handle h, two_sided_->transfer(true, peer, const_cast<void*>(data), bytes, lane));
   count(peer, bytes);
@@ -209,6 +237,7 @@ Result<Handle> NvshmemComm::send(int peer, const void* data, size_t bytes, Lane 
 
 Result<Handle> NvshmemComm::recv(int peer, void* data, size_t bytes, Lane lane) {
   if (!two_sided_) return unimplemented("recv: this nvshmem runtime was made without NCCL for two-sided messages");
+  lane_uses_sms_[static_cast<int>(lane)] = true;
   SF_RETURN_IF_ERROR(streams_->settle(lane));
   return two_sided_->transfer(false, peer, data, bytes, lane);
 }

@@ -31,6 +31,9 @@ std::string nvshmem_version_string();
 
 // SF_NVSHMEM_PIPELINE: "on" or unset (true), "off" (false); anything else is an error (NvshmemComm::init fails).
 Result<bool> one_sided_pipeline_from_env();
+// SF_LANDED_FLAGS: "on" or unset (true: landed_flag hands out flags where it safely can), "off" (false: it waits,
+// for comparisons); anything else is an error.
+Result<bool> landed_flags_from_env();
 
 class NvshmemComm final : public Comm {
  public:
@@ -56,6 +59,8 @@ class NvshmemComm final : public Comm {
                      Lane lane = Lane::kMain) override;
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   Status wait(Handle h) override { return streams_->wait(h); }
+  // A flag where every operation of `hs` and what its lane did before it needs no SM (end_transfer marks them).
+  Result<LandedFlag> landed_flag(const std::vector<Handle>& hs) override;
   Status begin_detached(Lane lane, const std::vector<Handle>& deps) override { return streams_->detach(lane, deps); }
   Status end_detached(Lane lane) override {
     streams_->attach(lane);
@@ -82,6 +87,8 @@ class NvshmemComm final : public Comm {
   EmulationSettings emu_;
   NcclComm* two_sided_;
   bool pipeline_ = true;
+  bool landed_flags_ = true;
+  bool lane_uses_sms_[2] = {false, false};  // the lane carried NCCL's or the kernel clock's kernels
   uint64_t* signals_ = nullptr;        // symmetric: [lane][source rank] arrival counters
   std::vector<uint64_t> expected_[2];  // per lane, per peer: barriers passed together so far
   int next_id_ = 1;

@@ -30,6 +30,10 @@ Status validate_problem(const AttentionProblem& p) {
                               " and V length " + std::to_string(c.v.len) + "; they must be equal and ≥ 0");
     if (c.k.len > 0 && (!c.k.data || !c.v.data))
       return invalid_argument("K/V chunk " + std::to_string(i) + " has no data pointer");
+    // A landed flag lives in device memory and is set by a GPU stream: no CPU rank can wait for it.
+    if (c.ready.pending())
+      return invalid_argument("K/V chunk " + std::to_string(i) + " has a landed flag (a GPU Comm's); the CPU "
+                              "kernels take only chunks whose data is there");
   }
   return Status::ok();
 }

@@ -1,0 +1,36 @@
+// wait_landed_on_stream: the landed flags of a launch's K/V chunks, waited for ahead of kernels that do not poll
+// them (every path but the warp-specialized one, whose producer polls each chunk's flag itself).
+#include "landed_wait.cuh"
+
+namespace sf::cuda::detail {
+namespace {
+
+struct LandedFlags {
+  const uint32_t* word[kMaxKVChunks];
+  uint32_t value[kMaxKVChunks];
+  int count;
+};
+
+__global__ void wait_landed_kernel(const __grid_constant__ LandedFlags f) {
+  for (int i = 0; i < f.count; ++i) {
+    KVChunkArgs c{};
+    c.ready = f.word[i], c.ready_value = f.value[i];
+    wait_landed(c);
+  }
+}
+
+}  // namespace
+
+cudaError_t wait_landed_on_stream(const AttentionArgs& args, cudaStream_t stream) {
+  LandedFlags f{};
+  for (int i = 0; i < args.num_kv; ++i) {
+    if (args.kv[i].ready == nullptr) continue;
+    f.word[f.count] = args.kv[i].ready;
+    f.value[f.count++] = args.kv[i].ready_value;
+  }
+  if (f.count == 0) return cudaSuccess;
+  wait_landed_kernel<<<1, 1, 0, stream>>>(f);
+  return cudaGetLastError();
+}
+
+}  // namespace sf::cuda::detail

@@ -1,0 +1,27 @@
+// Polling a K/V chunk's landed flag (KVChunkArgs::ready, streamfusion/landed_flag.h) on the device.
+//
+// The flag is written by a stream memory operation (cuStreamWriteValue32) queued after the transfer that brings
+// the chunk, on a stream of its own: the copy engine's writes are complete before the word changes. An acquire
+// load at system scope sees the word; the proxy fence then orders it before the TMA loads (async proxy) that read
+// the chunk. No hang guard: like the consumers' barrier waits, a flag that never comes is bounded by the host's
+// watchdog, which names the transfer.
+#pragma once
+
+#include <cstdint>
+
+#include "attention_kernel.cuh"
+
+namespace sf::cuda::detail {
+
+__device__ __forceinline__ void wait_landed(const KVChunkArgs& c) {
+  if (c.ready == nullptr) return;
+  for (;;) {
+    uint32_t v;
+    asm volatile("ld.acquire.sys.global.u32 %0, [%1];\n" : "=r"(v) : "l"(c.ready) : "memory");
+    if (static_cast<int32_t>(v - c.ready_value) >= 0) break;
+    __nanosleep(256);
+  }
+  asm volatile("fence.proxy.async.global;\n" ::: "memory");
+}
+
+}  // namespace sf::cuda::detail
