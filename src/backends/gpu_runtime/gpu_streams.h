@@ -59,7 +59,8 @@ class GpuStreams {
   Status wait(Handle h);
   // Landed flags (Comm::landed_flag): a stream of their own waits for the handles' events, then writes the next
   // value into one of kFlagWords words of device memory (cuStreamWriteValue32, a stream memory operation: no
-  // SM). The compute stream does not wait. The caller makes sure the handles' operations need no SM either.
+  // SM). The compute stream does not wait. The caller makes sure the handles' operations need no SM either. One
+  // stream writes every flag in the order they were asked for: a flag waits for the flags before it.
   Result<LandedFlag> flag_when_done(const std::vector<Handle>& hs);
   // Whether a handle's operation needs no SM, as its backend declared when it made the handle (a copy-engine
   // transfer); reserve() clears it.

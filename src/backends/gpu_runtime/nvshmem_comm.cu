@@ -223,6 +223,8 @@ Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
   SF_CUDA_LAUNCH_RETURN("NVSHMEM barrier on stream");
   if (across && emu_.enabled()) SF_RETURN_IF_ERROR(links_->hold_latency(stream, emu_));
   SF_ASSIGN_OR_RETURN(Handle h, streams_->record(lane));
+  // The compute stream waits for the barrier here, so no kernel issued after it can hold the SMs that the
+  // barrier's kernels need: landed flags of later transfers on this lane rely on that (end_transfer).
   return streams_->wait(h);
 }
 
