@@ -117,10 +117,10 @@ class Comm {
   // later operations are not ordered after `hs` (a relay of the data would have to wait_all first). A backend
   // hands out a flag only where the operations need no SM (copy engines, stream memory operations): a polling
   // kernel holds its SMs, and a transfer that needed one would never run. Everywhere else, and by default, it
-  // waits for `hs` here and returns an empty flag.
-  virtual Result<LandedFlag> landed_flag(const std::vector<Handle>& hs) {
-    SF_RETURN_IF_ERROR(wait_all(hs));
-    return LandedFlag{};
+  // waits for `hs` here and returns an empty flag. Counted (landed_flags_asked), carried out by landed_flag_impl.
+  Result<LandedFlag> landed_flag(const std::vector<Handle>& hs) {
+    ++flags_asked_;
+    return landed_flag_impl(hs);
   }
 
   // ---- ordering
@@ -140,13 +140,20 @@ class Comm {
   // ---- accounting
   const LinkBytes& bytes_moved() const { return bytes_; }
   const BarrierCounts& barriers_taken() const { return barriers_; }
+  // landed_flag calls: where the algorithm lets a call start before its data has landed, if the backend can.
+  uint64_t landed_flags_asked() const { return flags_asked_; }
   void reset_counters() {
     bytes_ = {};
     barriers_ = {};
+    flags_asked_ = 0;
   }
 
  protected:
   virtual Status barrier_impl(const std::vector<int>& group, Lane lane) = 0;
+  virtual Result<LandedFlag> landed_flag_impl(const std::vector<Handle>& hs) {
+    SF_RETURN_IF_ERROR(wait_all(hs));
+    return LandedFlag{};
+  }
   void count(int peer, size_t n) {
     if (peer != rank()) bytes_.bytes[static_cast<int>(topology().link(rank(), peer))] += n;
   }
@@ -154,6 +161,7 @@ class Comm {
  private:
   LinkBytes bytes_;
   BarrierCounts barriers_;
+  uint64_t flags_asked_ = 0;
 };
 
 }  // namespace sf

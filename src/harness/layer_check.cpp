@@ -129,6 +129,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   result.bytes.resize(P);
   result.barriers.resize(P);
   result.attention_calls.resize(P);
+  result.landed_flags_asked.resize(P);
   const int total = options.warmup + options.iterations;
   std::vector<std::vector<double>> times(P, std::vector<double>(total));
   std::mutex mu;
@@ -175,6 +176,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     result.bytes[g] = comm.bytes_moved();
     result.barriers[g] = comm.barriers_taken();
     result.attention_calls[g] = dev.attention_calls;
+    result.landed_flags_asked[g] = comm.landed_flags_asked();
     result.error.merge(compare_rows(o.data(), ref, in.shape, P, g));
     return Status::ok();
   });

@@ -159,13 +159,13 @@ Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, cuda
   return h;
 }
 
-Result<LandedFlag> NvshmemComm::landed_flag(const std::vector<Handle>& hs) {
+Result<LandedFlag> NvshmemComm::landed_flag_impl(const std::vector<Handle>& hs) {
   bool flag = landed_flags_, pending = false;
   for (Handle h : hs) {
     flag = flag && streams_->sm_free(h);
     pending = pending || h.id >= 0;
   }
-  if (!flag || !pending) return Comm::landed_flag(hs);
+  if (!flag || !pending) return Comm::landed_flag_impl(hs);
   return streams_->flag_when_done(hs);
 }
 

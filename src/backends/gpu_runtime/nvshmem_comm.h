@@ -58,9 +58,10 @@ class NvshmemComm final : public Comm {
   Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
                      Lane lane = Lane::kMain) override;
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
-  Status wait(Handle h) override { return streams_->wait(h); }
   // A flag where every operation of `hs` and what its lane did before it needs no SM (end_transfer marks them).
-  Result<LandedFlag> landed_flag(const std::vector<Handle>& hs) override;
+  Result<LandedFlag> landed_flag_impl(const std::vector<Handle>& hs) override;
+  Status wait(Handle h) override { return streams_->wait(h); }
+
   Status begin_detached(Lane lane, const std::vector<Handle>& deps) override { return streams_->detach(lane, deps); }
   Status end_detached(Lane lane) override {
     streams_->attach(lane);
