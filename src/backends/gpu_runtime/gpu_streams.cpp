@@ -46,7 +46,10 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
   }
   SF_CUDA_RETURN(cudaStreamCreateWithPriority(&flag_stream_, cudaStreamNonBlocking, greatest));
   SF_CUDA_RETURN(cudaMalloc(&flag_words_, kFlagWords * sizeof(uint32_t)));
-  SF_CUDA_RETURN(cudaMemset(flag_words_, 0, kFlagWords * sizeof(uint32_t)));
+  // Zeroed before init returns: the streams are non-blocking, so nothing else orders a kernel's first poll after
+  // a memset on the legacy stream.
+  SF_CUDA_RETURN(cudaMemsetAsync(flag_words_, 0, kFlagWords * sizeof(uint32_t), flag_stream_));
+  SF_CUDA_RETURN(cudaStreamSynchronize(flag_stream_));
   return Status::ok();
 }
 
