@@ -12,11 +12,7 @@ struct LandedFlags {
 };
 
 __global__ void wait_landed_kernel(const __grid_constant__ LandedFlags f) {
-  for (int i = 0; i < f.count; ++i) {
-    KVChunkArgs c{};
-    c.ready = f.word[i], c.ready_value = f.value[i];
-    wait_landed(c);
-  }
+  for (int i = 0; i < f.count; ++i) wait_landed(f.word[i], f.value[i]);
 }
 
 }  // namespace

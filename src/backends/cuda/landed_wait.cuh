@@ -13,15 +13,16 @@
 
 namespace sf::cuda::detail {
 
-__device__ __forceinline__ void wait_landed(const KVChunkArgs& c) {
-  if (c.ready == nullptr) return;
+__device__ __forceinline__ void wait_landed(const uint32_t* word, uint32_t value) {
+  if (word == nullptr) return;
   for (;;) {
     uint32_t v;
-    asm volatile("ld.acquire.sys.global.u32 %0, [%1];\n" : "=r"(v) : "l"(c.ready) : "memory");
-    if (static_cast<int32_t>(v - c.ready_value) >= 0) break;
+    asm volatile("ld.acquire.sys.global.u32 %0, [%1];\n" : "=r"(v) : "l"(word) : "memory");
+    if (static_cast<int32_t>(v - value) >= 0) break;
     __nanosleep(256);
   }
   asm volatile("fence.proxy.async.global;\n" ::: "memory");
 }
+__device__ __forceinline__ void wait_landed(const KVChunkArgs& c) { wait_landed(c.ready, c.ready_value); }
 
 }  // namespace sf::cuda::detail

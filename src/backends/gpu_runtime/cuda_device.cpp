@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <cuda.h>
-
 #include "device_kernels.cuh"
 #include "gpu_check.h"
 #ifdef SF_HAVE_CUDA_KERNELS
@@ -30,14 +28,10 @@ Status wait_landed_flags(const AttentionProblem& p, cudaStream_t stream) {
   for (int32_t j = 0; j < p.num_kv; ++j) {
     const LandedFlag& f = p.kv[j].ready;
     if (!f.pending()) continue;
-    const CUresult r = cuStreamWaitValue32(reinterpret_cast<CUstream>(stream),
-                                           reinterpret_cast<CUdeviceptr>(f.word), f.value, CU_STREAM_WAIT_VALUE_GEQ);
-    if (r != CUDA_SUCCESS) {
-      const char* msg = nullptr;
-      cuGetErrorString(r, &msg);
-      return internal_error(std::string("attention: waiting for a landed flag (cuStreamWaitValue32): ") +
-                            (msg ? msg : "unknown error"));
-    }
+    SF_RETURN_IF_ERROR(driver_status(cuStreamWaitValue32(reinterpret_cast<CUstream>(stream),
+                                                         reinterpret_cast<CUdeviceptr>(f.word), f.value,
+                                                         CU_STREAM_WAIT_VALUE_GEQ),
+                                     "attention: waiting for a landed flag (cuStreamWaitValue32)"));
   }
   return Status::ok();
 }

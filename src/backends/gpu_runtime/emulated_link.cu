@@ -47,13 +47,11 @@ __global__ void hold_for_kernel(unsigned long long duration_ns) {
   while (global_ns() < until) __nanosleep(256);
 }
 
-Status driver_status(CUresult r, const char* what) {
-  if (r == CUDA_SUCCESS) return Status::ok();
-  const char* name = nullptr;
-  cuGetErrorName(r, &name);
-  return backend_error(std::string(what) + ": " + (name ? name : "unknown driver error") +
-                       " (the host clock of the emulated links needs stream memory operations on mapped host "
-                       "memory; SF_EMULATED_LINK_CLOCK=kernel uses kernels instead)");
+Status link_driver_status(CUresult r, const char* what) {
+  const Status st = driver_status(r, what);
+  if (st.is_ok()) return st;
+  return backend_error(st.message() + "; the host clock of the emulated links needs stream memory operations on "
+                       "mapped host memory (SF_EMULATED_LINK_CLOCK=kernel uses kernels instead)");
 }
 
 uint64_t duration_ns(size_t bytes, const EmulationSettings& s) {
@@ -145,7 +143,7 @@ std::vector<LinkClock::Record> EmulatedLinks::take_records() {
 
 Status EmulatedLinks::write_reached(cudaStream_t stream, uint32_t ticket, const char* what) {
   const auto at = reinterpret_cast<CUdeviceptr>(flags_on_device_ + ticket % kSlots);
-  return driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(stream), at, ticket, 0), what);
+  return link_driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(stream), at, ticket, 0), what);
 }
 
 Result<uint32_t> EmulatedLinks::book(cudaStream_t stream, LinkDirection dir, size_t bytes,
@@ -171,11 +169,11 @@ Status EmulatedLinks::hold(cudaStream_t stream, uint32_t ticket) {
   if (host_) {
     const auto at = reinterpret_cast<CUdeviceptr>(flags_on_device_ + kSlots + ticket % kSlots);
     SF_RETURN_IF_ERROR(
-        driver_status(cuStreamWaitValue32(reinterpret_cast<CUstream>(stream), at, ticket, CU_STREAM_WAIT_VALUE_EQ),
+        link_driver_status(cuStreamWaitValue32(reinterpret_cast<CUstream>(stream), at, ticket, CU_STREAM_WAIT_VALUE_EQ),
                       "emulated link: hold (cuStreamWaitValue32)"));
     if (!clock_->keeping_records()) return Status::ok();
     const auto resumed = reinterpret_cast<CUdeviceptr>(flags_on_device_ + 2 * kSlots + ticket % kSlots);
-    return driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(stream), resumed, ticket, 0),
+    return link_driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(stream), resumed, ticket, 0),
                          "emulated link: resumed flag (cuStreamWriteValue32)");
   }
   hold_kernel<<<1, 1, 0, stream>>>(state_ + 2 + ticket);

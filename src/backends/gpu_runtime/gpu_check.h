@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include "streamfusion/status.h"
@@ -14,6 +15,17 @@ inline Status cuda_status(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return Status::ok();
   const ErrorCode code = err == cudaErrorMemoryAllocation ? ErrorCode::kOutOfMemory : ErrorCode::kBackendError;
   return Status(code, std::string(what) + ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
+}
+
+// The driver API's (stream memory operations: cuStreamWriteValue32, cuStreamWaitValue32).
+inline Status driver_status(CUresult r, const char* what) {
+  if (r == CUDA_SUCCESS) return Status::ok();
+  const char* name = nullptr;
+  const char* text = nullptr;
+  cuGetErrorName(r, &name);
+  cuGetErrorString(r, &text);
+  return backend_error(std::string(what) + ": " + (name ? name : "unknown driver error") +
+                       (text ? std::string(" (") + text + ")" : std::string()));
 }
 
 }  // namespace sf::gpu

@@ -188,9 +188,11 @@ std::string GpuContext::describe() const {
 #ifdef SF_HAVE_NVSHMEM
   if (impl_->nvshmem_ready) s += ", NVSHMEM " + nvshmem_version_string();
   if (impl_->nvshmem_ready) {
-    const Result<bool> pipeline = one_sided_pipeline_from_env();  // an invalid value fails in make_runtime
+    const Result<bool> pipeline = on_off_from_env("SF_NVSHMEM_PIPELINE");  // an invalid value fails in make_runtime
     if (pipeline && !pipeline.value())
       s += " (SF_NVSHMEM_PIPELINE=off: inter-machine transfers posted from the lane, one after another)";
+    const Result<bool> flags = on_off_from_env("SF_LANDED_FLAGS");
+    if (flags && !flags.value()) s += " (SF_LANDED_FLAGS=off: every call waits for its data on the stream)";
   }
 #endif
   s += CudaDevice::fast_kernel_built() ? ", attention: sf::cuda::attention (fallback kernel for other cases)"

@@ -1,7 +1,5 @@
 #include "gpu_streams.h"
 
-#include <cuda.h>
-
 #include "gpu_check.h"
 
 namespace sf::gpu {
@@ -100,13 +98,10 @@ Result<LandedFlag> GpuStreams::flag_when_done(const std::vector<Handle>& hs) {
   if (++flags_issued_ == 0) ++flags_issued_;  // 0 is every word's initial value: never a flag
   const uint32_t value = flags_issued_;
   uint32_t* word = flag_words_ + value % kFlagWords;
-  const CUresult r = cuStreamWriteValue32(reinterpret_cast<CUstream>(flag_stream_),
-                                          reinterpret_cast<CUdeviceptr>(word), value, CU_STREAM_WRITE_VALUE_DEFAULT);
-  if (r != CUDA_SUCCESS) {
-    const char* msg = nullptr;
-    cuGetErrorString(r, &msg);
-    return internal_error(std::string("landed flag: cuStreamWriteValue32 failed: ") + (msg ? msg : "unknown error"));
-  }
+  SF_RETURN_IF_ERROR(driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(flag_stream_),
+                                                       reinterpret_cast<CUdeviceptr>(word), value,
+                                                       CU_STREAM_WRITE_VALUE_DEFAULT),
+                                  "landed flag (cuStreamWriteValue32)"));
   return LandedFlag{word, value};
 }
 

@@ -62,23 +62,16 @@ NvshmemComm::~NvshmemComm() {
   if (signals_) nvshmem_free(signals_);
 }
 
-Result<bool> one_sided_pipeline_from_env() {
-  const char* v = std::getenv("SF_NVSHMEM_PIPELINE");
+Result<bool> on_off_from_env(const char* name) {
+  const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0' || std::strcmp(v, "on") == 0) return true;
   if (std::strcmp(v, "off") == 0) return false;
-  return invalid_argument(std::string("SF_NVSHMEM_PIPELINE must be on or off, found '") + v + "'");
-}
-
-Result<bool> landed_flags_from_env() {
-  const char* v = std::getenv("SF_LANDED_FLAGS");
-  if (v == nullptr || *v == '\0' || std::strcmp(v, "on") == 0) return true;
-  if (std::strcmp(v, "off") == 0) return false;
-  return invalid_argument(std::string("SF_LANDED_FLAGS must be on or off, found '") + v + "'");
+  return invalid_argument(std::string(name) + " must be on or off, found '" + v + "'");
 }
 
 Status NvshmemComm::init() {
-  SF_ASSIGN_OR_RETURN(pipeline_, one_sided_pipeline_from_env());
-  SF_ASSIGN_OR_RETURN(landed_flags_, landed_flags_from_env());
+  SF_ASSIGN_OR_RETURN(pipeline_, on_off_from_env("SF_NVSHMEM_PIPELINE"));
+  SF_ASSIGN_OR_RETURN(landed_flags_, on_off_from_env("SF_LANDED_FLAGS"));
   const size_t n = 2 * static_cast<size_t>(topo_.world_size());
   {
     Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_calloc of the barrier signals");

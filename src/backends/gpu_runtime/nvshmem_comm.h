@@ -29,11 +29,10 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
 void nvshmem_finalize_process();
 std::string nvshmem_version_string();
 
-// SF_NVSHMEM_PIPELINE: "on" or unset (true), "off" (false); anything else is an error (NvshmemComm::init fails).
-Result<bool> one_sided_pipeline_from_env();
-// SF_LANDED_FLAGS: "on" or unset (true: landed_flag hands out flags where it safely can), "off" (false: it waits,
-// for comparisons); anything else is an error.
-Result<bool> landed_flags_from_env();
+// An on/off setting of the one-sided backend: "on" or unset (true), "off" (false); anything else is an error
+// (NvshmemComm::init fails). SF_NVSHMEM_PIPELINE: inter-machine transfers from the side streams (above);
+// SF_LANDED_FLAGS: landed_flag hands out flags where it safely can (off: it waits, for comparisons).
+Result<bool> on_off_from_env(const char* name);
 
 class NvshmemComm final : public Comm {
  public:

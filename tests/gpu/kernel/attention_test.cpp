@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <cstdio>
 #include <limits>
-#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -347,21 +346,6 @@ TEST(CudaAttention, LargeScores) {
   c.q_std = 6.f;
   run_case(c);
 }
-
-// Sets an environment variable for one scope (the library reads its settings at every call).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1); else unsetenv(name_);
-  }
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // The warp-specialized kernel's split pieces (src/backends/cuda/tail_split.h, split_merge.cuh) with every item
 // forced into n pieces along K/V (SF_CUDA_SPLIT_TAIL=n; at most one piece per K/V tile, so 7 gives single-tile

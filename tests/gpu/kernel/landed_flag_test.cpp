@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstdio>
-#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -24,22 +23,6 @@
 
 namespace sf::test {
 namespace {
-
-class ScopedPath {
- public:
-  explicit ScopedPath(const char* path) {
-    if (const char* v = std::getenv("SF_CUDA_ATTENTION_PATH")) old_ = v;
-    if (path) setenv("SF_CUDA_ATTENTION_PATH", path, 1);
-    else unsetenv("SF_CUDA_ATTENTION_PATH");
-  }
-  ~ScopedPath() {
-    if (old_) setenv("SF_CUDA_ATTENTION_PATH", old_->c_str(), 1);
-    else unsetenv("SF_CUDA_ATTENTION_PATH");
-  }
-
- private:
-  std::optional<std::string> old_;
-};
 
 DeviceBuffer upload(const HostRows& r, DType t) {
   std::vector<uint16_t> bits(r.v.size());
@@ -72,7 +55,7 @@ void sleep_ms(void* ms) { std::this_thread::sleep_for(std::chrono::milliseconds(
 
 // path: SF_CUDA_ATTENTION_PATH (null: the default, whose producer polls the flags; others wait before the call).
 void run_late_chunks(const char* path, int64_t dim, int64_t heads) {
-  ScopedPath scoped(path);
+  ScopedEnv scoped("SF_CUDA_ATTENTION_PATH", path);
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE(std::string(path ? path : "default") + " D=" + std::to_string(dim) + ", seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
