@@ -193,6 +193,9 @@ std::string GpuContext::describe() const {
       s += " (SF_NVSHMEM_PIPELINE=off: inter-machine transfers posted from the lane, one after another)";
     const Result<bool> flags = on_off_from_env("SF_LANDED_FLAGS");
     if (flags && !flags.value()) s += " (SF_LANDED_FLAGS=off: every call waits for its data on the stream)";
+    const Result<bool> at_post = emulated_booking_at_post();
+    if (at_post && at_post.value())
+      s += " (SF_EMULATED_BOOKING=post: an emulated NIC sees a side stream's transfer only when it is posted)";
   }
 #endif
   s += CudaDevice::fast_kernel_built() ? ", attention: sf::cuda::attention (fallback kernel for other cases)"

@@ -69,9 +69,17 @@ Result<bool> on_off_from_env(const char* name) {
   return invalid_argument(std::string(name) + " must be on or off, found '" + v + "'");
 }
 
+Result<bool> emulated_booking_at_post() {
+  const char* v = std::getenv("SF_EMULATED_BOOKING");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "lane") == 0) return false;
+  if (std::strcmp(v, "post") == 0) return true;
+  return invalid_argument(std::string("SF_EMULATED_BOOKING must be lane or post, found '") + v + "'");
+}
+
 Status NvshmemComm::init() {
   SF_ASSIGN_OR_RETURN(pipeline_, on_off_from_env("SF_NVSHMEM_PIPELINE"));
   SF_ASSIGN_OR_RETURN(landed_flags_, on_off_from_env("SF_LANDED_FLAGS"));
+  SF_ASSIGN_OR_RETURN(book_at_post_, emulated_booking_at_post());
   const size_t n = 2 * static_cast<size_t>(topo_.world_size());
   {
     Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_calloc of the barrier signals");
@@ -121,20 +129,34 @@ Status NvshmemComm::check_access(const SymmetricBuffer& b, size_t offset, size_t
   return Status::ok();
 }
 
-Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t bytes, Lane lane, bool* emulate) {
+Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t bytes, Lane lane, bool* emulate,
+                                             cudaStream_t* stream) {
   SF_RETURN_IF_ERROR(streams_->order_after_compute(lane));
-  if (!posted_aside(peer)) SF_RETURN_IF_ERROR(streams_->settle(lane));
+  const bool aside = posted_aside(peer);
+  if (!aside) SF_RETURN_IF_ERROR(streams_->settle(lane));
   *emulate = emu_.enabled() && topo_.link(rank_, peer) == LinkClass::kInter;
-  if (!*emulate) return 0u;
-  // The kernel clock books and holds with one-thread kernels on the lane: from here on its handles need SMs.
-  if (std::strcmp(links_->clock_name(), "kernel") == 0) lane_uses_sms_[static_cast<int>(lane)] = true;
-  // Booked in the lane's order, on our side and the peer's: one-sided, the peer's NIC takes no part otherwise.
-  return links_->book(streams_->lane(lane), dir, bytes, emu_, peer);
-}
-
-Result<cudaStream_t> NvshmemComm::post_stream(int peer, Lane lane) {
-  if (posted_aside(peer)) return streams_->begin_side(lane);
-  return streams_->lane(lane);
+  // The kernel clock books and holds with one-thread kernels: from here on the lane's handles need SMs.
+  if (*emulate && std::strcmp(links_->clock_name(), "kernel") == 0) lane_uses_sms_[static_cast<int>(lane)] = true;
+  // Booked on our side and the peer's (one-sided, the peer's NIC takes no part otherwise) in the lane's order, as
+  // issued: the NIC holds the layer's transfers at once, as Algorithm 1 issues every pull before waiting for any.
+  // The code posts at most two at a time (one per side stream). Booked where they are posted instead
+  // (SF_EMULATED_BOOKING=post), the strict FIFOs of nic_board.h leave an ingress idle whenever both of its
+  // transfers wait for sources busy with other ranks, where a real NIC would share its bandwidth: 0.74-1.03x
+  // (bench/sp/TRACES.md, session 21).
+  const bool book_on_side = aside && book_at_post_;
+  uint32_t slot = 0;
+  if (*emulate && !book_on_side) {
+    SF_ASSIGN_OR_RETURN(slot, links_->book(streams_->lane(lane), dir, bytes, emu_, peer));
+  }
+  if (aside) {
+    SF_ASSIGN_OR_RETURN(*stream, streams_->begin_side(lane));
+  } else {
+    *stream = streams_->lane(lane);
+  }
+  if (*emulate && book_on_side) {
+    SF_ASSIGN_OR_RETURN(slot, links_->book(*stream, dir, bytes, emu_, peer));
+  }
+  return slot;
 }
 
 Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, cudaStream_t stream, bool emulate,
@@ -167,8 +189,8 @@ Result<Handle> NvshmemComm::put(const SymmetricBuffer& dst, size_t dst_offset, i
   SF_RETURN_IF_ERROR(check_access(dst, dst_offset, bytes, peer, "put"));
   if (bytes == 0) return Handle{};
   bool emulate = false;
-  SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kEgress, bytes, lane, &emulate));
-  SF_ASSIGN_OR_RETURN(cudaStream_t stream, post_stream(peer, lane));
+  cudaStream_t stream = nullptr;
+  SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kEgress, bytes, lane, &emulate, &stream));
   nvshmemx_putmem_on_stream(static_cast<char*>(dst.local) + dst_offset, src, bytes, peer, stream);
   return end_transfer(peer, bytes, lane, stream, emulate, slot, "nvshmemx_putmem_on_stream");
 }
@@ -178,8 +200,8 @@ Result<Handle> NvshmemComm::get(void* dst, const SymmetricBuffer& src, size_t sr
   SF_RETURN_IF_ERROR(check_access(src, src_offset, bytes, peer, "get"));
   if (bytes == 0) return Handle{};
   bool emulate = false;
-  SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kIngress, bytes, lane, &emulate));
-  SF_ASSIGN_OR_RETURN(cudaStream_t stream, post_stream(peer, lane));
+  cudaStream_t stream = nullptr;
+  SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kIngress, bytes, lane, &emulate, &stream));
   nvshmemx_getmem_on_stream(dst, static_cast<const char*>(src.local) + src_offset, bytes, peer, stream);
   return end_transfer(peer, bytes, lane, stream, emulate, slot, "nvshmemx_getmem_on_stream");
 }

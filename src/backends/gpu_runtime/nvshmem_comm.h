@@ -33,6 +33,12 @@ std::string nvshmem_version_string();
 // (NvshmemComm::init fails). SF_NVSHMEM_PIPELINE: inter-machine transfers from the side streams (above);
 // SF_LANDED_FLAGS: landed_flag hands out flags where it safely can (off: it waits, for comparisons).
 Result<bool> on_off_from_env(const char* name);
+// SF_EMULATED_BOOKING: when the emulated links book a one-sided transfer posted from a side stream. "lane" or
+// unset (false): when the lane issues it, so that a NIC holds every transfer of a layer in the order the rank
+// issued them, as the paper's Algorithm 1 issues every pull at once. "post" (true): when its side stream posts it,
+// which with two side streams is at most two per lane at a time (for comparisons: bench/sp/TRACES.md, session 21).
+// Anything else is an error.
+Result<bool> emulated_booking_at_post();
 
 class NvshmemComm final : public Comm {
  public:
@@ -72,10 +78,10 @@ class NvshmemComm final : public Comm {
   // A transfer to or from another machine is posted from a side stream (pipeline_); anything else settles the
   // lane first.
   bool posted_aside(int peer) const { return pipeline_ && topo_.link(rank_, peer) == LinkClass::kInter; }
-  // Orders the lane after compute and books an emulated link if the peer is on another machine.
-  Result<uint32_t> begin_transfer(int peer, LinkDirection dir, size_t bytes, Lane lane, bool* emulate);
-  // The stream to post a transfer with `peer` from: a side stream of the lane, or the lane.
-  Result<cudaStream_t> post_stream(int peer, Lane lane);
+  // Orders the lane after compute, picks the stream to post the transfer from (a side stream of the lane, or the
+  // lane) and books an emulated link if the peer is on another machine.
+  Result<uint32_t> begin_transfer(int peer, LinkDirection dir, size_t bytes, Lane lane, bool* emulate,
+                                  cudaStream_t* stream);
   // Checks the launch, holds the emulated link on `stream`, counts the bytes and returns the transfer's handle.
   Result<Handle> end_transfer(int peer, size_t bytes, Lane lane, cudaStream_t stream, bool emulate, uint32_t slot,
                               const char* what);
@@ -88,6 +94,7 @@ class NvshmemComm final : public Comm {
   NcclComm* two_sided_;
   bool pipeline_ = true;
   bool landed_flags_ = true;
+  bool book_at_post_ = false;  // SF_EMULATED_BOOKING=post
   bool lane_uses_sms_[2] = {false, false};  // the lane carried NCCL's or the kernel clock's kernels
   uint64_t* signals_ = nullptr;        // symmetric: [lane][source rank] arrival counters
   std::vector<uint64_t> expected_[2];  // per lane, per peer: barriers passed together so far
