@@ -5,7 +5,9 @@
 # what ran just before moves a timing by a few percent (2.1 % on 1x4, bench/sp/TRACES.md session 15). Here the
 # one-GPU baseline, USP and SFU-NVSHMEM each follow SF_SUSTAIN_S seconds of their own load (--sustain-s), as
 # steady_1x4.sh does for 1x4; Flux 10 warm-ups and 30 timed forwards, CogVideoX 1 and 5. Emulated machines: two
-# and four, at 50 and 6.25 GB/s per GPU and direction, +5 us (DESIGN.md section 6).
+# and four, at 50 and 6.25 GB/s per GPU and direction, +5 us (DESIGN.md section 6). Each SFU case is timed again
+# with its plan and the links at NVLink speed (--free-links): the plan's own compute, the third reading of
+# "compute alone" in the report (the one-GPU time / 4 and the all-4-busy share are the others).
 #   bench/sp/steady_emulated.sh [OUTDIR]   env: SF_SUSTAIN_S (default 3), SF_FLUX_S (16384,36864,65536),
 #                                           SF_COG_S (81920,163840), SF_EXTRA_ARGS (more gpu-attention options)
 set -uo pipefail
@@ -16,7 +18,7 @@ SUSTAIN=${SF_SUSTAIN_S:-3}
 sf_build_logged "steady emulated" streamfusion-gpu
 SFG=$(sf_gpu_binary)
 rm -f "$OUTDIR/sp.jsonl"
-COMMON="--topology 2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes usp,sfu --sustain-s $SUSTAIN"
+COMMON="--topology 2x2,4x1 --gbps 50,6.25 --latency-us 5 --schemes usp,sfu --sustain-s $SUSTAIN --free-links"
 COMMON="$COMMON --json $OUTDIR/sp.jsonl ${SF_EXTRA_ARGS:-}"
 sf_start_clock_log "$OUTDIR/clocks.csv"
 # shellcheck disable=SC2086  # word splitting of the options is intended
