@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -298,6 +299,91 @@ TEST(NicBoard, SharedBoardIsSeenByEveryMapping) {
   EXPECT_NE(wrong.status().message().find("shm_open"), std::string::npos) << wrong.status().to_string();
   EXPECT_FALSE(NicBoard::create_private(0).is_ok());
   EXPECT_FALSE(NicBoard::create_private(NicBoard::kMaxRanks + 1).is_ok());
+}
+
+// SF_EMULATED_NIC=fair: queues share their bandwidth, max-min fair across both ends of each flow.
+constexpr int kOut = 0, kIn = 1;
+
+// When `flow` finished (it must have, as far as the board was brought).
+uint64_t done_at(NicBoard& b, int flow) {
+  uint64_t started = 0, done = 0;
+  EXPECT_TRUE(b.finished(flow, &started, &done)) << "flow " << flow << " still moving";
+  return done;
+}
+
+TEST(NicBoardFair, TwoPullsFromOneGpuMoveTogetherAtHalfRate) {
+  auto board = std::move(NicBoard::create_private(3, NicSharing::kFair).value());
+  const int a = board->start(1000, 1, kIn, 0, kOut, 1000);
+  const int b = board->start(1000, 2, kIn, 0, kOut, 1000);
+  board->advance_to(2999);
+  uint64_t started = 0, done = 0;
+  EXPECT_FALSE(board->finished(a, &started, &done));  // under FIFO a would be done at 2000
+  board->advance_to(3000);
+  EXPECT_EQ(done_at(*board, a), 3000u);
+  EXPECT_EQ(done_at(*board, b), 3000u);
+}
+
+TEST(NicBoardFair, AFlowTakesWhatItsTighterQueueLeaves) {
+  // Rank 0's egress carries three pulls (a third each); rank 1's ingress carries one of them and flow d, which
+  // gets the two thirds left there. When d finishes the others keep their third: rank 0's egress still binds them.
+  auto board = std::move(NicBoard::create_private(4, NicSharing::kFair).value());
+  const int a = board->start(0, 1, kIn, 0, kOut, 600);
+  const int b = board->start(0, 2, kIn, 0, kOut, 600);
+  const int c = board->start(0, 3, kIn, 0, kOut, 600);
+  const int d = board->start(0, 1, kIn, 2, kOut, 600);
+  board->advance_to(900);
+  EXPECT_EQ(done_at(*board, d), 900u);
+  board->advance_to(1800);
+  for (int f : {a, b, c}) EXPECT_EQ(done_at(*board, f), 1800u);
+}
+
+TEST(NicBoardFair, ALaterFlowSlowsAnEarlierOneInsteadOfWaiting) {
+  auto board = std::move(NicBoard::create_private(3, NicSharing::kFair).value());
+  const int a = board->start(0, 0, kIn, 1, kOut, 1000);
+  const int b = board->start(500, 0, kIn, 2, kOut, 500);  // from 500 on both share rank 0's ingress
+  board->advance_to(2000);
+  EXPECT_EQ(done_at(*board, b), 1500u);
+  EXPECT_EQ(done_at(*board, a), 1500u);
+}
+
+TEST(NicBoardFair, OneConnectionServesItsFlowsInOrder) {
+  // Two pulls by rank 1 from rank 0 go one after the other at the full rate; a pull by rank 1 from rank 2 shares
+  // rank 1's ingress with whichever of them moves.
+  auto board = std::move(NicBoard::create_private(3, NicSharing::kFair).value());
+  const int first = board->start(0, 1, kIn, 0, kOut, 500);
+  const int second = board->start(0, 1, kIn, 0, kOut, 500);
+  board->advance_to(1000);
+  EXPECT_EQ(done_at(*board, first), 500u);
+  EXPECT_EQ(done_at(*board, second), 1000u);
+  const int a = board->start(1000, 1, kIn, 0, kOut, 500);
+  const int b = board->start(1000, 1, kIn, 2, kOut, 500);
+  board->advance_to(2000);
+  EXPECT_EQ(done_at(*board, a), 2000u);
+  EXPECT_EQ(done_at(*board, b), 2000u);
+}
+
+TEST(NicBoardFair, TheModelComesFromTheEnvironmentAndEveryRankMustAgree) {
+  const char* old = std::getenv("SF_EMULATED_NIC");
+  const std::string saved = old ? old : "";
+  ::unsetenv("SF_EMULATED_NIC");
+  EXPECT_EQ(NicBoard::sharing_from_env().value(), NicSharing::kFifo);
+  ::setenv("SF_EMULATED_NIC", "fair", 1);
+  EXPECT_EQ(NicBoard::sharing_from_env().value(), NicSharing::kFair);
+  ::setenv("SF_EMULATED_NIC", "shared", 1);
+  const Result<NicSharing> bad = NicBoard::sharing_from_env();
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("fifo or fair, found 'shared'"), std::string::npos) << bad.status().to_string();
+  if (old) ::setenv("SF_EMULATED_NIC", saved.c_str(), 1);
+  else ::unsetenv("SF_EMULATED_NIC");
+
+  const std::string name = "/sf-test-nics-fair-" + std::to_string(::getpid());
+  auto made = NicBoard::create_shared(name, 2, NicSharing::kFair);
+  ASSERT_TRUE(made.is_ok()) << made.status().to_string();
+  auto fifo = NicBoard::open_shared(name, 2, NicSharing::kFifo);
+  NicBoard::unlink(name);
+  ASSERT_FALSE(fifo.is_ok());
+  EXPECT_NE(fifo.status().message().find("SF_EMULATED_NIC must be the same on every rank"), std::string::npos)
+      << fifo.status().to_string();
 }
 
 }  // namespace

@@ -84,20 +84,21 @@ Status EmulatedLinks::init_host_clock(int rank, int world, bool one_host, TcpSto
   // Emulated machines are GPUs of one host: ranks on several hosts (a real cluster), or a host without shared
   // memory (no /dev/shm, say; a warning, not a failed start, since most runs emulate nothing), book their own side
   // of a transfer only.
+  SF_ASSIGN_OR_RETURN(const NicSharing sharing, NicBoard::sharing_from_env());
   if (one_host && world > 1 && world <= NicBoard::kMaxRanks && store != nullptr) {
     std::string name;
     Status shared = Status::ok();
     if (rank == 0) {
       name = "/streamfusion-nics-" + std::to_string(::getpid()) + "-" +
              std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007);
-      auto made = NicBoard::create_shared(name, world);
+      auto made = NicBoard::create_shared(name, world, sharing);
       if (made.is_ok()) board_ = std::move(made.value());
       else shared = made.status();
       SF_RETURN_IF_ERROR(store->set("links/nics", board_ ? name : std::string()));  // empty: no board
     } else {
       SF_ASSIGN_OR_RETURN(name, store->get("links/nics"));
       if (!name.empty()) {
-        auto opened = NicBoard::open_shared(name, world);
+        auto opened = NicBoard::open_shared(name, world, sharing);
         if (opened.is_ok()) board_ = std::move(opened.value());
         else shared = opened.status();
       }
@@ -110,7 +111,11 @@ Status EmulatedLinks::init_host_clock(int rank, int world, bool one_host, TcpSto
                    "rank's side of a one-sided transfer (two ranks pulling from one GPU then each get the full "
                    "setting)\n", rank, shared.to_string().c_str());
   }
-  clock_ = std::make_unique<LinkClock>(flags_, flags_ + kSlots, board_.get(), board_ ? rank : 0);
+  shared_board_ = board_ != nullptr;
+  if (!shared_board_) {  // this rank's own queues only, under the same sharing model
+    SF_ASSIGN_OR_RETURN(board_, NicBoard::create_private(1, sharing));
+  }
+  clock_ = std::make_unique<LinkClock>(flags_, flags_ + kSlots, board_.get(), shared_board_ ? rank : 0);
   clock_->start();
   return Status::ok();
 }
@@ -149,7 +154,7 @@ Status EmulatedLinks::write_reached(cudaStream_t stream, uint32_t ticket, const 
 Result<uint32_t> EmulatedLinks::book(cudaStream_t stream, LinkDirection dir, size_t bytes,
                                      const EmulationSettings& settings, int far_rank) {
   if (host_) {
-    const int far = board_ ? far_rank : NicBoard::kNone;
+    const int far = shared_board_ ? far_rank : NicBoard::kNone;
     const LinkDirection opposite = dir == LinkDirection::kEgress ? LinkDirection::kIngress : LinkDirection::kEgress;
     const int far_fifo = static_cast<int>(opposite);
     const uint32_t ticket =

@@ -76,7 +76,8 @@ class EmulatedLinks {
   // (written after each hold while records are kept), in mapped host memory.
   uint32_t* flags_ = nullptr;
   uint32_t* flags_on_device_ = nullptr;
-  std::unique_ptr<NicBoard> board_;  // shared by the host's ranks, or null: only our own side is booked
+  std::unique_ptr<NicBoard> board_;  // shared by the host's ranks, or this rank's alone (SF_EMULATED_NIC's model)
+  bool shared_board_ = false;        // false: only our own side of a transfer is booked
   std::unique_ptr<LinkClock> clock_;
   // Kernel clock: [0..1] FIFO tails (ns, GPU global timer), then kSlots completion times.
   unsigned long long* state_ = nullptr;

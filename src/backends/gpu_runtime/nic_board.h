@@ -14,6 +14,13 @@
 // while a flow waited for its other one, the processes booking in any order: SFU-NVSHMEM on four emulated
 // machines ran up to 1.5x its transfer time, bench/sp/results/h100x4-2026-11-28-far-end/.)
 //
+// Another model, for comparison (SF_EMULATED_NIC=fair, NicSharing::kFair): flows between the same two queues (one
+// connection, a queue pair) go one at a time in booking order, and every queue shares its bandwidth equally
+// between the connections through it (max-min fair rates, each flow at the rate of its tighter queue), as a NIC
+// serving RDMA reads from several queue pairs in turn would. The FIFO model lets a queue run ahead on the order in
+// which ranks happened to book; under sharing every connection moves at once, each more slowly (bench/sp/TRACES.md,
+// session 21).
+//
 // Plain C++ over one block of memory: rank 0 creates it in POSIX shared memory, the others map it by name
 // (create_shared, open_shared); a process alone, or ranks on several hosts, use a private one (the far end is
 // then not modeled). A spin lock guards it: bookings are a few per layer.
@@ -28,6 +35,12 @@
 
 namespace sf::gpu {
 
+// How a queue divides its bandwidth between the flows through it.
+enum class NicSharing : uint32_t {
+  kFifo = 0,  // one flow at a time, in booking order (the default)
+  kFair = 1,  // equal shares, max-min fair across both queues of a flow
+};
+
 class NicBoard {
  public:
   static constexpr int kMaxRanks = 64;
@@ -39,10 +52,15 @@ class NicBoard {
   NicBoard& operator=(const NicBoard&) = delete;
 
   // In this process's memory (tests; a process alone; ranks on several hosts).
-  static Result<std::unique_ptr<NicBoard>> create_private(int ranks);
-  // In shared memory under `name` ("/..."), zeroed: rank 0, before the others open it.
-  static Result<std::unique_ptr<NicBoard>> create_shared(const std::string& name, int ranks);
-  static Result<std::unique_ptr<NicBoard>> open_shared(const std::string& name, int ranks);
+  static Result<std::unique_ptr<NicBoard>> create_private(int ranks, NicSharing sharing = NicSharing::kFifo);
+  // In shared memory under `name` ("/..."), zeroed: rank 0, before the others open it. The sharing model is the
+  // creator's: open_shared checks that the opener expects the same.
+  static Result<std::unique_ptr<NicBoard>> create_shared(const std::string& name, int ranks,
+                                                         NicSharing sharing = NicSharing::kFifo);
+  static Result<std::unique_ptr<NicBoard>> open_shared(const std::string& name, int ranks,
+                                                       NicSharing sharing = NicSharing::kFifo);
+  // SF_EMULATED_NIC: "fifo" or unset, or "fair"; anything else is an error.
+  static Result<NicSharing> sharing_from_env();
   // Removes the name (the mappings stay valid): once every rank has opened it, so that nothing outlives the job.
   static void unlink(const std::string& name);
 
@@ -61,12 +79,14 @@ class NicBoard {
     uint32_t state;  // 0 free, 1 moving or waiting, 2 finished
     int32_t queue[2];  // rank * 2 + fifo; -1 none
     uint64_t order;    // booking order: earlier flows take their queues first
-    uint64_t left_ns;  // moving time still needed
+    uint64_t left_ns;  // moving time still needed (kFifo)
+    double fair_left_ns;  // the same under kFair, where flows move at fractional rates
     uint64_t started_ns, done_ns;
   };
   struct Shared {
     std::atomic<uint32_t> lock;
     uint32_t ranks;
+    NicSharing sharing;
     uint64_t now_ns;  // how far the flows have been brought
     uint64_t next_order;
     int32_t high;     // flows [0, high) may be in use
@@ -79,6 +99,8 @@ class NicBoard {
   void lock();
   void unlock();
   void advance(uint64_t now_ns);  // under the lock
+  void advance_fifo(uint64_t now_ns);
+  void advance_fair(uint64_t now_ns);
 
   Shared* s_;
   bool mapped_;  // munmap at destruction; else delete
