@@ -22,47 +22,13 @@
 #include "gpu_commands.h"
 #include "gpu_runtime.h"
 #include "../layout_choices.h"
+#include "attention_options.h"
+#include "attention_timing.h"
 #include "streamfusion/planner.h"
 #include "streamfusion/sp_attention.h"
 
 namespace sf::cli {
 namespace {
-
-struct AttentionOptions {
-  std::vector<std::string> seqs = {"16384"};
-  int64_t heads = 24, head_dim = 128, batch = 1;
-  std::string dtype = "bf16";
-  std::vector<std::string> topologies = {"1x4"};
-  std::vector<std::string> gbps = {"50"};
-  double latency_us = 5.0;
-  std::vector<std::string> schemes = {"ring", "ulysses", "usp", "tas", "torus", "sfu"};
-  std::string transports = "auto";  // auto | two-sided | one-sided | both
-  std::vector<std::string> custom_meshes;  // extra cases: scheme custom with these meshes
-  int torus_chunks = -1;                   // -1: the planner decides; else SpAttentionConfig::torus_chunks
-  std::string foreign_push = "auto";       // auto (the planner), staggered or together: stagger_foreign_push
-  std::string foreign_rows = "auto";       // auto (the planner), by-block or by-set: foreign_rows_by_block
-  double ring_lead = -1.0;                 // < 0: the planner decides; else SpAttentionConfig::ring_lead_fraction
-  std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
-  std::string diagonal = "auto";           // auto (the planner), on or off: local_diagonal
-  double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
-  double sustain_s = 0.0;                  // seconds of its own load before each timing, on top of the warm-ups
-  std::string balance = "off";             // off | layer | share: row loans by the ranks' measured speeds
-  std::vector<double> rank_speeds;         // given: row loans by these speeds instead
-  int warmup = 2, iters = 5;
-  bool single = true;      // time the one-GPU layer too
-  bool concurrent = true;  // time every rank's compute share with all ranks at once too
-  bool trace = false;      // print every rank's timeline of the last timed forward
-  bool free_links = false;  // time each multi-machine case again with its links at NVLink speed (same plan)
-  uint64_t seed = 7;
-  std::string json;
-  std::string label;  // free text copied into every JSON row (e.g. the model)
-  double tol_rel = 1e-2, tol_abs = 6e-2;
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 std::string display_name(Scheme s, Transport t) {
   switch (s) {
@@ -74,151 +40,6 @@ std::string display_name(Scheme s, Transport t) {
     case Scheme::kSfu: return t == Transport::kOneSided ? "SFU-NVSHMEM" : "SFU-NCCL (sfu)";
     default: return scheme_name(s);
   }
-}
-
-// One attention call of `rows` query rows against all keys of the layer: the one-GPU computation (the reference
-// for this rank's rows, and the timed whole layer). Not copyable: the problem points into the chunks.
-struct FullKeysCall {
-  QChunk qc;
-  KVChunk kv;
-  AttentionProblem problem;
-  FullKeysCall(const AttentionShape& shape, void* q, void* out, int64_t rows, void* kfull, void* vfull, float scale) {
-    qc.q = dense_rows(q, rows, shape.heads, shape.head_dim);
-    qc.out = dense_rows(out, rows, shape.heads, shape.head_dim);
-    kv.k = dense_rows(kfull, shape.seq_len, shape.heads, shape.head_dim);
-    kv.v = dense_rows(vfull, shape.seq_len, shape.heads, shape.head_dim);
-    problem.dtype = shape.dtype;
-    problem.batch = shape.batch;
-    problem.heads = shape.heads;
-    problem.head_dim = shape.head_dim;
-    problem.scale = scale;
-    problem.q = &qc;
-    problem.num_q = 1;
-    problem.kv = &kv;
-    problem.num_kv = 1;
-    problem.mode = AccumulatorMode::kInit;
-    problem.finalize = true;
-  }
-  FullKeysCall(const FullKeysCall&) = delete;
-  FullKeysCall& operator=(const FullKeysCall&) = delete;
-};
-
-// Rank-local state of one shape: inputs, output, reference.
-struct ShapeBuffers {
-  Device* dev = nullptr;
-  std::vector<void*> owned;
-  void *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr, *ref = nullptr, *kfull = nullptr, *vfull = nullptr;
-  ~ShapeBuffers() {
-    for (void* p : owned) dev->free(p);
-  }
-  Result<void*> alloc(size_t bytes) {
-    SF_ASSIGN_OR_RETURN(void* p, dev->alloc(bytes));
-    owned.push_back(p);
-    return p;
-  }
-};
-
-// Fills rows [first_row, first_row + rows) of a global [B, S, H, D] tensor drawn from `seed`.
-Status fill_rows(gpu::GpuContext& ctx, void* dst, const AttentionShape& sh, int64_t first_row, int64_t rows,
-                 uint64_t seed) {
-  const int64_t row_elems = sh.heads * sh.head_dim;
-  for (int64_t b = 0; b < sh.batch; ++b) {
-    void* base = static_cast<char*>(dst) + b * rows * row_elems * dtype_size(sh.dtype);
-    SF_RETURN_IF_ERROR(ctx.fill_normal(base, rows * row_elems, sh.dtype, seed, (b * sh.seq_len + first_row) * row_elems));
-  }
-  return Status::ok();
-}
-
-// Warm-ups before timing `body`: o.warmup, plus as many as o.sustain_s seconds of `body` take (from three probe
-// runs), so that every timing starts after the same stretch of its own load. The GPUs run at their power cap,
-// where what ran before moves a timing by several percent (bench/sp/TRACES.md, session 15: 2.1 % after five
-// other schemes). tag: every rank runs `body` together and takes the most any rank needs, so that the counts
-// agree; empty: this rank alone.
-Result<int> sustained_warmup(gpu::GpuContext& ctx, const std::function<Status()>& body,
-                             const std::function<Status()>& before_each, const AttentionOptions& o,
-                             const std::string& tag) {
-  if (o.sustain_s <= 0.0) return o.warmup;
-  SF_ASSIGN_OR_RETURN(std::vector<double> probe, ctx.time_iterations(body, 0, 3, before_each));
-  const double per_run_ms = std::max(median(probe), 1e-3);
-  int more = static_cast<int>(std::min(1e5, std::ceil(o.sustain_s * 1e3 / per_run_ms)));
-  if (!tag.empty()) {
-    SF_ASSIGN_OR_RETURN(std::vector<std::string> all, gpu::gather_strings(ctx, tag, std::to_string(more)));
-    for (const std::string& v : all) more = std::max(more, std::stoi(v));
-  }
-  return o.warmup + more;
-}
-
-// Every rank times its own query rows against all keys and heads (1/P of the layer's FLOPs) while all the others
-// do the same: a GPU-side barrier before each iteration starts them together, so clocks and power are those of P
-// busy GPUs, not of one busy GPU among idle ones as in the one-GPU time. Returns every rank's median.
-Result<std::vector<double>> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall& share,
-                                                    const AttentionOptions& o, const std::string& tag) {
-  Topology all_on_one_host;
-  all_on_one_host.gpus_per_machine = ctx.world_size();
-  SF_ASSIGN_OR_RETURN(std::unique_ptr<RankRuntime> rt,
-                      ctx.make_runtime("nccl", all_on_one_host, gpu::EmulationSettings{}));
-  Comm& comm = rt->comm();
-  Device& dev = rt->device();
-  const std::function<Status()> body = [&] { return dev.attention(share.problem); };
-  const std::function<Status()> barrier = [&] { return comm.barrier_all(); };
-  SF_ASSIGN_OR_RETURN(int warmup, sustained_warmup(ctx, body, barrier, o, tag + "/sustain"));
-  SF_ASSIGN_OR_RETURN(std::vector<double> ms, ctx.time_iterations(body, warmup, o.iters, barrier));
-  SF_ASSIGN_OR_RETURN(std::vector<std::string> all, gpu::gather_strings(ctx, tag, std::to_string(median(ms))));
-  std::vector<double> per_rank;
-  for (const std::string& v : all) per_rank.push_back(std::stod(v));
-  return per_rank;
-}
-
-// Every rank's speed in the layer itself, for SpAttention::rebalance. After `warmup` forwards, three windows of
-// five forwards traced one by one, 20 untraced forwards apart; in each window a rank's speed is the query rows its
-// calls take over the median time of its attention calls in a forward (the waits between them left out). Only
-// what all windows agree on is kept: a rank's deviation from the mean speed counts only where every window has it
-// on the same side, and then its smallest size. Why: on one host the same rank was the slowest in every
-// measurement and loans made the layer 1.8 % faster; on another the ranks' order changed within seconds and loans
-// by one snapshot made it 1.4 % slower (4x H200, 22:35 and 22:43, bench/sp/results/h200x4-2026-11-27-loans*/).
-Result<std::vector<double>> measure_layer_speeds(gpu::GpuContext& ctx, SpAttention& sp,
-                                                 const std::function<Status()>& forward, int warmup,
-                                                 const std::string& tag) {
-  for (int i = 0; i < warmup; ++i) SF_RETURN_IF_ERROR(forward());
-  constexpr int kWindows = 3;
-  std::vector<std::vector<double>> deviation;  // [window][rank]: speed / mean speed - 1
-  for (int w = 0; w < kWindows; ++w) {
-    if (w > 0)
-      for (int i = 0; i < 20; ++i) SF_RETURN_IF_ERROR(forward());
-    std::vector<double> attention_ms;
-    for (int i = 0; i < 5; ++i) {
-      SF_RETURN_IF_ERROR(ctx.begin_trace());
-      SF_RETURN_IF_ERROR(forward());
-      SF_ASSIGN_OR_RETURN(std::vector<gpu::TraceEntry> entries, ctx.end_trace_entries());
-      double ms = 0.0;
-      for (const gpu::TraceEntry& e : entries)
-        if (!e.point && e.what.rfind("attention", 0) == 0) ms += e.end_ms - e.start_ms;
-      attention_ms.push_back(ms);
-    }
-    const double rows_per_ms = static_cast<double>(sp.query_rows_computed()) / std::max(median(attention_ms), 1e-6);
-    SF_ASSIGN_OR_RETURN(std::vector<std::string> all,
-                        gpu::gather_strings(ctx, tag + "/" + std::to_string(w), std::to_string(rows_per_ms)));
-    std::vector<double> v;
-    double mean = 0.0;
-    for (const std::string& x : all) mean += v.emplace_back(std::stod(x)) / static_cast<double>(all.size());
-    for (double& x : v) x = x / mean - 1.0;
-    deviation.push_back(std::move(v));
-  }
-  std::vector<double> speeds(deviation[0].size(), 1.0);
-  for (size_t x = 0; x < speeds.size(); ++x) {
-    double agreed = deviation[0][x];
-    for (const std::vector<double>& d : deviation)
-      agreed = d[x] * agreed <= 0.0 ? 0.0 : (std::fabs(d[x]) < std::fabs(agreed) ? d[x] : agreed);
-    speeds[x] += agreed;
-  }
-  return speeds;
-}
-
-// "a, b, c" with each value to `digits` characters, for the comment lines about row loans.
-std::string join_values(const std::vector<double>& values, size_t digits) {
-  std::string out;
-  for (double v : values) out += (out.empty() ? "" : ", ") + std::to_string(v).substr(0, digits);
-  return out;
 }
 
 // Whether row loans apply (SpAttentionConfig::row_loan_limit): a lone one-sided ring inside one machine.
@@ -384,7 +205,8 @@ int run_attention(const AttentionOptions& o) {
                                                        : 600.0;
     for (const Topology& topo : topos) {
       if (topo.world_size() != P) {
-        if (rank == 0) std::printf("# skip topology %s: needs %d processes\n", topo.to_string().c_str(), topo.world_size());
+        if (rank == 0)
+          std::printf("# skip topology %s: needs %d processes\n", topo.to_string().c_str(), topo.world_size());
         continue;
       }
       std::vector<double> links = {0.0};
@@ -649,7 +471,8 @@ int run_attention(const AttentionOptions& o) {
       }
     }
   }
-  if (rank == 0) std::printf("# gpu-attention: %s\n", all_ok ? "all outputs match the one-GPU result" : "SOME OUTPUTS WRONG");
+  if (rank == 0)
+    std::printf("# gpu-attention: %s\n", all_ok ? "all outputs match the one-GPU result" : "SOME OUTPUTS WRONG");
   auto fin = gpu::gather_strings(*ctx, "att/final", "");
   ATT_CHECK(fin.status());
   return (rank == 0 && !all_ok) ? 3 : 0;
