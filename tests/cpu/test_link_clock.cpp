@@ -3,6 +3,7 @@
 // and waits on the released ones (gpu-links checks the achieved bandwidth, also beside an attention call).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -360,6 +361,29 @@ TEST(NicBoardFair, OneConnectionServesItsFlowsInOrder) {
   board->advance_to(2000);
   EXPECT_EQ(done_at(*board, a), 2000u);
   EXPECT_EQ(done_at(*board, b), 2000u);
+}
+
+// Neither model idles a queue that has work: flows booked at once through one GPU's ingress from three peers end,
+// all of them, after the sum of their durations; under sharing none ends before its own duration at full rate.
+TEST(NicBoardFair, BothModelsKeepABusyQueueBusy) {
+  const uint64_t durations[] = {300, 700, 200, 500, 100, 400};
+  for (NicSharing sharing : {NicSharing::kFifo, NicSharing::kFair}) {
+    auto board = std::move(NicBoard::create_private(4, sharing).value());
+    std::vector<int> flows;
+    uint64_t total = 0;
+    for (int i = 0; i < 6; ++i) {
+      flows.push_back(board->start(1000, 0, kIn, 1 + i % 3, kOut, durations[i]));
+      total += durations[i];
+    }
+    board->advance_to(1000 + total);
+    uint64_t last = 0;
+    for (int i = 0; i < 6; ++i) {
+      const uint64_t done = done_at(*board, flows[i]);
+      EXPECT_GE(done, 1000 + durations[i]) << "flow " << i;
+      last = std::max(last, done);
+    }
+    EXPECT_EQ(last, 1000 + total) << (sharing == NicSharing::kFair ? "fair" : "fifo");
+  }
 }
 
 TEST(NicBoardFair, TheModelComesFromTheEnvironmentAndEveryRankMustAgree) {
