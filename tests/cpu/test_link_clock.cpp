@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "backends/gpu_runtime/env_choice.h"
 #include "backends/gpu_runtime/link_clock.h"
 
 namespace sf::gpu {
@@ -384,6 +385,22 @@ TEST(NicBoardFair, BothModelsKeepABusyQueueBusy) {
     }
     EXPECT_EQ(last, 1000 + total) << (sharing == NicSharing::kFair ? "fair" : "fifo");
   }
+}
+
+TEST(EnvChoice, UnsetIsTheFirstValueAndAnythingElseNamesTheValues) {
+  const char* name = "SF_TEST_ENV_CHOICE";
+  ::unsetenv(name);
+  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 0);
+  ::setenv(name, "", 1);
+  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 0);
+  ::setenv(name, "c", 1);
+  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 2);
+  ::setenv(name, "d", 1);
+  const Result<int> bad = env_choice(name, {"a", "b", "c"});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("SF_TEST_ENV_CHOICE must be a, b or c, found 'd'"), std::string::npos)
+      << bad.status().to_string();
+  ::unsetenv(name);
 }
 
 TEST(NicBoardFair, TheModelComesFromTheEnvironmentAndEveryRankMustAgree) {

@@ -10,6 +10,7 @@
 
 #include <cuda.h>
 
+#include "env_choice.h"
 #include "gpu_check.h"
 
 namespace sf::gpu {
@@ -68,10 +69,8 @@ EmulatedLinks::~EmulatedLinks() {
 }
 
 Status EmulatedLinks::init(int rank, int world, bool one_host, TcpStore* store) {
-  const char* env = std::getenv("SF_EMULATED_LINK_CLOCK");
-  if (env != nullptr && *env != '\0' && std::strcmp(env, "host") != 0 && std::strcmp(env, "kernel") != 0)
-    return invalid_argument(std::string("SF_EMULATED_LINK_CLOCK must be host or kernel, found '") + env + "'");
-  host_ = env == nullptr || *env == '\0' || std::strcmp(env, "host") == 0;
+  SF_ASSIGN_OR_RETURN(const int kernel_clock, env_choice("SF_EMULATED_LINK_CLOCK", {"host", "kernel"}));
+  host_ = kernel_clock == 0;
   if (host_) return init_host_clock(rank, world, one_host, store);
   SF_CUDA_RETURN(cudaMalloc(&state_, (2 + kSlots) * sizeof(unsigned long long)));
   return reset();

@@ -7,10 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <thread>
+
+#include "env_choice.h"
 
 namespace sf::gpu {
 
@@ -27,10 +28,8 @@ Status NicBoard::check_ranks(int ranks) {
 }
 
 Result<NicSharing> NicBoard::sharing_from_env() {
-  const char* v = std::getenv("SF_EMULATED_NIC");
-  if (v == nullptr || *v == '\0' || std::strcmp(v, "fifo") == 0) return NicSharing::kFifo;
-  if (std::strcmp(v, "fair") == 0) return NicSharing::kFair;
-  return invalid_argument(std::string("SF_EMULATED_NIC must be fifo or fair, found '") + v + "'");
+  SF_ASSIGN_OR_RETURN(const int fair, env_choice("SF_EMULATED_NIC", {"fifo", "fair"}));
+  return fair == 1 ? NicSharing::kFair : NicSharing::kFifo;
 }
 
 Result<std::unique_ptr<NicBoard>> NicBoard::create_private(int ranks, NicSharing sharing) {

@@ -6,6 +6,7 @@
 #include <nvshmem.h>
 #include <nvshmemx.h>
 
+#include "env_choice.h"
 #include "gpu_check.h"
 
 namespace sf::gpu {
@@ -63,17 +64,13 @@ NvshmemComm::~NvshmemComm() {
 }
 
 Result<bool> on_off_from_env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0' || std::strcmp(v, "on") == 0) return true;
-  if (std::strcmp(v, "off") == 0) return false;
-  return invalid_argument(std::string(name) + " must be on or off, found '" + v + "'");
+  SF_ASSIGN_OR_RETURN(const int off, env_choice(name, {"on", "off"}));
+  return off == 0;
 }
 
 Result<bool> emulated_booking_at_post() {
-  const char* v = std::getenv("SF_EMULATED_BOOKING");
-  if (v == nullptr || *v == '\0' || std::strcmp(v, "lane") == 0) return false;
-  if (std::strcmp(v, "post") == 0) return true;
-  return invalid_argument(std::string("SF_EMULATED_BOOKING must be lane or post, found '") + v + "'");
+  SF_ASSIGN_OR_RETURN(const int post, env_choice("SF_EMULATED_BOOKING", {"lane", "post"}));
+  return post == 1;
 }
 
 Status NvshmemComm::init() {

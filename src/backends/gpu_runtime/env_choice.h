@@ -1,0 +1,30 @@
+// A runtime setting that takes one of a few words from the environment (SF_NVSHMEM_PIPELINE, SF_LANDED_FLAGS,
+// SF_EMULATED_BOOKING, SF_EMULATED_NIC, SF_EMULATED_LINK_CLOCK): plain C++, so CPU tests reach it.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <string>
+
+#include "streamfusion/status.h"
+
+namespace sf::gpu {
+
+// The index in `values` of the variable's value; unset or empty is the first. Anything else is an error that names
+// the variable, the values it takes and what it found ("X must be a, b or c, found 'd'").
+inline Result<int> env_choice(const char* name, std::initializer_list<const char*> values) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return 0;
+  int index = 0;
+  std::string expected;
+  for (const char* value : values) {
+    if (std::strcmp(v, value) == 0) return index;
+    const bool last = index + 1 == static_cast<int>(values.size());
+    expected += std::string(index == 0 ? "" : last ? " or " : ", ") + value;
+    ++index;
+  }
+  return invalid_argument(std::string(name) + " must be " + expected + ", found '" + v + "'");
+}
+
+}  // namespace sf::gpu
