@@ -12,6 +12,7 @@ GpuStreams::~GpuStreams() {
     if (e) cudaEventDestroy(e);
   for (int l = 0; l < 2; ++l) {
     if (lane_fence_[l]) cudaEventDestroy(lane_fence_[l]);
+    if (posted_fence_[l]) cudaEventDestroy(posted_fence_[l]);
     for (int k = 0; k < kSides; ++k) {
       if (side_fence_[l][k]) cudaEventDestroy(side_fence_[l][k]);
       if (sides_[l][k]) cudaStreamDestroy(sides_[l][k]);
@@ -37,6 +38,7 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
   for (auto& e : fence_) SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   for (int l = 0; l < 2; ++l) {
     SF_CUDA_RETURN(cudaEventCreateWithFlags(&lane_fence_[l], cudaEventDisableTiming));
+    SF_CUDA_RETURN(cudaEventCreateWithFlags(&posted_fence_[l], cudaEventDisableTiming));
     for (int k = 0; k < kSides; ++k) {
       SF_CUDA_RETURN(cudaStreamCreateWithPriority(&sides_[l][k], cudaStreamNonBlocking, greatest));
       SF_CUDA_RETURN(cudaEventCreateWithFlags(&side_fence_[l][k], cudaEventDisableTiming));
@@ -118,13 +120,20 @@ Result<Handle> GpuStreams::record(Lane l) {
   return h;
 }
 
-Result<cudaStream_t> GpuStreams::begin_side(Lane l) {
+Result<cudaStream_t> GpuStreams::begin_side(Lane l, bool in_order) {
   const int i = static_cast<int>(l), k = next_side_[i];
   next_side_[i] = (k + 1) % kSides;
   SF_CUDA_RETURN(cudaEventRecord(lane_fence_[i], lanes_[i]));
   SF_CUDA_RETURN(cudaStreamWaitEvent(sides_[i][k], lane_fence_[i], 0));
+  // Never recorded (the lane's first transfer), the event is complete: nothing to wait for.
+  if (in_order) SF_CUDA_RETURN(cudaStreamWaitEvent(sides_[i][k], posted_fence_[i], 0));
   side_used_[i][k] = true;
   return sides_[i][k];
+}
+
+Status GpuStreams::mark_posted(Lane l, cudaStream_t side) {
+  SF_CUDA_RETURN(cudaEventRecord(posted_fence_[static_cast<int>(l)], side));
+  return Status::ok();
 }
 
 Result<Handle> GpuStreams::record_side(Lane l, cudaStream_t side) {

@@ -47,8 +47,12 @@ class GpuStreams {
   // do: settle first where that matters).
   Result<Handle> record(Lane l);
   // The lane's next side stream, ordered after everything issued on the lane so far; the caller posts a transfer
-  // there and takes its handle from record_side.
-  Result<cudaStream_t> begin_side(Lane l);
+  // there and takes its handle from record_side. With `in_order`, it also waits until the side stream before it
+  // has reached its mark_posted: a NIC then receives the lane's transfers in the order they were issued (two
+  // side streams alone may post the second first, or the fourth before the third once the second has landed).
+  Result<cudaStream_t> begin_side(Lane l, bool in_order = true);
+  // The point on `side` where its transfer is handed to the NIC (right before the transfer itself).
+  Status mark_posted(Lane l, cudaStream_t side);
   Result<Handle> record_side(Lane l, cudaStream_t side);
   // The lane waits for everything posted from its side streams so far.
   Status settle(Lane l);
@@ -87,6 +91,7 @@ class GpuStreams {
   cudaEvent_t fence_[3] = {nullptr, nullptr, nullptr};  // compute, lane 0, lane 1
   cudaEvent_t lane_fence_[2] = {};                      // lane -> its side streams
   cudaEvent_t side_fence_[2][kSides] = {};              // side stream -> its lane
+  cudaEvent_t posted_fence_[2] = {};                    // the last side stream's post point -> the next side stream
   std::vector<cudaEvent_t> handle_events_;
   std::vector<uint8_t> handle_sm_free_;  // per handle: mark_sm_free
   static constexpr uint32_t kFlagWords = 4096;  // a word is used again after that many flags, with a higher value

@@ -8,6 +8,8 @@
 // the lane waiting for each before posting the next. Every other operation settles the lane first, so a lane's
 // operations still follow each other as Comm promises; only consecutive inter-machine transfers overlap, as
 // transfers that no one orders between them. SF_NVSHMEM_PIPELINE=off posts them on the lane (for comparisons).
+// The side streams post in issue order: the second waits until the first has posted, so a NIC that takes
+// requests as they come sees the lane's order (SF_NVSHMEM_POST_ORDER=free drops that wait, for comparisons).
 #pragma once
 
 #include <cstdint>
@@ -95,6 +97,9 @@ class NvshmemComm final : public Comm {
   bool pipeline_ = true;
   bool landed_flags_ = true;
   bool book_at_post_ = false;  // SF_EMULATED_BOOKING=post
+  // SF_NVSHMEM_POST_ORDER: "issue" (default) hands a lane's inter-machine transfers to the NIC in the order they
+  // were issued (GpuStreams::begin_side); "free" lets each side stream post once its own last transfer is done.
+  bool post_in_order_ = true;
   bool lane_uses_sms_[2] = {false, false};  // the lane carried NCCL's or the kernel clock's kernels
   uint64_t* signals_ = nullptr;        // symmetric: [lane][source rank] arrival counters
   std::vector<uint64_t> expected_[2];  // per lane, per peer: barriers passed together so far
