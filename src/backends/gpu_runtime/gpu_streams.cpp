@@ -131,8 +131,10 @@ Result<cudaStream_t> GpuStreams::begin_side(Lane l, bool in_order) {
   return sides_[i][k];
 }
 
-Status GpuStreams::mark_posted(Lane l, cudaStream_t side) {
-  SF_CUDA_RETURN(cudaEventRecord(posted_fence_[static_cast<int>(l)], side));
+Status GpuStreams::mark_posted(Lane l, cudaStream_t side, bool fence) {
+  if (fence) SF_CUDA_RETURN(cudaEventRecord(posted_fence_[static_cast<int>(l)], side));
+  // When the side stream got there: a late one shows up in --trace beside its lane's "done" points.
+  if (trace_.on()) SF_RETURN_IF_ERROR(trace_.point(side, l == Lane::kRing ? "ring lane: posted" : "main lane: posted"));
   return Status::ok();
 }
 

@@ -51,8 +51,9 @@ class GpuStreams {
   // has reached its mark_posted: a NIC then receives the lane's transfers in the order they were issued (two
   // side streams alone may post the second first, or the fourth before the third once the second has landed).
   Result<cudaStream_t> begin_side(Lane l, bool in_order = true);
-  // The point on `side` where its transfer is handed to the NIC (right before the transfer itself).
-  Status mark_posted(Lane l, cudaStream_t side);
+  // The point on `side` where its transfer is handed to the NIC (right before the transfer itself): the fence that
+  // begin_side(in_order) waits for (with `fence`), and a trace point "... lane: posted" while tracing.
+  Status mark_posted(Lane l, cudaStream_t side, bool fence = true);
   Result<Handle> record_side(Lane l, cudaStream_t side);
   // The lane waits for everything posted from its side streams so far.
   Status settle(Lane l);

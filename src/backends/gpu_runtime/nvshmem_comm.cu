@@ -156,7 +156,7 @@ Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t
   if (*emulate && book_on_side) {
     SF_ASSIGN_OR_RETURN(slot, links_->book(*stream, dir, bytes, emu_, peer));
   }
-  if (aside && post_in_order_) SF_RETURN_IF_ERROR(streams_->mark_posted(lane, *stream));
+  if (aside) SF_RETURN_IF_ERROR(streams_->mark_posted(lane, *stream, post_in_order_));
   return slot;
 }
 
