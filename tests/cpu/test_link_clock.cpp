@@ -403,6 +403,28 @@ TEST(EnvChoice, UnsetIsTheFirstValueAndAnythingElseNamesTheValues) {
   ::unsetenv(name);
 }
 
+TEST(EnvSeconds, UnsetIsTheFallbackAndOnlyAPositiveNumberIsTaken) {
+  const char* name = "SF_TEST_ENV_SECONDS";
+  ::unsetenv(name);
+  EXPECT_EQ(env_seconds(name, 300.0).value(), 300.0);
+  ::setenv(name, "", 1);
+  EXPECT_EQ(env_seconds(name, 300.0).value(), 300.0);
+  ::setenv(name, "90", 1);
+  EXPECT_EQ(env_seconds(name, 300.0).value(), 90.0);
+  ::setenv(name, "0.5", 1);
+  EXPECT_EQ(env_seconds(name, 300.0).value(), 0.5);
+  for (const char* bad : {"0", "-5", "90s", "abc", "inf", "nan", " "}) {
+    ::setenv(name, bad, 1);
+    const Result<double> r = env_seconds(name, 300.0);
+    ASSERT_FALSE(r.is_ok()) << "'" << bad << "' was taken";
+    EXPECT_NE(r.status().message().find(std::string("SF_TEST_ENV_SECONDS must be a number of seconds greater than 0") +
+                                        " (e.g. 90 or 0.5), found '" + bad + "'"),
+              std::string::npos)
+        << r.status().to_string();
+  }
+  ::unsetenv(name);
+}
+
 TEST(NicBoardFair, TheModelComesFromTheEnvironmentAndEveryRankMustAgree) {
   const char* old = std::getenv("SF_EMULATED_NIC");
   const std::string saved = old ? old : "";

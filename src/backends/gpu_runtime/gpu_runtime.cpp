@@ -12,6 +12,7 @@
 #include "cuda_device.h"
 #include "device_kernels.cuh"
 #include "emulated_link.h"
+#include "env_choice.h"
 #include "gpu_check.h"
 #include "gpu_streams.h"
 #include "nccl_comm.h"
@@ -107,8 +108,8 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
     return invalid_argument(who + ": local rank " + std::to_string(launch.local_rank) + " but only " +
                             std::to_string(count) + " GPUs are visible on this host");
   }
-  double timeout_s = options.watchdog_timeout_s;
-  if (const char* t = std::getenv("SF_WATCHDOG_TIMEOUT_S"); t && std::atof(t) > 0) timeout_s = std::atof(t);
+  // The environment's value wins over the program's (the bench scripts bound every wait this way).
+  SF_ASSIGN_OR_RETURN(const double timeout_s, env_seconds("SF_WATCHDOG_TIMEOUT_S", options.watchdog_timeout_s));
   impl->watchdog = std::make_unique<Watchdog>(launch.rank, timeout_s);
   set_process_watchdog(impl->watchdog.get());
 
