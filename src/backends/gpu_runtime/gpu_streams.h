@@ -50,10 +50,10 @@ class GpuStreams {
   // there and takes its handle from record_side. With `in_order`, it also waits until the side stream before it
   // has reached its mark_posted: a NIC then receives the lane's transfers in the order they were issued (two
   // side streams alone may post the second first, or the fourth before the third once the second has landed).
-  Result<cudaStream_t> begin_side(Lane l, bool in_order = true);
+  Result<cudaStream_t> begin_side(Lane l, bool in_order);
   // The point on `side` where its transfer is handed to the NIC (right before the transfer itself): the fence that
   // begin_side(in_order) waits for (with `fence`), and a trace point "... lane: posted" while tracing.
-  Status mark_posted(Lane l, cudaStream_t side, bool fence = true);
+  Status mark_posted(Lane l, cudaStream_t side, bool fence);
   Result<Handle> record_side(Lane l, cudaStream_t side);
   // The lane waits for everything posted from its side streams so far.
   Status settle(Lane l);

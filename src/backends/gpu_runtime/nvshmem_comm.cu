@@ -141,8 +141,8 @@ Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t
   // The code posts at most two at a time (one per side stream). Booked where they are posted instead
   // (SF_EMULATED_BOOKING=post), the strict FIFOs of nic_board.h leave an ingress idle whenever both of its
   // transfers wait for sources busy with other ranks, where a real NIC would share its bandwidth: 0.74-1.03x
-  // (bench/sp/TRACES.md, session 21). Posted in issue order (post_in_order_, session 22) such cells at Flux
-  // S=16384 on 4x1 read 1.05-1.16x faster than posted as each side stream came free.
+  // (bench/sp/TRACES.md, session 21). Posted in issue order (post_in_order_, session 22), Flux S=16384 read
+  // 1.04-1.10x faster on 4x1 and 1.01-1.10x on 2x2 than posted as each side stream came free (level at 36864).
   const bool book_on_side = aside && book_at_post_;
   uint32_t slot = 0;
   if (*emulate && !book_on_side) {
