@@ -12,7 +12,6 @@
 
 #include <unistd.h>
 
-#include "backends/gpu_runtime/env_choice.h"
 #include "backends/gpu_runtime/link_clock.h"
 
 namespace sf::gpu {
@@ -385,44 +384,6 @@ TEST(NicBoardFair, BothModelsKeepABusyQueueBusy) {
     }
     EXPECT_EQ(last, 1000 + total) << (sharing == NicSharing::kFair ? "fair" : "fifo");
   }
-}
-
-TEST(EnvChoice, UnsetIsTheFirstValueAndAnythingElseNamesTheValues) {
-  const char* name = "SF_TEST_ENV_CHOICE";
-  ::unsetenv(name);
-  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 0);
-  ::setenv(name, "", 1);
-  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 0);
-  ::setenv(name, "c", 1);
-  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 2);
-  ::setenv(name, "d", 1);
-  const Result<int> bad = env_choice(name, {"a", "b", "c"});
-  ASSERT_FALSE(bad.is_ok());
-  EXPECT_NE(bad.status().message().find("SF_TEST_ENV_CHOICE must be a, b or c, found 'd'"), std::string::npos)
-      << bad.status().to_string();
-  ::unsetenv(name);
-}
-
-TEST(EnvSeconds, UnsetIsTheFallbackAndOnlyAPositiveNumberIsTaken) {
-  const char* name = "SF_TEST_ENV_SECONDS";
-  ::unsetenv(name);
-  EXPECT_EQ(env_seconds(name, 300.0).value(), 300.0);
-  ::setenv(name, "", 1);
-  EXPECT_EQ(env_seconds(name, 300.0).value(), 300.0);
-  ::setenv(name, "90", 1);
-  EXPECT_EQ(env_seconds(name, 300.0).value(), 90.0);
-  ::setenv(name, "0.5", 1);
-  EXPECT_EQ(env_seconds(name, 300.0).value(), 0.5);
-  for (const char* bad : {"0", "-5", "90s", "abc", "inf", "nan", " "}) {
-    ::setenv(name, bad, 1);
-    const Result<double> r = env_seconds(name, 300.0);
-    ASSERT_FALSE(r.is_ok()) << "'" << bad << "' was taken";
-    EXPECT_NE(r.status().message().find(std::string("SF_TEST_ENV_SECONDS must be a number of seconds greater than 0") +
-                                        " (e.g. 90 or 0.5), found '" + bad + "'"),
-              std::string::npos)
-        << r.status().to_string();
-  }
-  ::unsetenv(name);
 }
 
 TEST(NicBoardFair, TheModelComesFromTheEnvironmentAndEveryRankMustAgree) {

@@ -319,11 +319,6 @@ auto hopper_ws_kernel(const WsOptions& o) -> void (*)(TmaParams) {
   return o.overlap ? attention_hopper_ws_kernel<T, D, false, true, 2> : attention_hopper_ws_kernel<T, D, false, false, 2>;
 }
 
-// SF_CUDA_BLOCK_TRACE=file: the launch runs the traced kernel where there is one (three warpgroups, bf16, D=128),
-// waits for it and writes its records (block_trace.cuh) to the file, one CSV line per block of work; the last
-// launch's records stay. A diagnostic (bench/kernel/block_trace.sh), far slower than an untraced launch.
-const char* block_trace_path() { return std::getenv("SF_CUDA_BLOCK_TRACE"); }
-
 cudaError_t write_block_trace(const void* device_records, int64_t blocks, const char* path) {
   std::vector<BlockTraceRecord> recs(static_cast<size_t>(blocks));
   cudaError_t err = cudaMemcpy(recs.data(), device_records, recs.size() * sizeof(BlockTraceRecord),
@@ -347,10 +342,13 @@ cudaError_t write_block_trace(const void* device_records, int64_t blocks, const 
   return cudaSuccess;
 }
 
+// SF_CUDA_BLOCK_TRACE=file: the launch runs the traced kernel where there is one (three warpgroups, bf16, D=128),
+// waits for it and writes its records (block_trace.cuh) to the file, one CSV line per block of work; the last
+// launch's records stay. A diagnostic (bench/kernel/block_trace.sh), far slower than an untraced launch.
 // Runs the traced kernel instance `traced` as the launch would run its kernel, waits for it and writes the
-// records to SF_CUDA_BLOCK_TRACE's file.
+// records to `path`.
 cudaError_t launch_traced(void (*traced)(TmaParams), TmaParams& prm, int64_t grid, int threads, int smem,
-                          cudaStream_t stream) {
+                          const char* path, cudaStream_t stream) {
   AttentionArgs& a = prm.args;
   cudaError_t err = cudaFuncSetAttribute(traced, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   const size_t bytes = static_cast<size_t>(a.blocks) * sizeof(BlockTraceRecord);
@@ -362,7 +360,7 @@ cudaError_t launch_traced(void (*traced)(TmaParams), TmaParams& prm, int64_t gri
     err = cudaGetLastError();
   }
   if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
-  if (err == cudaSuccess) err = write_block_trace(a.trace, a.blocks, block_trace_path());
+  if (err == cudaSuccess) err = write_block_trace(a.trace, a.blocks, path);
   cudaFree(a.trace);
   a.trace = nullptr;
   return err;
@@ -373,48 +371,26 @@ int ws_smem_bytes(int consumer_warpgroups) {
   return consumer_warpgroups == 3 ? ws_smem<D, 3>() : ws_smem<D, 2>();
 }
 
-// SF_CUDA_SPLIT_TAIL: unset or "auto" = plan_tail_split, "0" or "off" = never split, n >= 2 = every item in n
-// pieces (tests), "tail:n" = the last wave's items in n pieces (comparisons). Read at every launch, like
-// SF_CUDA_ATTENTION_PATH.
-TailSplit choose_split(int64_t items, int64_t kv_tiles, int64_t slots, bool& forced) {
-  const char* env = std::getenv("SF_CUDA_SPLIT_TAIL");
-  forced = false;
-  if (env == nullptr || std::strcmp(env, "auto") == 0) return plan_tail_split(items, kv_tiles, slots, 4 * slots);
-  if (std::strncmp(env, "tail:", 5) == 0) {
-    const long n = std::strtol(env + 5, nullptr, 10);
-    return forced_last_wave_split(items, kv_tiles, slots, static_cast<int>(std::clamp(n, 1L, 16L)));
+// SF_CUDA_SPLIT_TAIL (kernel_settings.h): auto = plan_tail_split; off = never split; every item in n pieces
+// (tests); the last wave's items in n pieces (comparisons).
+TailSplit choose_split(const SplitSetting& setting, int64_t items, int64_t kv_tiles, int64_t slots) {
+  switch (setting.mode) {
+    case SplitSetting::Mode::kAuto:
+      return plan_tail_split(items, kv_tiles, slots, 4 * slots);
+    case SplitSetting::Mode::kLastWave:
+      return forced_last_wave_split(items, kv_tiles, slots, setting.pieces);
+    case SplitSetting::Mode::kEvery:
+      return forced_tail_split(kv_tiles, setting.pieces);
+    case SplitSetting::Mode::kOff:
+      break;
   }
-  const long n = std::strtol(env, nullptr, 10);
-  if (n < 2) return TailSplit{};
-  forced = true;
-  return forced_tail_split(kv_tiles, static_cast<int>(std::min(n, 64L)));
+  return TailSplit{};
 }
 
-// SF_CUDA_PERSISTENT: unset or "auto" = launch_grid decides (persistent_launch.h), "0" or "off" = one thread
-// block per block of work, "all" = persistent whatever the length, n >= 1 = at most n thread blocks (tests).
-// SF_CUDA_QUEUE: unset or "1" = a persistent launch takes its blocks from the work queue, "0" or "off" = in the
-// static order (block_queue.cuh). Read at every launch.
-int64_t choose_grid(int64_t blocks, int64_t slots, int64_t kv_tiles, bool queued) {
-  const char* env = std::getenv("SF_CUDA_PERSISTENT");
-  int64_t limit = -1;
-  if (env != nullptr && std::strcmp(env, "auto") != 0) {
-    if (std::strcmp(env, "all") == 0) limit = std::max<int64_t>(slots, 1);
-    else limit = std::strcmp(env, "off") == 0 ? 0 : std::max<int64_t>(std::strtol(env, nullptr, 10), 0);
-  }
+// SF_CUDA_PERSISTENT (kernel_settings.h) as launch_grid's limit: < 0 automatic, 0 never, n at most n thread blocks.
+int64_t choose_grid(int64_t persistent, int64_t blocks, int64_t slots, int64_t kv_tiles, bool queued) {
+  const int64_t limit = persistent == KernelSettings::kEverySlot ? std::max<int64_t>(slots, 1) : persistent;
   return launch_grid(blocks, slots, kv_tiles, limit, queued);
-}
-// An on/off setting (SF_CUDA_QUEUE, SF_CUDA_STAGE_OUTPUT): unset or empty = `fallback`, "0" or "off" = off,
-// anything else on. Read at every launch.
-bool env_flag(const char* name, bool fallback) {
-  const char* env = std::getenv(name);
-  if (env == nullptr || *env == '\0') return fallback;
-  return std::strcmp(env, "0") != 0 && std::strcmp(env, "off") != 0;
-}
-// A count setting (SF_CUDA_COMM_SMS): unset, empty or not a number = 0. Read at every launch.
-int env_count(const char* name) {
-  const char* env = std::getenv(name);
-  if (env == nullptr || *env == '\0') return 0;
-  return static_cast<int>(std::clamp(std::strtol(env, nullptr, 10), 0L, 1L << 16));
 }
 // Whether every Q chunk's output rows may be written 16 bytes at a time (staged_store.cuh).
 bool output_aligned16(const AttentionArgs& a) {
@@ -467,16 +443,16 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   if ((err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem)) != cudaSuccess) return err;
   int64_t kv_tiles = 0;
   for (int c = 0; c < args.num_kv; ++c) kv_tiles += (args.kv[c].len + kWgBlockN - 1) / kWgBlockN;
-  bool forced = false;
-  const int64_t slots = resident_slots(sms, per_sm, env_count("SF_CUDA_COMM_SMS"));
-  TailSplit split = choose_split(items, kv_tiles, slots, forced);
+  const KernelSettings& set = o.launch;
+  const bool forced = set.split.mode == SplitSetting::Mode::kEvery;
+  const int64_t slots = resident_slots(sms, per_sm, set.comm_sms);
+  TailSplit split = choose_split(set.split, items, kv_tiles, slots);
   const auto blocks_of = [items](const TailSplit& t) { return t.splits > 1 ? t.split_from + t.pieces(items) : items; };
-  bool queue = env_flag("SF_CUDA_QUEUE", true);
-  int64_t grid = choose_grid(blocks_of(split), slots, kv_tiles, queue);
-  queue = queue && grid < blocks_of(split);
+  int64_t grid = choose_grid(set.persistent, blocks_of(split), slots, kv_tiles, set.queue);
+  const bool queue = set.queue && grid < blocks_of(split);
   a.split_from = 0x7fffffff, a.splits = 1, a.queue = nullptr;
   // SF_CUDA_STAGE_OUTPUT=0: the finalized output from registers even where it could be staged (tests, comparisons).
-  a.staged_output = a.finalize && output_aligned16(a) && env_flag("SF_CUDA_STAGE_OUTPUT", true) ? 1 : 0;
+  a.staged_output = a.finalize && output_aligned16(a) && set.stage_output ? 1 : 0;
   if (split.splits > 1 || queue) {
     const int64_t pieces = split.pieces(items);
     SplitWorkspace ws;
@@ -493,15 +469,15 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
     } else {
       cudaGetLastError();  // no workspace (out of memory, graph capture): run unsplit, in the static order
       split = TailSplit{};
-      grid = choose_grid(items, slots, kv_tiles, false);
+      grid = choose_grid(set.persistent, items, slots, kv_tiles, false);
     }
   }
   a.blocks = static_cast<int32_t>(blocks_of(split));
   if constexpr (std::is_same_v<T, __nv_bfloat16> && D == 128) {
-    if (block_trace_path() != nullptr && o.consumer_warpgroups == 3)
+    if (set.block_trace != nullptr && o.consumer_warpgroups == 3)
       return launch_traced(o.ping_pong ? attention_hopper_ws_kernel<T, D, true, false, 3, true>
                                        : attention_hopper_ws_kernel<T, D, false, false, 3, true>,
-                           prm, grid, threads, smem, stream);
+                           prm, grid, threads, smem, set.block_trace, stream);
   }
   kernel<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
   return cudaGetLastError();

@@ -23,6 +23,7 @@
 
 #include <cuda_runtime.h>
 
+#include "kernel_settings.h"
 #include "ptx_primitives.cuh"
 
 namespace sf::cuda::detail {
@@ -112,6 +113,7 @@ struct WsOptions {
   bool ping_pong = false;  // as above with two consumer warpgroups; with three, they issue in rotation
   bool overlap = true;     // the next tile's Q·Kᵀ is issued with this tile's P·V (else each tile runs in turn)
   int consumer_warpgroups = 2;  // 2, or 3 (overlap at D=64 only): Q tiles of 192 rows
+  KernelSettings launch;   // the split, the persistent grid, the work queue, staging, traces (kernel_settings.h)
 };
 // It counts its own tiles: it packs 64-row slices of all Q chunks into tiles of 64 · consumer_warpgroups rows.
 template <typename T, int D>

@@ -114,37 +114,7 @@ KVChunkArgs kv_args(const KVChunk& c) {
 // warpgroup), hopper_tma_pp (with warpgroup ping-pong), hopper (cp.async loads) or ampere (mma.sync); tests and
 // benchmarks run all of them. hopper_ws became the default after GPU call 4 of session 1 (H100, 2026-11-27:
 // 21/21 tests, 1.15–1.27× hopper_tma in the same run), with three warpgroups since session 2
-// (bench/kernel/RESULTS.md).
-enum class KernelPath {
-  kHopperTma,
-  kHopperTmaPingPong,
-  kHopperWs,
-  kHopperWs2,
-  kHopperWs3,
-  kHopperWs3Rotation,
-  kHopperWs3Free,
-  kHopperWsPingPong,
-  kHopperWsSeqPingPong,
-  kHopper,
-  kAmpere
-};
-
-KernelPath kernel_path() {
-  const char* path = std::getenv("SF_CUDA_ATTENTION_PATH");
-  if (path == nullptr) return KernelPath::kHopperWs;
-  if (std::strcmp(path, "ampere") == 0) return KernelPath::kAmpere;
-  if (std::strcmp(path, "hopper") == 0) return KernelPath::kHopper;
-  if (std::strcmp(path, "hopper_tma") == 0) return KernelPath::kHopperTma;
-  if (std::strcmp(path, "hopper_tma_pp") == 0) return KernelPath::kHopperTmaPingPong;
-  if (std::strcmp(path, "hopper_ws2") == 0) return KernelPath::kHopperWs2;
-  if (std::strcmp(path, "hopper_ws3") == 0) return KernelPath::kHopperWs3;
-  if (std::strcmp(path, "hopper_ws3_rot") == 0) return KernelPath::kHopperWs3Rotation;
-  if (std::strcmp(path, "hopper_ws3_free") == 0) return KernelPath::kHopperWs3Free;
-  if (std::strcmp(path, "hopper_ws_pp") == 0) return KernelPath::kHopperWsPingPong;
-  if (std::strcmp(path, "hopper_ws_seq_pp") == 0) return KernelPath::kHopperWsSeqPingPong;
-  return KernelPath::kHopperWs;
-}
-
+// (bench/kernel/RESULTS.md). Read with the other settings by read_kernel_settings (kernel_settings.h).
 // Rows per Q tile of the kernel the path runs (the host counts tiles in these units).
 int q_tile_rows(KernelPath path) {
   const bool three = path == KernelPath::kHopperWs3 || path == KernelPath::kHopperWs3Rotation ||
@@ -181,7 +151,8 @@ int64_t retile(AttentionArgs& args, int block_m) {
 }
 
 template <typename T, int D>
-cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, cudaStream_t stream) {
+cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, const KernelSettings& settings,
+                   cudaStream_t stream) {
   // Only the warp-specialized kernel polls the chunks' landed flags (its producer, chunk by chunk); the others
   // start once every flagged chunk has landed.
   cudaError_t err = cudaSuccess;
@@ -200,6 +171,7 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     case KernelPath::kHopperWsPingPong:
     case KernelPath::kHopperWsSeqPingPong: {
       detail::WsOptions o;
+      o.launch = settings;
       // Three warpgroups at D=128 take turns for their Q·Kᵀ (TurnRotation): left free they sometimes fall into
       // step for a whole block; in rotation 1.03–1.09x faster (H200, 2026-11-27 15:38, bench/kernel/RESULTS.md).
       // At D=64 the overlapped loop's rotation gains only at S=4096 and loses ~1 % from 16384 on: free.
@@ -222,7 +194,7 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
   // Said once on stderr when the TMA kernel was asked for by name (tests and benchmarks), so it cannot pass
   // unnoticed through the fallback.
   static bool said = false;
-  if (!said && std::getenv("SF_CUDA_ATTENTION_PATH") != nullptr) {
+  if (!said && settings.path_named) {
     said = true;
     std::fprintf(stderr, "sf::cuda::attention: no TMA tensor map for this problem, using the cp.async kernel\n");
   }
@@ -238,18 +210,19 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
 }
 
 cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, int tiles, int batch, KernelPath path,
-                     cudaStream_t stream) {
+                     const KernelSettings& settings, cudaStream_t stream) {
   if (dtype == DType::kBF16)
-    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, path, stream)
-                          : launch<__nv_bfloat16, 128>(args, tiles, batch, path, stream);
-  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, path, stream)
-                        : launch<__half, 128>(args, tiles, batch, path, stream);
+    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, path, settings, stream)
+                          : launch<__nv_bfloat16, 128>(args, tiles, batch, path, settings, stream);
+  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, path, settings, stream)
+                        : launch<__half, 128>(args, tiles, batch, path, settings, stream);
 }
 
 }  // namespace
 
 Status attention(const AttentionProblem& p, void* stream_ptr) {
   SF_RETURN_IF_ERROR(validate(p));
+  SF_ASSIGN_OR_RETURN(const KernelSettings settings, read_kernel_settings());
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   std::vector<QChunkArgs> qs;
   for (int i = 0; i < p.num_q; ++i)
@@ -266,7 +239,7 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   const int num_kv_groups =
       kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
 
-  const KernelPath path = resolve_default(kernel_path(), qs, p.head_dim);
+  const KernelPath path = resolve_default(settings.path, qs, p.head_dim);
   const int block_m = q_tile_rows(path);
   AttentionArgs args;  // ~8 KB: reused across launches
   args.heads = static_cast<int32_t>(p.heads);
@@ -298,7 +271,8 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
       args.resume = (gk > 0 || p.mode == AccumulatorMode::kResume) ? 1 : 0;
       args.finalize = (gk == num_kv_groups - 1 && p.finalize) ? 1 : 0;
       SF_RETURN_IF_ERROR(detail::cuda_status(
-          dispatch(p.dtype, p.head_dim, args, static_cast<int>(tiles), static_cast<int>(p.batch), path, stream),
+          dispatch(p.dtype, p.head_dim, args, static_cast<int>(tiles), static_cast<int>(p.batch), path, settings,
+                   stream),
           "launching the attention kernel"));
     }
   }

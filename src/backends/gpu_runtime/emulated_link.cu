@@ -10,7 +10,7 @@
 
 #include <cuda.h>
 
-#include "env_choice.h"
+#include "streamfusion/env_choice.h"
 #include "gpu_check.h"
 
 namespace sf::gpu {

@@ -12,7 +12,7 @@
 #include "cuda_device.h"
 #include "device_kernels.cuh"
 #include "emulated_link.h"
-#include "env_choice.h"
+#include "streamfusion/env_choice.h"
 #include "gpu_check.h"
 #include "gpu_streams.h"
 #include "nccl_comm.h"

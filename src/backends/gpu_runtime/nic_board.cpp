@@ -11,7 +11,7 @@
 #include <new>
 #include <thread>
 
-#include "env_choice.h"
+#include "streamfusion/env_choice.h"
 
 namespace sf::gpu {
 

@@ -6,7 +6,7 @@
 #include <nvshmem.h>
 #include <nvshmemx.h>
 
-#include "env_choice.h"
+#include "streamfusion/env_choice.h"
 #include "gpu_check.h"
 
 namespace sf::gpu {

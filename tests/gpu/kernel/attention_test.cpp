@@ -583,15 +583,27 @@ TEST(CudaAttention, UnsplitCallsRepeatBitForBit) {
   }
 }
 
-TEST(CudaAttention, RejectsBadArguments) {
-  DeviceBuffer buf(1 << 20);
+// A valid call of 10 rows against themselves (bf16, D=64, finalized in place), for the argument checks to spoil.
+struct TinyCall {
+  DeviceBuffer buf{1 << 20};
   QChunk q;
-  q.q = RowChunk{buf.get(), 10, 10 * 64, 64, 64};
-  q.out = q.q;
-  KVChunk kv{q.q, q.q};
+  KVChunk kv;
   AttentionProblem p;
-  p.dtype = DType::kBF16, p.batch = 1, p.heads = 1, p.head_dim = 64, p.scale = 0.125f;
-  p.q = &q, p.num_q = 1, p.kv = &kv, p.num_kv = 1, p.finalize = true;
+  TinyCall() {
+    q.q = RowChunk{buf.get(), 10, 10 * 64, 64, 64};
+    q.out = q.q;
+    kv = KVChunk{q.q, q.q};
+    p.dtype = DType::kBF16, p.batch = 1, p.heads = 1, p.head_dim = 64, p.scale = 0.125f;
+    p.q = &q, p.num_q = 1, p.kv = &kv, p.num_kv = 1, p.finalize = true;
+  }
+  TinyCall(const TinyCall&) = delete;
+  TinyCall& operator=(const TinyCall&) = delete;
+};
+
+TEST(CudaAttention, RejectsBadArguments) {
+  TinyCall call;
+  AttentionProblem& p = call.p;
+  KVChunk& kv = call.kv;
   EXPECT_TRUE(cuda::attention(p, nullptr).is_ok());
   SF_CUDA_ASSERT(cudaDeviceSynchronize());
   p.head_dim = 96;
@@ -605,6 +617,29 @@ TEST(CudaAttention, RejectsBadArguments) {
   EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kInvalidArgument);
   kv.v.len = 10, p.finalize = false;  // no finalize needs an accumulator
   EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kInvalidArgument);
+}
+
+// A misspelt kernel setting fails the call before anything is launched, with a message naming it
+// (kernel_settings.h; every value is tested on CPUs in tests/cpu/test_env_settings.cpp), and the same call runs
+// once the setting is right.
+TEST(CudaAttention, RejectsBadKernelSettings) {
+  TinyCall call;
+  const AttentionProblem& p = call.p;
+  const std::pair<const char*, const char*> bad[] = {{"SF_CUDA_ATTENTION_PATH", "hopper_ws4"},
+                                                     {"SF_CUDA_SPLIT_TAIL", "tail:0"},
+                                                     {"SF_CUDA_PERSISTENT", "most"},
+                                                     {"SF_CUDA_QUEUE", "yes"},
+                                                     {"SF_CUDA_STAGE_OUTPUT", "2"},
+                                                     {"SF_CUDA_COMM_SMS", "-4"}};
+  for (const auto& [name, value] : bad) {
+    ScopedEnv env(name, value);
+    const Status st = cuda::attention(p, nullptr);
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << name << "=" << value;
+    EXPECT_NE(st.message().find(std::string(name) + " must be "), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find(std::string("found '") + value + "'"), std::string::npos) << st.message();
+  }
+  EXPECT_TRUE(cuda::attention(p, nullptr).is_ok());
+  SF_CUDA_ASSERT(cudaDeviceSynchronize());
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
-// The runtime's settings from the environment: one of a few words (SF_NVSHMEM_PIPELINE, SF_NVSHMEM_POST_ORDER,
-// SF_LANDED_FLAGS, SF_EMULATED_BOOKING, SF_EMULATED_NIC, SF_EMULATED_LINK_CLOCK) or a number of seconds
-// (SF_WATCHDOG_TIMEOUT_S). Plain C++, so CPU tests reach it.
+// Settings from the environment: one of a few words (the GPU runtime's SF_NVSHMEM_PIPELINE, SF_EMULATED_NIC, ...;
+// the CUDA kernels' SF_CUDA_ATTENTION_PATH, ...), a number of seconds (SF_WATCHDOG_TIMEOUT_S) or a whole number in
+// a range (SF_CUDA_COMM_SMS). A value that is none of these is an error naming the variable, what it takes and what
+// it found: a misspelt setting must not quietly run the default. Plain C++, so CPU tests reach it.
 #pragma once
 
+#include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
@@ -11,7 +14,7 @@
 
 #include "streamfusion/status.h"
 
-namespace sf::gpu {
+namespace sf {
 
 // The index in `values` of the variable's value; unset or empty is the first. Anything else is an error that names
 // the variable, the values it takes and what it found ("X must be a, b or c, found 'd'").
@@ -42,4 +45,27 @@ inline Result<double> env_seconds(const char* name, double fallback) {
   return seconds;
 }
 
-}  // namespace sf::gpu
+// Whether `text` is a whole number (decimal digits, no sign) from `least` to `most`; its value in *value.
+inline bool parse_count(const char* text, int64_t least, int64_t most, int64_t* value) {
+  if (text == nullptr || *text < '0' || *text > '9') return false;
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(text, &end, 10);
+  if (*end != '\0' || errno == ERANGE || n < least || n > most) return false;
+  *value = n;
+  return true;
+}
+
+// A whole number from `least` to `most`; unset or empty is `fallback`. Anything else is an error that names the
+// variable, the range and what it found.
+inline Result<int64_t> env_count(const char* name, int64_t fallback, int64_t least, int64_t most) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  int64_t n = 0;
+  if (!parse_count(v, least, most, &n))
+    return invalid_argument(std::string(name) + " must be a whole number from " + std::to_string(least) + " to " +
+                            std::to_string(most) + ", found '" + v + "'");
+  return n;
+}
+
+}  // namespace sf

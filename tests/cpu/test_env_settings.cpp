@@ -1,0 +1,223 @@
+// Settings read from the environment (include/streamfusion/env_choice.h) and the CUDA kernels' settings built on
+// them (src/backends/cuda/kernel_settings.h): unset means the default, and a value that is not one the setting
+// takes is an error naming the variable, what it takes and what it found. Plain C++: no GPU needed.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "backends/cuda/kernel_settings.h"
+#include "streamfusion/env_choice.h"
+
+namespace sf {
+namespace {
+
+// Sets (or, with nullptr, unsets) one variable for a scope and puts back what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    if (value) ::setenv(name, value, 1);
+    else ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_) ::setenv(name_, old_.c_str(), 1);
+    else ::unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+// The message of a failed result, or a note that it did not fail.
+template <typename T>
+std::string error_of(const Result<T>& r) {
+  return r.is_ok() ? std::string("(no error)") : r.status().message();
+}
+
+TEST(EnvChoice, UnsetIsTheFirstValueAndAnythingElseNamesTheValues) {
+  const char* name = "SF_TEST_ENV_CHOICE";
+  ::unsetenv(name);
+  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 0);
+  ::setenv(name, "", 1);
+  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 0);
+  ::setenv(name, "c", 1);
+  EXPECT_EQ(env_choice(name, {"a", "b", "c"}).value(), 2);
+  ::setenv(name, "d", 1);
+  const Result<int> bad = env_choice(name, {"a", "b", "c"});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("SF_TEST_ENV_CHOICE must be a, b or c, found 'd'"), std::string::npos)
+      << bad.status().to_string();
+  ::unsetenv(name);
+}
+
+TEST(EnvSeconds, UnsetIsTheFallbackAndOnlyAPositiveNumberIsTaken) {
+  const char* name = "SF_TEST_ENV_SECONDS";
+  ::unsetenv(name);
+  EXPECT_EQ(env_seconds(name, 300.0).value(), 300.0);
+  ::setenv(name, "", 1);
+  EXPECT_EQ(env_seconds(name, 300.0).value(), 300.0);
+  ::setenv(name, "90", 1);
+  EXPECT_EQ(env_seconds(name, 300.0).value(), 90.0);
+  ::setenv(name, "0.5", 1);
+  EXPECT_EQ(env_seconds(name, 300.0).value(), 0.5);
+  for (const char* bad : {"0", "-5", "90s", "abc", "inf", "nan", " "}) {
+    ::setenv(name, bad, 1);
+    const Result<double> r = env_seconds(name, 300.0);
+    ASSERT_FALSE(r.is_ok()) << "'" << bad << "' was taken";
+    EXPECT_NE(r.status().message().find(std::string("SF_TEST_ENV_SECONDS must be a number of seconds greater than 0") +
+                                        " (e.g. 90 or 0.5), found '" + bad + "'"),
+              std::string::npos)
+        << r.status().to_string();
+  }
+  ::unsetenv(name);
+}
+
+TEST(EnvCount, UnsetIsTheFallbackAndOnlyAWholeNumberInRangeIsTaken) {
+  const char* name = "SF_TEST_ENV_COUNT";
+  ScopedEnv unset(name, nullptr);
+  EXPECT_EQ(env_count(name, 7, 0, 100).value(), 7);
+  for (const auto& [text, value] : {std::pair{"0", 0}, {"42", 42}, {"100", 100}}) {
+    ScopedEnv set(name, text);
+    EXPECT_EQ(env_count(name, 7, 0, 100).value(), value) << text;
+  }
+  for (const char* bad : {"101", "-1", "+3", "3.5", "12x", "x", " 4", "99999999999999999999999"}) {
+    ScopedEnv set(name, bad);
+    const Result<int64_t> r = env_count(name, 7, 0, 100);
+    EXPECT_NE(error_of(r).find(std::string("SF_TEST_ENV_COUNT must be a whole number from 0 to 100, found '") + bad +
+                               "'"),
+              std::string::npos)
+        << error_of(r);
+  }
+}
+
+// Every kernel setting unset: the library's defaults.
+class KernelSettingsTest : public ::testing::Test {
+ protected:
+  ScopedEnv path_{"SF_CUDA_ATTENTION_PATH", nullptr}, split_{"SF_CUDA_SPLIT_TAIL", nullptr},
+      persistent_{"SF_CUDA_PERSISTENT", nullptr}, queue_{"SF_CUDA_QUEUE", nullptr},
+      stage_{"SF_CUDA_STAGE_OUTPUT", nullptr}, sms_{"SF_CUDA_COMM_SMS", nullptr},
+      trace_{"SF_CUDA_BLOCK_TRACE", nullptr};
+};
+
+TEST_F(KernelSettingsTest, UnsetIsTheDefaultSchedule) {
+  const cuda::KernelSettings s = cuda::read_kernel_settings().value();
+  EXPECT_EQ(s.path, cuda::KernelPath::kHopperWs);
+  EXPECT_FALSE(s.path_named);
+  EXPECT_EQ(s.split.mode, cuda::SplitSetting::Mode::kAuto);
+  EXPECT_EQ(s.persistent, cuda::KernelSettings::kAuto);
+  EXPECT_TRUE(s.queue);
+  EXPECT_TRUE(s.stage_output);
+  EXPECT_EQ(s.comm_sms, 0);
+  EXPECT_EQ(s.block_trace, nullptr);
+}
+
+TEST_F(KernelSettingsTest, EveryKernelPathByName) {
+  const std::pair<const char*, cuda::KernelPath> paths[] = {
+      {"hopper_ws", cuda::KernelPath::kHopperWs},
+      {"ampere", cuda::KernelPath::kAmpere},
+      {"hopper", cuda::KernelPath::kHopper},
+      {"hopper_tma", cuda::KernelPath::kHopperTma},
+      {"hopper_tma_pp", cuda::KernelPath::kHopperTmaPingPong},
+      {"hopper_ws2", cuda::KernelPath::kHopperWs2},
+      {"hopper_ws3", cuda::KernelPath::kHopperWs3},
+      {"hopper_ws3_rot", cuda::KernelPath::kHopperWs3Rotation},
+      {"hopper_ws3_free", cuda::KernelPath::kHopperWs3Free},
+      {"hopper_ws_pp", cuda::KernelPath::kHopperWsPingPong},
+      {"hopper_ws_seq_pp", cuda::KernelPath::kHopperWsSeqPingPong}};
+  for (const auto& [name, path] : paths) {
+    ScopedEnv set("SF_CUDA_ATTENTION_PATH", name);
+    const Result<cuda::KernelSettings> s = cuda::read_kernel_settings();
+    ASSERT_TRUE(s.is_ok()) << name << ": " << error_of(s);
+    EXPECT_EQ(s.value().path, path) << name;
+    EXPECT_TRUE(s.value().path_named);
+  }
+  ScopedEnv typo("SF_CUDA_ATTENTION_PATH", "hoper_ws3");
+  const std::string e = error_of(cuda::read_kernel_settings());
+  EXPECT_NE(e.find("SF_CUDA_ATTENTION_PATH must be hopper_ws, ampere, hopper, "), std::string::npos) << e;
+  EXPECT_NE(e.find("hopper_ws_pp or hopper_ws_seq_pp, found 'hoper_ws3'"), std::string::npos) << e;
+}
+
+TEST_F(KernelSettingsTest, TailSplitTakesAutoOffPiecesOrTheLastWave) {
+  using Mode = cuda::SplitSetting::Mode;
+  const struct {
+    const char* text;
+    Mode mode;
+    int pieces;
+  } good[] = {{"auto", Mode::kAuto, 0},      {"", Mode::kAuto, 0},         {"off", Mode::kOff, 0},
+              {"0", Mode::kOff, 0},          {"1", Mode::kOff, 0},         {"2", Mode::kEvery, 2},
+              {"64", Mode::kEvery, 64},      {"tail:1", Mode::kLastWave, 1}, {"tail:16", Mode::kLastWave, 16}};
+  for (const auto& g : good) {
+    ScopedEnv set("SF_CUDA_SPLIT_TAIL", g.text);
+    const Result<cuda::KernelSettings> s = cuda::read_kernel_settings();
+    ASSERT_TRUE(s.is_ok()) << g.text << ": " << error_of(s);
+    EXPECT_EQ(s.value().split.mode, g.mode) << g.text;
+    EXPECT_EQ(s.value().split.pieces, g.pieces) << g.text;
+  }
+  for (const char* bad : {"65", "tail:0", "tail:17", "tail:", "tail:x", "-2", "3x", "yes", "Auto"}) {
+    ScopedEnv set("SF_CUDA_SPLIT_TAIL", bad);
+    const std::string e = error_of(cuda::read_kernel_settings());
+    EXPECT_NE(e.find("SF_CUDA_SPLIT_TAIL must be auto, off (or 0), a number of pieces from 2 to 64"), std::string::npos)
+        << bad << ": " << e;
+    EXPECT_NE(e.find(std::string("found '") + bad + "'"), std::string::npos) << e;
+  }
+}
+
+TEST_F(KernelSettingsTest, PersistentTakesAutoOffAllOrACount) {
+  const std::pair<const char*, int64_t> good[] = {{"auto", cuda::KernelSettings::kAuto},
+                                                  {"all", cuda::KernelSettings::kEverySlot},
+                                                  {"off", 0},
+                                                  {"0", 0},
+                                                  {"7", 7}};
+  for (const auto& [text, value] : good) {
+    ScopedEnv set("SF_CUDA_PERSISTENT", text);
+    EXPECT_EQ(cuda::read_kernel_settings().value().persistent, value) << text;
+  }
+  for (const char* bad : {"-1", "many", "7 "}) {
+    ScopedEnv set("SF_CUDA_PERSISTENT", bad);
+    const std::string e = error_of(cuda::read_kernel_settings());
+    EXPECT_NE(e.find(std::string("SF_CUDA_PERSISTENT must be auto, off (or 0), all, or a number of thread blocks")),
+              std::string::npos)
+        << bad << ": " << e;
+  }
+}
+
+TEST_F(KernelSettingsTest, OnOffSettingsAndTheCommunicationSms) {
+  for (const char* name : {"SF_CUDA_QUEUE", "SF_CUDA_STAGE_OUTPUT"}) {
+    for (const auto& [text, on] : {std::pair{"1", true}, {"on", true}, {"0", false}, {"off", false}}) {
+      ScopedEnv set(name, text);
+      const cuda::KernelSettings s = cuda::read_kernel_settings().value();
+      EXPECT_EQ(std::string(name) == "SF_CUDA_QUEUE" ? s.queue : s.stage_output, on) << name << "=" << text;
+    }
+    for (const char* bad : {"yes", "2", "true"}) {
+      ScopedEnv set(name, bad);
+      const std::string e = error_of(cuda::read_kernel_settings());
+      EXPECT_NE(e.find(std::string(name) + " must be 1, on, 0 or off, found '" + bad + "'"), std::string::npos) << e;
+    }
+  }
+  {
+    ScopedEnv set("SF_CUDA_COMM_SMS", "8");
+    EXPECT_EQ(cuda::read_kernel_settings().value().comm_sms, 8);
+  }
+  ScopedEnv bad("SF_CUDA_COMM_SMS", "-1");
+  const std::string e = error_of(cuda::read_kernel_settings());
+  EXPECT_NE(e.find("SF_CUDA_COMM_SMS must be a whole number from 0 to 1024, found '-1'"), std::string::npos) << e;
+}
+
+TEST_F(KernelSettingsTest, BlockTraceIsAFileName) {
+  ScopedEnv set("SF_CUDA_BLOCK_TRACE", "/tmp/trace.csv");
+  const char* path = cuda::read_kernel_settings().value().block_trace;
+  ASSERT_NE(path, nullptr);
+  EXPECT_EQ(std::string(path), "/tmp/trace.csv");
+  ScopedEnv empty("SF_CUDA_BLOCK_TRACE", "");
+  EXPECT_EQ(cuda::read_kernel_settings().value().block_trace, nullptr);
+}
+
+}  // namespace
+}  // namespace sf
