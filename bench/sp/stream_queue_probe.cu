@@ -9,10 +9,15 @@
 // the busy stream's copies waited for them ("Y" in the matrix; the times of the first such pair are printed).
 //
 // Options (one process per configuration: what a stream did before may matter):
-//   --op write|event|kernel   the probe: a cuStreamWriteValue32 to mapped host memory (as the emulated link books
-//                             a transfer), nothing, or an empty kernel; then the event
+//   --op write|event|kernel|hold
+//                             the probe: a cuStreamWriteValue32 to mapped host memory (as the emulated link books
+//                             a transfer), nothing, or an empty kernel; then the event. hold: the probe stream
+//                             first waits on a word of mapped host memory (cuStreamWaitValue32, as the emulated
+//                             link holds a transfer), the busy stream's copies are issued after it, and the host
+//                             writes the word 1 ms later: Y when the copies ended only after that
 //   --order up|down           busy streams in creation order or the reverse
-//   --warm none|1|2           before the matrix, every stream copies one block from GPU 1 or GPU 2, or nothing
+//   --warm none|1|2|h2d|memset  before the matrix, every stream copies one block from GPU 1 or GPU 2, or from
+//                             pinned host memory, or sets one block (cudaMemsetAsync), or nothing
 //   --copies N --mib M        the busy stream's copies (3 x 25 MiB: the ring lane's pulls at Flux S=16384 on 2x2)
 //
 //   nvcc -O2 -std=c++17 -o /tmp/stream_queue_probe bench/sp/stream_queue_probe.cu -lcuda
@@ -22,7 +27,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #define CHECK(x)                                                                                \
@@ -52,10 +59,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if ((op != "write" && op != "event" && op != "kernel") || (order != "up" && order != "down") ||
-      (warm != "none" && warm != "1" && warm != "2") || copies < 1 || mib < 1) {
-    std::fprintf(stderr, "usage: %s [--op write|event|kernel] [--order up|down] [--warm none|1|2] [--copies N] "
-                 "[--mib M]\n", argv[0]);
+  if ((op != "write" && op != "event" && op != "kernel" && op != "hold") || (order != "up" && order != "down") ||
+      (warm != "none" && warm != "1" && warm != "2" && warm != "h2d" && warm != "memset") || copies < 1 || mib < 1) {
+    std::fprintf(stderr, "usage: %s [--op write|event|kernel|hold] [--order up|down] [--warm none|1|2|h2d|memset] "
+                 "[--copies N] [--mib M]\n", argv[0]);
     return 1;
   }
   const size_t bytes = mib << 20;
@@ -93,14 +100,18 @@ int main(int argc, char** argv) {
   CHECK(cudaEventCreate(&start));
   CHECK(cudaEventCreate(&probe));
   CHECK(cudaEventCreate(&busy_end));
-  if (warm != "none") {
-    const int g = warm == "1" ? 1 : 2;
-    for (int i = 0; i < n; ++i) CHECK(cudaMemcpyPeerAsync(dst, 0, src[g], g, bytes, s[i]));
-    CHECK(cudaDeviceSynchronize());
+  void* pinned = nullptr;
+  CHECK(cudaHostAlloc(&pinned, 1 << 20, cudaHostAllocDefault));
+  for (int i = 0; i < n && warm != "none"; ++i) {
+    if (warm == "h2d") CHECK(cudaMemcpyAsync(dst, pinned, 1 << 20, cudaMemcpyHostToDevice, s[i]));
+    else if (warm == "memset") CHECK(cudaMemsetAsync(dst, 0, 1 << 20, s[i]));
+    else CHECK(cudaMemcpyPeerAsync(dst, 0, src[warm == "1" ? 1 : 2], warm == "1" ? 1 : 2, bytes, s[i]));
   }
+  CHECK(cudaDeviceSynchronize());
 
-  std::printf("# op %s, order %s, warm %s: %d copies of %zu MiB from GPU 1 on the busy stream (row); Y: the probe "
-              "(column) waited for them\n", op.c_str(), order.c_str(), warm.c_str(), copies, mib);
+  std::printf("# op %s, order %s, warm %s: %d copies of %zu MiB from GPU 1 on the busy stream (row); Y: %s\n",
+              op.c_str(), order.c_str(), warm.c_str(), copies, mib,
+              op == "hold" ? "the copies waited for the probe stream's hold" : "the probe (column) waited for them");
   std::printf("| busy \\ probe |");
   for (int p = 0; p < n; ++p) std::printf(" %s |", names[p]);
   std::printf("\n|---|");
@@ -120,13 +131,23 @@ int main(int argc, char** argv) {
       float probe_ms = 0, end_ms = 0;
       for (int rep = 0; rep < 3; ++rep) {  // the last of three: the first pays for set-up
         CHECK(cudaDeviceSynchronize());
+        const uint32_t release = ++ticket;
+        if (op == "hold" &&
+            cuStreamWaitValue32(reinterpret_cast<CUstream>(s[p]), reinterpret_cast<CUdeviceptr>(word_on_device),
+                                release, CU_STREAM_WAIT_VALUE_EQ) != CUDA_SUCCESS) {
+          std::fprintf(stderr, "cuStreamWaitValue32 failed\n");
+          return 1;
+        }
         CHECK(cudaEventRecord(start, s[b]));
         for (int c = 0; c < copies; ++c)
           CHECK(cudaMemcpyPeerAsync(static_cast<char*>(dst) + c * bytes, 0, src[1], 1, bytes, s[b]));
         CHECK(cudaEventRecord(busy_end, s[b]));
-        if (op == "write") {
+        if (op == "hold") {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          *reinterpret_cast<volatile uint32_t*>(host_word) = release;
+        } else if (op == "write") {
           if (cuStreamWriteValue32(reinterpret_cast<CUstream>(s[p]), reinterpret_cast<CUdeviceptr>(word_on_device),
-                                   ++ticket, 0) != CUDA_SUCCESS) {
+                                   release, 0) != CUDA_SUCCESS) {
             std::fprintf(stderr, "cuStreamWriteValue32 failed\n");
             return 1;
           }
@@ -139,7 +160,8 @@ int main(int argc, char** argv) {
         CHECK(cudaEventElapsedTime(&probe_ms, start, probe));
         CHECK(cudaEventElapsedTime(&end_ms, start, busy_end));
       }
-      const bool waited = probe_ms > 0.5f * end_ms;
+      // hold: the copies (0.2 ms alone) waited for the release 1 ms after they were issued.
+      const bool waited = op == "hold" ? end_ms > 0.8f : probe_ms > 0.5f * end_ms;
       row += waited ? " Y |" : " n |";
       if (waited && example.empty()) {
         char buf[160];

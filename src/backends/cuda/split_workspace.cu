@@ -8,7 +8,13 @@
 #include <utility>
 
 namespace sf::cuda::detail {
+
 namespace {
+
+__global__ void zero_words(unsigned* words, size_t n) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) words[i] = 0;
+}
 
 struct Held {
   void* base = nullptr;
@@ -46,8 +52,13 @@ cudaError_t split_workspace(cudaStream_t stream, size_t o_floats, size_t ml_floa
     err = cudaMallocAsync(&grown.base, bytes, stream);
     if (err != cudaSuccess) return err;
     const size_t count_at = round_up(grown.o_floats * 4) + round_up(grown.ml_floats * 4);
-    err = cudaMemsetAsync(static_cast<char*>(grown.base) + count_at, 0, (1 + grown.counters) * sizeof(unsigned),
-                          stream);
+    // A kernel, not cudaMemsetAsync: a stream that has run a copy-engine operation (a memset too) queues its later
+    // events behind every such stream's copies issued before them (bench/sp/stream_queue_probe.cu), and the launch
+    // should not decide that for the stream it is given.
+    const size_t words = 1 + grown.counters;
+    zero_words<<<static_cast<unsigned>((words + 255) / 256), 256, 0, stream>>>(
+        reinterpret_cast<unsigned*>(static_cast<char*>(grown.base) + count_at), words);
+    err = cudaGetLastError();
     if (err != cudaSuccess) {
       cudaFreeAsync(grown.base, stream);
       return err;

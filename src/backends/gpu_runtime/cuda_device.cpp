@@ -172,19 +172,23 @@ void CudaDevice::free(void* p) {
   if (p) cudaFree(p);  // synchronizes the device: setup/teardown only
 }
 
+// On the host-work stream (GpuStreams::begin_host_work: the compute stream by default).
 Status CudaDevice::copy_to_device(void* dst, const void* src_host, size_t bytes) {
-  SF_CUDA_RETURN(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, streams_->compute()));
-  return streams_->synchronize("Device::copy_to_device");
+  SF_ASSIGN_OR_RETURN(cudaStream_t s, streams_->begin_host_work());
+  SF_CUDA_RETURN(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, s));
+  return streams_->end_host_work("Device::copy_to_device");
 }
 
 Status CudaDevice::copy_to_host(void* dst_host, const void* src, size_t bytes) {
-  SF_CUDA_RETURN(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, streams_->compute()));
-  return streams_->synchronize("Device::copy_to_host");
+  SF_ASSIGN_OR_RETURN(cudaStream_t s, streams_->begin_host_work());
+  SF_CUDA_RETURN(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, s));
+  return streams_->end_host_work("Device::copy_to_host");
 }
 
 Status CudaDevice::fill(void* dst, uint8_t byte, size_t bytes) {
-  SF_CUDA_RETURN(cudaMemsetAsync(dst, byte, bytes, streams_->compute()));
-  return streams_->synchronize("Device::fill");
+  SF_ASSIGN_OR_RETURN(cudaStream_t s, streams_->begin_host_work());
+  SF_CUDA_RETURN(cudaMemsetAsync(dst, byte, bytes, s));
+  return streams_->end_host_work("Device::fill");
 }
 
 Status CudaDevice::synchronize() { return streams_->synchronize("Device::synchronize"); }

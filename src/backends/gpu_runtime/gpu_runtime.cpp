@@ -246,7 +246,9 @@ Status GpuContext::fill_normal(void* data, int64_t n, DType dtype, uint64_t seed
 
 Result<TensorCompare> GpuContext::compare(const void* test, const void* ref, int64_t n, DType dtype) {
   SF_RETURN_IF_ERROR(impl_->streams.synchronize("compare: synchronize"));
-  SF_ASSIGN_OR_RETURN(CompareResult r, sf::gpu::compare(test, ref, n, dtype, impl_->streams.compute()));
+  // Its read-back is a copy-engine copy: on the host-work stream (GpuStreams::begin_host_work).
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, impl_->streams.begin_host_work());
+  SF_ASSIGN_OR_RETURN(CompareResult r, sf::gpu::compare(test, ref, n, dtype, stream));
   return TensorCompare{r.max_abs, r.rel_l2(), r.non_finite};
 }
 

@@ -1,6 +1,7 @@
 #include "gpu_streams.h"
 
 #include "gpu_check.h"
+#include "streamfusion/env_choice.h"
 
 namespace sf::gpu {
 
@@ -21,6 +22,8 @@ GpuStreams::~GpuStreams() {
   for (cudaStream_t s : lanes_)
     if (s) cudaStreamDestroy(s);
   if (flag_stream_) cudaStreamDestroy(flag_stream_);
+  if (host_fence_) cudaEventDestroy(host_fence_);
+  if (host_) cudaStreamDestroy(host_);
   if (flag_words_) cudaFree(flag_words_);
   if (compute_) cudaStreamDestroy(compute_);
 }
@@ -45,11 +48,16 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
     }
   }
   SF_CUDA_RETURN(cudaStreamCreateWithPriority(&flag_stream_, cudaStreamNonBlocking, greatest));
+  SF_CUDA_RETURN(cudaStreamCreateWithPriority(&host_, cudaStreamNonBlocking, least));
+  SF_CUDA_RETURN(cudaEventCreateWithFlags(&host_fence_, cudaEventDisableTiming));
+  SF_ASSIGN_OR_RETURN(const int own, env_choice("SF_HOST_WORK_STREAM", {"compute", "own"}));
+  host_work_on_compute_ = own == 0;
   SF_CUDA_RETURN(cudaMalloc(&flag_words_, kFlagWords * sizeof(uint32_t)));
-  // Zeroed before init returns: the streams are non-blocking, so nothing else orders a kernel's first poll after
-  // a memset on the legacy stream.
-  SF_CUDA_RETURN(cudaMemsetAsync(flag_words_, 0, kFlagWords * sizeof(uint32_t), flag_stream_));
-  SF_CUDA_RETURN(cudaStreamSynchronize(flag_stream_));
+  // Zeroed before init returns (the streams are non-blocking, so nothing else orders a kernel's first poll after
+  // a memset on the legacy stream), on the host stream: after a memset of its own the flag stream's writes would
+  // queue behind every copy issued before them (begin_host_work).
+  SF_CUDA_RETURN(cudaMemsetAsync(flag_words_, 0, kFlagWords * sizeof(uint32_t), host_));
+  SF_CUDA_RETURN(cudaStreamSynchronize(host_));
   return Status::ok();
 }
 
@@ -172,6 +180,20 @@ Status GpuStreams::join_lanes() {
     SF_CUDA_RETURN(cudaEventRecord(fence_[1 + i], lanes_[i]));
     SF_CUDA_RETURN(cudaStreamWaitEvent(compute_, fence_[1 + i], 0));
   }
+  return Status::ok();
+}
+
+Result<cudaStream_t> GpuStreams::begin_host_work() {
+  if (host_work_on_compute_) return compute_;
+  SF_CUDA_RETURN(cudaEventRecord(host_fence_, compute_));
+  SF_CUDA_RETURN(cudaStreamWaitEvent(host_, host_fence_, 0));
+  return host_;
+}
+
+Status GpuStreams::end_host_work(const std::string& what) {
+  if (host_work_on_compute_) return synchronize(what);
+  Watchdog::ScopedOp op(watchdog_, what + " (waiting for the host-work stream)");
+  SF_CUDA_RETURN(cudaStreamSynchronize(host_));
   return Status::ok();
 }
 

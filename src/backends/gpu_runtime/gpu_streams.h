@@ -71,6 +71,16 @@ class GpuStreams {
   // transfer); reserve() clears it.
   void mark_sm_free(Handle h);
   bool sm_free(Handle h) const;
+  // The stream for copies between host and device, fills and read-backs (setup, checks), ordered after the compute
+  // issued so far; end_host_work blocks until they are done. A stream that has run a copy-engine operation (a
+  // copy, a memset) queues its later events and stream memory operations behind every other such stream's copies
+  // issued before them (4x H200, 2026-11-28, bench/sp/stream_queue_probe.cu), and the compute stream's events order
+  // every transfer after the calls before it. By default that work runs on the compute stream all the same
+  // (SF_HOST_WORK_STREAM=compute): on a stream of its own (=own), which keeps the compute stream's events free of
+  // the copies, Flux S=16384 on 2x2 at 50 GB/s read 2.5 % slower and four other cells level (bench/sp/TRACES.md,
+  // session 23); why is not known.
+  Result<cudaStream_t> begin_host_work();
+  Status end_host_work(const std::string& what);
   // The compute stream waits for everything issued on both lanes and their side streams (end of a layer, timing).
   Status join_lanes();
   // Blocks the host until compute, both lanes and their side streams are idle; the watchdog guards it. Recycles
@@ -96,6 +106,9 @@ class GpuStreams {
   std::vector<cudaEvent_t> handle_events_;
   std::vector<uint8_t> handle_sm_free_;  // per handle: mark_sm_free
   static constexpr uint32_t kFlagWords = 4096;  // a word is used again after that many flags, with a higher value
+  cudaStream_t host_ = nullptr;     // begin_host_work
+  cudaEvent_t host_fence_ = nullptr;  // compute -> host_
+  bool host_work_on_compute_ = false;
   cudaStream_t flag_stream_ = nullptr;
   uint32_t* flag_words_ = nullptr;  // device memory, zeroed
   uint32_t flags_issued_ = 0;       // the last value written (0: none yet)

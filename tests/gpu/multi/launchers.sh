@@ -62,9 +62,24 @@ cleanup() {
 trap 'cleanup; kill_leftovers' EXIT
 trap 'exit 143' INT TERM
 
+# A port free now on every address (rank 0's store binds INADDR_ANY) and below the kernel's ephemeral range (32768
+# and up by default), as `streamfusion-gpu launch` picks its own: a port the kernel handed out and we released could
+# be handed out again before rank 0 binds it, and mpirun's daemons take several (session 23: "rank 0 cannot listen
+# on port 43963: Address already in use" under mpirun, on the port the old bind(0) pick had just found).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
-    echo $((20000 + RANDOM % 20000))
+  python3 -c '
+import random, socket
+for _ in range(200):
+    port = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break' 2>/dev/null | grep . || echo $((20000 + RANDOM % 12000))
 }
 
 # Waits for the pids in LIVE; returns the first non-zero exit code. After a failure the others get 15 s (their
