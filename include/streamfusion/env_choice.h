@@ -40,8 +40,8 @@ inline Result<double> env_seconds(const char* name, double fallback) {
   char* end = nullptr;
   const double seconds = std::strtod(v, &end);
   if (end == v || *end != '\0' || !std::isfinite(seconds) || seconds <= 0.0)
-    return invalid_argument(std::string(name) + " must be a number of seconds greater than 0 (e.g. 90 or 0.5), found '" +
-                            v + "'");
+    return invalid_argument(std::string(name) +
+                            " must be a number of seconds greater than 0 (e.g. 90 or 0.5), found '" + v + "'");
   return seconds;
 }
 

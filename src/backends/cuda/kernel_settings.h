@@ -87,7 +87,8 @@ inline Result<int64_t> persistent_setting() {
   if (std::strcmp(v, "off") == 0) return 0;
   int64_t n = 0;
   if (parse_count(v, 0, int64_t{1} << 30, &n)) return n;
-  return invalid_argument(std::string(name) + " must be auto, off (or 0), all, or a number of thread blocks from 1 to " +
+  return invalid_argument(std::string(name) +
+                          " must be auto, off (or 0), all, or a number of thread blocks from 1 to " +
                           std::to_string(int64_t{1} << 30) + ", found '" + v + "'");
 }
 

@@ -77,8 +77,8 @@ class GpuStreams {
   // issued before them (4x H200, 2026-11-28, bench/sp/stream_queue_probe.cu), and the compute stream's events order
   // every transfer after the calls before it. By default that work runs on the compute stream all the same
   // (SF_HOST_WORK_STREAM=compute): on a stream of its own (=own), which keeps the compute stream's events free of
-  // the copies, Flux S=16384 on 2x2 at 50 GB/s read 2.5 % slower and four other cells level (bench/sp/TRACES.md,
-  // session 23); why is not known.
+  // the copies, five emulated cells at Flux S=16384 and 36864 read level (0.975-1.006x, and 0.999x when Flux
+  // S=16384 on 2x2 was timed again with the arms' order reversed; bench/sp/TRACES.md, session 23).
   Result<cudaStream_t> begin_host_work();
   Status end_host_work(const std::string& what);
   // The compute stream waits for everything issued on both lanes and their side streams (end of a layer, timing).
