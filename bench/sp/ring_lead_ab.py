@@ -1,8 +1,8 @@
 """Table of ring_lead_ab.sh: per S, the median layer time over the rounds of each ring lead share (and of the
-planner's choice), each against all rows leading (share 1), and the planner's layer against one GPU / 4 and the
-all-4-busy compute share.
+planner's choice), each against the two-call default (rows: share 1, every row leading; pieces: share 0, no lead
+pieces), and the planner's layer against one GPU / 4 and the all-4-busy compute share.
 
-  python3 bench/sp/ring_lead_ab.py lead.jsonl "card"
+  python3 bench/sp/ring_lead_ab.py lead.jsonl "card" [rows|pieces]
 """
 import json
 import statistics
@@ -12,6 +12,11 @@ from collections import defaultdict
 
 def main():
     path, card = sys.argv[1], sys.argv[2]
+    mode = sys.argv[3] if len(sys.argv) > 3 else "rows"
+    if mode not in ("rows", "pieces"):
+        sys.exit(f"the mode must be rows or pieces, found '{mode}'")
+    ref_arm, field = ("1", "plan_ring_lead_fraction") if mode == "rows" else ("0", "plan_ring_lead_pieces")
+    what = "ring lead share" if mode == "rows" else "ring lead pieces share"
     times = defaultdict(lambda: defaultdict(list))  # seq -> arm -> [ms]
     base = defaultdict(lambda: defaultdict(list))   # seq -> one_gpu / concurrent -> [ms]
     chosen, bad = {}, 0
@@ -21,23 +26,23 @@ def main():
         bad += 0 if r.get("ok", True) else 1
         times[r["seq"]][arm].append(r["ms"])
         if arm == "planner":
-            chosen[r["seq"]] = r.get("plan_ring_lead_fraction")
+            chosen[r["seq"]] = r.get(field)
             base[r["seq"]]["one"].append(r["one_gpu_ms"])
             base[r["seq"]]["busy"].append(r["concurrent_compute_ms"])
     if not times:
         sys.exit(f"{path}: no rows")
     print(f"Card: {card}. SFU-NVSHMEM on 1x4 NVLink, Flux H=24 D=128; medians over the rounds of each setting's "
           f"median of 30 forwards. Distributed outputs not matching the one-GPU result: {bad}.\n")
-    print("| S | ring lead share | layer (ms) | / share 1 | efficiency vs one GPU / 4 | vs all-4-busy share |")
+    print(f"| S | {what} | layer (ms) | / share {ref_arm} | efficiency vs one GPU / 4 | vs all-4-busy share |")
     print("|---|---|---|---|---|---|")
     for seq in sorted(times):
         t = times[seq]
-        ref = statistics.median(t["1"]) if "1" in t else None
+        ref = statistics.median(t[ref_arm]) if ref_arm in t else None
         one = statistics.median(base[seq]["one"]) if base[seq]["one"] else None
         busy = statistics.median(base[seq]["busy"]) if base[seq]["busy"] else None
         for arm in sorted(t, key=lambda a: (a != "planner", -float(a) if a != "planner" else 0)):
             ms = statistics.median(t[arm])
-            name = f"planner ({chosen.get(seq, 0):.3f})" if arm == "planner" else arm
+            name = f"planner ({chosen.get(seq) or 0:.3f})" if arm == "planner" else arm
             ratio = f"{ms / ref:.3f}" if ref else ""
             eff = f"{one / 4 / ms * 100:.1f} %" if one else ""
             vs_busy = f"{busy / ms * 100:.1f} %" if busy else ""

@@ -8,9 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "streamfusion/dtype.h"
 #include "streamfusion/landed_flag.h"
+#include "streamfusion/status.h"
 
 namespace sf {
 
@@ -68,7 +70,25 @@ struct AttentionProblem {
   // Write O = Õ/l into each q[i].out. Rows with l == 0 (no keys seen) get O = 0, never NaN.
   // When finalizing, the accumulator need not be written back.
   bool finalize = false;
+  // A scheduling hint for calls whose later K/V chunks may still be landing (KVChunk::ready), e.g. a ring's own
+  // block and the blocks it pulls: this share of the call's rows (in [0, 1]) takes the first lead_kv chunks first,
+  // as work of its own ahead of everything else, and the other chunks last; the other rows take every chunk in
+  // between, once the chunks have landed. One call instead of one on the leading chunks and one resuming over the
+  // rest. 0: no such order. The CUDA device follows it where it can (its default kernel, one launch's worth of
+  // chunks); other devices ignore it. The result is the same up to rounding.
+  double lead_share = 0.0;
+  int32_t lead_kv = 1;
 };
+
+// The lead_share hint's own check, shared by every device's validation.
+inline Status validate_lead(const AttentionProblem& p) {
+  if (!(p.lead_share >= 0.0 && p.lead_share <= 1.0))
+    return invalid_argument("lead_share must be in [0, 1], found " + std::to_string(p.lead_share));
+  if (p.lead_share > 0.0 && (p.lead_kv < 1 || p.lead_kv > p.num_kv))
+    return invalid_argument("lead_kv must count 1 to num_kv (" + std::to_string(p.num_kv) +
+                            ") leading K/V chunks, found " + std::to_string(p.lead_kv));
+  return Status::ok();
+}
 
 // Partials in LSE form, as FlashAttention/cuDNN return them: normalized O and lse = m + log(l)
 // (lse = −inf for rows that saw no keys). Used by the merge kernels.

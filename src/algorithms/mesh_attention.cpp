@@ -65,6 +65,12 @@ Status MeshAttention::init() {
   if (!(lead_fraction_ >= 0.0 && lead_fraction_ <= 1.0))
     return invalid_argument("ring_lead_fraction must be in [0, 1] (the share of our own rows that take our own "
                             "K/V block first); got " + std::to_string(lead_fraction_));
+  if (!(lead_pieces_ >= 0.0 && lead_pieces_ <= 1.0))
+    return invalid_argument("ring_lead_pieces must be in [0, 1] (the share of our own rows that take our own K/V "
+                            "block first in the ring's one call); got " + std::to_string(lead_pieces_));
+  if (lead_pieces_ > 0.0 && lead_fraction_ < 1.0)
+    return invalid_argument("ring_lead_pieces (" + std::to_string(lead_pieces_) + ") and ring_lead_fraction (" +
+                            std::to_string(lead_fraction_) + ") are two ways to order the ring's calls: set one");
   P_ = comm_.world_size();
   rank_ = comm_.rank();
   if (mesh_.world_size() != P_)
@@ -197,6 +203,11 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
     SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, false, o, RowPart::kLead));
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, true, o, -1, RowPart::kLead));
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 0, AccumulatorMode::kInit, true, o, -1, RowPart::kRest));
+  } else if (t_ == 1 && r_ > 1 && ring_in_machine_ && lead_pieces_ > 0.0) {
+    // One call over every block (ring_lead_pieces): the leading share of our rows takes our own block (block 0,
+    // the call's first K/V chunk) first and the pulled blocks last, the rest take every block in between.
+    SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 0, AccumulatorMode::kInit, true, o, -1, RowPart::kAll,
+                                 lead_pieces_));
   } else {
     SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, t_ == 1 && r_ == 1, o));
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, t_ == 1, o));

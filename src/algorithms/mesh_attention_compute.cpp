@@ -23,7 +23,7 @@ AttentionProblem MeshAttention::problem(int64_t batch, const std::vector<QChunk>
 }
 
 Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv_parts,
-                              AccumulatorMode mode, bool finalize, void* o, RowPart part) {
+                              AccumulatorMode mode, bool finalize, void* o, RowPart part, double lead_share) {
   const int64_t D = shape_.head_dim, row = Ht_ * D, B = shape_.batch;
   std::vector<QChunk> qs;
   for (int i : stages) {
@@ -71,7 +71,10 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
   if (borrows() && part != RowPart::kLead && std::find(stages.begin(), stages.end(), 0) != stages.end())
     append_borrowed_rows(&qs);
   std::vector<KVChunk> kvs;
-  for (const KVPart& kv_part : kv_parts) {
+  int32_t lead_kv = 0;  // the chunks of the first part, where there are others after them
+  for (size_t part_index = 0; part_index < kv_parts.size(); ++part_index) {
+    const KVPart& kv_part = kv_parts[part_index];
+    if (part_index == 1) lead_kv = static_cast<int32_t>(kvs.size());
     const KVBlock& kv = *kv_part.block;
     const int kv_seg = kv_part.seg;
     for (int j = 0; j < kv.layout.pieces(); ++j) {
@@ -84,11 +87,14 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
     }
   }
   if (qs.empty() || (kvs.empty() && !finalize && mode == AccumulatorMode::kResume)) return Status::ok();
-  return dev_.attention(problem(B, qs, kvs, mode, finalize));
+  AttentionProblem p = problem(B, qs, kvs, mode, finalize);
+  if (lead_share > 0.0 && lead_kv > 0) p.lead_share = lead_share, p.lead_kv = lead_kv;
+  return dev_.attention(p);
 }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
-                                AccumulatorMode mode, bool finalize, void* o, int kv_seg, RowPart part) {
+                                AccumulatorMode mode, bool finalize, void* o, int kv_seg, RowPart part,
+                                double lead_share) {
   const std::vector<KVBlock>& blocks = set.blocks;
   const std::vector<std::vector<Handle>>& handles = set.arrived[std::max(kv_seg, 0)];
   if (ring_in_machine_) {
@@ -107,7 +113,7 @@ Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const
       }
       parts.push_back({&blocks[s], kv_seg, ready});
     }
-    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, part);
+    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, part, lead_share);
   }
   for (int s = first; s < r_; ++s) {
     SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));

@@ -538,6 +538,63 @@ TEST(MeshSchedule, RingLeadFractionOutsideZeroToOneIsRefused) {
   }
 }
 
+// Ring lead pieces (SpAttentionConfig::ring_lead_pieces): a ring inside the machine and no Torus level takes every
+// block in one call that carries the lead hint (AttentionProblem::lead_share, our own block as the leading chunks);
+// exact on both transports, with and without a Ulysses level. Elsewhere the schedule stays as it was (no call
+// carries the hint). Out-of-range shares, and a share beside ring_lead_fraction < 1, are refused.
+TEST(MeshSchedule, RingLeadPiecesTakeEveryBlockInOneCall) {
+  struct PiecesCase {
+    const char* mesh;
+    Topology topo;
+    int64_t seq;
+    double share;
+    int64_t calls, lead_calls;
+  };
+  const PiecesCase cases[] = {
+      {"R4", {1, 4}, 64, 0.35, 1, 1},   {"R4", {1, 4}, 70, 1.0, 1, 1},   {"U2R2", {1, 4}, 64, 0.5, 1, 1},
+      {"R4", {1, 4}, 1100, 0.2, 1, 1},  {"R4", {1, 4}, 64, 0.0, 2, 0},   {"T2R2", {2, 2}, 64, 0.35, 5, 0},
+  };
+  for (const PiecesCase& c : cases)
+    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
+      const AttentionShape shape{2, c.seq, 4, 16, DType::kF32};
+      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
+      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+      plan->config.torus_chunks = 1;
+      plan->config.local_diagonal = false;
+      plan->config.stagger_foreign_push = false;
+      plan->config.foreign_rows_by_block = false;
+      plan->config.ring_lead_pieces = c.share;
+      const LayerInputs in = make_random_inputs(shape, 43);
+      ThreadRunOptions opt;
+      opt.world.chaos_seed = 44;
+      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " share " << c.share << " " << transport_name(tr);
+      for (int g = 0; g < c.topo.world_size(); ++g) {
+        EXPECT_EQ(r->attention_calls[g], c.calls) << c.mesh << " share " << c.share << " rank " << g;
+        EXPECT_EQ(r->lead_calls[g], c.lead_calls) << c.mesh << " share " << c.share << " rank " << g;
+      }
+    }
+  const AttentionShape shape{1, 64, 4, 16, DType::kF32};
+  const LayerInputs in = make_random_inputs(shape, 5);
+  const struct {
+    double pieces, fraction;
+    const char* message;
+  } bad[] = {{-0.1, 1.0, "ring_lead_pieces must be in [0, 1]"},
+             {1.5, 1.0, "ring_lead_pieces must be in [0, 1]"},
+             {std::nan(""), 1.0, "ring_lead_pieces must be in [0, 1]"},
+             {0.3, 0.5, "are two ways to order the ring's calls: set one"}};
+  for (const auto& b : bad) {
+    Result<Plan> plan = make_plan(Scheme::kSfu, {1, 4}, shape);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    plan->config.ring_lead_pieces = b.pieces;
+    plan->config.ring_lead_fraction = b.fraction;
+    Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
+    ASSERT_FALSE(r.is_ok()) << "pieces " << b.pieces;
+    EXPECT_NE(r.status().to_string().find(b.message), std::string::npos) << r.status().to_string();
+  }
+}
+
 // Transfer-bound layers (Torus transfers cut into segments) compute each segment as it lands. The ring peers'
 // rows of a pulled set move segment by segment beside ours (a ring inside a machine: in the same call), so the
 // foreign rows of the last stage wait for the last segment only, not for whole ring blocks; our own rows then

@@ -3,6 +3,8 @@
 // (tests/gpu/kernel/attention_test.cpp, CudaAttention.TailSplitPieces*).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "backends/cuda/tail_split.h"
 
 namespace sf::cuda::detail {
@@ -64,6 +66,24 @@ TEST(TailSplit, ForcedSplitKeepsAKvTilePerPiece) {
   EXPECT_EQ(forced_tail_split(1, 5).splits, 1);
   EXPECT_EQ(forced_tail_split(0, 5).splits, 1);
   EXPECT_EQ(forced_tail_split(10, 3).split_from, 0);
+}
+
+// Lead pieces (AttentionProblem::lead_share): ceil(share · items) items, at least one, cut where the leading chunks
+// end; nothing where those chunks hold no K/V tile or all of them, or where the share is not positive.
+TEST(LeadSplit, TakesTheShareOfItemsCutAtTheLeadingChunks) {
+  // Flux S=65536 on 1x4: 2064 items (86 tiles of 192 rows x 24 heads), 4 K/V blocks of 128 tiles.
+  LeadSplit l = plan_lead_split(2064, 512, 128, 0.34);
+  EXPECT_EQ(l.items, 702);  // ceil(701.76)
+  EXPECT_EQ(l.tiles, 128);
+  EXPECT_EQ(plan_lead_split(2064, 512, 128, 1.0).items, 2064);
+  EXPECT_EQ(plan_lead_split(2064, 512, 128, 2.0).items, 2064);
+  EXPECT_EQ(plan_lead_split(10, 512, 128, 1e-9).items, 1);
+  EXPECT_EQ(plan_lead_split(2064, 512, 128, 0.0).items, 0);
+  EXPECT_EQ(plan_lead_split(2064, 512, 128, -0.5).items, 0);
+  EXPECT_EQ(plan_lead_split(2064, 512, 128, std::nan("")).items, 0);
+  EXPECT_EQ(plan_lead_split(2064, 512, 0, 0.3).items, 0);    // the leading chunks hold no tile
+  EXPECT_EQ(plan_lead_split(2064, 512, 512, 0.3).items, 0);  // ... or all of them
+  EXPECT_EQ(plan_lead_split(0, 512, 128, 0.3).items, 0);
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ Status validate(const AttentionProblem& p) {
   if (p.num_q < 0 || p.num_kv < 0) return invalid_argument("num_q and num_kv must be >= 0");
   if (p.num_q > 0 && p.q == nullptr) return invalid_argument("q is null but num_q > 0");
   if (p.num_kv > 0 && p.kv == nullptr) return invalid_argument("kv is null but num_kv > 0");
+  SF_RETURN_IF_ERROR(validate_lead(p));
   for (int i = 0; i < p.num_q; ++i) {
     const QChunk& c = p.q[i];
     const std::string name = "q[" + std::to_string(i) + "]";
@@ -150,9 +151,15 @@ int64_t retile(AttentionArgs& args, int block_m) {
   return tiles;
 }
 
+// The leading K/V chunks of one launch (AttentionProblem::lead_share, lead_kv counted in args.kv).
+struct LeadHint {
+  double share = 0.0;
+  int kv = 0;
+};
+
 template <typename T, int D>
 cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, const KernelSettings& settings,
-                   cudaStream_t stream) {
+                   const LeadHint& lead, cudaStream_t stream) {
   // Only the warp-specialized kernel polls the chunks' landed flags (its producer, chunk by chunk); the others
   // start once every flagged chunk has landed.
   cudaError_t err = cudaSuccess;
@@ -172,6 +179,7 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     case KernelPath::kHopperWsSeqPingPong: {
       detail::WsOptions o;
       o.launch = settings;
+      o.lead_share = lead.share, o.lead_kv = lead.kv;
       // Three warpgroups at D=128 take turns for their Q·Kᵀ (TurnRotation): left free they sometimes fall into
       // step for a whole block; in rotation 1.03–1.09x faster (H200, 2026-11-27 15:38, bench/kernel/RESULTS.md).
       // At D=64 the overlapped loop's rotation gains only at S=4096 and loses ~1 % from 16384 on: free.
@@ -210,12 +218,12 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
 }
 
 cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, int tiles, int batch, KernelPath path,
-                     const KernelSettings& settings, cudaStream_t stream) {
+                     const KernelSettings& settings, const LeadHint& lead, cudaStream_t stream) {
   if (dtype == DType::kBF16)
-    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, path, settings, stream)
-                          : launch<__nv_bfloat16, 128>(args, tiles, batch, path, settings, stream);
-  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, path, settings, stream)
-                        : launch<__half, 128>(args, tiles, batch, path, settings, stream);
+    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, path, settings, lead, stream)
+                          : launch<__nv_bfloat16, 128>(args, tiles, batch, path, settings, lead, stream);
+  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, path, settings, lead, stream)
+                        : launch<__half, 128>(args, tiles, batch, path, settings, lead, stream);
 }
 
 }  // namespace
@@ -228,8 +236,13 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   for (int i = 0; i < p.num_q; ++i)
     if (p.q[i].q.len > 0) qs.push_back(q_args(p.q[i]));
   std::vector<KVChunkArgs> kvs;
-  for (int i = 0; i < p.num_kv; ++i)
-    if (p.kv[i].k.len > 0) kvs.push_back(kv_args(p.kv[i]));
+  LeadHint lead;  // the leading chunks among those kept
+  for (int i = 0; i < p.num_kv; ++i) {
+    if (p.kv[i].k.len == 0) continue;
+    kvs.push_back(kv_args(p.kv[i]));
+    if (p.lead_share > 0.0 && i < p.lead_kv) ++lead.kv;
+  }
+  lead.share = p.lead_share;
   if (kvs.size() > static_cast<size_t>(detail::kMaxKVChunks)) {
     for (const QChunkArgs& q : qs)
       if (q.acc_o == nullptr || q.acc_m == nullptr || q.acc_l == nullptr)
@@ -272,7 +285,7 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
       args.finalize = (gk == num_kv_groups - 1 && p.finalize) ? 1 : 0;
       SF_RETURN_IF_ERROR(detail::cuda_status(
           dispatch(p.dtype, p.head_dim, args, static_cast<int>(tiles), static_cast<int>(p.batch), path, settings,
-                   stream),
+                   num_kv_groups == 1 ? lead : LeadHint{}, stream),
           "launching the attention kernel"));
     }
   }

@@ -24,6 +24,7 @@ struct WorkItem {
   int piece;   // 0 .. pieces-1
   int pieces;  // 1: the whole K/V walk
   int slot0;   // workspace slot of piece 0 of this item (split items only)
+  int cut;     // lead pieces: the K/V tile where piece 1 starts; -1: pieces of equal shares
 };
 
 // blockIdx.x through an opaque move: each call reads it anew instead of keeping an earlier result live.
@@ -37,7 +38,16 @@ __device__ __forceinline__ int block_index() {
 __device__ __forceinline__ WorkItem work_item(const AttentionArgs& args, int tiles, int bx) {
   WorkItem w;
   int item;
-  if (bx < args.split_from) {
+  w.cut = -1;
+  if (args.lead_items > 0) {  // first pieces, whole items, second pieces (AttentionArgs::lead_items)
+    const int lead = args.lead_items, whole_end = args.blocks - lead;
+    const bool first = bx < lead, second = bx >= whole_end;
+    item = second ? bx - whole_end : bx;
+    w.piece = second ? 1 : 0;
+    w.pieces = first || second ? 2 : 1;
+    w.slot0 = w.pieces == 2 ? 2 * item : 0;
+    if (w.pieces == 2) w.cut = args.lead_tiles;
+  } else if (bx < args.split_from) {
     item = bx, w.piece = 0, w.pieces = 1, w.slot0 = 0;
   } else {
     const int k = (bx - args.split_from) / args.splits;
@@ -55,6 +65,10 @@ __device__ __forceinline__ WorkItem work_item(const AttentionArgs& args, int til
 
 // The first K/V tile of the piece; `count` gets its number of tiles.
 __device__ __forceinline__ int piece_tiles(const WorkItem& w, int num_tiles, int& count) {
+  if (w.cut >= 0) {  // lead pieces: [0, cut) and [cut, num_tiles)
+    count = w.piece == 0 ? w.cut : num_tiles - w.cut;
+    return w.piece == 0 ? 0 : w.cut;
+  }
   const int t0 = static_cast<int>(static_cast<int64_t>(num_tiles) * w.piece / w.pieces);
   const int t1 = static_cast<int>(static_cast<int64_t>(num_tiles) * (w.piece + 1) / w.pieces);
   count = t1 - t0;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace sf::cuda::detail {
@@ -70,6 +71,25 @@ inline TailSplit forced_tail_split(int64_t kv_tiles, int splits) {
   t.splits = static_cast<int>(std::min<int64_t>(splits, kv_tiles));
   if (t.splits < 2) t.splits = 1;
   return t;
+}
+
+// Lead pieces (AttentionProblem::lead_share): items [0, items) run in two pieces along K/V, cut at K/V tile
+// `tiles` (the end of the leading chunks). The launch runs the first pieces first, then the whole items
+// [items, all items), then the second pieces, and the last of an item's two pieces to finish merges them as a
+// split item's do. No tail split beside it: both cut items through the same workspace.
+struct LeadSplit {
+  int64_t items = 0;  // 0: none
+  int64_t tiles = 0;
+};
+
+// ceil(share · items) items, at least one, where the leading chunks hold some of the K/V tiles but not all.
+inline LeadSplit plan_lead_split(int64_t items, int64_t kv_tiles, int64_t lead_tiles, double share) {
+  LeadSplit l;
+  if (!(share > 0.0) || items <= 0 || lead_tiles <= 0 || lead_tiles >= kv_tiles) return l;
+  const auto wanted = static_cast<int64_t>(std::ceil(std::min(share, 1.0) * static_cast<double>(items)));
+  l.items = std::clamp<int64_t>(wanted, 1, items);
+  l.tiles = lead_tiles;
+  return l;
 }
 
 }  // namespace sf::cuda::detail

@@ -263,6 +263,7 @@ int run_attention(const AttentionOptions& o) {
             if (o.foreign_push != "auto") plan->config.stagger_foreign_push = o.foreign_push == "staggered";
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
+            if (o.ring_lead_pieces >= 0.0) plan->config.ring_lead_pieces = o.ring_lead_pieces;
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
             const bool lend = (!speeds.empty() || o.balance == "layer") && loans_apply(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
@@ -449,6 +450,7 @@ int run_attention(const AttentionOptions& o) {
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"torus_segments\":%d,"
                           "\"plan_stagger_foreign_push\":%s,"
                           "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,"
+                          "\"plan_ring_lead_pieces\":%.4f,"
                           "\"plan_merge_kv_sets\":%s,\"plan_local_diagonal\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
@@ -459,6 +461,7 @@ int run_attention(const AttentionOptions& o) {
                           torus_segments,
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
+                          plan->config.ring_lead_pieces,
                           plan->config.merge_kv_sets ? "true" : "false",
                           plan->config.local_diagonal ? "true" : "false", loans.c_str(), ok ? "true" : "false");
             json_rows.push_back(js);
@@ -509,6 +512,11 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_option("--ring-lead", o->ring_lead,
                   "share of our own rows that take our own K/V block while a ring inside the machine pulls the "
                   "rest, in [0, 1] (-1: the planner decides)")
+      ->check(CLI::Range(-1.0, 1.0));
+  sub->add_option("--ring-lead-pieces", o->ring_lead_pieces,
+                  "a ring inside the machine and no Torus level: one call over every K/V block in which this share "
+                  "of our rows takes our own block first and the pulled blocks last, in [0, 1] (0: two calls; -1: "
+                  "the planner decides)")
       ->check(CLI::Range(-1.0, 1.0));
   sub->add_option("--merge-sets", o->merge_sets,
                   "Torus foreign rows over the pulled K/V sets (one segment per stage): auto (the planner), merged "
