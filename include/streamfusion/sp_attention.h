@@ -61,10 +61,12 @@ struct SpAttentionConfig {
   // A ring inside the machine and no Torus level, ring_lead_fraction 1: instead of a call on our own K/V block and a
   // second call resuming over the pulled ones, one call over all blocks in which this share of our rows takes our
   // own block first, as work of its own ahead of everything else, and the pulled blocks last, while the other rows
-  // take every block in between (AttentionProblem::lead_share; the kernel waits for each pulled block where the
-  // backend gives landed flags). Meant to save the second call's start, last wave and the accumulator's round trip
-  // (about 0.2 ms per call at Flux S=65536, bench/sp/TRACES.md). 0 (the default): two calls. In [0, 1]. Not yet
-  // timed on GPUs: the planner leaves it at 0. Any value gives the same result up to rounding.
+  // take every block in between (AttentionProblem::lead_share). Only where the backend gives landed flags (one-sided
+  // on GPUs) does the call start before the pulls land, the kernel waiting for each pulled block; elsewhere it waits
+  // for them all, which costs more than it saves. Meant to save the second call's start, last wave and the
+  // accumulator's round trip (about 0.2 ms per call at Flux S=65536, bench/sp/TRACES.md). 0 (the default): two
+  // calls. In [0, 1]. Not yet timed on GPUs: the planner leaves it at 0. Any value gives the same result up to
+  // rounding.
   double ring_lead_pieces = 0.0;
   // A Torus level and no Ulysses level (SFU's T·R meshes), one-sided transport: each rank first computes its own
   // rows against its own ring group's keys for every head (the diagonal blocks of rows × keys across Torus
