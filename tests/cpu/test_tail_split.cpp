@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
+#include <vector>
 
 #include "backends/cuda/tail_split.h"
+#include "backends/cuda/work_items.h"
 
 namespace sf::cuda::detail {
 namespace {
@@ -84,6 +87,95 @@ TEST(LeadSplit, TakesTheShareOfItemsCutAtTheLeadingChunks) {
   EXPECT_EQ(plan_lead_split(2064, 512, 0, 0.3).items, 0);    // the leading chunks hold no tile
   EXPECT_EQ(plan_lead_split(2064, 512, 512, 0.3).items, 0);  // ... or all of them
   EXPECT_EQ(plan_lead_split(0, 512, 128, 0.3).items, 0);
+}
+
+// The fields of AttentionArgs that work_item reads.
+struct GridArgs {
+  int blocks = 0, heads = 1;
+  int split_from = 0x7fffffff, splits = 1;
+  int lead_items = 0, lead_tiles = 0;
+};
+
+// Walks every block of a launch as the kernel maps it (work_items.h) and checks that each K/V tile of each item is
+// computed exactly once, that an item's pieces share one set of workspace slots and one arrival count inside the
+// workspace the launch sizes (pieces, counters), and that (tile, head, batch) is the item's.
+void check_grid(const GridArgs& a, int q_tiles, int batch, int kv_tiles, int64_t pieces, int64_t counters) {
+  const int items = q_tiles * a.heads * batch;
+  std::vector<int> covered(static_cast<size_t>(items) * kv_tiles, 0), slot0(items, -1), seen(items, 0);
+  for (int bx = 0; bx < a.blocks; ++bx) {
+    const WorkItem w = work_item(a, q_tiles, bx);
+    const int item = (w.b * a.heads + w.h) * q_tiles + w.tile;
+    ASSERT_GE(item, 0);
+    ASSERT_LT(item, items) << "block " << bx;
+    ASSERT_TRUE(w.tile >= 0 && w.tile < q_tiles && w.h >= 0 && w.h < a.heads && w.b >= 0 && w.b < batch);
+    ++seen[item];
+    int count = 0;
+    const int t0 = piece_tiles(w, kv_tiles, count);
+    ASSERT_GE(count, 0) << "block " << bx;
+    if (a.lead_items > 0 && w.pieces == 2) {  // a lead item's first piece is exactly the leading chunks' tiles
+      EXPECT_EQ(t0, w.piece == 0 ? 0 : a.lead_tiles) << "block " << bx;
+      EXPECT_EQ(count, w.piece == 0 ? a.lead_tiles : kv_tiles - a.lead_tiles) << "block " << bx;
+    }
+    for (int t = t0; t < t0 + count; ++t) ++covered[static_cast<size_t>(item) * kv_tiles + t];
+    if (w.pieces > 1) {
+      ASSERT_TRUE(w.piece >= 0 && w.piece < w.pieces);
+      ASSERT_LT(w.slot0 + w.piece, pieces) << "block " << bx;
+      ASSERT_LT(w.slot0 / w.pieces, counters) << "block " << bx;
+      if (slot0[item] < 0) slot0[item] = w.slot0;
+      EXPECT_EQ(slot0[item], w.slot0) << "item " << item;
+    }
+  }
+  for (int item = 0; item < items; ++item) {
+    for (int t = 0; t < kv_tiles; ++t)
+      ASSERT_EQ(covered[static_cast<size_t>(item) * kv_tiles + t], 1) << "item " << item << " K/V tile " << t;
+    ASSERT_GE(seen[item], 1);
+  }
+  // Distinct items never share a slot.
+  std::vector<int> owner(static_cast<size_t>(pieces), -1);
+  for (int item = 0; item < items; ++item) {
+    if (slot0[item] < 0) continue;
+    for (int k = 0; k < seen[item]; ++k) {
+      int& o = owner[static_cast<size_t>(slot0[item] + k)];
+      EXPECT_EQ(o, -1) << "slot " << slot0[item] + k << " of items " << o << " and " << item;
+      o = item;
+    }
+  }
+}
+
+TEST(WorkItems, EveryTileOfEveryItemOnceWholeSplitOrLead) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 300; ++trial) {
+    GridArgs a;
+    const int q_tiles = 1 + static_cast<int>(rng() % 9), batch = 1 + static_cast<int>(rng() % 2);
+    a.heads = 1 + static_cast<int>(rng() % 5);
+    const int kv_tiles = 1 + static_cast<int>(rng() % 40);
+    const int items = q_tiles * a.heads * batch;
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    // Whole items only.
+    a.blocks = items;
+    check_grid(a, q_tiles, batch, kv_tiles, 0, 0);
+    // A tail split as plan_tail_split / forced_*_split give it.
+    const TailSplit t{static_cast<int64_t>(rng() % (items + 1)), 2 + static_cast<int>(rng() % 7)};
+    if (t.splits <= kv_tiles) {
+      GridArgs s = a;
+      s.split_from = static_cast<int>(t.split_from), s.splits = t.splits;
+      s.blocks = static_cast<int>(t.split_from + t.pieces(items));
+      check_grid(s, q_tiles, batch, kv_tiles, t.pieces(items), t.pieces(items) / t.splits);
+    }
+    // Lead pieces as plan_lead_split gives them.
+    const LeadSplit l = plan_lead_split(items, kv_tiles, 1 + static_cast<int>(rng() % kv_tiles),
+                                        static_cast<double>(rng() % 101) / 100.0);
+    if (l.items > 0) {
+      GridArgs s = a;
+      s.lead_items = static_cast<int>(l.items), s.lead_tiles = static_cast<int>(l.tiles);
+      s.blocks = items + s.lead_items;
+      check_grid(s, q_tiles, batch, kv_tiles, 2 * l.items, l.items);
+      // The first pieces come first and the second pieces last, in item order.
+      EXPECT_EQ(work_item(s, q_tiles, 0).piece, 0);
+      EXPECT_EQ(work_item(s, q_tiles, 0).pieces, 2);
+      EXPECT_EQ(work_item(s, q_tiles, s.blocks - 1).piece, 1);
+    }
+  }
 }
 
 }  // namespace

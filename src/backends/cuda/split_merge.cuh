@@ -1,5 +1,5 @@
-// Split pieces of one item (Q tile, head, batch) of the warp-specialized kernel (tail_split.h says when and why):
-// which item and K/V range a thread block has, and how the pieces' partial accumulators meet.
+// Split pieces of one item (Q tile, head, batch) of the warp-specialized kernel (tail_split.h says when and why;
+// which item and K/V range a thread block has: work_items.h): how the pieces' partial accumulators meet.
 //
 // Every piece computes its K/V range from an empty accumulator. At the end each writes its partial (Õ, m, l) to
 // its workspace slot, then counts itself in on the item's arrival counter; the piece that arrives last reads the
@@ -13,66 +13,16 @@
 #include <cstdint>
 
 #include "attention_common.cuh"
+#include "work_items.h"
 #include "tma_primitives.cuh"
 
 namespace sf::cuda::detail {
-
-// What a thread block of the linear grid computes.
-struct WorkItem {
-  int tile;    // Q tile index within the launch's chunks (as blockIdx.x for the other kernels)
-  int h, b;
-  int piece;   // 0 .. pieces-1
-  int pieces;  // 1: the whole K/V walk
-  int slot0;   // workspace slot of piece 0 of this item (split items only)
-  int cut;     // lead pieces: the K/V tile where piece 1 starts; -1: pieces of equal shares
-};
 
 // blockIdx.x through an opaque move: each call reads it anew instead of keeping an earlier result live.
 __device__ __forceinline__ int block_index() {
   int v;
   asm volatile("mov.u32 %0, %%ctaid.x;\n" : "=r"(v));
   return v;
-}
-
-// Block bx of the linear grid; tiles: Q tiles per (head, batch).
-__device__ __forceinline__ WorkItem work_item(const AttentionArgs& args, int tiles, int bx) {
-  WorkItem w;
-  int item;
-  w.cut = -1;
-  if (args.lead_items > 0) {  // first pieces, whole items, second pieces (AttentionArgs::lead_items)
-    const int lead = args.lead_items, whole_end = args.blocks - lead;
-    const bool first = bx < lead, second = bx >= whole_end;
-    item = second ? bx - whole_end : bx;
-    w.piece = second ? 1 : 0;
-    w.pieces = first || second ? 2 : 1;
-    w.slot0 = w.pieces == 2 ? 2 * item : 0;
-    if (w.pieces == 2) w.cut = args.lead_tiles;
-  } else if (bx < args.split_from) {
-    item = bx, w.piece = 0, w.pieces = 1, w.slot0 = 0;
-  } else {
-    const int k = (bx - args.split_from) / args.splits;
-    item = args.split_from + k;
-    w.piece = bx - args.split_from - k * args.splits;
-    w.pieces = args.splits;
-    w.slot0 = k * args.splits;
-  }
-  w.tile = item % tiles;
-  const int hb = item / tiles;
-  w.h = hb % args.heads;
-  w.b = hb / args.heads;
-  return w;
-}
-
-// The first K/V tile of the piece; `count` gets its number of tiles.
-__device__ __forceinline__ int piece_tiles(const WorkItem& w, int num_tiles, int& count) {
-  if (w.cut >= 0) {  // lead pieces: [0, cut) and [cut, num_tiles)
-    count = w.piece == 0 ? w.cut : num_tiles - w.cut;
-    return w.piece == 0 ? 0 : w.cut;
-  }
-  const int t0 = static_cast<int>(static_cast<int64_t>(num_tiles) * w.piece / w.pieces);
-  const int t1 = static_cast<int>(static_cast<int64_t>(num_tiles) * (w.piece + 1) / w.pieces);
-  count = t1 - t0;
-  return t0;
 }
 
 // Folds one partial (m2 in base-2 units, l2 the row's full sum, o2 this thread's columns) into row i of st.
