@@ -38,7 +38,8 @@ read -ra VALUES <<< "${SF_LEAD_VALUES:-$DEFAULT_VALUES}"
 for round in $(seq 1 "${SF_LEAD_ROUNDS:-3}"); do
   sf_run_flux_1x4 "lead=planner" -S "$SEQ" -w 10 -n 30 --json "$OUTDIR/lead.jsonl"
   for value in $(printf '%s\n' "${VALUES[@]}" | shuf --random-source=<(yes "$round")); do
-    sf_run_flux_1x4 "lead=$value" -S "$SEQ" -w 10 -n 30 "--$KNOB" "$value" --no-single --no-concurrent --json "$OUTDIR/lead.jsonl"
+    sf_run_flux_1x4 "lead=$value" -S "$SEQ" -w 10 -n 30 "--$KNOB" "$value" --no-single --no-concurrent \
+      --json "$OUTDIR/lead.jsonl"
   done
 done
 for value in ${SF_LEAD_TRACE:-$DEFAULT_TRACE}; do

@@ -72,12 +72,18 @@ TEST(TailSplit, ForcedSplitKeepsAKvTilePerPiece) {
 }
 
 // Lead pieces (AttentionProblem::lead_share): ceil(share · items) items, at least one, cut where the leading chunks
-// end; nothing where those chunks hold no K/V tile or all of them, or where the share is not positive.
+// end and after it in pieces about as long; nothing where those chunks hold no K/V tile or all of them, or where the
+// share is not positive.
 TEST(LeadSplit, TakesTheShareOfItemsCutAtTheLeadingChunks) {
   // Flux S=65536 on 1x4: 2064 items (86 tiles of 192 rows x 24 heads), 4 K/V blocks of 128 tiles.
   LeadSplit l = plan_lead_split(2064, 512, 128, 0.34);
   EXPECT_EQ(l.items, 702);  // ceil(701.76)
   EXPECT_EQ(l.tiles, 128);
+  EXPECT_EQ(l.rest, 3);  // the three pulled blocks, each as long as the first piece
+  EXPECT_EQ(l.pieces(), 4 * 702);
+  EXPECT_EQ(plan_lead_split(100, 40, 1, 0.5).rest, 16);  // at most 16
+  EXPECT_EQ(plan_lead_split(100, 40, 30, 0.5).rest, 1);  // at least 1
+  EXPECT_EQ(plan_lead_split(100, 40, 13, 0.5).rest, 2);  // 27 tiles after 13: two pieces
   EXPECT_EQ(plan_lead_split(2064, 512, 128, 1.0).items, 2064);
   EXPECT_EQ(plan_lead_split(2064, 512, 128, 2.0).items, 2064);
   EXPECT_EQ(plan_lead_split(10, 512, 128, 1e-9).items, 1);
@@ -93,7 +99,7 @@ TEST(LeadSplit, TakesTheShareOfItemsCutAtTheLeadingChunks) {
 struct GridArgs {
   int blocks = 0, heads = 1;
   int split_from = 0x7fffffff, splits = 1;
-  int lead_items = 0, lead_tiles = 0;
+  int lead_items = 0, lead_tiles = 0, lead_rest = 1;
 };
 
 // Walks every block of a launch as the kernel maps it (work_items.h) and checks that each K/V tile of each item is
@@ -112,9 +118,15 @@ void check_grid(const GridArgs& a, int q_tiles, int batch, int kv_tiles, int64_t
     int count = 0;
     const int t0 = piece_tiles(w, kv_tiles, count);
     ASSERT_GE(count, 0) << "block " << bx;
-    if (a.lead_items > 0 && w.pieces == 2) {  // a lead item's first piece is exactly the leading chunks' tiles
-      EXPECT_EQ(t0, w.piece == 0 ? 0 : a.lead_tiles) << "block " << bx;
-      EXPECT_EQ(count, w.piece == 0 ? a.lead_tiles : kv_tiles - a.lead_tiles) << "block " << bx;
+    if (a.lead_items > 0 && w.pieces > 1) {  // a lead item's first piece is exactly the leading chunks' tiles
+      EXPECT_EQ(w.pieces, 1 + a.lead_rest) << "block " << bx;
+      if (w.piece == 0) {
+        EXPECT_EQ(t0, 0) << "block " << bx;
+        EXPECT_EQ(count, a.lead_tiles) << "block " << bx;
+      } else {
+        EXPECT_GE(t0, a.lead_tiles) << "block " << bx;
+        EXPECT_GE(count, 1) << "block " << bx;
+      }
     }
     for (int t = t0; t < t0 + count; ++t) ++covered[static_cast<size_t>(item) * kv_tiles + t];
     if (w.pieces > 1) {
@@ -167,13 +179,13 @@ TEST(WorkItems, EveryTileOfEveryItemOnceWholeSplitOrLead) {
                                         static_cast<double>(rng() % 101) / 100.0);
     if (l.items > 0) {
       GridArgs s = a;
-      s.lead_items = static_cast<int>(l.items), s.lead_tiles = static_cast<int>(l.tiles);
-      s.blocks = items + s.lead_items;
-      check_grid(s, q_tiles, batch, kv_tiles, 2 * l.items, l.items);
-      // The first pieces come first and the second pieces last, in item order.
+      s.lead_items = static_cast<int>(l.items), s.lead_tiles = static_cast<int>(l.tiles), s.lead_rest = l.rest;
+      s.blocks = static_cast<int>(items - l.items + l.pieces());
+      check_grid(s, q_tiles, batch, kv_tiles, l.pieces(), l.items);
+      // The first pieces come first and the rest pieces last.
       EXPECT_EQ(work_item(s, q_tiles, 0).piece, 0);
-      EXPECT_EQ(work_item(s, q_tiles, 0).pieces, 2);
-      EXPECT_EQ(work_item(s, q_tiles, s.blocks - 1).piece, 1);
+      EXPECT_EQ(work_item(s, q_tiles, 0).pieces, 1 + l.rest);
+      EXPECT_EQ(work_item(s, q_tiles, s.blocks - 1).piece, l.rest);
     }
   }
 }

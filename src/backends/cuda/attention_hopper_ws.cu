@@ -453,15 +453,16 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   LeadSplit lead = plan_lead_split(items, kv_tiles, lead_tiles, o.lead_share);
   TailSplit split = lead.items > 0 ? TailSplit{} : choose_split(set.split, items, kv_tiles, slots);
   const auto blocks_of = [items, &lead](const TailSplit& t) {
-    return lead.items > 0 ? items + lead.items : t.splits > 1 ? t.split_from + t.pieces(items) : items;
+    if (lead.items > 0) return items - lead.items + lead.pieces();
+    return t.splits > 1 ? t.split_from + t.pieces(items) : items;
   };
   int64_t grid = choose_grid(set.persistent, blocks_of(split), slots, kv_tiles, set.queue);
   const bool queue = set.queue && grid < blocks_of(split);
-  a.split_from = 0x7fffffff, a.splits = 1, a.queue = nullptr, a.lead_items = 0, a.lead_tiles = 0;
+  a.split_from = 0x7fffffff, a.splits = 1, a.queue = nullptr, a.lead_items = 0, a.lead_tiles = 0, a.lead_rest = 1;
   // SF_CUDA_STAGE_OUTPUT=0: the finalized output from registers even where it could be staged (tests, comparisons).
   a.staged_output = a.finalize && output_aligned16(a) && set.stage_output ? 1 : 0;
   if (split.splits > 1 || lead.items > 0 || queue) {
-    const int64_t pieces = lead.items > 0 ? 2 * lead.items : split.pieces(items);
+    const int64_t pieces = lead.items > 0 ? lead.pieces() : split.pieces(items);
     const int64_t counters = lead.items > 0 ? lead.items : split.splits > 1 ? pieces / split.splits : 0;
     SplitWorkspace ws;
     err = split_workspace(stream, static_cast<size_t>(pieces * rows_m * D), static_cast<size_t>(pieces * rows_m * 2),
@@ -473,6 +474,7 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
       }
       if (lead.items > 0) {
         a.lead_items = static_cast<int32_t>(lead.items), a.lead_tiles = static_cast<int32_t>(lead.tiles);
+        a.lead_rest = lead.rest;
         a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
       }
       if (queue) a.queue = ws.queue;

@@ -5,9 +5,9 @@
 // straddles two chunks; a chunk's last tile is masked), merging each into its running (Õ, m, l) with online
 // softmax. blockIdx.x is mapped to (Q chunk, tile) through the exclusive prefix sum of per-chunk tile counts
 // and a binary search (the warp-specialized kernel's work is linear over (tile, head, batch) and splits a partly
-// empty last wave, or a leading share of the items, along K/V: tail_split.h, split_merge.cuh; it packs 64-row
-// slices of any chunk into its tiles and runs persistent, taking blocks from a work queue: block_queue.cuh). Implementations (SF_CUDA_ATTENTION_PATH
-// picks one; default hopper_ws):
+// empty last wave, or a leading share of the items, along K/V: tail_split.h, work_items.h, split_merge.cuh; it
+// packs 64-row slices of any chunk into its tiles and runs persistent, taking blocks from a work queue:
+// block_queue.cuh). Implementations (SF_CUDA_ATTENTION_PATH picks one; default hopper_ws):
 //   attention_hopper_ws.cu  warp-specialized wgmma (sm_90a): a TMA producer warpgroup and three (192-row tiles)
 //                           or two consumer warpgroups of 64 rows (hopper_ws3, hopper_ws2; hopper_ws_pp with
 //                           consumer ping-pong; hopper_ws_seq_pp without the intra-warpgroup overlap).
@@ -89,12 +89,14 @@ struct AttentionArgs {
   // Warp-specialized kernel only: 1 when the finalized output goes through shared memory, 16 bytes per store
   // (staged_store.cuh; needs every Q chunk's output 16-byte aligned).
   int32_t staged_output = 0;
-  // Warp-specialized kernel only, instead of a tail split (tail_split.h, LeadSplit): items [0, lead_items) run in
-  // two pieces cut at K/V tile lead_tiles; blocks [0, lead_items) are their first pieces, blocks [lead_items,
-  // blocks - lead_items) the whole items of the same index, the last lead_items blocks their second pieces. Their
-  // partials meet in split_o / split_ml with one arrival count per lead item. 0: none.
+  // Warp-specialized kernel only, instead of a tail split (tail_split.h, LeadSplit; work_items.h): items
+  // [0, lead_items) run in a first piece up to K/V tile lead_tiles and lead_rest pieces after it; blocks
+  // [0, lead_items) are their first pieces, the blocks up to the last lead_items · lead_rest the whole items of the
+  // same index, those last blocks the rest pieces, item by item. Their partials meet in split_o / split_ml with one
+  // arrival count per lead item. 0: none.
   int32_t lead_items = 0;
   int32_t lead_tiles = 0;
+  int32_t lead_rest = 1;
   QChunkArgs q[kMaxQChunks] = {};
   KVChunkArgs kv[kMaxKVChunks] = {};
   // The traced warp-specialized kernel only (block_trace.cuh): one BlockTraceRecord per block of work. Last, so
