@@ -84,6 +84,8 @@ TEST(LeadSplit, TakesTheShareOfItemsCutAtTheLeadingChunks) {
   EXPECT_EQ(plan_lead_split(100, 40, 1, 0.5).rest, 16);  // at most 16
   EXPECT_EQ(plan_lead_split(100, 40, 30, 0.5).rest, 1);  // at least 1
   EXPECT_EQ(plan_lead_split(100, 40, 13, 0.5).rest, 2);  // 27 tiles after 13: two pieces
+  EXPECT_EQ(plan_lead_split(2064, 512, 128, 0.34, 1).rest, 1);  // fixed (SF_CUDA_LEAD_REST)
+  EXPECT_EQ(plan_lead_split(100, 40, 37, 0.5, 8).rest, 3);      // ... at most one per K/V tile
   EXPECT_EQ(plan_lead_split(2064, 512, 128, 1.0).items, 2064);
   EXPECT_EQ(plan_lead_split(2064, 512, 128, 2.0).items, 2064);
   EXPECT_EQ(plan_lead_split(10, 512, 128, 1e-9).items, 1);

@@ -450,7 +450,7 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   // same workspace.
   int64_t lead_tiles = 0;
   for (int c = 0; c < o.lead_kv && c < args.num_kv; ++c) lead_tiles += (args.kv[c].len + kWgBlockN - 1) / kWgBlockN;
-  LeadSplit lead = plan_lead_split(items, kv_tiles, lead_tiles, o.lead_share);
+  LeadSplit lead = plan_lead_split(items, kv_tiles, lead_tiles, o.lead_share, set.lead_rest);
   TailSplit split = lead.items > 0 ? TailSplit{} : choose_split(set.split, items, kv_tiles, slots);
   const auto blocks_of = [items, &lead](const TailSplit& t) {
     if (lead.items > 0) return items - lead.items + lead.pieces();

@@ -86,8 +86,9 @@ struct LeadSplit {
   int64_t pieces() const { return items * (1 + rest); }
 };
 
-// ceil(share · items) items, at least one, where the leading chunks hold some of the K/V tiles but not all.
-inline LeadSplit plan_lead_split(int64_t items, int64_t kv_tiles, int64_t lead_tiles, double share) {
+// ceil(share · items) items, at least one, where the leading chunks hold some of the K/V tiles but not all. rest > 0
+// fixes the pieces after the first (SF_CUDA_LEAD_REST, comparisons), at most one per K/V tile.
+inline LeadSplit plan_lead_split(int64_t items, int64_t kv_tiles, int64_t lead_tiles, double share, int rest = 0) {
   LeadSplit l;
   if (!(share > 0.0) || items <= 0 || lead_tiles <= 0 || lead_tiles >= kv_tiles) return l;
   const auto wanted = static_cast<int64_t>(std::ceil(std::min(share, 1.0) * static_cast<double>(items)));
@@ -95,7 +96,7 @@ inline LeadSplit plan_lead_split(int64_t items, int64_t kv_tiles, int64_t lead_t
   l.tiles = lead_tiles;
   const int64_t rest_tiles = kv_tiles - lead_tiles;
   const int64_t as_long = (rest_tiles + lead_tiles / 2) / lead_tiles;  // pieces as long as the first, rounded
-  l.rest = static_cast<int>(std::clamp<int64_t>(as_long, 1, std::min<int64_t>(16, rest_tiles)));
+  l.rest = static_cast<int>(std::clamp<int64_t>(rest > 0 ? rest : as_long, 1, std::min<int64_t>(16, rest_tiles)));
   return l;
 }
 
