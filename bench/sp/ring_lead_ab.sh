@@ -28,7 +28,7 @@ SFG=$(sf_gpu_binary)
 if [ "$MODE" = pieces ]; then
   echo "## $(date -u +%T) kernel tests of lead and split pieces" >> "$LOG"
   timeout 120 "$(find "$BUILD" -name sf_gpu_kernel_tests -type f -perm -u+x | head -1)" \
-    --gtest_filter='CudaAttention.LeadPieces:CudaAttention.TailSplit*:CudaAttention.Persistent*' \
+    --gtest_filter='CudaAttention.LeadPieces:CudaAttention.LateChunks*:CudaAttention.TailSplit*:CudaAttention.Persistent*' \
     > "$OUTDIR/kernel_tests.log" 2>&1
   echo "## kernel tests rc=$? ($(grep -E 'PASSED|FAILED' "$OUTDIR/kernel_tests.log" | head -3 | tr '\n' ' '))" >> "$LOG"
 fi

@@ -54,10 +54,12 @@ struct PinnedBits {
 void sleep_ms(void* ms) { std::this_thread::sleep_for(std::chrono::milliseconds(reinterpret_cast<intptr_t>(ms))); }
 
 // path: SF_CUDA_ATTENTION_PATH (null: the default, whose producer polls the flags; others wait before the call).
-void run_late_chunks(const char* path, int64_t dim, int64_t heads) {
+// lead_share: AttentionProblem::lead_share, the landed chunk 0 as the leading chunk (a ring's own block).
+void run_late_chunks(const char* path, int64_t dim, int64_t heads, double lead_share = 0.0) {
   ScopedEnv scoped("SF_CUDA_ATTENTION_PATH", path);
   const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE(std::string(path ? path : "default") + " D=" + std::to_string(dim) + ", seed " + std::to_string(seed));
+  SCOPED_TRACE(std::string(path ? path : "default") + " D=" + std::to_string(dim) + " lead_share " +
+               std::to_string(lead_share) + ", seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   const DType t = DType::kBF16;
   RefOptions opt;
@@ -101,6 +103,7 @@ void run_late_chunks(const char* path, int64_t dim, int64_t heads) {
   p.dtype = t, p.batch = 1, p.heads = heads, p.head_dim = dim, p.scale = static_cast<float>(opt.scale);
   p.q = &qc, p.num_q = 1, p.kv = kvs.data(), p.num_kv = static_cast<int32_t>(kvs.size());
   p.mode = AccumulatorMode::kInit, p.finalize = true;
+  p.lead_share = lead_share, p.lead_kv = 1;
   // A warm-up call with the flags already set: the path's first launch in the process loads its kernels and the
   // flag-waiting one (lazy loading), which can take longer on the host than the late chunks take to land; the
   // timed call would then find them there.
@@ -166,6 +169,13 @@ TEST(CudaAttention, LateChunksWaitForTheirFlags) {
   run_late_chunks(nullptr, 128, 24);  // the default: three consumer warpgroups, the producer polls
   run_late_chunks(nullptr, 64, 8);
   run_late_chunks("hopper_ws2", 128, 8);  // two consumer warpgroups
+}
+
+// Lead pieces (AttentionProblem::lead_share) as a lone ring uses them: the landed chunk first, ahead of everything,
+// while the late chunks land; whole items and the rest pieces wait for their flags.
+TEST(CudaAttention, LateChunksWithLeadPieces) {
+  run_late_chunks(nullptr, 128, 24, 0.35);
+  run_late_chunks(nullptr, 64, 8, 1.0);
 }
 
 TEST(CudaAttention, LateChunksBeforeKernelsThatDoNotPoll) {
