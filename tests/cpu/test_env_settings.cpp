@@ -6,34 +6,14 @@
 #include <cstdlib>
 #include <string>
 
+#include "../scoped_env.h"
 #include "backends/cuda/kernel_settings.h"
 #include "streamfusion/env_choice.h"
 
 namespace sf {
 namespace {
 
-// Sets (or, with nullptr, unsets) one variable for a scope and puts back what was there.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (had_) ::setenv(name_, old_.c_str(), 1);
-    else ::unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
+using test::ScopedEnv;
 
 // The message of a failed result, or a note that it did not fail.
 template <typename T>

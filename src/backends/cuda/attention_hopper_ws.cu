@@ -468,15 +468,12 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
     err = split_workspace(stream, static_cast<size_t>(pieces * rows_m * D), static_cast<size_t>(pieces * rows_m * 2),
                           static_cast<size_t>(counters), ws);
     if (err == cudaSuccess) {
-      if (split.splits > 1) {
-        a.split_from = static_cast<int32_t>(split.split_from), a.splits = split.splits;
-        a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
-      }
+      if (split.splits > 1) a.split_from = static_cast<int32_t>(split.split_from), a.splits = split.splits;
       if (lead.items > 0) {
         a.lead_items = static_cast<int32_t>(lead.items), a.lead_tiles = static_cast<int32_t>(lead.tiles);
         a.lead_rest = lead.rest;
-        a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
       }
+      if (split.splits > 1 || lead.items > 0) a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
       if (queue) a.queue = ws.queue;
     } else if (forced && split.splits > 1) {
       return err;

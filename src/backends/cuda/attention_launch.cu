@@ -151,15 +151,10 @@ int64_t retile(AttentionArgs& args, int block_m) {
   return tiles;
 }
 
-// The leading K/V chunks of one launch (AttentionProblem::lead_share, lead_kv counted in args.kv).
-struct LeadHint {
-  double share = 0.0;
-  int kv = 0;
-};
-
+// base: the call's settings and lead pieces (WsOptions::launch, lead_share, lead_kv); the path sets the rest.
 template <typename T, int D>
-cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, const KernelSettings& settings,
-                   const LeadHint& lead, cudaStream_t stream) {
+cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, const detail::WsOptions& base,
+                   cudaStream_t stream) {
   // Only the warp-specialized kernel polls the chunks' landed flags (its producer, chunk by chunk); the others
   // start once every flagged chunk has landed.
   cudaError_t err = cudaSuccess;
@@ -177,9 +172,7 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
     case KernelPath::kHopperWs3Free:
     case KernelPath::kHopperWsPingPong:
     case KernelPath::kHopperWsSeqPingPong: {
-      detail::WsOptions o;
-      o.launch = settings;
-      o.lead_share = lead.share, o.lead_kv = lead.kv;
+      detail::WsOptions o = base;
       // Three warpgroups at D=128 take turns for their Q·Kᵀ (TurnRotation): left free they sometimes fall into
       // step for a whole block; in rotation 1.03–1.09x faster (H200, 2026-11-27 15:38, bench/kernel/RESULTS.md).
       // At D=64 the overlapped loop's rotation gains only at S=4096 and loses ~1 % from 16384 on: free.
@@ -202,7 +195,7 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
   // Said once on stderr when the TMA kernel was asked for by name (tests and benchmarks), so it cannot pass
   // unnoticed through the fallback.
   static bool said = false;
-  if (!said && settings.path_named) {
+  if (!said && base.launch.path_named) {
     said = true;
     std::fprintf(stderr, "sf::cuda::attention: no TMA tensor map for this problem, using the cp.async kernel\n");
   }
@@ -218,31 +211,30 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
 }
 
 cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, int tiles, int batch, KernelPath path,
-                     const KernelSettings& settings, const LeadHint& lead, cudaStream_t stream) {
+                     const detail::WsOptions& base, cudaStream_t stream) {
   if (dtype == DType::kBF16)
-    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, path, settings, lead, stream)
-                          : launch<__nv_bfloat16, 128>(args, tiles, batch, path, settings, lead, stream);
-  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, path, settings, lead, stream)
-                        : launch<__half, 128>(args, tiles, batch, path, settings, lead, stream);
+    return head_dim == 64 ? launch<__nv_bfloat16, 64>(args, tiles, batch, path, base, stream)
+                          : launch<__nv_bfloat16, 128>(args, tiles, batch, path, base, stream);
+  return head_dim == 64 ? launch<__half, 64>(args, tiles, batch, path, base, stream)
+                        : launch<__half, 128>(args, tiles, batch, path, base, stream);
 }
 
 }  // namespace
 
 Status attention(const AttentionProblem& p, void* stream_ptr) {
   SF_RETURN_IF_ERROR(validate(p));
-  SF_ASSIGN_OR_RETURN(const KernelSettings settings, read_kernel_settings());
+  detail::WsOptions base;  // what every launch of the call shares
+  SF_ASSIGN_OR_RETURN(base.launch, read_kernel_settings());
   auto stream = static_cast<cudaStream_t>(stream_ptr);
   std::vector<QChunkArgs> qs;
   for (int i = 0; i < p.num_q; ++i)
     if (p.q[i].q.len > 0) qs.push_back(q_args(p.q[i]));
   std::vector<KVChunkArgs> kvs;
-  LeadHint lead;  // the leading chunks among those kept
   for (int i = 0; i < p.num_kv; ++i) {
     if (p.kv[i].k.len == 0) continue;
     kvs.push_back(kv_args(p.kv[i]));
-    if (p.lead_share > 0.0 && i < p.lead_kv) ++lead.kv;
+    if (p.lead_share > 0.0 && i < p.lead_kv) ++base.lead_kv;  // the leading chunks among those kept
   }
-  lead.share = p.lead_share;
   if (kvs.size() > static_cast<size_t>(detail::kMaxKVChunks)) {
     for (const QChunkArgs& q : qs)
       if (q.acc_o == nullptr || q.acc_m == nullptr || q.acc_l == nullptr)
@@ -252,7 +244,9 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   const int num_kv_groups =
       kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
 
-  const KernelPath path = resolve_default(settings.path, qs, p.head_dim);
+  // Lead pieces only where one launch takes every chunk.
+  if (num_kv_groups == 1) base.lead_share = p.lead_share;
+  const KernelPath path = resolve_default(base.launch.path, qs, p.head_dim);
   const int block_m = q_tile_rows(path);
   AttentionArgs args;  // ~8 KB: reused across launches
   args.heads = static_cast<int32_t>(p.heads);
@@ -284,8 +278,7 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
       args.resume = (gk > 0 || p.mode == AccumulatorMode::kResume) ? 1 : 0;
       args.finalize = (gk == num_kv_groups - 1 && p.finalize) ? 1 : 0;
       SF_RETURN_IF_ERROR(detail::cuda_status(
-          dispatch(p.dtype, p.head_dim, args, static_cast<int>(tiles), static_cast<int>(p.batch), path, settings,
-                   num_kv_groups == 1 ? lead : LeadHint{}, stream),
+          dispatch(p.dtype, p.head_dim, args, static_cast<int>(tiles), static_cast<int>(p.batch), path, base, stream),
           "launching the attention kernel"));
     }
   }

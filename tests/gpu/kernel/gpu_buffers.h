@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include "../../scoped_env.h"
 #include "streamfusion/attention_problem.h"
 
 namespace sf::test {
@@ -22,27 +23,6 @@ namespace sf::test {
     cudaError_t sf_err_ = (expr);                                                         \
     ASSERT_EQ(sf_err_, cudaSuccess) << #expr << ": " << cudaGetErrorString(sf_err_);      \
   } while (0)
-
-// Sets an environment variable for one scope, or unsets it (value null): the library reads its settings at every
-// call.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) setenv(name, value, 1);
-    else unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // Owns one device allocation.
 class DeviceBuffer {
