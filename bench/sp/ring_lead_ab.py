@@ -1,8 +1,8 @@
 """Table of ring_lead_ab.sh: per S, the median layer time over the rounds of each ring lead share (and of the
 planner's choice), each against the two-call default (rows: share 1, every row leading; pieces: share 0, no lead
-pieces), and the planner's layer against one GPU / 4 and the all-4-busy compute share.
+pieces; share: ring_share off), and the planner's layer against one GPU / 4 and the all-4-busy compute share.
 
-  python3 bench/sp/ring_lead_ab.py lead.jsonl "card" [rows|pieces]
+  python3 bench/sp/ring_lead_ab.py lead.jsonl "card" [rows|pieces|share]
 """
 import json
 import statistics
@@ -13,18 +13,22 @@ from collections import defaultdict
 def main():
     path, card = sys.argv[1], sys.argv[2]
     mode = sys.argv[3] if len(sys.argv) > 3 else "rows"
-    if mode not in ("rows", "pieces"):
-        sys.exit(f"the mode must be rows or pieces, found '{mode}'")
-    ref_arm, field = ("1", "plan_ring_lead_fraction") if mode == "rows" else ("0", "plan_ring_lead_pieces")
-    what = "ring lead share" if mode == "rows" else "ring lead pieces share"
+    modes = {"rows": ("1", "plan_ring_lead_fraction", "ring lead share"),
+             "pieces": ("0", "plan_ring_lead_pieces", "ring lead pieces share"),
+             "share": ("off", "plan_ring_share", "ring_share")}
+    if mode not in modes:
+        sys.exit(f"the mode must be rows, pieces or share, found '{mode}'")
+    ref_arm, field, what = modes[mode]
     times = defaultdict(lambda: defaultdict(list))  # seq -> arm -> [ms]
     base = defaultdict(lambda: defaultdict(list))   # seq -> one_gpu / concurrent -> [ms]
-    chosen, bad = {}, 0
+    chosen, bad, helped = {}, 0, []
     for line in open(path):
         r = json.loads(line)
         arm = r["label"].split("=", 1)[1]
         bad += 0 if r.get("ok", True) else 1
         times[r["seq"]][arm].append(r["ms"])
+        if r.get("plan_ring_share"):
+            helped.append(f"S={r['seq']}: {r.get('helped_blocks', '')}")
         if arm == "planner":
             chosen[r["seq"]] = r.get(field)
             base[r["seq"]]["one"].append(r["one_gpu_ms"])
@@ -33,6 +37,9 @@ def main():
         sys.exit(f"{path}: no rows")
     print(f"Card: {card}. SFU-NVSHMEM on 1x4 NVLink, Flux H=24 D=128; medians over the rounds of each setting's "
           f"median of 30 forwards. Distributed outputs not matching the one-GPU result: {bad}.\n")
+    if helped:
+        print("Blocks of each rank's last call taken by the others in the last forward of each run "
+              f"(ring_share on): {'; '.join(helped)}.\n")
     print(f"| S | {what} | layer (ms) | / share {ref_arm} | efficiency vs one GPU / 4 | vs all-4-busy share |")
     print("|---|---|---|---|---|---|")
     for seq in sorted(times):
@@ -40,9 +47,17 @@ def main():
         ref = statistics.median(t[ref_arm]) if ref_arm in t else None
         one = statistics.median(base[seq]["one"]) if base[seq]["one"] else None
         busy = statistics.median(base[seq]["busy"]) if base[seq]["busy"] else None
-        for arm in sorted(t, key=lambda a: (a != "planner", -float(a) if a != "planner" else 0)):
+        def order(a):
+            try:
+                return (a != "planner", -float(a), a)
+            except ValueError:
+                return (a != "planner", 0.0, a)
+
+        for arm in sorted(t, key=order):
             ms = statistics.median(t[arm])
-            name = f"planner ({chosen.get(seq) or 0:.3f})" if arm == "planner" else arm
+            planned = chosen.get(seq)
+            shown = planned if isinstance(planned, bool) else f"{planned or 0:.3f}"
+            name = f"planner ({shown})" if arm == "planner" else arm
             ratio = f"{ms / ref:.3f}" if ref else ""
             eff = f"{one / 4 / ms * 100:.1f} %" if one else ""
             vs_busy = f"{busy / ms * 100:.1f} %" if busy else ""

@@ -6,13 +6,16 @@
 #   ring-lead-pieces: SpAttentionConfig::ring_lead_pieces, one call in which the leading rows take our own block
 #     as work of its own first (AttentionProblem::lead_share); reference share 0 (two calls). First the kernel's
 #     tests of lead pieces and of the split pieces beside them.
+#   ring-share: SpAttentionConfig::ring_share, off (the reference) and on: the ranks that finish first take blocks of
+#     the others' last call (AttentionProblem::shared). First the kernel's tests of shared calls and split pieces.
 # SFU-NVSHMEM on 1x4 NVLink at Flux shapes, each share in turn, SF_LEAD_ROUNDS rounds in a shuffled order, steady
 # state (10 warm-ups, 30 timed forwards, as steady_1x4.sh). In every round also the planner's own choice, with the
 # one-GPU baseline and the all-4-busy compute share. Then a traced forward at each of two shares, and the multi-GPU
 # tests.
 #   bench/sp/ring_lead_ab.sh [OUTDIR]   env: SF_LEAD_KNOB, SF_LEAD_VALUES (default "1 0.5 0.35 0.7", pieces:
-#                                       "0 0.35 0.6"), SF_LEAD_SEQ (default 36864,65536), SF_LEAD_ROUNDS (default 3),
-#                                       SF_LEAD_TRACE (default "1 0.5", pieces: "0 0.35")
+#                                       "0 0.35 0.6", share: "off on"), SF_LEAD_SEQ (default 36864,65536),
+#                                       SF_LEAD_ROUNDS (default 3), SF_LEAD_TRACE (default "1 0.5", pieces: "0 0.35",
+#                                       share: "off on")
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh
@@ -21,16 +24,25 @@ KNOB=${SF_LEAD_KNOB:-ring-lead}
 case "$KNOB" in
   ring-lead) DEFAULT_VALUES="1 0.5 0.35 0.7"; DEFAULT_TRACE="1 0.5"; MODE=rows ;;
   ring-lead-pieces) DEFAULT_VALUES="0 0.35 0.6"; DEFAULT_TRACE="0 0.35"; MODE=pieces ;;
-  *) echo "SF_LEAD_KNOB must be ring-lead or ring-lead-pieces, found '$KNOB'" >&2; exit 2 ;;
+  ring-share) DEFAULT_VALUES="off on"; DEFAULT_TRACE="off on"; MODE=share ;;
+  *) echo "SF_LEAD_KNOB must be ring-lead, ring-lead-pieces or ring-share, found '$KNOB'" >&2; exit 2 ;;
 esac
 sf_build_logged "ring lead A/B ($KNOB)" streamfusion-gpu sf_gpu_multi_test sf_gpu_kernel_tests
 SFG=$(sf_gpu_binary)
-if [ "$MODE" = pieces ]; then
-  echo "## $(date -u +%T) kernel tests of lead and split pieces" >> "$LOG"
-  timeout 120 "$(find "$BUILD" -name sf_gpu_kernel_tests -type f -perm -u+x | head -1)" \
-    --gtest_filter='CudaAttention.LeadPieces:CudaAttention.LateChunks*:CudaAttention.TailSplit*:CudaAttention.Persistent*' \
+if [ "$MODE" != rows ]; then
+  echo "## $(date -u +%T) kernel tests of $MODE and split pieces" >> "$LOG"
+  if [ "$MODE" = pieces ]; then
+    FILTER='CudaAttention.LeadPieces:CudaAttention.LateChunks*:CudaAttention.TailSplit*:CudaAttention.Persistent*'
+  else
+    FILTER='CudaAttention.SharedCall*:CudaAttention.TailSplit*:CudaAttention.Persistent*:CudaAttention.LateChunks*'
+  fi
+  timeout 150 "$(find "$BUILD" -name sf_gpu_kernel_tests -type f -perm -u+x | head -1)" --gtest_filter="$FILTER" \
     > "$OUTDIR/kernel_tests.log" 2>&1
-  echo "## kernel tests rc=$? ($(grep -E 'PASSED|FAILED' "$OUTDIR/kernel_tests.log" | head -3 | tr '\n' ' '))" >> "$LOG"
+  rc=$?
+  summary=$(grep -E 'PASSED|FAILED' "$OUTDIR/kernel_tests.log" | head -3 | tr '\n' ' ')
+  echo "## kernel tests rc=$rc ($summary)" >> "$LOG"
+  # A kernel that fails its tests would only repeat the failure in the layers: stop here.
+  [ "$rc" = 0 ] || exit 1
 fi
 SEQ=${SF_LEAD_SEQ:-36864,65536}
 : > "$OUTDIR/lead.jsonl"

@@ -58,6 +58,23 @@ enum class AccumulatorMode : uint8_t {
   kResume,  // load (Õ, m, l) written by an earlier call and keep merging into it
 };
 
+// A call whose work devices of one machine share while it runs (SpAttentionConfig::ring_share): the owner's call,
+// and helper calls on other devices that have finished their own work, take the call's blocks of work from one
+// counter in `workspace`, which lives in the owner's memory (a helper gets it mapped into its own address space).
+// A helper's problem is the owner's: the same Q rows, accumulator and output (the owner's, mapped), the same K/V
+// rows in the same chunks and order (the helper's own copies). A helper call may take none of the work (it is
+// late, or its device cannot share) and returns once what it took is done; the owner's call computes whatever no
+// helper took, and its rows are complete only once every helper call toward it has completed (the caller orders
+// that, e.g. by a barrier). Devices that cannot share ignore it: the owner's call computes everything, a helper's
+// nothing. The result is the same either way, up to rounding.
+struct SharedWork {
+  void* workspace = nullptr;  // the owner's, in memory every helper device can address
+  size_t bytes = 0;           // at least kMinSharedWorkspace; more lets more of the call's tail run in pieces
+  uint64_t epoch = 0;         // > 0 and one more for each shared call of the owner: helpers wait for its call
+  bool helper = false;
+  static constexpr size_t kMinSharedWorkspace = 4096;
+};
+
 struct AttentionProblem {
   DType dtype = DType::kF32;  // of q, k, v and out
   int64_t batch = 0, heads = 0, head_dim = 0;
@@ -78,6 +95,8 @@ struct AttentionProblem {
   // chunks); other devices ignore it. The result is the same up to rounding.
   double lead_share = 0.0;
   int32_t lead_kv = 1;
+  // Work shared with other devices of the machine (SharedWork), or null.
+  const SharedWork* shared = nullptr;
 };
 
 // The lead_share hint's own check, shared by every device's validation.
@@ -87,6 +106,19 @@ inline Status validate_lead(const AttentionProblem& p) {
   if (p.lead_share > 0.0 && (p.lead_kv < 1 || p.lead_kv > p.num_kv))
     return invalid_argument("lead_kv must count 1 to num_kv (" + std::to_string(p.num_kv) +
                             ") leading K/V chunks, found " + std::to_string(p.lead_kv));
+  return Status::ok();
+}
+
+// The shared-work description's own check.
+inline Status validate_shared(const AttentionProblem& p) {
+  if (p.shared == nullptr) return Status::ok();
+  const SharedWork& w = *p.shared;
+  if (w.workspace == nullptr || w.bytes < SharedWork::kMinSharedWorkspace)
+    return invalid_argument("shared work needs a workspace of at least " +
+                            std::to_string(SharedWork::kMinSharedWorkspace) + " bytes, found " +
+                            (w.workspace == nullptr ? std::string("none") : std::to_string(w.bytes) + " bytes"));
+  if (w.epoch == 0) return invalid_argument("shared work needs an epoch > 0, found 0");
+  if (p.lead_share > 0.0) return invalid_argument("shared work and lead pieces (lead_share > 0) exclude each other");
   return Status::ok();
 }
 

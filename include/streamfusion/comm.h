@@ -72,6 +72,14 @@ class Comm {
   // ---- memory (device memory on GPU backends). Collective for symmetric buffers.
   virtual Result<SymmetricBuffer> alloc_symmetric(size_t bytes) = 0;
   virtual Status free_symmetric(SymmetricBuffer& buf) = 0;
+  // The address at which this rank's kernels reach `peer`'s instance of `buf` with plain loads and stores (GPUs
+  // of one machine over NVLink; rank threads of one process), or null where they cannot (another machine, a
+  // two-sided backend). Shared work between devices (AttentionProblem::shared) needs it.
+  virtual void* peer_address(const SymmetricBuffer& buf, int peer) {
+    (void)buf;
+    (void)peer;
+    return nullptr;
+  }
 
   // ---- two-sided
   virtual Result<Handle> send(int peer, const void* data, size_t bytes, Lane lane = Lane::kMain) = 0;

@@ -24,6 +24,10 @@ namespace sf::cuda {
 // (long lists are split into several launches chained through the accumulator, which then must be present).
 Status attention(const AttentionProblem& problem, void* stream);
 
+// The owner of a shared call (AttentionProblem::shared) that was computed by some other kernel: arms its queue with
+// no plan, so that helpers waiting for it take nothing and return (src/backends/cuda/shared_work.h).
+Status arm_shared_unplanned(const SharedWork& work, void* stream);
+
 // The (Õ, m, l) accumulator of `rows` query rows: o is [rows, head_dim], m and l are [rows], all fp32, dense.
 // AttentionProblem's accumulators are such blocks with rows = B·len·H.
 struct AccumulatorRef {

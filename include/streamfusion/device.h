@@ -62,6 +62,12 @@ class Device {
   virtual int64_t busy_query_tiles() const { return 0; }
   // Waits until all enqueued compute and communication of this rank is finished.
   virtual Status synchronize() = 0;
+  // Shared work (AttentionProblem::shared): the blocks of work that helpers took in the latest shared call whose
+  // owner's workspace this is, once everything enqueued has finished (synchronizes). 0 on devices that do not share.
+  virtual Result<int64_t> shared_blocks_helped(const SharedWork& work) {
+    (void)work;
+    return int64_t{0};
+  }
 };
 
 }  // namespace sf

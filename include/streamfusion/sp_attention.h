@@ -87,6 +87,15 @@ struct SpAttentionConfig {
   // and 0.915x where the GPUs' order changed within seconds or the borrowers' longer calls lost more than the
   // balance gained. So neither the planner nor the tools turn it on by default.
   double row_loan_limit = 0.0;
+  // A ring inside one machine and nothing else (mesh R<P> on one machine), one-sided transport whose ranks reach
+  // each other's memory (Comm::peer_address): the ranks that finish their own rows first take blocks of work from
+  // the last call of a rank still running, through one work queue in that rank's memory (AttentionProblem::shared),
+  // so that the layer ends with the average GPU instead of the slowest. Power-capped GPUs drift apart within
+  // seconds (row_loan_limit above), which loans fixed in advance could not follow. Costs a copy of our Q rows into
+  // symmetric memory (beside the first call), the last call's output through symmetric memory (one copy into o),
+  // a finer-cut tail and one helper launch per ring peer. Refused with loans, ring_lead_fraction < 1 and
+  // ring_lead_pieces. Any value gives the same result up to rounding.
+  bool ring_share = false;
 };
 
 class SpAttention {
@@ -122,6 +131,10 @@ class SpAttention {
   // The query rows this rank's attention calls take per forward: its own rows, less those lent, plus those
   // borrowed. A caller measuring speeds for rebalance divides this by the rank's attention time.
   virtual int64_t query_rows_computed() const { return local_shape()[1]; }
+
+  // ring_share: the blocks of work that other ranks took from this rank's last call in the latest forward
+  // (synchronizes the device; a diagnostic). 0 where nothing is shared or the device does not count them.
+  virtual Result<int64_t> blocks_taken_by_helpers() { return int64_t{0}; }
 
   // The loans in force, e.g. "0->2 128 rows, 0->3 64 rows"; empty without loans.
   virtual std::string loans_summary() const { return ""; }

@@ -6,7 +6,8 @@ namespace sf {
 namespace detail {
 
 MeshAttention::~MeshAttention() {
-  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_, &lse_in_})
+  if (acc_sym_.id >= 0) acc_ = nullptr;  // symmetric: freed below
+  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_, &lse_in_, &acc_sym_, &so_, &share_ws_})
     if (b->id >= 0) (void)comm_.free_symmetric(*b);
   for (void* p : {qt_, pack_, ostage_, ring_k_, ring_v_, static_cast<void*>(acc_), borrow_q_, borrow_o_,
                   static_cast<void*>(borrow_acc_), static_cast<void*>(dacc_), static_cast<void*>(lse_stage_),
@@ -107,6 +108,15 @@ Status MeshAttention::init() {
                       transport_name(one_sided_ ? Transport::kOneSided : Transport::kTwoSided) +
                       (ring_in_machine_ ? "" : ", ring across machines"));
 
+  if (share_ && !(direct_ && r_ > 1 && ring_in_machine_ && one_sided_))
+    return infeasible("ring_share needs a ring inside one machine and nothing else (mesh R" + std::to_string(P_) +
+                      " on one machine) and the one-sided transport; got mesh " + mesh_.to_string() + ", " +
+                      transport_name(one_sided_ ? Transport::kOneSided : Transport::kTwoSided) +
+                      (ring_in_machine_ ? "" : ", ring across machines"));
+  if (share_ && (loan_limit_ > 0.0 || lead_fraction_ < 1.0 || lead_pieces_ > 0.0))
+    return invalid_argument("ring_share takes the ring's last calls whole: it excludes row_loan_limit > 0, "
+                            "ring_lead_fraction < 1 and ring_lead_pieces > 0");
+
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {
     max_block = std::max(max_block, block_of(x).elems());
@@ -146,7 +156,8 @@ Status MeshAttention::init() {
     SF_RETURN_IF_ERROR(local(t_ * (r_ - 1) * slot_bytes_, &ring_v_));
   }
   void* acc = nullptr;
-  SF_RETURN_IF_ERROR(local(t_ * (acc_stride_ + 2 * acc_stride_ / shape_.head_dim) * sizeof(float), &acc));
+  const size_t acc_bytes = t_ * (acc_stride_ + 2 * acc_stride_ / shape_.head_dim) * sizeof(float);
+  if (!share_) SF_RETURN_IF_ERROR(local(acc_bytes, &acc));
   acc_ = static_cast<float*>(acc);
   if (diagonal_) {
     dacc_slot_ = shape_.batch * rows_of(rank_) * Ht_ * shape_.head_dim;
@@ -170,6 +181,7 @@ Status MeshAttention::init() {
     SF_RETURN_IF_ERROR(local((elems + 2 * elems / shape_.head_dim) * sizeof(float), &acc));
     borrow_acc_ = static_cast<float*>(acc);
   }
+  if (share_) SF_RETURN_IF_ERROR(init_share(acc_bytes, max_rows));
   return Status::ok();
 }
 
@@ -208,6 +220,9 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
     // the call's first K/V chunk) first and the pulled blocks last, the rest take every block in between.
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 0, AccumulatorMode::kInit, true, o, -1, RowPart::kAll,
                                  lead_pieces_));
+  } else if (share_) {
+    SF_RETURN_IF_ERROR(offer_shared_rows(q));  // after the scatter's barrier: beside the first call
+    SF_RETURN_IF_ERROR(shared_ring_calls(sets[0]));
   } else {
     SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, t_ == 1 && r_ == 1, o));
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, t_ == 1, o));
@@ -246,8 +261,10 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   } else if (one_sided_ && r_ > 1) {
     if (borrows()) SF_RETURN_IF_ERROR(return_borrowed_rows());
     // Ring peers are done reading our K/V (and our lent Q), and every borrowed row's output has landed.
+    // With ring_share also every helper call toward our rows has ended.
     SF_RETURN_IF_ERROR(comm_.barrier(gr_, Lane::kRing));
     SF_RETURN_IF_ERROR(collect_lent_rows(o));
+    if (share_) SF_RETURN_IF_ERROR(collect_shared_rows(o));
   }
   return Status::ok();
 }

@@ -22,8 +22,21 @@ AttentionProblem MeshAttention::problem(int64_t batch, const std::vector<QChunk>
   return p;
 }
 
+void MeshAttention::append_kv_chunks(const KVBlock& kv, int kv_seg, const LandedFlag& ready,
+                                     std::vector<KVChunk>* kvs) const {
+  const int64_t D = shape_.head_dim, row = Ht_ * D;
+  for (int j = 0; j < kv.layout.pieces(); ++j) {
+    const int64_t n = kv.layout.piece_len[j];
+    const int64_t a = kv_seg < 0 ? 0 : seg_begin(n, kv_seg), len = kv_seg < 0 ? n : seg_begin(n, kv_seg + 1) - a;
+    if (len == 0) continue;
+    const int64_t off = (kv.layout.piece_offset(j) + a * row) * elem_;
+    kvs->push_back({RowChunk{kv.k + off, len, n * row, row, D}, RowChunk{kv.v + off, len, n * row, row, D}, ready});
+  }
+}
+
 Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv_parts,
-                              AccumulatorMode mode, bool finalize, void* o, RowPart part, double lead_share) {
+                              AccumulatorMode mode, bool finalize, void* o, RowPart part, double lead_share,
+                              const SharedWork* shared) {
   const int64_t D = shape_.head_dim, row = Ht_ * D, B = shape_.batch;
   std::vector<QChunk> qs;
   for (int i : stages) {
@@ -75,26 +88,18 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
   for (size_t part_index = 0; part_index < kv_parts.size(); ++part_index) {
     const KVPart& kv_part = kv_parts[part_index];
     if (part_index == 1) lead_kv = static_cast<int32_t>(kvs.size());
-    const KVBlock& kv = *kv_part.block;
-    const int kv_seg = kv_part.seg;
-    for (int j = 0; j < kv.layout.pieces(); ++j) {
-      const int64_t n = kv.layout.piece_len[j];
-      const int64_t a = kv_seg < 0 ? 0 : seg_begin(n, kv_seg), len = kv_seg < 0 ? n : seg_begin(n, kv_seg + 1) - a;
-      if (len == 0) continue;
-      const int64_t off = (kv.layout.piece_offset(j) + a * row) * elem_;
-      kvs.push_back({RowChunk{kv.k + off, len, n * row, row, D}, RowChunk{kv.v + off, len, n * row, row, D},
-                     kv_part.ready});
-    }
+    append_kv_chunks(*kv_part.block, kv_part.seg, kv_part.ready, &kvs);
   }
   if (qs.empty() || (kvs.empty() && !finalize && mode == AccumulatorMode::kResume)) return Status::ok();
   AttentionProblem p = problem(B, qs, kvs, mode, finalize);
   if (lead_share > 0.0 && lead_kv > 0) p.lead_share = lead_share, p.lead_kv = lead_kv;
+  p.shared = shared;
   return dev_.attention(p);
 }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
                                 AccumulatorMode mode, bool finalize, void* o, int kv_seg, RowPart part,
-                                double lead_share) {
+                                double lead_share, const SharedWork* shared) {
   const std::vector<KVBlock>& blocks = set.blocks;
   const std::vector<std::vector<Handle>>& handles = set.arrived[std::max(kv_seg, 0)];
   if (ring_in_machine_) {
@@ -113,7 +118,7 @@ Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const
       }
       parts.push_back({&blocks[s], kv_seg, ready});
     }
-    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, part, lead_share);
+    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, part, lead_share, shared);
   }
   for (int s = first; s < r_; ++s) {
     SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));

@@ -4,6 +4,7 @@
 //   mesh_attention_compute.cpp   C. the attention calls: which rows against which K/V, in how many calls
 //   mesh_attention_loans.cpp     row loans between ranks of a lone ring (row_loans.h)
 //   mesh_attention_diagonal.cpp  the local diagonal (SpAttentionConfig::local_diagonal)
+//   mesh_attention_share.cpp     a lone ring's last calls shared between its GPUs (SpAttentionConfig::ring_share)
 #pragma once
 
 #include <algorithm>
@@ -33,13 +34,15 @@ class MeshAttention final : public SpAttention {
         lead_pieces_(config.ring_lead_pieces),
         merge_sets_(config.merge_kv_sets),
         local_diagonal_(config.local_diagonal),
-        loan_limit_(config.row_loan_limit) {}
+        loan_limit_(config.row_loan_limit),
+        share_(config.ring_share) {}
   ~MeshAttention() override;
 
   Status init();
   Status rebalance(const std::vector<double>& rank_speeds) override;
   int64_t query_rows_computed() const override { return kept_rows() + (borrows() ? loans_.borrowed(rank_) : 0); }
   int torus_segments() const override { return c_; }
+  Result<int64_t> blocks_taken_by_helpers() override;
   std::string loans_summary() const override {
     std::string out;
     for (const RowLoan& l : loans_.loans)
@@ -119,14 +122,19 @@ class MeshAttention final : public SpAttention {
   // chunks being those of the first KVPart.
   AttentionProblem problem(int64_t batch, const std::vector<QChunk>& qs, const std::vector<KVChunk>& kvs,
                            AccumulatorMode mode, bool finalize) const;
+  // shared: AttentionProblem::shared of the call, or null.
   Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
-                 bool finalize, void* o, RowPart part = RowPart::kAll, double lead_share = 0.0);
+                 bool finalize, void* o, RowPart part = RowPart::kAll, double lead_share = 0.0,
+                 const SharedWork* shared = nullptr);
   // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
   // blocks). A ring inside a machine delivers every block long before it is needed, so all of them go into one
   // call (fewer, longer calls: each call costs its tiles' set-up and a partly filled last wave); a ring across
   // machines keeps one call per arriving block.
   Status ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first, AccumulatorMode mode,
-                   bool finalize, void* o, int kv_seg = -1, RowPart part = RowPart::kAll, double lead_share = 0.0);
+                   bool finalize, void* o, int kv_seg = -1, RowPart part = RowPart::kAll, double lead_share = 0.0,
+                   const SharedWork* shared = nullptr);
+  // The K/V chunks of a block (row segment kv_seg of each piece, -1: whole), flagged `ready`.
+  void append_kv_chunks(const KVBlock& kv, int kv_seg, const LandedFlag& ready, std::vector<KVChunk>* kvs) const;
   // Compute-bound Pull KV phase: the foreign stages over each K/V set 1..t-1 as it lands (then their output is
   // pushed), and our own stage over all sets in one last call.
   Status pull_kv_merged(const std::vector<int>& foreign_stages, std::vector<RingSet>* sets,
@@ -176,6 +184,20 @@ class MeshAttention final : public SpAttention {
   Status return_borrowed_rows();
   Status collect_lent_rows(void* o);
 
+  // ---- the shared ring (SpAttentionConfig::ring_share; mesh_attention_share.cpp)
+  // Symmetric buffers of the shared ring, after the others (collective: same order on every rank).
+  Status init_share(size_t acc_bytes, int64_t max_rows);
+  // Our Q rows into our symmetric Q buffer, where helpers read them (main lane: beside the first call).
+  Status offer_shared_rows(const void* q);
+  // Our rows' two calls: our own block, then the pulled ones as a shared call (output into so_).
+  Status shared_ring_calls(const RingSet& set0);
+  // Helper calls toward every ring peer's shared call, in ring order from the next one on.
+  Status help_ring_peers(const RingSet& set0);
+  // After the layer's last barrier: our rows' output from so_ into o.
+  Status collect_shared_rows(void* o);
+  // The shared call of ring member `owner` as we take part in it (its workspace, mapped here unless it is ours).
+  SharedWork shared_work(int owner) const;
+
   Comm& comm_;
   Device& dev_;
   const AttentionShape shape_;
@@ -190,6 +212,7 @@ class MeshAttention final : public SpAttention {
   const bool local_diagonal_;   // SpAttentionConfig::local_diagonal, as asked
   bool diagonal_ = false;       // ... and in force (mesh and transport allow it)
   const double loan_limit_;     // SpAttentionConfig::row_loan_limit
+  const bool share_;            // SpAttentionConfig::ring_share
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 
@@ -234,6 +257,13 @@ class MeshAttention final : public SpAttention {
   void* borrow_q_ = nullptr;       // per loan we borrow, [B, rows, H, D] back to back: the Q rows
   void* borrow_o_ = nullptr;       // the same layout: their finalized output, before it is put back
   float* borrow_acc_ = nullptr;    // their accumulators: Õ, then m, then l
+
+  // The shared ring: acc_ lives in acc_sym_ (helpers resume from it), our last call's output in so_ (helpers
+  // write theirs there too), and the work queue with the split pieces' partials in share_ws_. One epoch per
+  // forward; share_q_: the copy of our Q rows into qu_.
+  SymmetricBuffer acc_sym_, so_, share_ws_;
+  uint64_t share_epoch_ = 0;
+  std::vector<Handle> share_q_;
 };
 
 }  // namespace sf::detail

@@ -83,7 +83,8 @@ class KernelSettingsTest : public ::testing::Test {
   ScopedEnv path_{"SF_CUDA_ATTENTION_PATH", nullptr}, split_{"SF_CUDA_SPLIT_TAIL", nullptr},
       persistent_{"SF_CUDA_PERSISTENT", nullptr}, queue_{"SF_CUDA_QUEUE", nullptr},
       stage_{"SF_CUDA_STAGE_OUTPUT", nullptr}, sms_{"SF_CUDA_COMM_SMS", nullptr},
-      trace_{"SF_CUDA_BLOCK_TRACE", nullptr}, rest_{"SF_CUDA_LEAD_REST", nullptr};
+      trace_{"SF_CUDA_BLOCK_TRACE", nullptr}, rest_{"SF_CUDA_LEAD_REST", nullptr},
+      share_{"SF_CUDA_SHARE_TAIL", nullptr};
 };
 
 TEST_F(KernelSettingsTest, UnsetIsTheDefaultSchedule) {
@@ -199,6 +200,26 @@ TEST_F(KernelSettingsTest, LeadRestIsAutomaticOrACount) {
   ScopedEnv bad("SF_CUDA_LEAD_REST", "17");
   const std::string e = error_of(cuda::read_kernel_settings());
   EXPECT_NE(e.find("SF_CUDA_LEAD_REST must be a whole number from 0 to 16, found '17'"), std::string::npos) << e;
+}
+
+TEST_F(KernelSettingsTest, ShareTailIsWavesAndPieces) {
+  const cuda::KernelSettings d = cuda::read_kernel_settings().value();
+  EXPECT_EQ(d.share_waves, 1);
+  EXPECT_EQ(d.share_pieces, 4);
+  {
+    ScopedEnv set("SF_CUDA_SHARE_TAIL", "2:8");
+    const cuda::KernelSettings s = cuda::read_kernel_settings().value();
+    EXPECT_EQ(s.share_waves, 2);
+    EXPECT_EQ(s.share_pieces, 8);
+  }
+  for (const char* bad : {"2", "9:4", "1:0", "1:17", "a:b", ":4", "1:"}) {
+    ScopedEnv set("SF_CUDA_SHARE_TAIL", bad);
+    const std::string e = error_of(cuda::read_kernel_settings());
+    EXPECT_NE(e.find("SF_CUDA_SHARE_TAIL must be W:N with W from 0 to 8 waves and N from 1 to 16 pieces, found '" +
+                     std::string(bad) + "'"),
+              std::string::npos)
+        << e;
+  }
 }
 
 TEST_F(KernelSettingsTest, BlockTraceIsAFileName) {

@@ -595,6 +595,56 @@ TEST(MeshSchedule, RingLeadPiecesTakeEveryBlockInOneCall) {
   }
 }
 
+// The shared ring (SpAttentionConfig::ring_share): a lone one-sided ring inside one machine issues its two calls and
+// one helper call per ring peer (AttentionProblem::shared). CPU devices do not share: each owner computes all of its
+// rows and the helpers nothing, so the result is exact and the calls are counted. Elsewhere it is refused.
+TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
+  for (const int64_t seq : {64, 70, 1100}) {
+    for (const Topology topo : {Topology{1, 4}, Topology{1, 2}}) {
+      const AttentionShape shape{2, seq, 4, 16, DType::kF32};
+      const std::string mesh = "R" + std::to_string(topo.world_size());
+      Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, Transport::kOneSided);
+      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+      plan->config.ring_share = true;
+      const LayerInputs in = make_random_inputs(shape, 47);
+      ThreadRunOptions opt;
+      opt.world.chaos_seed = 48;
+      Result<ThreadRunResult> r = run_layer_on_threads(topo, in, reference_output(in), plan->config, opt);
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      EXPECT_LT(r->error.rel(), 1e-5) << mesh << " S=" << seq;
+      for (int g = 0; g < topo.world_size(); ++g)
+        EXPECT_EQ(r->attention_calls[g], 2 + topo.world_size() - 1) << mesh << " S=" << seq << " rank " << g;
+    }
+  }
+  const AttentionShape shape{1, 64, 4, 16, DType::kF32};
+  const LayerInputs in = make_random_inputs(shape, 5);
+  const struct {
+    Topology topo;
+    const char* mesh;
+    Transport transport;
+    double loans, fraction, pieces;
+    const char* message;
+  } bad[] = {
+      {{2, 2}, "T2R2", Transport::kOneSided, 0, 1, 0, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "U2R2", Transport::kOneSided, 0, 1, 0, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "R4", Transport::kTwoSided, 0, 1, 0, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "R4", Transport::kOneSided, 0.2, 1, 0, "it excludes row_loan_limit > 0"},
+      {{1, 4}, "R4", Transport::kOneSided, 0, 0.5, 0, "it excludes row_loan_limit > 0"},
+      {{1, 4}, "R4", Transport::kOneSided, 0, 1, 0.3, "it excludes row_loan_limit > 0"},
+  };
+  for (const auto& b : bad) {
+    Result<Plan> plan = make_plan(Scheme::kCustom, b.topo, shape, b.mesh, b.transport);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    plan->config.ring_share = true;
+    plan->config.row_loan_limit = b.loans;
+    plan->config.ring_lead_fraction = b.fraction;
+    plan->config.ring_lead_pieces = b.pieces;
+    Result<ThreadRunResult> r = run_layer_on_threads(b.topo, in, reference_output(in), plan->config, {});
+    ASSERT_FALSE(r.is_ok()) << b.mesh;
+    EXPECT_NE(r.status().to_string().find(b.message), std::string::npos) << r.status().to_string();
+  }
+}
+
 // Transfer-bound layers (Torus transfers cut into segments) compute each segment as it lands. The ring peers'
 // rows of a pulled set move segment by segment beside ours (a ring inside a machine: in the same call), so the
 // foreign rows of the last stage wait for the last segment only, not for whole ring blocks; our own rows then

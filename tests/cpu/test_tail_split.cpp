@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "backends/cuda/shared_work.h"
 #include "backends/cuda/tail_split.h"
 #include "backends/cuda/work_items.h"
 
@@ -95,6 +96,41 @@ TEST(LeadSplit, TakesTheShareOfItemsCutAtTheLeadingChunks) {
   EXPECT_EQ(plan_lead_split(2064, 512, 0, 0.3).items, 0);    // the leading chunks hold no tile
   EXPECT_EQ(plan_lead_split(2064, 512, 512, 0.3).items, 0);  // ... or all of them
   EXPECT_EQ(plan_lead_split(0, 512, 128, 0.3).items, 0);
+}
+
+TEST(SharedTail, TakesTheLastWaveAndWholeWavesInPiecesWithinTheWorkspace) {
+  // Flux S=65536 on 1x4, the ring's second call: 2064 items on 132 SMs (84 in the last wave), 384 K/V tiles.
+  TailSplit t = plan_shared_tail(2064, 384, 132, 100000, 1, 4);
+  EXPECT_EQ(t.split_from, 2064 - (84 + 132));
+  EXPECT_EQ(t.splits, 4);
+  EXPECT_EQ(t.pieces(2064), 4 * 216);
+  EXPECT_EQ(plan_shared_tail(2064, 384, 132, 100000, 0, 4).split_from, 2064 - 84);
+  EXPECT_EQ(plan_shared_tail(2064, 384, 132, 100000, 8, 16).split_from, 2064 - (84 + 8 * 132));
+  EXPECT_EQ(plan_shared_tail(2064, 384, 132, 400, 1, 4).split_from, 2064 - 100);  // what the workspace holds
+  EXPECT_EQ(plan_shared_tail(100, 384, 132, 100000, 2, 4).split_from, 0);          // fewer items than the tail
+  EXPECT_EQ(plan_shared_tail(2064, 3, 132, 100000, 1, 4).splits, 3);               // a K/V tile per piece at least
+  EXPECT_EQ(plan_shared_tail(2064, 384, 132, 100000, 1, 1).splits, 1);             // N = 1: no pieces
+  EXPECT_EQ(plan_shared_tail(2064, 384, 132, 3, 1, 4).splits, 1);                  // no room for one item's pieces
+  EXPECT_EQ(plan_shared_tail(0, 384, 132, 100000, 1, 4).splits, 1);
+  EXPECT_EQ(plan_shared_tail(2064, 1, 132, 100000, 1, 4).splits, 1);
+}
+
+TEST(SharedTail, TheWorkspaceLayoutFitsItsBytes) {
+  for (const size_t bytes : {size_t{4096}, size_t{1} << 20, size_t{64} << 20, size_t{256} << 20})
+    for (const int rows_m : {128, 192})
+      for (const int d : {64, 128}) {
+        const SharedLayout l = shared_layout(bytes, rows_m, d);
+        ASSERT_GE(l.max_pieces, 0);
+        const size_t end = l.o + static_cast<size_t>(l.max_pieces) * rows_m * d * sizeof(float);
+        EXPECT_LE(end, bytes) << bytes << " " << rows_m << " " << d;
+        EXPECT_GE(l.counts, kSharedHeaderBytes);
+        EXPECT_GE(l.ml, l.counts + l.max_pieces * sizeof(unsigned));
+        EXPECT_GE(l.o, l.ml + l.max_pieces * rows_m * 2 * sizeof(float));
+        EXPECT_EQ(l.ml % 256, 0u);
+        EXPECT_EQ(l.o % 256, 0u);
+      }
+  EXPECT_GT(shared_layout(size_t{256} << 20, 192, 128).max_pieces, 2500);  // ~100 KB per piece
+  EXPECT_EQ(shared_layout(512, 192, 128).max_pieces, 0);
 }
 
 // The fields of AttentionArgs that work_item reads.

@@ -385,6 +385,27 @@ TEST(OneSidedBasics, LandedFlagWaitsAndReturnsNoFlag) {
   ASSERT_TRUE(st.is_ok()) << st.to_string();
 }
 
+// Comm::peer_address: a rank thread reaches the instances of ranks on its (emulated) machine, at the address
+// where their own writes land, and not those of another machine's ranks or of no rank.
+TEST(OneSidedBasics, PeerAddressReachesOnlyOurMachine) {
+  const Status st = run_thread_ranks({2, 2}, options(), [&](RankRuntime& rt) -> Status {
+    Comm& comm = rt.comm();
+    const int me = comm.rank(), mate = me ^ 1, far = me ^ 2;
+    SF_ASSIGN_OR_RETURN(SymmetricBuffer buf, comm.alloc_symmetric(8));
+    *static_cast<uint64_t*>(buf.local) = tag(me, me, 0, 0);
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    const auto* there = static_cast<const uint64_t*>(comm.peer_address(buf, mate));
+    SF_RETURN_IF_ERROR(check(there != nullptr, describe(me, "no address for a rank of our machine")));
+    SF_RETURN_IF_ERROR(check_words(there, 1, mate, mate, 0, 0, me, "read through peer_address"));
+    SF_RETURN_IF_ERROR(check(comm.peer_address(buf, me) == buf.local, describe(me, "our own address differs")));
+    SF_RETURN_IF_ERROR(check(comm.peer_address(buf, far) == nullptr, describe(me, "an address on another machine")));
+    SF_RETURN_IF_ERROR(check(comm.peer_address(buf, 7) == nullptr, describe(me, "an address for no rank")));
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    return comm.free_symmetric(buf);
+  });
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+}
+
 // ---------------------------------------------------------------- errors
 
 TEST(ThreadCommErrors, MismatchedSymmetricSizesAreAnError) {

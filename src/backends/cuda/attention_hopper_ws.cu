@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
       const int q_tiles = q_tiles_of(), all_tiles = kv_tiles_of();
       int i = 0;  // ring index: runs on across the blocks of work, as the consumers' does
       int n = 0;  // blocks posted
-      int bx = static_cast<int>(blockIdx.x);
+      int bx = first_block(args);
       mailbox.post(n, bx);
       while (bx < args.blocks) {
         const WorkItem w = work_item(args, q_tiles, bx);
@@ -305,6 +305,8 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
       }
     }
     if constexpr (kRotation) TurnRotation{wg}.close();
+    // A helper's stores went to another GPU's memory: complete them before the launch ends (shared_work.h).
+    if (args.share_role == 2) __threadfence_system();
   }
 }
 
@@ -414,7 +416,71 @@ int64_t count_slices(AttentionArgs& a) {
   return slices;
 }
 
+// The owner's stream arms its shared queue (shared_work.h): the split items' arrival counts and the queue zeroed,
+// the plan written, then `go` released at system scope, after which helpers start taking blocks.
+__global__ void arm_shared_kernel(SharedHeader* h, unsigned* counts, unsigned n_counts, unsigned long long epoch,
+                                  unsigned blocks, unsigned split_from, unsigned splits, unsigned signature) {
+  for (unsigned i = threadIdx.x; i < n_counts; i += blockDim.x) counts[i] = 0;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  h->queue = 0;
+  h->helped = 0;
+  h->plan[0] = blocks, h->plan[1] = split_from, h->plan[2] = splits, h->plan[3] = signature;
+  __threadfence_system();
+  asm volatile("st.release.sys.global.u64 [%0], %1;\n" ::"l"(&h->go), "l"(epoch) : "memory");
+}
+
+// A launch that takes a whole shared call (WsOptions::shared): the work queue in the owner's workspace, the tail
+// cut by plan_shared_tail into the workspace's slots, every thread block taking its blocks from the queue.
+cudaError_t launch_shared(void (*kernel)(TmaParams), TmaParams& prm, int64_t items, int64_t kv_tiles, int64_t slots,
+                          int rows_m, int head_dim, int batch, int threads, int smem, const WsOptions& o,
+                          cudaStream_t stream) {
+  AttentionArgs& a = prm.args;
+  const SharedWork& w = *o.shared;
+  const KernelSettings& set = o.launch;
+  const SharedLayout lay = shared_layout(w.bytes, rows_m, head_dim);
+  const TailSplit tail = plan_shared_tail(items, kv_tiles, slots, lay.max_pieces, set.share_waves, set.share_pieces);
+  char* base = static_cast<char*>(w.workspace);
+  a.lead_items = 0, a.lead_tiles = 0, a.lead_rest = 1, a.queue = nullptr;
+  a.split_from = 0x7fffffff, a.splits = 1;
+  if (tail.splits > 1) {
+    a.split_from = static_cast<int32_t>(tail.split_from), a.splits = tail.splits;
+    a.split_count = reinterpret_cast<unsigned*>(base + lay.counts);
+    a.split_ml = reinterpret_cast<float*>(base + lay.ml);
+    a.split_o = reinterpret_cast<float*>(base + lay.o);
+  }
+  a.blocks = static_cast<int32_t>(tail.splits > 1 ? tail.split_from + tail.pieces(items) : items);
+  a.staged_output = a.finalize && output_aligned16(a) && set.stage_output ? 1 : 0;
+  a.share_role = w.helper ? 2 : 1;
+  a.share = reinterpret_cast<SharedHeader*>(base);
+  a.share_epoch = w.epoch;
+  GeometrySignature sig;
+  for (const int64_t v : {items, kv_tiles, int64_t{rows_m}, int64_t{a.heads}, int64_t{batch}, int64_t{a.resume},
+                          int64_t{a.finalize}, int64_t{a.num_q}, int64_t{a.num_kv}})
+    sig.add(v);
+  for (int i = 0; i < a.num_q; ++i) sig.add(a.q[i].len);
+  for (int i = 0; i < a.num_kv; ++i) sig.add(a.kv[i].len);
+  const unsigned plan[4] = {static_cast<unsigned>(a.blocks), static_cast<unsigned>(a.split_from),
+                            static_cast<unsigned>(a.splits), sig.h};
+  for (int i = 0; i < 4; ++i) a.share_plan[i] = plan[i];
+  const int64_t grid = choose_grid(set.persistent, a.blocks, slots, kv_tiles, true);
+  if (!w.helper) {
+    const auto counts = static_cast<unsigned>(tail.splits > 1 ? (items - tail.split_from) : 0);
+    arm_shared_kernel<<<1, 256, 0, stream>>>(a.share, a.split_count, counts, w.epoch, plan[0], plan[1], plan[2],
+                                             plan[3]);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<static_cast<unsigned>(grid), threads, smem, stream>>>(prm);
+  return cudaGetLastError();
+}
+
 }  // namespace
+
+cudaError_t arm_shared_unplanned(const SharedWork& w, cudaStream_t stream) {
+  arm_shared_kernel<<<1, 32, 0, stream>>>(static_cast<SharedHeader*>(w.workspace), nullptr, 0, w.epoch, 0, 0, 0, 0);
+  return cudaGetLastError();
+}
 
 template <typename T, int D>
 cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, const WsOptions& o, cudaStream_t stream) {
@@ -446,6 +512,8 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   const KernelSettings& set = o.launch;
   const bool forced = set.split.mode == SplitSetting::Mode::kEvery;
   const int64_t slots = resident_slots(sms, per_sm, set.comm_sms);
+  if (o.shared != nullptr)
+    return launch_shared(kernel, prm, items, kv_tiles, slots, rows_m, D, batch, threads, smem, o, stream);
   // Lead pieces (AttentionProblem::lead_share) take the place of the tail split: both cut items through the
   // same workspace.
   int64_t lead_tiles = 0;

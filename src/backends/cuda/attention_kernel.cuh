@@ -25,6 +25,8 @@
 
 #include "kernel_settings.h"
 #include "ptx_primitives.cuh"
+#include "shared_work.h"
+#include "streamfusion/attention_problem.h"
 
 namespace sf::cuda::detail {
 
@@ -97,6 +99,14 @@ struct AttentionArgs {
   int32_t lead_items = 0;
   int32_t lead_tiles = 0;
   int32_t lead_rest = 1;
+  // Warp-specialized kernel only, a call shared with other GPUs of the machine (shared_work.h): 0 none, 1 the
+  // owner's launch, 2 a helper's. Every block of work, the first too, comes from share->queue (the owner's
+  // workspace header, mapped in a helper); atomics and fences at system scope. A helper waits for share->go to
+  // reach share_epoch and takes work only if share->plan equals share_plan.
+  int32_t share_role = 0;
+  SharedHeader* share = nullptr;
+  unsigned long long share_epoch = 0;
+  unsigned share_plan[4] = {};
   QChunkArgs q[kMaxQChunks] = {};
   KVChunkArgs kv[kMaxKVChunks] = {};
   // The traced warp-specialized kernel only (block_trace.cuh): one BlockTraceRecord per block of work. Last, so
@@ -125,10 +135,15 @@ struct WsOptions {
   // AttentionProblem::lead_share, and how many of args.kv are the leading chunks (0: no lead pieces).
   double lead_share = 0.0;
   int lead_kv = 0;
+  // AttentionProblem::shared, where this launch takes the whole call (shared_work.h), or null.
+  const SharedWork* shared = nullptr;
 };
 // It counts its own tiles: it packs 64-row slices of all Q chunks into tiles of 64 · consumer_warpgroups rows.
 template <typename T, int D>
 cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, const WsOptions& options,
                                        cudaStream_t stream);
+// The owner of a shared call that another kernel computed: arms its queue with no plan, so that helpers take
+// nothing (shared_work.h).
+cudaError_t arm_shared_unplanned(const SharedWork& w, cudaStream_t stream);
 
 }  // namespace sf::cuda::detail

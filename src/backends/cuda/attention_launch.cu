@@ -51,6 +51,7 @@ Status validate(const AttentionProblem& p) {
   if (p.num_q > 0 && p.q == nullptr) return invalid_argument("q is null but num_q > 0");
   if (p.num_kv > 0 && p.kv == nullptr) return invalid_argument("kv is null but num_kv > 0");
   SF_RETURN_IF_ERROR(validate_lead(p));
+  SF_RETURN_IF_ERROR(validate_shared(p));
   for (int i = 0; i < p.num_q; ++i) {
     const QChunk& c = p.q[i];
     const std::string name = "q[" + std::to_string(i) + "]";
@@ -151,7 +152,18 @@ int64_t retile(AttentionArgs& args, int block_m) {
   return tiles;
 }
 
-// base: the call's settings and lead pieces (WsOptions::launch, lead_share, lead_kv); the path sets the rest.
+template <typename T, int D>
+cudaError_t launch_fallback(const AttentionArgs& args, int tiles, int batch, KernelPath path,
+                            const detail::WsOptions& base, cudaStream_t stream);
+
+bool is_ws_path(KernelPath path) {
+  return path == KernelPath::kHopperWs || path == KernelPath::kHopperWs2 || path == KernelPath::kHopperWs3 ||
+         path == KernelPath::kHopperWs3Rotation || path == KernelPath::kHopperWs3Free ||
+         path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong;
+}
+
+// base: the call's settings, lead pieces and shared work (WsOptions::launch, lead_share, lead_kv, shared); the path
+// sets the rest.
 template <typename T, int D>
 cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, const detail::WsOptions& base,
                    cudaStream_t stream) {
@@ -191,6 +203,19 @@ cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath p
       break;
   }
   if (err != cudaErrorNotSupported) return err;
+  // A helper of a shared call takes nothing through another kernel; its owner computes everything and arms its
+  // queue with no plan (shared_work.h).
+  if (base.shared != nullptr && base.shared->helper) return cudaSuccess;
+  err = launch_fallback<T, D>(args, tiles, batch, path, base, stream);
+  if (err == cudaSuccess && base.shared != nullptr) err = detail::arm_shared_unplanned(*base.shared, stream);
+  return err;
+}
+
+// The cp.async kernel where the TMA kernels cannot describe some chunk.
+template <typename T, int D>
+cudaError_t launch_fallback(const AttentionArgs& args, int tiles, int batch, KernelPath path,
+                            const detail::WsOptions& base, cudaStream_t stream) {
+  cudaError_t err = cudaSuccess;
   // No tensor map for some chunk (or no driver entry point): the cp.async kernel takes any layout we accept.
   // Said once on stderr when the TMA kernel was asked for by name (tests and benchmarks), so it cannot pass
   // unnoticed through the fallback.
@@ -221,6 +246,13 @@ cudaError_t dispatch(DType dtype, int64_t head_dim, const AttentionArgs& args, i
 
 }  // namespace
 
+Status arm_shared_unplanned(const SharedWork& work, void* stream) {
+  if (work.workspace == nullptr || work.bytes < SharedWork::kMinSharedWorkspace)
+    return invalid_argument("arm_shared_unplanned: the shared workspace is missing or too small");
+  return detail::cuda_status(detail::arm_shared_unplanned(work, static_cast<cudaStream_t>(stream)),
+                             "arming a shared call");
+}
+
 Status attention(const AttentionProblem& p, void* stream_ptr) {
   SF_RETURN_IF_ERROR(validate(p));
   detail::WsOptions base;  // what every launch of the call shares
@@ -248,6 +280,19 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   if (num_kv_groups == 1) base.lead_share = p.lead_share;
   const KernelPath path = resolve_default(base.launch.path, qs, p.head_dim);
   const int block_m = q_tile_rows(path);
+  // Shared work (AttentionProblem::shared) where one launch of the warp-specialized kernel takes the whole call.
+  // Elsewhere a helper computes nothing and the owner everything, its queue armed with no plan at the end.
+  if (p.shared != nullptr) {
+    int64_t all_tiles = 0;
+    for (const QChunkArgs& q : qs) all_tiles += (q.len + block_m - 1) / block_m;
+    const bool one_launch = num_kv_groups == 1 && qs.size() <= static_cast<size_t>(detail::kMaxQChunks) &&
+                            all_tiles * p.heads * p.batch <= (int64_t{1} << 30);
+    if (one_launch && is_ws_path(path) && !qs.empty()) {
+      base.shared = p.shared;
+    } else if (p.shared->helper) {
+      return Status::ok();
+    }
+  }
   AttentionArgs args;  // ~8 KB: reused across launches
   args.heads = static_cast<int32_t>(p.heads);
   args.scale_log2 = p.scale * 1.4426950408889634f;
@@ -282,6 +327,8 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
           "launching the attention kernel"));
     }
   }
+  if (p.shared != nullptr && base.shared == nullptr)  // the owner of a call it could not share
+    SF_RETURN_IF_ERROR(detail::cuda_status(detail::arm_shared_unplanned(*p.shared, stream), "arming a shared call"));
   return Status::ok();
 }
 

@@ -51,12 +51,44 @@ struct BlockMailbox {
   __device__ __forceinline__ void release(int n) const { mbar_arrive(s_empty + 8 * (n & 1)); }
 };
 
-// The producer's next block after bx. With the work queue (args.queue, zero at launch), the first wave takes
-// blocks 0 .. gridDim.x-1 by blockIdx.x and every later fetch the counter's next value v, block gridDim.x + v.
+// A shared call's next block (shared_work.h): the owner's counter at system scope; past the end, args.blocks.
+__device__ __forceinline__ int take_shared_block(const AttentionArgs& args) {
+  const unsigned v = atomicAdd_system(&args.share->queue, 1u);
+  if (v >= static_cast<unsigned>(args.blocks)) return args.blocks;
+  if (args.share_role == 2) atomicAdd_system(&args.share->helped, 1u);
+  return static_cast<int>(v);
+}
+
+// A helper's producer thread: waits until the owner has armed this call's queue, then says whether the owner's
+// plan is this launch's (else the helper takes nothing). No hang guard here, as for the landed flags: an owner
+// that never arms is bounded by the host's watchdog at the barrier that follows the helper call.
+__device__ __forceinline__ bool helper_admitted(const AttentionArgs& args) {
+  for (;;) {
+    unsigned long long go;
+    asm volatile("ld.acquire.sys.global.u64 %0, [%1];\n" : "=l"(go) : "l"(&args.share->go) : "memory");
+    if (go >= args.share_epoch) break;
+    __nanosleep(512);
+  }
+  bool same = true;
+  const volatile unsigned* plan = args.share->plan;
+  for (int i = 0; i < 4; ++i) same = same && plan[i] == args.share_plan[i];
+  return same;
+}
+
+// The first block of work of this thread block: blockIdx.x, or a shared call's first from its queue.
+__device__ __forceinline__ int first_block(const AttentionArgs& args) {
+  if (args.share_role == 0) return static_cast<int>(blockIdx.x);
+  if (args.share_role == 2 && !helper_admitted(args)) return args.blocks;
+  return take_shared_block(args);
+}
+
+// The producer's next block after bx: a shared call's from its queue (above). With the work queue (args.queue,
+// zero at launch), the first wave takes blocks 0 .. gridDim.x-1 by blockIdx.x and every later fetch the counter's next value v, block gridDim.x + v.
 // Each thread block fetches until it gets a value past the end, so the blocks - gridDim.x fetches that succeed
 // and the gridDim.x that do not hand out exactly 0 .. blocks-1: the fetch that gets blocks - 1 is the launch's
 // last and resets the counter for the next launch on the stream (as the split pieces' arrival counts reset).
 __device__ __forceinline__ int next_block(const AttentionArgs& args, int bx) {
+  if (args.share_role != 0) return take_shared_block(args);
   if (args.queue == nullptr) return bx + static_cast<int>(gridDim.x);
   const unsigned v = atomicAdd(args.queue, 1u);
   if (v == static_cast<unsigned>(args.blocks - 1)) atomicExch(args.queue, 0u);

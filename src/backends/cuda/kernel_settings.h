@@ -48,6 +48,8 @@ struct KernelSettings {
   bool stage_output = true;  // SF_CUDA_STAGE_OUTPUT: the finalized output through shared memory where it can
   int comm_sms = 0;          // SF_CUDA_COMM_SMS: multiprocessors a persistent launch leaves to other streams
   int lead_rest = 0;         // SF_CUDA_LEAD_REST: pieces after a lead item's first (LeadSplit::rest); 0: automatic
+  // SF_CUDA_SHARE_TAIL=W:N: a shared call (shared_work.h) runs its last items mod slots plus W waves in N pieces.
+  int share_waves = 1, share_pieces = 4;
   const char* block_trace = nullptr;  // SF_CUDA_BLOCK_TRACE: a file for the traced kernel's records, or null
 };
 
@@ -93,6 +95,21 @@ inline Result<int64_t> persistent_setting() {
                           std::to_string(int64_t{1} << 30) + ", found '" + v + "'");
 }
 
+// SF_CUDA_SHARE_TAIL: W:N, W from 0 to 8 whole waves (beyond the partly filled last one), N from 1 (no pieces) to 16.
+inline Status share_tail_setting(KernelSettings* s) {
+  const char* name = "SF_CUDA_SHARE_TAIL";
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return Status::ok();
+  const char* colon = std::strchr(v, ':');
+  int64_t w = 0, n = 0;
+  if (colon != nullptr && parse_count(std::string(v, colon).c_str(), 0, 8, &w) && parse_count(colon + 1, 1, 16, &n)) {
+    s->share_waves = static_cast<int>(w), s->share_pieces = static_cast<int>(n);
+    return Status::ok();
+  }
+  return invalid_argument(std::string(name) +
+                          " must be W:N with W from 0 to 8 waves and N from 1 to 16 pieces, found '" + v + "'");
+}
+
 inline Result<KernelSettings> read_kernel_settings() {
   KernelSettings s;
   const char* path = std::getenv("SF_CUDA_ATTENTION_PATH");
@@ -111,6 +128,7 @@ inline Result<KernelSettings> read_kernel_settings() {
   s.comm_sms = static_cast<int>(comm_sms);
   SF_ASSIGN_OR_RETURN(const int64_t lead_rest, env_count("SF_CUDA_LEAD_REST", 0, 0, 16));
   s.lead_rest = static_cast<int>(lead_rest);
+  SF_RETURN_IF_ERROR(share_tail_setting(&s));
   const char* trace = std::getenv("SF_CUDA_BLOCK_TRACE");
   s.block_trace = trace != nullptr && *trace != '\0' ? trace : nullptr;
   return s;

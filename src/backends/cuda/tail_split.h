@@ -73,6 +73,23 @@ inline TailSplit forced_tail_split(int64_t kv_tiles, int splits) {
   return t;
 }
 
+// A shared call's tail (shared_work.h): the last items mod slots plus `waves` whole waves in `pieces` pieces (at
+// most one per K/V tile), as many of them as `max_pieces` workspace slots hold. Cut finer than the tail split's
+// model would for one GPU: helpers arriving late find pieces left (at Flux S=65536 one item of the 1x4 ring's
+// second call takes about 1 ms, the GPUs' ends spread 0.5 ms). Nothing split with pieces < 2.
+inline TailSplit plan_shared_tail(int64_t items, int64_t kv_tiles, int64_t slots, int64_t max_pieces, int waves,
+                                  int pieces) {
+  TailSplit t;
+  const int splits = static_cast<int>(std::min<int64_t>(pieces, kv_tiles));
+  if (items <= 0 || slots <= 0 || splits < 2) return t;
+  int64_t tail = std::min(items, items % slots + int64_t{waves} * slots);
+  tail = std::min(tail, max_pieces / splits);
+  if (tail <= 0) return t;
+  t.split_from = items - tail;
+  t.splits = splits;
+  return t;
+}
+
 // Lead pieces (AttentionProblem::lead_share): items [0, items) run in pieces along K/V: a first piece up to K/V tile
 // `tiles` (the end of the leading chunks) and `rest` pieces of equal shares after it. The launch runs the first
 // pieces first, then the whole items [items, all items), then the rest pieces, and the last of an item's pieces to

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "device_kernels.cuh"
 #include "gpu_check.h"
+#include "../cuda/shared_work.h"
 #ifdef SF_HAVE_CUDA_KERNELS
 #include "streamfusion/cuda_kernels.h"
 #endif
@@ -93,10 +95,16 @@ Status CudaDevice::attention(const AttentionProblem& p) {
 #ifdef SF_HAVE_CUDA_KERNELS
     st = sf::cuda::attention(p, streams_->compute());
 #endif
+  } else if (p.shared != nullptr && p.shared->helper) {
+    return Status::ok();  // helpers share a call only through the fast kernel (AttentionProblem::shared)
   } else {
     g_fallback_calls.fetch_add(1, std::memory_order_relaxed);
     st = wait_landed_flags(p, streams_->compute());
     if (st.is_ok()) st = fallback_attention(p, streams_->compute());
+#ifdef SF_HAVE_CUDA_KERNELS
+    // An owner that computed everything itself: helpers waiting on its queue take nothing.
+    if (st.is_ok() && p.shared != nullptr) st = sf::cuda::arm_shared_unplanned(*p.shared, streams_->compute());
+#endif
   }
   SF_RETURN_IF_ERROR(st);
   return trace.on() ? trace.mark_end(streams_->compute(), describe(p, fast)) : Status::ok();
@@ -192,6 +200,16 @@ Status CudaDevice::fill(void* dst, uint8_t byte, size_t bytes) {
 }
 
 Status CudaDevice::synchronize() { return streams_->synchronize("Device::synchronize"); }
+
+Result<int64_t> CudaDevice::shared_blocks_helped(const SharedWork& work) {
+  if (work.workspace == nullptr || work.bytes < sizeof(sf::cuda::detail::SharedHeader))
+    return invalid_argument("shared_blocks_helped: no shared workspace");
+  SF_RETURN_IF_ERROR(synchronize());
+  unsigned helped = 0;
+  const char* at = static_cast<const char*>(work.workspace) + offsetof(sf::cuda::detail::SharedHeader, helped);
+  SF_RETURN_IF_ERROR(copy_to_host(&helped, at, sizeof(helped)));
+  return static_cast<int64_t>(helped);
+}
 
 int64_t CudaDevice::busy_query_tiles() const {
   int dev = 0, sms = 0;

@@ -26,6 +26,7 @@ class CudaDevice final : public Device {
   Status copy_to_host(void* dst_host, const void* src, size_t bytes) override;
   Status fill(void* dst, uint8_t byte, size_t bytes) override;
   Status synchronize() override;
+  Result<int64_t> shared_blocks_helped(const SharedWork& work) override;
   // Two waves of CTAs (one per 128-row query tile and head) over the GPU's multiprocessors.
   int64_t busy_query_tiles() const override;
 

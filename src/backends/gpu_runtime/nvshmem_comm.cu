@@ -105,6 +105,12 @@ Result<SymmetricBuffer> NvshmemComm::alloc_symmetric(size_t bytes) {
   return b;
 }
 
+void* NvshmemComm::peer_address(const SymmetricBuffer& buf, int peer) {
+  if (buf.local == nullptr || peer < 0 || peer >= topo_.world_size() || topo_.link(rank_, peer) != LinkClass::kIntra)
+    return nullptr;
+  return nvshmem_ptr(buf.local, peer);
+}
+
 Status NvshmemComm::free_symmetric(SymmetricBuffer& buf) {
   if (buf.local) {
     SF_RETURN_IF_ERROR(streams_->synchronize("free_symmetric"));

@@ -54,6 +54,8 @@ class NvshmemComm final : public Comm {
 
   Result<SymmetricBuffer> alloc_symmetric(size_t bytes) override;
   Status free_symmetric(SymmetricBuffer& buf) override;
+  // nvshmem_ptr for a peer on our machine (emulated machines count as machines: their peers are not reachable).
+  void* peer_address(const SymmetricBuffer& buf, int peer) override;
 
   Result<Handle> send(int peer, const void* data, size_t bytes, Lane lane = Lane::kMain) override;
   Result<Handle> recv(int peer, void* data, size_t bytes, Lane lane = Lane::kMain) override;

@@ -41,6 +41,13 @@ Result<SymmetricBuffer> ThreadComm::alloc_symmetric(size_t bytes) {
   return buf;
 }
 
+// Rank threads share one address space; only ranks on our (emulated) machine count as reachable.
+void* ThreadComm::peer_address(const SymmetricBuffer& buf, int peer) {
+  if (peer < 0 || peer >= world_size() || topology().link(rank_, peer) != LinkClass::kIntra) return nullptr;
+  Result<char*> p = world_.peer_buffer(peer, buf.id, 0, buf.bytes);
+  return p.is_ok() ? p.value() : nullptr;
+}
+
 Status ThreadComm::free_symmetric(SymmetricBuffer& buf) {
   std::vector<int64_t> mine;  // finish our own transfers on every lane, then make sure the peers did too
   for (const auto& [id, op] : pending_)

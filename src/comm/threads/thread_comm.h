@@ -22,6 +22,7 @@ class ThreadComm final : public Comm {
 
   Result<SymmetricBuffer> alloc_symmetric(size_t bytes) override;
   Status free_symmetric(SymmetricBuffer& buf) override;
+  void* peer_address(const SymmetricBuffer& buf, int peer) override;
 
   Result<Handle> send(int peer, const void* data, size_t bytes, Lane lane) override;
   Result<Handle> recv(int peer, void* data, size_t bytes, Lane lane) override;

@@ -35,6 +35,9 @@ struct KVRows {  // one K/V chunk of one (batch, head), converted to float once
 
 Status cpu_attention(const AttentionProblem& p) {
   SF_RETURN_IF_ERROR(validate_problem(p));
+  // Shared work (AttentionProblem::shared): the CPU kernel does not share, so the owner computes every row and a
+  // helper none.
+  if (p.shared != nullptr && p.shared->helper) return Status::ok();
   const int64_t B = p.batch, H = p.heads, D = p.head_dim;
   std::vector<KVRows> kv(p.num_kv);
   std::vector<float> q(D), o(D), scores(kKeyBlock);

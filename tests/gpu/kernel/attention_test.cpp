@@ -1,15 +1,19 @@
 // Tier-1 GPU tests of sf::cuda::attention against the float64 CPU reference (fresh random inputs every run,
 // outputs and accumulators poisoned first, input padding filled with NaN so stray reads show).
 #include <chrono>
+#include <cstddef>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "attention_reference.h"
+#include "backends/cuda/shared_work.h"
 #include "gpu_buffers.h"
 #include "streamfusion/cuda_kernels.h"
 
@@ -36,7 +40,46 @@ struct Case {
   bool lse = false;         // finalize: also write each row's log-sum-exp (QChunk::lse), checked against the reference
   double lead_share = 0.0;  // AttentionProblem::lead_share and lead_kv of the (last) call
   int lead_kv = 1;
+  // The (last) call shared (AttentionProblem::shared): the owner's launch on `stream`, held to four thread blocks,
+  // then a helper's on a stream of its own with the same problem, taking blocks from the owner's queue. Settings
+  // for one side only (owner_env, helper_env: {name, value}, or a null name) give them different plans or kernels.
+  bool shared = false;
+  std::pair<const char*, const char*> owner_env{nullptr, nullptr}, helper_env{nullptr, nullptr};
+  bool expect_helped = true;  // the helper took some blocks (else: none)
 };
+
+// A shared call's owner and helper (Case::shared): the blocks the helper took.
+int64_t run_shared(const Case& c, AttentionProblem p) {
+  static uint64_t epoch = 0;  // one more per shared call on the workspace, as a layer counts its forwards
+  static DeviceBuffer workspace(size_t{64} << 20);
+  SharedWork owner{workspace.get(), size_t{64} << 20, ++epoch, false}, helper = owner;
+  helper.helper = true;
+  auto set_env = [](std::pair<const char*, const char*> nv) {
+    return nv.first != nullptr ? std::make_unique<ScopedEnv>(nv.first, nv.second) : nullptr;
+  };
+  {
+    ScopedEnv few("SF_CUDA_PERSISTENT", "4");
+    auto env = set_env(c.owner_env);
+    p.shared = &owner;
+    const Status st = cuda::attention(p, c.stream);
+    EXPECT_TRUE(st.is_ok()) << st.message();
+  }
+  cudaStream_t side = nullptr;
+  EXPECT_EQ(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking), cudaSuccess);
+  {
+    auto env = set_env(c.helper_env);
+    p.shared = &helper;
+    const Status st = cuda::attention(p, side);
+    EXPECT_TRUE(st.is_ok()) << st.message();
+  }
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cudaStreamDestroy(side);
+  unsigned helped = 0;
+  EXPECT_EQ(cudaMemcpy(&helped, static_cast<char*>(workspace.get()) + offsetof(cuda::detail::SharedHeader, helped),
+                       sizeof(helped), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  return helped;
+}
 
 struct DeviceRows {
   DeviceBuffer buf;
@@ -169,8 +212,15 @@ void run_case(const Case& c) {
     p.finalize = c.finalize;
     p.lead_share = c.lead_share, p.lead_kv = c.lead_kv;
   }
-  Status st = cuda::attention(p, c.stream);
-  ASSERT_TRUE(st.is_ok()) << st.message();
+  if (c.shared) {
+    const int64_t helped = run_shared(c, p);
+    std::printf("[%s] the helper took %lld blocks of work\n", c.name.c_str(), static_cast<long long>(helped));
+    if (c.expect_helped) EXPECT_GT(helped, 0) << "the helper took no work";
+    else EXPECT_EQ(helped, 0) << "the helper took work it should have left";
+  } else {
+    Status st = cuda::attention(p, c.stream);
+    ASSERT_TRUE(st.is_ok()) << st.message();
+  }
   SF_CUDA_ASSERT(cudaDeviceSynchronize());
   SF_CUDA_ASSERT(cudaGetLastError());
 
@@ -653,6 +703,37 @@ TEST(CudaAttention, LeadPieces) {
     run_case(c);
     run_case(c);  // again on the same stream: the arrival counts and the queue were left at zero
   }
+}
+
+// Shared calls (AttentionProblem::shared, src/backends/cuda/shared_work.h), owner and helper on one GPU: the owner
+// held to four thread blocks, so that the helper, launched after it on another stream, takes most blocks from the
+// owner's queue, the tail's pieces meeting across both launches. Fresh and resumed (the ring's second call),
+// finalized or not, split tails of several shapes, twice on the same workspace (the queue and counts re-armed).
+// Where the plans differ (a tail setting on one side) or the owner runs another kernel (the cp.async one), the
+// helper takes nothing and the owner computes everything: the same result, and no hang.
+TEST(CudaAttention, SharedCallWithAHelper) {
+  for (const char* tail : {"1:4", "0:2", "3:16", "1:1"}) {
+    SCOPED_TRACE(std::string("SF_CUDA_SHARE_TAIL=") + tail);
+    ScopedEnv env("SF_CUDA_SHARE_TAIL", tail);
+    Case c = make("bf16 d128 shared, resumed", DType::kBF16, 128, {3000}, {600, 700, 500});
+    c.heads = 6, c.split = 1, c.shared = true;
+    run_case(c);
+    if (std::string(tail) != "1:4") continue;
+    run_case(c);
+    c = make("fp16 d64 shared, fresh, lse", DType::kF16, 64, {2000}, {1000, 300});
+    c.heads = 5, c.batch = 2, c.shared = true, c.lse = true;
+    run_case(c);
+    c = make("bf16 d128 shared, no finalize", DType::kBF16, 128, {1500}, {900});
+    c.heads = 4, c.finalize = false, c.shared = true;
+    run_case(c);
+  }
+  Case c = make("bf16 d128 shared, plans differ", DType::kBF16, 128, {3000}, {600, 700, 500});
+  c.heads = 6, c.split = 1, c.shared = true, c.expect_helped = false;
+  c.helper_env = {"SF_CUDA_SHARE_TAIL", "2:4"};
+  run_case(c);
+  c.helper_env = {nullptr, nullptr}, c.owner_env = {"SF_CUDA_ATTENTION_PATH", "hopper"};
+  c.name = "bf16 d128 shared, the owner on the cp.async kernel";
+  run_case(c);
 }
 
 // A misspelt kernel setting fails the call before anything is launched, with a message naming it

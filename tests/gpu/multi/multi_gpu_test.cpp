@@ -18,6 +18,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "../../scoped_env.h"
 #include "gpu_commands.h"
 #include "gpu_runtime.h"
 #include "streamfusion/layer_check.h"
@@ -257,6 +258,10 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
         if (plan->config.mesh.degree(LevelKind::kRing) == P && transport == Transport::kOneSided && topo.machines == 1) {
           variants.push_back(plan->config);
           variants.back().row_loan_limit = 0.3;
+          // ... and shared (ring_share): the second forward with rank 0 held to 8 thread blocks per call, so that
+          // the others take blocks of its last call.
+          variants.push_back(plan->config);
+          variants.back().ring_share = true;
         }
         if (plan->config.mesh.degree(LevelKind::kTorus) > 2) {
           variants.push_back(plan->config);
@@ -276,16 +281,27 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             if (config.row_loan_limit > 0.0) REQUIRE_OK(sp->rebalance(loan_test_speeds(P, rep)));
             REQUIRE_OK(dev.fill(dout, 0xff, local_bytes));
             rt->comm().reset_counters();
-            REQUIRE_OK(sp->forward(dq, dk, dv, dout));
-            REQUIRE_OK(ctx.synchronize());
+            {
+              const bool slow = config.ring_share && rep == 1 && me == 0;
+              test::ScopedEnv few("SF_CUDA_PERSISTENT", slow ? "8" : std::getenv("SF_CUDA_PERSISTENT"));
+              REQUIRE_OK(sp->forward(dq, dk, dv, dout));
+              REQUIRE_OK(ctx.synchronize());
+            }
+            if (config.ring_share) {
+              const int64_t helped = take(sp->blocks_taken_by_helpers(), "blocks_taken_by_helpers");
+              if (me == 0) std::printf("    ring_share rep %d: helpers took %lld blocks of rank 0's last call\n", rep,
+                                       static_cast<long long>(helped));
+              EXPECT(me != 0 || rep != 1 || helped > 0, "ring_share: rank 0, slowed, was helped with %lld blocks",
+                     static_cast<long long>(helped));
+            }
             auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
-                   "%s %s %s/%s mesh %s lead %.2f pieces %.2f merged sets %d diagonal %d loans %s rep %d: vs one GPU "
-                   "max abs %g rel L2 %g non-finite %lld",
+                   "%s %s %s/%s mesh %s lead %.2f pieces %.2f merged sets %d diagonal %d loans %s share %d rep %d: vs "
+                   "one GPU max abs %g rel L2 %g non-finite %lld",
                    sh.to_string().c_str(), topo.to_string().c_str(), scheme_name(scheme), transport_name(transport),
                    config.mesh.to_string().c_str(), config.ring_lead_fraction, config.ring_lead_pieces,
                    config.merge_kv_sets ? 1 : 0,
-                   config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), rep,
+                   config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), config.ring_share ? 1 : 0, rep,
                    c.max_abs, c.rel_l2, static_cast<long long>(c.non_finite));
           }
           const LinkBytes got = rt->comm().bytes_moved();
@@ -303,12 +319,13 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
                    (unsigned long long)want.inter());
           }
           if (me == 0) {
-            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f pieces %.2f merged sets %d diagonal %d loans %s ok so "
-                        "far (%d failures)\n",
+            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f pieces %.2f merged sets %d diagonal %d loans %s share "
+                        "%d ok so far (%d failures)\n",
                         scheme_name(scheme), transport_name(transport), topo.to_string().c_str(),
                         config.mesh.to_string().c_str(), config.ring_lead_fraction, config.ring_lead_pieces,
                         config.merge_kv_sets ? 1 : 0,
-                        config.local_diagonal ? 1 : 0, loans.empty() ? "none" : loans.c_str(), g_failures);
+                        config.local_diagonal ? 1 : 0, loans.empty() ? "none" : loans.c_str(),
+                        config.ring_share ? 1 : 0, g_failures);
             std::fflush(stdout);
           }
         }

@@ -42,7 +42,8 @@ std::string display_name(Scheme s, Transport t) {
   }
 }
 
-// Whether row loans apply (SpAttentionConfig::row_loan_limit): a lone one-sided ring inside one machine.
+// Whether row loans (SpAttentionConfig::row_loan_limit) and the shared ring (ring_share) apply: a lone one-sided
+// ring inside one machine.
 bool loans_apply(const SpAttentionConfig& c, const Topology& topo, int P) {
   return c.transport == Transport::kOneSided && topo.machines == 1 && c.mesh.degree(LevelKind::kRing) == P;
 }
@@ -264,6 +265,10 @@ int run_attention(const AttentionOptions& o) {
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
             if (o.ring_lead_pieces >= 0.0) plan->config.ring_lead_pieces = o.ring_lead_pieces;
+            if (o.ring_share != "auto")
+              plan->config.ring_share = o.ring_share == "on" && loans_apply(plan->config, topo, P) &&
+                                        plan->config.ring_lead_fraction >= 1.0 &&
+                                        plan->config.ring_lead_pieces <= 0.0 && o.balance == "off" && speeds.empty();
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
             const bool lend = (!speeds.empty() || o.balance == "layer") && loans_apply(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
@@ -356,6 +361,9 @@ int run_attention(const AttentionOptions& o) {
             }
             const long long fallback = gpu::GpuContext::fallback_attention_calls() - fallback_before;
             const std::string loans = sp->loans_summary();
+            auto helped_r = sp->blocks_taken_by_helpers();  // ring_share: of the last forward
+            ATT_CHECK(helped_r.status());
+            const long long helped = helped_r.value();
             const int torus_segments = sp->torus_segments();
             sp.reset();
             // --free-links: the same plan on the same mesh, with the inter-machine links at NVLink speed. What the
@@ -384,23 +392,25 @@ int run_attention(const AttentionOptions& o) {
               free_links_ms = median(free_ms.value());
             }
             char mine[256];
-            std::snprintf(mine, sizeof mine, "%.5f %.6g %.6g %lld %llu %llu %lld %.5f", median(ms_r.value()),
+            std::snprintf(mine, sizeof mine, "%.5f %.6g %.6g %lld %llu %llu %lld %.5f %lld", median(ms_r.value()),
                           cmp->max_abs, cmp->rel_l2, static_cast<long long>(cmp->non_finite),
                           static_cast<unsigned long long>(bytes.intra()),
-                          static_cast<unsigned long long>(bytes.inter()), fallback, free_links_ms);
+                          static_cast<unsigned long long>(bytes.inter()), fallback, free_links_ms, helped);
             auto all = gpu::gather_strings(*ctx, "att/row/" + std::to_string(row_id++), mine);
             ATT_CHECK(all.status());
             if (rank != 0) continue;
             double ms = 0, max_abs = 0, rel = 0, free_ms = 0;
             long long bad = 0, fallbacks = 0;
             unsigned long long intra = 0, inter = 0;
+            std::string helped_per_rank;  // ring_share: blocks the other ranks took from each rank's last call
             for (const auto& line : all.value()) {
               double m, a, r, fm;
-              long long nb, fb;
+              long long nb, fb, hb;
               unsigned long long bi, be;
-              if (std::sscanf(line.c_str(), "%lf %lf %lf %lld %llu %llu %lld %lf", &m, &a, &r, &nb, &bi, &be, &fb,
-                              &fm) != 8)
+              if (std::sscanf(line.c_str(), "%lf %lf %lf %lld %llu %llu %lld %lf %lld", &m, &a, &r, &nb, &bi, &be, &fb,
+                              &fm, &hb) != 9)
                 continue;
+              helped_per_rank += (helped_per_rank.empty() ? "" : ",") + std::to_string(hb);
               free_ms = std::max(free_ms, fm);
               fallbacks += fb;
               ms = std::max(ms, m);
@@ -422,6 +432,10 @@ int run_attention(const AttentionOptions& o) {
                           one_gpu_ms > 0 ? one_gpu_ms / ms : 0.0, concurrent_ms, intra / 1e6, inter / 1e6, max_abs, rel,
                           ok ? (fallbacks ? "ok (fallback kernel)" : "ok") : (bad ? "NON-FINITE" : "WRONG"));
             std::printf("%s\n", row);
+            if (plan->config.ring_share)
+              std::printf("# %s on %s: ring_share, blocks of each rank's last call taken by the others in the last "
+                          "forward: %s\n",
+                          name.c_str(), topo.to_string().c_str(), helped_per_rank.c_str());
             if (free_ms > 0)
               std::printf("# %s on %s at %s: %.3f ms with the links at NVLink speed (same plan); layer / that = %.2f\n",
                           name.c_str(), topo.to_string().c_str(), link.c_str(), free_ms, ms / free_ms);
@@ -450,7 +464,7 @@ int run_attention(const AttentionOptions& o) {
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"torus_segments\":%d,"
                           "\"plan_stagger_foreign_push\":%s,"
                           "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,"
-                          "\"plan_ring_lead_pieces\":%.4f,"
+                          "\"plan_ring_lead_pieces\":%.4f,\"plan_ring_share\":%s,\"helped_blocks\":\"%s\","
                           "\"plan_merge_kv_sets\":%s,\"plan_local_diagonal\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
@@ -461,8 +475,8 @@ int run_attention(const AttentionOptions& o) {
                           torus_segments,
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
-                          plan->config.ring_lead_pieces,
-                          plan->config.merge_kv_sets ? "true" : "false",
+                          plan->config.ring_lead_pieces, plan->config.ring_share ? "true" : "false",
+                          helped_per_rank.c_str(), plan->config.merge_kv_sets ? "true" : "false",
                           plan->config.local_diagonal ? "true" : "false", loans.c_str(), ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
@@ -518,6 +532,10 @@ void register_gpu_attention_command(CLI::App& app) {
                   "of our rows takes our own block first and the pulled blocks last, in [0, 1] (0: two calls; -1: "
                   "the planner decides)")
       ->check(CLI::Range(-1.0, 1.0));
+  sub->add_option("--ring-share", o->ring_share,
+                  "a lone one-sided ring inside the machine: auto (the planner), on (ranks that finish first take "
+                  "blocks of work from the others' last call while it runs) or off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
   sub->add_option("--merge-sets", o->merge_sets,
                   "Torus foreign rows over the pulled K/V sets (one segment per stage): auto (the planner), merged "
                   "(groups of doubling size, one call each) or each (one call per set)")
