@@ -419,13 +419,15 @@ int64_t count_slices(AttentionArgs& a) {
 // The owner's stream arms its shared queue (shared_work.h): the split items' arrival counts and the queue zeroed,
 // the plan written, then `go` released at system scope, after which helpers start taking blocks.
 __global__ void arm_shared_kernel(SharedHeader* h, unsigned* counts, unsigned n_counts, unsigned long long epoch,
-                                  unsigned blocks, unsigned split_from, unsigned splits, unsigned signature) {
+                                  unsigned blocks, unsigned split_from, unsigned splits, unsigned signature,
+                                  unsigned reserve) {
   for (unsigned i = threadIdx.x; i < n_counts; i += blockDim.x) counts[i] = 0;
   __syncthreads();
   if (threadIdx.x != 0) return;
   h->queue = 0;
   h->helped = 0;
   h->plan[0] = blocks, h->plan[1] = split_from, h->plan[2] = splits, h->plan[3] = signature;
+  h->reserve = reserve;
   __threadfence_system();
   asm volatile("st.release.sys.global.u64 [%0], %1;\n" ::"l"(&h->go), "l"(epoch) : "memory");
 }
@@ -467,7 +469,7 @@ cudaError_t launch_shared(void (*kernel)(TmaParams), TmaParams& prm, int64_t ite
   if (!w.helper) {
     const auto counts = static_cast<unsigned>(tail.splits > 1 ? (items - tail.split_from) : 0);
     arm_shared_kernel<<<1, 256, 0, stream>>>(a.share, a.split_count, counts, w.epoch, plan[0], plan[1], plan[2],
-                                             plan[3]);
+                                             plan[3], static_cast<unsigned>(grid));
     const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }
@@ -478,7 +480,8 @@ cudaError_t launch_shared(void (*kernel)(TmaParams), TmaParams& prm, int64_t ite
 }  // namespace
 
 cudaError_t arm_shared_unplanned(const SharedWork& w, cudaStream_t stream) {
-  arm_shared_kernel<<<1, 32, 0, stream>>>(static_cast<SharedHeader*>(w.workspace), nullptr, 0, w.epoch, 0, 0, 0, 0);
+  arm_shared_kernel<<<1, 32, 0, stream>>>(static_cast<SharedHeader*>(w.workspace), nullptr, 0, w.epoch, 0, 0, 0, 0,
+                                          0);
   return cudaGetLastError();
 }
 

@@ -52,7 +52,13 @@ struct BlockMailbox {
 };
 
 // A shared call's next block (shared_work.h): the owner's counter at system scope; past the end, args.blocks.
+// A helper takes a block only while more than the owner's reserve are unclaimed (shared_work.h).
 __device__ __forceinline__ int take_shared_block(const AttentionArgs& args) {
+  if (args.share_role == 2) {
+    const unsigned claimed = *static_cast<const volatile unsigned*>(&args.share->queue);
+    const unsigned reserve = *static_cast<const volatile unsigned*>(&args.share->reserve);
+    if (claimed + reserve >= static_cast<unsigned>(args.blocks)) return args.blocks;
+  }
   const unsigned v = atomicAdd_system(&args.share->queue, 1u);
   if (v >= static_cast<unsigned>(args.blocks)) return args.blocks;
   if (args.share_role == 2) atomicAdd_system(&args.share->helped, 1u);

@@ -15,6 +15,12 @@
 // split would be, so that a helper that arrives a few hundred microseconds before the owner's end still finds
 // work to take.
 //
+// What a helper takes: only blocks beyond the owner's last round. Once no more blocks are left unclaimed than the
+// owner has thread blocks, each of its SMs takes at most one more and ends within about a block's time; a helper
+// taking one of those would end no sooner (its block reads Q and the accumulator over NVLink, its launch starts
+// cold), and did end later in the first traces (4x H200, Flux S=65536: helper launches ran 0.45 ms past the owner's
+// own end). So helpers shorten the owner's call by whole rounds of its tail's pieces.
+//
 // Order: the owner's stream arms the queue (zero, the plan, then `go` = the call's epoch, released at system
 // scope) after the call that wrote its accumulator; a helper's producer threads wait for `go` to reach the
 // epoch, then take work only if the owner's plan is theirs (the same blocks, split and geometry): a mismatch, or
@@ -31,6 +37,7 @@ struct SharedHeader {
   unsigned queue;         // the next block of work (past `plan[0]`: none left)
   unsigned helped;        // blocks of work that helpers took (a diagnostic)
   unsigned plan[4];       // the owner's blocks, split_from, splits, geometry signature; blocks 0: no sharing
+  unsigned reserve;       // the owner's thread blocks: helpers leave it the last that many blocks of work
 };
 constexpr size_t kSharedHeaderBytes = 256;
 static_assert(sizeof(SharedHeader) <= kSharedHeaderBytes, "the shared workspace's header outgrew its room");

@@ -258,7 +258,7 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
         if (plan->config.mesh.degree(LevelKind::kRing) == P && transport == Transport::kOneSided && topo.machines == 1) {
           variants.push_back(plan->config);
           variants.back().row_loan_limit = 0.3;
-          // ... and shared (ring_share): the second forward with rank 0 held to 8 thread blocks per call, so that
+          // ... and shared (ring_share): the second forward with rank 0 held to one thread block per call, so that
           // the others take blocks of its last call.
           variants.push_back(plan->config);
           variants.back().ring_share = true;
@@ -282,8 +282,8 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             REQUIRE_OK(dev.fill(dout, 0xff, local_bytes));
             rt->comm().reset_counters();
             {
-              const bool slow = config.ring_share && rep == 1 && me == 0;
-              test::ScopedEnv few("SF_CUDA_PERSISTENT", slow ? "8" : std::getenv("SF_CUDA_PERSISTENT"));
+              const bool slow = config.ring_share && rep == 1 && me == 0;  // one thread block per call
+              test::ScopedEnv few("SF_CUDA_PERSISTENT", slow ? "1" : std::getenv("SF_CUDA_PERSISTENT"));
               REQUIRE_OK(sp->forward(dq, dk, dv, dout));
               REQUIRE_OK(ctx.synchronize());
             }
