@@ -432,6 +432,20 @@ __global__ void arm_shared_kernel(SharedHeader* h, unsigned* counts, unsigned n_
   asm volatile("st.release.sys.global.u64 [%0], %1;\n" ::"l"(&h->go), "l"(epoch) : "memory");
 }
 
+// A helper's stream, before its launch: waits until the owner has armed the call's queue (its `go` reaches the
+// epoch, acquired at system scope, so that the owner's accumulator and Q rows are there for the kernel after it).
+// A kernel of its own, not the producer's first steps: the spin cost the two-warpgroup kernels' producers (24
+// registers) 28 more bytes of spills. No hang guard, as for the landed flags: an owner that never arms is
+// bounded by the host's watchdog at the barrier that follows the helper call.
+__global__ void wait_for_owner_kernel(const SharedHeader* h, unsigned long long epoch) {
+  for (;;) {
+    unsigned long long go;
+    asm volatile("ld.acquire.sys.global.u64 %0, [%1];\n" : "=l"(go) : "l"(&h->go) : "memory");
+    if (go >= epoch) return;
+    __nanosleep(512);
+  }
+}
+
 // A launch that takes a whole shared call (WsOptions::shared): the work queue in the owner's workspace, the tail
 // cut by plan_shared_tail into the workspace's slots, every thread block taking its blocks from the queue.
 cudaError_t launch_shared(void (*kernel)(TmaParams), TmaParams& prm, int64_t items, int64_t kv_tiles, int64_t slots,
@@ -466,7 +480,11 @@ cudaError_t launch_shared(void (*kernel)(TmaParams), TmaParams& prm, int64_t ite
                             static_cast<unsigned>(a.splits), sig.h};
   for (int i = 0; i < 4; ++i) a.share_plan[i] = plan[i];
   const int64_t grid = choose_grid(set.persistent, a.blocks, slots, kv_tiles, true);
-  if (!w.helper) {
+  if (w.helper) {
+    wait_for_owner_kernel<<<1, 1, 0, stream>>>(a.share, w.epoch);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  } else {
     const auto counts = static_cast<unsigned>(tail.splits > 1 ? (items - tail.split_from) : 0);
     arm_shared_kernel<<<1, 256, 0, stream>>>(a.share, a.split_count, counts, w.epoch, plan[0], plan[1], plan[2],
                                              plan[3], static_cast<unsigned>(grid));

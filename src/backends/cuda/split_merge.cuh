@@ -62,21 +62,21 @@ __device__ __forceinline__ bool merge_pieces(const AttentionArgs& args, const QC
     for (int j = 0; j < D / 8; ++j) *reinterpret_cast<float2*>(o + 8 * j) = make_float2(st.o[j][2 * i], st.o[j][2 * i + 1]);
     if (t == 0) *reinterpret_cast<float2*>(args.split_ml + 2 * row) = make_float2(st.m[i], l);
   }
-  // A shared call's pieces may run on several GPUs (shared_work.h): system scope.
-  const bool shared = args.share_role != 0;
-  if (shared) __threadfence_system();
+  // A shared call's pieces may run on several GPUs (shared_work.h): system scope. (args.share_role read at each
+  // use, from the parameter space, rather than kept in a register through the merge.)
+  if (args.share_role != 0) __threadfence_system();
   else __threadfence();
   named_barrier_sync(1, threads);
   if (tid == 0) {
     unsigned* count = args.split_count + w.slot0 / w.pieces;
-    const unsigned before = shared ? atomicAdd_system(count, 1u) : atomicAdd(count, 1u);
+    const unsigned before = args.share_role != 0 ? atomicAdd_system(count, 1u) : atomicAdd(count, 1u);
     const bool last = before == static_cast<unsigned>(w.pieces - 1);
     if (last) *count = 0;  // every piece has counted itself in: ready for the next launch
     st_shared_u32(s_word, last ? 1u : 0u);
   }
   named_barrier_sync(1, threads);
   if (ld_shared_u32(s_word) == 0) return false;
-  if (shared) __threadfence_system();
+  if (args.share_role != 0) __threadfence_system();
   else __threadfence();
   // Rows past the Q chunk's end (!st.ok) fold an empty partial instead of skipping the loop: the same trip count
   // in every thread keeps this code uniform, which ptxas needs to keep the main loop's wgmma descriptors in
