@@ -65,8 +65,9 @@ struct SpAttentionConfig {
   // on GPUs) does the call start before the pulls land, the kernel waiting for each pulled block; elsewhere it waits
   // for them all, which costs more than it saves. Meant to save the second call's start, last wave and the
   // accumulator's round trip (about 0.2 ms per call at Flux S=65536, bench/sp/TRACES.md). 0 (the default): two
-  // calls. In [0, 1]. Not yet timed on GPUs: the planner leaves it at 0. Any value gives the same result up to
-  // rounding.
+  // calls. In [0, 1]. No faster on 4x H200 (Flux S=36864 and 65536, 1x4: 0.997-1.031x the two calls,
+  // bench/sp/results/h200x4-2026-11-28-lead-pieces/): the planner leaves it at 0. Any value gives the same result up
+  // to rounding.
   double ring_lead_pieces = 0.0;
   // A Torus level and no Ulysses level (SFU's T·R meshes), one-sided transport: each rank first computes its own
   // rows against its own ring group's keys for every head (the diagonal blocks of rows × keys across Torus
@@ -94,7 +95,9 @@ struct SpAttentionConfig {
   // seconds (row_loan_limit above), which loans fixed in advance could not follow. Costs a copy of our Q rows into
   // symmetric memory (beside the first call), the last call's output through symmetric memory (one copy into o),
   // a finer-cut tail and one helper launch per ring peer. Refused with loans, ring_lead_fraction < 1 and
-  // ring_lead_pieces. Any value gives the same result up to rounding.
+  // ring_lead_pieces. Measured slower on 4x H200 (Flux S=36864 and 65536, 1x4: 1.006-1.019x without it,
+  // bench/sp/results/h200x4-2026-11-28-ring-share/): those costs outweigh what the helpers take, so neither the
+  // planner nor the tools turn it on by default. Any value gives the same result up to rounding.
   bool ring_share = false;
 };
 
