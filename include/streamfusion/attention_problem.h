@@ -65,8 +65,10 @@ enum class AccumulatorMode : uint8_t {
 // rows in the same chunks and order (the helper's own copies). A helper call may take none of the work (it is
 // late, or its device cannot share) and returns once what it took is done; the owner's call computes whatever no
 // helper took, and its rows are complete only once every helper call toward it has completed (the caller orders
-// that, e.g. by a barrier). Devices that cannot share ignore it: the owner's call computes everything, a helper's
-// nothing. The result is the same either way, up to rounding.
+// that, e.g. by a barrier). Devices that cannot share a call (a kernel other than the CUDA device's default, a
+// problem it cannot take in one launch) leave it whole to the owner: a helper's call then computes nothing. The
+// result is the same either way, up to rounding. CPU devices share (batch, head) pairs, CUDA devices blocks of work
+// (src/backends/cuda/shared_work.h).
 struct SharedWork {
   void* workspace = nullptr;  // the owner's, in memory every helper device can address
   size_t bytes = 0;           // at least kMinSharedWorkspace; more lets more of the call's tail run in pieces

@@ -1,6 +1,7 @@
 // Device over host memory: the compute side of CPU ranks (threads backend) and the tests' oracle.
 #pragma once
 
+#include "streamfusion/cpu_kernels.h"
 #include "streamfusion/device.h"
 
 namespace sf {
@@ -19,6 +20,12 @@ class CpuDevice final : public Device {
   Status copy_to_host(void* dst_host, const void* src, size_t bytes) override;
   Status fill(void* dst, uint8_t byte, size_t bytes) override;
   Status synchronize() override { return Status::ok(); }
+  Result<int64_t> shared_blocks_helped(const SharedWork& work) override;
+  // Tests: as the owner of a shared call, pause this long once armed (CpuShareOptions::owner_pause_ms).
+  void set_share_pause_ms(int ms) { share_.owner_pause_ms = ms; }
+
+ private:
+  CpuShareOptions share_;
 };
 
 }  // namespace sf

@@ -46,6 +46,10 @@ struct ThreadRunOptions {
   // > 0: each rank's device reports this as Device::busy_query_tiles (as a GPU would), so that the layer's
   // automatic choices by call size run on CPU ranks too.
   int64_t busy_query_tiles = 0;
+  // >= 0: that rank's CPU device pauses share_pause_ms once it has armed a shared call (SpAttentionConfig::ring_share),
+  // so that the other ranks take its work.
+  int share_pause_rank = -1;
+  int share_pause_ms = 0;
   ThreadWorldOptions world;
 };
 struct ThreadRunResult {
@@ -55,6 +59,7 @@ struct ThreadRunResult {
   std::vector<int64_t> attention_calls;  // per rank, for one forward (each call costs a GPU its tiles' set-up)
   std::vector<int64_t> lead_calls;       // of those, the calls with lead pieces (AttentionProblem::lead_share)
   std::vector<uint64_t> landed_flags_asked;  // per rank, for one forward (Comm::landed_flag calls)
+  std::vector<int64_t> helped_blocks;        // per rank: SpAttention::blocks_taken_by_helpers after the last forward
   int torus_segments = 1;                // SpAttention::torus_segments (rank 0's)
   std::vector<double> iteration_ms; // wall time of each timed forward (slowest rank)
   double median_ms() const;

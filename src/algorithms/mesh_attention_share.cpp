@@ -4,7 +4,10 @@
 // the pieces' partials, our accumulator, our Q rows and its output all sit in symmetric memory, where the helpers'
 // kernels reach them. After it we help every ring peer in turn: a helper call takes whatever is left of the
 // peer's call (nothing, if it has ended) and returns. The layer's last ring barrier then orders every helper call
-// toward our rows before we copy their output into o.
+// toward our rows before we copy their output into o. On rank threads the CPU devices share a call's (batch, head)
+// pairs the same way (tests/cpu/test_sp_attention.cpp, RingShare*); on GPUs its blocks of work and the tail's
+// pieces (src/backends/cuda/shared_work.h). Measured slower on 4x H200 (bench/sp/TRACES.md, session 24): off by
+// default.
 #include "algorithms/mesh_attention_impl.h"
 
 #include <algorithm>

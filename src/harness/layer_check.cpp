@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 
+#include "streamfusion/cpu_device.h"
 #include "streamfusion/cpu_kernels.h"
 
 namespace sf {
@@ -116,6 +117,7 @@ class CallCountingDevice final : public Device {
   Status fill(void* dst, uint8_t byte, size_t bytes) override { return inner_.fill(dst, byte, bytes); }
   int64_t busy_query_tiles() const override { return busy_ > 0 ? busy_ : inner_.busy_query_tiles(); }
   Status synchronize() override { return inner_.synchronize(); }
+  Result<int64_t> shared_blocks_helped(const SharedWork& work) override { return inner_.shared_blocks_helped(work); }
 
  private:
   Device& inner_;
@@ -133,6 +135,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   result.attention_calls.resize(P);
   result.lead_calls.resize(P);
   result.landed_flags_asked.resize(P);
+  result.helped_blocks.resize(P);
   const int total = options.warmup + options.iterations;
   std::vector<std::vector<double>> times(P, std::vector<double>(total));
   std::mutex mu;
@@ -140,6 +143,11 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     Comm& comm = rt.comm();
     CallCountingDevice dev(rt.device(), options.busy_query_tiles);
     const int g = comm.rank();
+    if (g == options.share_pause_rank) {
+      auto* cpu = dynamic_cast<CpuDevice*>(&rt.device());
+      if (cpu == nullptr) return invalid_argument("share_pause_rank: rank threads without a CpuDevice");
+      cpu->set_share_pause_ms(options.share_pause_ms);
+    }
     SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> attn, SpAttention::create(comm, dev, in.shape, config));
     if (g == 0) result.torus_segments = attn->torus_segments();
     const std::vector<char> q = slice_rows(in.q, in.shape, P, g), k = slice_rows(in.k, in.shape, P, g),
@@ -182,6 +190,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     result.attention_calls[g] = dev.attention_calls;
     result.lead_calls[g] = dev.lead_calls;
     result.landed_flags_asked[g] = comm.landed_flags_asked();
+    SF_ASSIGN_OR_RETURN(result.helped_blocks[g], attn->blocks_taken_by_helpers());
     result.error.merge(compare_rows(o.data(), ref, in.shape, P, g));
     return Status::ok();
   });

@@ -596,24 +596,33 @@ TEST(MeshSchedule, RingLeadPiecesTakeEveryBlockInOneCall) {
 }
 
 // The shared ring (SpAttentionConfig::ring_share): a lone one-sided ring inside one machine issues its two calls and
-// one helper call per ring peer (AttentionProblem::shared). CPU devices do not share: each owner computes all of its
-// rows and the helpers nothing, so the result is exact and the calls are counted. Elsewhere it is refused.
+// one helper call per ring peer (AttentionProblem::shared), every helper call building its owner's problem (the
+// owner's Q rows, accumulator and output, our copies of its K/V blocks in its order). On CPU devices the call's
+// (batch, head) pairs go to whoever takes them first; with rank 0 pausing once armed its helpers take its pairs, so
+// a wrong helper problem shows in the result. Two forwards each (the queue re-armed). Elsewhere it is refused.
 TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
   for (const int64_t seq : {64, 70, 1100}) {
     for (const Topology topo : {Topology{1, 4}, Topology{1, 2}}) {
-      const AttentionShape shape{2, seq, 4, 16, DType::kF32};
-      const std::string mesh = "R" + std::to_string(topo.world_size());
-      Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, Transport::kOneSided);
-      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-      plan->config.ring_share = true;
-      const LayerInputs in = make_random_inputs(shape, 47);
-      ThreadRunOptions opt;
-      opt.world.chaos_seed = 48;
-      Result<ThreadRunResult> r = run_layer_on_threads(topo, in, reference_output(in), plan->config, opt);
-      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-      EXPECT_LT(r->error.rel(), 1e-5) << mesh << " S=" << seq;
-      for (int g = 0; g < topo.world_size(); ++g)
-        EXPECT_EQ(r->attention_calls[g], 2 + topo.world_size() - 1) << mesh << " S=" << seq << " rank " << g;
+      for (const int pause_ms : {0, 200}) {
+        const AttentionShape shape{2, seq, 4, 16, DType::kF32};
+        const std::string mesh = "R" + std::to_string(topo.world_size());
+        Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, Transport::kOneSided);
+        ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+        plan->config.ring_share = true;
+        const LayerInputs in = make_random_inputs(shape, 47);
+        ThreadRunOptions opt;
+        opt.world.chaos_seed = 48;
+        opt.warmup = 1;
+        if (pause_ms > 0) opt.share_pause_rank = 0, opt.share_pause_ms = pause_ms;
+        Result<ThreadRunResult> r = run_layer_on_threads(topo, in, reference_output(in), plan->config, opt);
+        ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+        EXPECT_LT(r->error.rel(), 1e-5) << mesh << " S=" << seq << " pause " << pause_ms;
+        for (int g = 0; g < topo.world_size(); ++g)
+          EXPECT_EQ(r->attention_calls[g], 2 + topo.world_size() - 1) << mesh << " S=" << seq << " rank " << g;
+        if (pause_ms > 0) {
+          EXPECT_GT(r->helped_blocks[0], 0) << mesh << " S=" << seq << ": rank 0 paused, not helped";
+        }
+      }
     }
   }
   const AttentionShape shape{1, 64, 4, 16, DType::kF32};

@@ -11,7 +11,9 @@
 
 namespace sf {
 
-Status CpuDevice::attention(const AttentionProblem& p) { return cpu_attention(p); }
+Status CpuDevice::attention(const AttentionProblem& p) { return cpu_attention(p, share_); }
+
+Result<int64_t> CpuDevice::shared_blocks_helped(const SharedWork& work) { return cpu_shared_helped(work); }
 
 Status CpuDevice::copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads,
                             int64_t head_dim, DType dtype) {
