@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <cmath>
@@ -40,11 +41,41 @@ struct KVRows {  // one K/V chunk of one (batch, head), converted to float once
 // blocks of work are its (batch, head) pairs, taken from `queue` by the owner's call and by helper calls on other
 // rank threads. (A GPU device lays its workspace out its own way: every device of a world is of one kind.)
 struct CpuSharedHeader {
-  uint64_t go;      // the owner's epoch once the queue is armed
-  uint32_t queue;   // the next (batch, head) pair
-  uint32_t helped;  // pairs that helpers took
-  uint32_t items;   // the owner's count of pairs: a helper with another count takes nothing
+  uint64_t go;           // the owner's epoch once the queue is armed
+  uint32_t queue;        // the next (batch, head) pair
+  uint32_t helped;       // pairs that helpers took
+  uint32_t items;        // the owner's count of pairs: a helper with another count takes nothing
+  uint64_t fingerprint;  // of the owner's Q and K/V contents (problem_fingerprint)
 };
+
+// A fingerprint of a problem's Q and K/V contents in chunk order (values sampled at the corners and thirds of every
+// chunk), so that a helper whose problem is not its owner's (K/V blocks in another order, another owner's rows)
+// fails loudly even when it takes no pair, instead of only where timing lets it take one.
+uint64_t problem_fingerprint(const AttentionProblem& p) {
+  uint64_t f = 1469598103934665603ull;
+  const auto add = [&f](uint64_t v) {
+    for (int i = 0; i < 8; ++i) f = (f ^ ((v >> (8 * i)) & 0xff)) * 1099511628211ull;
+  };
+  const auto sample = [&](const RowChunk& c) {
+    add(static_cast<uint64_t>(c.len));
+    if (c.len == 0) return;
+    for (const int64_t s : {int64_t{0}, c.len / 3, 2 * c.len / 3, c.len - 1})
+      for (const int64_t b : {int64_t{0}, p.batch - 1})
+        for (const int64_t h : {int64_t{0}, p.heads - 1})
+          for (const int64_t d : {int64_t{0}, p.head_dim - 1}) {
+            const float v = load_as_float(c.data, b * c.stride_b + s * c.stride_s + h * c.stride_h + d, p.dtype);
+            uint32_t bits;
+            std::memcpy(&bits, &v, sizeof bits);
+            add(bits);
+          }
+  };
+  for (int i = 0; i < p.num_q; ++i) sample(p.q[i].q);
+  for (int j = 0; j < p.num_kv; ++j) {
+    sample(p.kv[j].k);
+    sample(p.kv[j].v);
+  }
+  return f;
+}
 
 }  // namespace
 
@@ -134,10 +165,14 @@ Status cpu_attention(const AttentionProblem& p, const CpuShareOptions& share) {
       std::this_thread::yield();
     }
     if (items.load(std::memory_order_relaxed) != pairs) return Status::ok();  // not the owner's call: take nothing
+    if (header->fingerprint != problem_fingerprint(p))
+      return internal_error("shared attention call: this helper's Q or K/V differ from its owner's (epoch " +
+                            std::to_string(p.shared->epoch) + ")");
   } else {
     queue.store(0, std::memory_order_relaxed);
     helped.store(0, std::memory_order_relaxed);
     items.store(pairs, std::memory_order_relaxed);
+    header->fingerprint = problem_fingerprint(p);
     go.store(p.shared->epoch, std::memory_order_release);
     // Tests: the owner pauses once armed, so that helpers take its pairs (CpuDevice::set_share_pause_ms).
     if (share.owner_pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(share.owner_pause_ms));
