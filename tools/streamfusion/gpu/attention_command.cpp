@@ -44,7 +44,7 @@ std::string display_name(Scheme s, Transport t) {
 
 // Whether row loans (SpAttentionConfig::row_loan_limit) and the shared ring (ring_share) apply: a lone one-sided
 // ring inside one machine.
-bool loans_apply(const SpAttentionConfig& c, const Topology& topo, int P) {
+bool lone_ring_in_machine(const SpAttentionConfig& c, const Topology& topo, int P) {
   return c.transport == Transport::kOneSided && topo.machines == 1 && c.mesh.degree(LevelKind::kRing) == P;
 }
 
@@ -265,12 +265,11 @@ int run_attention(const AttentionOptions& o) {
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
             if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
             if (o.ring_lead_pieces >= 0.0) plan->config.ring_lead_pieces = o.ring_lead_pieces;
+            // Where it applies; beside loans or a lead order the layer refuses it and the row is skipped, saying why.
             if (o.ring_share != "auto")
-              plan->config.ring_share = o.ring_share == "on" && loans_apply(plan->config, topo, P) &&
-                                        plan->config.ring_lead_fraction >= 1.0 &&
-                                        plan->config.ring_lead_pieces <= 0.0 && o.balance == "off" && speeds.empty();
+              plan->config.ring_share = o.ring_share == "on" && lone_ring_in_machine(plan->config, topo, P);
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
-            const bool lend = (!speeds.empty() || o.balance == "layer") && loans_apply(plan->config, topo, P);
+            const bool lend = (!speeds.empty() || o.balance == "layer") && lone_ring_in_machine(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
