@@ -1,8 +1,9 @@
 """Table of ring_lead_ab.sh: per S, the median layer time over the rounds of each ring lead share (and of the
 planner's choice), each against the two-call default (rows: share 1, every row leading; pieces: share 0, no lead
-pieces; share: ring_share off), and the planner's layer against one GPU / 4 and the all-4-busy compute share.
+pieces; share: ring_share off; heads: ring_heads_per_step 0, whole blocks), and the planner's layer against one GPU /
+P and the all-P-busy compute share (P GPUs, 1xP NVLink).
 
-  python3 bench/sp/ring_lead_ab.py lead.jsonl "card" [rows|pieces|share]
+  python3 bench/sp/ring_lead_ab.py lead.jsonl "card" [rows|pieces|share|heads]
 """
 import json
 import statistics
@@ -15,15 +16,17 @@ def main():
     mode = sys.argv[3] if len(sys.argv) > 3 else "rows"
     modes = {"rows": ("1", "plan_ring_lead_fraction", "ring lead share"),
              "pieces": ("0", "plan_ring_lead_pieces", "ring lead pieces share"),
-             "share": ("off", "plan_ring_share", "ring_share")}
+             "share": ("off", "plan_ring_share", "ring_share"),
+             "heads": ("0", "plan_ring_heads_per_step", "ring heads per step")}
     if mode not in modes:
-        sys.exit(f"the mode must be rows, pieces or share, found '{mode}'")
+        sys.exit(f"the mode must be rows, pieces, share or heads, found '{mode}'")
     ref_arm, field, what = modes[mode]
     times = defaultdict(lambda: defaultdict(list))  # seq -> arm -> [ms]
     base = defaultdict(lambda: defaultdict(list))   # seq -> one_gpu / concurrent -> [ms]
-    chosen, bad, helped = {}, 0, []
+    chosen, bad, helped, gpus = {}, 0, [], 4
     for line in open(path):
         r = json.loads(line)
+        gpus = int(r["topology"].split("x")[1])  # 1xP
         arm = r["label"].split("=", 1)[1]
         bad += 0 if r.get("ok", True) else 1
         times[r["seq"]][arm].append(r["ms"])
@@ -35,12 +38,13 @@ def main():
             base[r["seq"]]["busy"].append(r["concurrent_compute_ms"])
     if not times:
         sys.exit(f"{path}: no rows")
-    print(f"Card: {card}. SFU-NVSHMEM on 1x4 NVLink, Flux H=24 D=128; medians over the rounds of each setting's "
+    print(f"Card: {card}. SFU-NVSHMEM on 1x{gpus} NVLink, Flux H=24 D=128; medians over the rounds of each setting's "
           f"median of 30 forwards. Distributed outputs not matching the one-GPU result: {bad}.\n")
     if helped:
         print("Blocks of each rank's last call taken by the others in the last forward of each run "
               f"(ring_share on): {'; '.join(helped)}.\n")
-    print(f"| S | {what} | layer (ms) | / share {ref_arm} | efficiency vs one GPU / 4 | vs all-4-busy share |")
+    print(f"| S | {what} | layer (ms) | / share {ref_arm} | efficiency vs one GPU / {gpus} "
+          f"| vs all-{gpus}-busy share |")
     print("|---|---|---|---|---|---|")
     for seq in sorted(times):
         t = times[seq]
@@ -59,11 +63,11 @@ def main():
             shown = planned if isinstance(planned, bool) else f"{planned or 0:.3f}"
             name = f"planner ({shown})" if arm == "planner" else arm
             ratio = f"{ms / ref:.3f}" if ref else ""
-            eff = f"{one / 4 / ms * 100:.1f} %" if one else ""
+            eff = f"{one / gpus / ms * 100:.1f} %" if one else ""
             vs_busy = f"{busy / ms * 100:.1f} %" if busy else ""
             print(f"| {seq} | {name} | {ms:.3f} | {ratio} | {eff} | {vs_busy} |")
         if one:
-            print(f"| {seq} | one GPU: {one:.2f} ms; all-4-busy share: {busy:.2f} ms | | | | |")
+            print(f"| {seq} | one GPU: {one:.2f} ms; all-{gpus}-busy share: {busy:.2f} ms | | | | |")
 
 
 if __name__ == "__main__":

@@ -8,14 +8,17 @@
 #     tests of lead pieces and of the split pieces beside them.
 #   ring-share: SpAttentionConfig::ring_share, off (the reference) and on: the ranks that finish first take blocks of
 #     the others' last call (AttentionProblem::shared). First the kernel's tests of shared calls and split pieces.
+#   ring-heads-per-step: SpAttentionConfig::ring_heads_per_step, 0 (the reference: whole blocks, two calls) and
+#     steps of some heads (one call, each head waiting for its step). First the kernel's tests of late chunks.
 # SFU-NVSHMEM on 1x4 NVLink at Flux shapes, each share in turn, SF_LEAD_ROUNDS rounds in a shuffled order, steady
 # state (10 warm-ups, 30 timed forwards, as steady_1x4.sh). In every round also the planner's own choice, with the
 # one-GPU baseline and the all-4-busy compute share. Then a traced forward at each of two shares, and the multi-GPU
 # tests.
 #   bench/sp/ring_lead_ab.sh [OUTDIR]   env: SF_LEAD_KNOB, SF_LEAD_VALUES (default "1 0.5 0.35 0.7", pieces:
-#                                       "0 0.35 0.6", share: "off on"), SF_LEAD_SEQ (default 36864,65536),
-#                                       SF_LEAD_ROUNDS (default 3), SF_LEAD_TRACE (default "1 0.5", pieces: "0 0.35",
-#                                       share: "off on")
+#                                       "0 0.35 0.6", share: "off on", heads: "0 2 4 6"), SF_LEAD_SEQ (default
+#                                       36864,65536), SF_LEAD_ROUNDS (default 3), SF_LEAD_TRACE (default "1 0.5",
+#                                       pieces: "0 0.35", share: "off on", heads: "0 4"), SF_LEAD_CTEST (skip: no
+#                                       multi-GPU tests at the end)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh
@@ -25,7 +28,9 @@ case "$KNOB" in
   ring-lead) DEFAULT_VALUES="1 0.5 0.35 0.7"; DEFAULT_TRACE="1 0.5"; MODE=rows ;;
   ring-lead-pieces) DEFAULT_VALUES="0 0.35 0.6"; DEFAULT_TRACE="0 0.35"; MODE=pieces ;;
   ring-share) DEFAULT_VALUES="off on"; DEFAULT_TRACE="off on"; MODE=share ;;
-  *) echo "SF_LEAD_KNOB must be ring-lead, ring-lead-pieces or ring-share, found '$KNOB'" >&2; exit 2 ;;
+  ring-heads-per-step) DEFAULT_VALUES="0 2 4 6"; DEFAULT_TRACE="0 4"; MODE=heads ;;
+  *) echo "SF_LEAD_KNOB must be ring-lead, ring-lead-pieces, ring-share or ring-heads-per-step, found '$KNOB'" >&2
+     exit 2 ;;
 esac
 sf_build_logged "ring lead A/B ($KNOB)" streamfusion-gpu sf_gpu_multi_test sf_gpu_kernel_tests
 SFG=$(sf_gpu_binary)
@@ -33,6 +38,8 @@ if [ "$MODE" != rows ]; then
   echo "## $(date -u +%T) kernel tests of $MODE and split pieces" >> "$LOG"
   if [ "$MODE" = pieces ]; then
     FILTER='CudaAttention.LeadPieces:CudaAttention.LateChunks*:CudaAttention.TailSplit*:CudaAttention.Persistent*'
+  elif [ "$MODE" = heads ]; then
+    FILTER='CudaAttention.LateChunks*:CudaAttention.TailSplit*:CudaAttention.Persistent*:CudaAttention.SharedCall*'
   else
     FILTER='CudaAttention.SharedCall*:CudaAttention.TailSplit*:CudaAttention.Persistent*:CudaAttention.LateChunks*'
   fi
@@ -59,6 +66,7 @@ for value in ${SF_LEAD_TRACE:-$DEFAULT_TRACE}; do
 done
 $PY bench/sp/ring_lead_ab.py "$OUTDIR/lead.jsonl" "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x$NGPU" \
   "$MODE" | tee "$OUTDIR/LEAD.md"
+[ "${SF_LEAD_CTEST:-run}" = skip ] && exit 0
 echo "## $(date -u +%T) ctest gpu${NGPU}" >> "$LOG"
 timeout 240 ctest --test-dir "$BUILD" -L "gpu${NGPU}" -E "emulated_links|launchers" --output-on-failure \
   > "$OUTDIR/ctest.log" 2>&1

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "streamfusion/landed_flag.h"
@@ -36,6 +37,15 @@ enum class Lane : uint8_t { kMain = 0, kRing = 1 };
 struct Handle {
   int64_t id = -1;  // backend-specific; -1 = already complete
 };
+
+// get_strided's own check of its geometry, shared by the backends: runs no wider than either pitch.
+inline Status check_strided(const char* op, size_t width, size_t src_pitch, size_t dst_pitch) {
+  if (width > src_pitch || width > dst_pitch)
+    return invalid_argument(std::string(op) + ": runs of " + std::to_string(width) +
+                            " bytes overlap with a source pitch of " + std::to_string(src_pitch) +
+                            " and a destination pitch of " + std::to_string(dst_pitch) + " bytes");
+  return Status::ok();
+}
 
 // A buffer allocated by every rank of the world in the same collective call, with the same size.
 // A peer's instance is addressed by (buffer, peer rank, offset).
@@ -94,6 +104,15 @@ class Comm {
   // Reads `bytes` from peer's instance of `src` at `src_offset` into local `dst`.
   virtual Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer,
                              size_t bytes, Lane lane = Lane::kMain) = 0;
+  // Reads `rows` runs of `width` bytes from peer's instance of `src`, run i at src_offset + i·src_pitch, into
+  // local dst + i·dst_pitch: e.g. some heads' columns of a [rows, H, D] block. One transfer where the backend
+  // can: between GPUs of one machine a 2D copy of the copy engines, on rank threads a copy per run. Elsewhere
+  // (another machine, a two-sided backend) it refuses; peer_address(src, peer) != null says where it works.
+  virtual Result<Handle> get_strided(void* dst, size_t dst_pitch, const SymmetricBuffer& src, size_t src_offset,
+                                     size_t src_pitch, size_t width, size_t rows, int peer, Lane lane = Lane::kMain) {
+    (void)dst, (void)dst_pitch, (void)src, (void)src_offset, (void)src_pitch, (void)width, (void)rows, (void)lane;
+    return unimplemented("get_strided: this backend cannot read strided runs from rank " + std::to_string(peer));
+  }
   // All members of `group` (world ranks, this rank among them) meet; completes this rank's earlier
   // one-sided operations on `lane` first. Every member passes the same list in the same order. Counted here,
   // carried out by the backend's barrier_impl.
@@ -131,6 +150,18 @@ class Comm {
     return landed_flag_impl(hs);
   }
 
+  // landed_flag for data that lands in steps of heads (LandedFlag::heads_per_step): steps[g] are the operations
+  // that bring heads [g·heads_per_step, (g+1)·heads_per_step), issued in that order. One flag whose word reaches
+  // value + g once steps 0..g have completed, so a kernel starts on a head as soon as its step is in. Where the
+  // backend hands out no flag it waits for every step here and returns an empty flag. Counted as one flag.
+  Result<LandedFlag> landed_steps(const std::vector<std::vector<Handle>>& steps, int32_t heads_per_step) {
+    ++flags_asked_;
+    if (heads_per_step < 1)
+      return invalid_argument("landed_steps: heads_per_step must be at least 1, found " +
+                              std::to_string(heads_per_step));
+    return landed_steps_impl(steps, heads_per_step);
+  }
+
   // ---- ordering
   // Between begin_detached(lane, deps) and end_detached(lane), operations issued on `lane` are ordered after
   // `deps` (handles of this rank's earlier operations) and after each other, but no longer after the compute
@@ -160,6 +191,11 @@ class Comm {
   virtual Status barrier_impl(const std::vector<int>& group, Lane lane) = 0;
   virtual Result<LandedFlag> landed_flag_impl(const std::vector<Handle>& hs) {
     SF_RETURN_IF_ERROR(wait_all(hs));
+    return LandedFlag{};
+  }
+  virtual Result<LandedFlag> landed_steps_impl(const std::vector<std::vector<Handle>>& steps, int32_t heads_per_step) {
+    (void)heads_per_step;
+    for (const std::vector<Handle>& hs : steps) SF_RETURN_IF_ERROR(wait_all(hs));
     return LandedFlag{};
   }
   void count(int peer, size_t n) {

@@ -13,7 +13,15 @@ namespace sf {
 struct LandedFlag {
   const uint32_t* word = nullptr;  // null: the data is there when the call starts
   uint32_t value = 0;              // landed once (int32_t)(*word - value) >= 0 (the words count up and wrap)
+  // > 0: the data lands in steps of this many heads (Comm::landed_steps): heads [g·n, (g+1)·n) have landed once the
+  // word reaches value + g, so that a call's first items (the first heads) start on the first step while the
+  // others still land. 0: every head at `value`.
+  int32_t heads_per_step = 0;
   bool pending() const { return word != nullptr; }
+  // The value at which head h has landed.
+  uint32_t value_for_head(int64_t h) const {
+    return heads_per_step > 0 ? value + static_cast<uint32_t>(h / heads_per_step) : value;
+  }
 };
 
 }  // namespace sf

@@ -117,6 +117,13 @@ Status MeshAttention::init() {
     return invalid_argument("ring_share takes the ring's last calls whole: it excludes row_loan_limit > 0, "
                             "ring_lead_fraction < 1 and ring_lead_pieces > 0");
 
+  if (heads_per_step_ < 0)
+    return invalid_argument("ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got " +
+                            std::to_string(heads_per_step_));
+  if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_ || lead_fraction_ < 1.0 || lead_pieces_ > 0.0))
+    return invalid_argument("ring_heads_per_step takes our rows against every block in one call: it excludes "
+                            "row_loan_limit > 0, ring_share, ring_lead_fraction < 1 and ring_lead_pieces > 0");
+
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {
     max_block = std::max(max_block, block_of(x).elems());
@@ -146,6 +153,9 @@ Status MeshAttention::init() {
     SF_RETURN_IF_ERROR(symmetric((t_ - 1) * slot_bytes_, &vt_));
     SF_RETURN_IF_ERROR(local((t_ - 1) * slot_bytes_, &qt_));
   }
+  // Pulled by heads where every ring peer's K/V can be read in strided runs (their memory mapped here).
+  by_heads_ = heads_per_step_ > 0 && direct_ && r_ > 1 && ring_in_machine_ && one_sided_;
+  for (int y : gr_) by_heads_ = by_heads_ && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
   if (!direct_) {
     SF_RETURN_IF_ERROR(symmetric(u_ * t_ * os_slot_bytes_, &os_));
     SF_RETURN_IF_ERROR(local(3 * u_ * t_ * os_slot_bytes_, &pack_));
@@ -220,6 +230,12 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
     // the call's first K/V chunk) first and the pulled blocks last, the rest take every block in between.
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 0, AccumulatorMode::kInit, true, o, -1, RowPart::kAll,
                                  lead_pieces_));
+  } else if (by_heads_) {
+    // One call over every block, each pulled block's heads waited for step by step (ring_heads_per_step).
+    SF_ASSIGN_OR_RETURN(const LandedFlag steps, comm_.landed_steps(sets[0].head_steps, heads_per_step_));
+    std::vector<KVPart> parts = {{&sets[0].blocks[0]}};
+    for (int s = 1; s < r_; ++s) parts.push_back({&sets[0].blocks[s], -1, steps});
+    SF_RETURN_IF_ERROR(compute({0}, -1, parts, AccumulatorMode::kInit, true, o));
   } else if (share_) {
     SF_RETURN_IF_ERROR(offer_shared_rows(q));  // after the scatter's barrier: beside the first call
     SF_RETURN_IF_ERROR(shared_ring_calls(sets[0]));

@@ -162,6 +162,7 @@ Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set, const std::ve
       const SymmetricBuffer& kb = x == 0 ? ku_ : kt_;
       const SymmetricBuffer& vb = x == 0 ? vu_ : vt_;
       const size_t base = x == 0 ? l_ * slot_bytes_ : (x - 1) * slot_bytes_;  // the set's slot in every member
+      if (by_heads_ && x == 0 && seg < 0) return pull_ring_by_heads(kb, vb, base, set);
       for (int s = 1; s < r_; ++s) {
         const int from = gr_[(k_ - s + r_) % r_];
         const KVBlock& b = blocks[s];
@@ -203,6 +204,34 @@ Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set, const std::ve
       return comm_.end_batch();
     });
     SF_RETURN_IF_ERROR(stepped);
+  }
+  return Status::ok();
+}
+
+// A lone ring's blocks in steps of heads (ring_heads_per_step): step g brings heads [g·n, (g+1)·n) of every ring
+// peer's K and V, one strided pull each (the heads' columns of every row), before step g+1 starts. The call that
+// reads them takes its items head by head, so its first heads need only the first step.
+Status MeshAttention::pull_ring_by_heads(const SymmetricBuffer& kb, const SymmetricBuffer& vb, size_t base,
+                                         RingSet* set) {
+  const int64_t H = Ht_, n = heads_per_step_;
+  const size_t head_bytes = static_cast<size_t>(shape_.head_dim) * elem_, pitch = H * head_bytes;
+  set->head_steps.assign(static_cast<size_t>((H + n - 1) / n), {});
+  for (int64_t h0 = 0, g = 0; h0 < H; h0 += n, ++g) {
+    const size_t width = static_cast<size_t>(std::min(n, H - h0)) * head_bytes, at = h0 * head_bytes;
+    for (int s = 1; s < r_; ++s) {
+      const int from = gr_[(k_ - s + r_) % r_];
+      const KVBlock& b = set->blocks[s];
+      // Dense [B, len, H, D] with one piece (no Ulysses level): every batch entry's rows in one run of rows.
+      const size_t rows = static_cast<size_t>(b.layout.batch * b.layout.piece_len[0]);
+      SF_ASSIGN_OR_RETURN(Handle hk, comm_.get_strided(b.k + at, pitch, kb, base + at, pitch, width, rows, from,
+                                                       Lane::kRing));
+      SF_ASSIGN_OR_RETURN(Handle hv, comm_.get_strided(b.v + at, pitch, vb, base + at, pitch, width, rows, from,
+                                                       Lane::kRing));
+      for (Handle h : {hk, hv}) {
+        set->arrived[0][s].push_back(h);
+        set->head_steps[g].push_back(h);
+      }
+    }
   }
   return Status::ok();
 }

@@ -35,7 +35,8 @@ class MeshAttention final : public SpAttention {
         merge_sets_(config.merge_kv_sets),
         local_diagonal_(config.local_diagonal),
         loan_limit_(config.row_loan_limit),
-        share_(config.ring_share) {}
+        share_(config.ring_share),
+        heads_per_step_(config.ring_heads_per_step) {}
   ~MeshAttention() override;
 
   Status init();
@@ -83,6 +84,8 @@ class MeshAttention final : public SpAttention {
     std::vector<KVBlock> blocks;  // [r]: block s comes from ring member k−s; block 0 is our own
     // [segment][r]: when row segment `segment` of each block has arrived. A set moved whole has one entry.
     std::vector<std::vector<std::vector<Handle>>> arrived;
+    // Pulled by heads (ring_heads_per_step): [step] the pulls of that step's heads from every ring peer.
+    std::vector<std::vector<Handle>> head_steps;
   };
   // Moves row segment `seg` of set x's ring blocks (seg = -1: the whole blocks, in one go). The first call for
   // a set lays it out. `landed`: the handles after which our own block's rows may be read (our Torus pull of
@@ -95,6 +98,8 @@ class MeshAttention final : public SpAttention {
     const int64_t a = n * seg / c_, granule = n >= 128 * c_ ? 128 : 1;
     return seg == c_ ? n : a / granule * granule;
   }
+  // A lone ring's pulls of set 0 in steps of heads (ring_heads_per_step) from the members' kb and vb at `base`.
+  Status pull_ring_by_heads(const SymmetricBuffer& kb, const SymmetricBuffer& vb, size_t base, RingSet* set);
   // Moves row segment `seg` of a RowBlock (all pieces, all batch entries): one transfer per contiguous run.
   // send/recv/get/put are chosen by the caller through `move(offset_elems, count_elems)`.
   template <typename Move>
@@ -213,6 +218,8 @@ class MeshAttention final : public SpAttention {
   bool diagonal_ = false;       // ... and in force (mesh and transport allow it)
   const double loan_limit_;     // SpAttentionConfig::row_loan_limit
   const bool share_;            // SpAttentionConfig::ring_share
+  const int heads_per_step_;    // SpAttentionConfig::ring_heads_per_step, as asked
+  bool by_heads_ = false;       // ... and in force (a lone one-sided ring whose peers' memory is mapped)
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 

@@ -654,6 +654,82 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
   }
 }
 
+// A lone ring pulled by heads (SpAttentionConfig::ring_heads_per_step): one-sided inside one machine, the ring
+// peers' K/V come in strided pulls of a few heads' columns each and our rows take every block in one call (one
+// step flag asked); exact for any step, whether or not it divides the heads, uneven rows and two batch entries,
+// and the same bytes as whole blocks. Elsewhere (two-sided, a ring across machines, a Torus or Ulysses level) the
+// schedule stays as it was. Negative steps, and steps beside loans, ring_share or lead orders, are refused.
+TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
+  struct HeadsCase {
+    const char* mesh;
+    Topology topo;
+    Transport transport;
+    int64_t seq;
+    int step;
+    int64_t calls, flags;
+  };
+  const HeadsCase cases[] = {
+      {"R4", {1, 4}, Transport::kOneSided, 64, 1, 1, 1},    {"R4", {1, 4}, Transport::kOneSided, 70, 3, 1, 1},
+      {"R4", {1, 4}, Transport::kOneSided, 1100, 2, 1, 1},  {"R4", {1, 4}, Transport::kOneSided, 64, 8, 1, 1},
+      {"R2", {1, 2}, Transport::kOneSided, 70, 1, 1, 1},    {"R4", {1, 4}, Transport::kOneSided, 64, 0, 2, 3},
+      {"R4", {1, 4}, Transport::kTwoSided, 64, 2, 2, 3},    {"R4", {2, 2}, Transport::kOneSided, 64, 2, 4, 0},
+      {"T2R2", {2, 2}, Transport::kOneSided, 64, 2, 5, 0},  {"U2R2", {1, 4}, Transport::kOneSided, 64, 1, 2, 1},
+  };
+  for (const HeadsCase& c : cases) {
+    const std::string what = std::string(c.mesh) + " " + c.topo.to_string() + " " + transport_name(c.transport) +
+                             " S=" + std::to_string(c.seq) + " step " + std::to_string(c.step);
+    const AttentionShape shape{2, c.seq, 4, 16, DType::kF32};
+    Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, c.transport);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    plan->config.torus_chunks = 1;
+    plan->config.local_diagonal = false;
+    plan->config.stagger_foreign_push = false;
+    plan->config.foreign_rows_by_block = false;
+    const LayerInputs in = make_random_inputs(shape, 51);
+    ThreadRunOptions opt;
+    opt.world.chaos_seed = 52;
+    opt.warmup = 1;
+    Result<ThreadRunResult> whole = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+    ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
+    plan->config.ring_heads_per_step = c.step;
+    Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
+    ASSERT_TRUE(r.is_ok()) << what << ": " << r.status().to_string();
+    EXPECT_LT(r->error.rel(), 1e-5) << what;
+    for (int g = 0; g < c.topo.world_size(); ++g) {
+      EXPECT_EQ(r->attention_calls[g], c.calls) << what << " rank " << g;
+      EXPECT_EQ(r->landed_flags_asked[g], c.flags) << what << " rank " << g;
+      EXPECT_EQ(r->bytes[g].intra(), whole->bytes[g].intra()) << what << " rank " << g;
+      EXPECT_EQ(r->bytes[g].inter(), whole->bytes[g].inter()) << what << " rank " << g;
+    }
+  }
+  const AttentionShape shape{1, 64, 4, 16, DType::kF32};
+  const LayerInputs in = make_random_inputs(shape, 5);
+  const struct {
+    int step;
+    double loans, fraction, pieces;
+    bool share;
+    const char* message;
+  } bad[] = {
+      {-1, 0, 1, 0, false, "ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got -1"},
+      {2, 0.2, 1, 0, false, "it excludes row_loan_limit > 0, ring_share"},
+      {2, 0, 0.5, 0, false, "it excludes row_loan_limit > 0, ring_share"},
+      {2, 0, 1, 0.3, false, "it excludes row_loan_limit > 0, ring_share"},
+      {2, 0, 1, 0, true, "it excludes row_loan_limit > 0, ring_share"},
+  };
+  for (const auto& b : bad) {
+    Result<Plan> plan = make_plan(Scheme::kCustom, {1, 4}, shape, "R4", Transport::kOneSided);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    plan->config.ring_heads_per_step = b.step;
+    plan->config.row_loan_limit = b.loans;
+    plan->config.ring_lead_fraction = b.fraction;
+    plan->config.ring_lead_pieces = b.pieces;
+    plan->config.ring_share = b.share;
+    Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
+    ASSERT_FALSE(r.is_ok()) << "step " << b.step;
+    EXPECT_NE(r.status().to_string().find(b.message), std::string::npos) << r.status().to_string();
+  }
+}
+
 // Transfer-bound layers (Torus transfers cut into segments) compute each segment as it lands. The ring peers'
 // rows of a pulled set move segment by segment beside ours (a ring inside a machine: in the same call), so the
 // foreign rows of the last stage wait for the last segment only, not for whole ring blocks; our own rows then

@@ -406,6 +406,51 @@ TEST(OneSidedBasics, PeerAddressReachesOnlyOurMachine) {
   ASSERT_TRUE(st.is_ok()) << st.to_string();
 }
 
+// Comm::get_strided: runs of a mate's rows land at our pitch and nothing between them is written; landed_steps
+// waits and hands out no flag on CPU ranks. A rank of another machine, runs wider than a pitch, a span past the
+// buffer and a step of no heads are refused with what was expected and found.
+TEST(OneSidedBasics, StridedGetReadsRunsFromOurMachineOnly) {
+  const Status st = run_thread_ranks({2, 2}, options(), [&](RankRuntime& rt) -> Status {
+    Comm& comm = rt.comm();
+    const int me = comm.rank(), mate = me ^ 1, far = me ^ 2;
+    constexpr size_t kRows = 5, kWords = 6;  // [5 rows, 6 words]; we read words 2..3 of each row
+    SF_ASSIGN_OR_RETURN(SymmetricBuffer buf, comm.alloc_symmetric(kRows * kWords * 8));
+    auto* mine = static_cast<uint64_t*>(buf.local);
+    for (size_t i = 0; i < kRows * kWords; ++i) mine[i] = tag(me, me, 0, i);
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    std::vector<uint64_t> got(kRows * 3, 0);  // pitch 3 words: the third of each row stays 0
+    SF_ASSIGN_OR_RETURN(Handle h, comm.get_strided(got.data(), 24, buf, 16, kWords * 8, 16, kRows, mate));
+    SF_ASSIGN_OR_RETURN(LandedFlag f, comm.landed_steps({{h}}, 2));
+    SF_RETURN_IF_ERROR(check(!f.pending(), describe(me, "a CPU rank handed out a step flag")));
+    for (size_t r = 0; r < kRows; ++r) {
+      for (size_t w = 0; w < 2; ++w)
+        SF_RETURN_IF_ERROR(check(got[r * 3 + w] == tag(mate, mate, 0, static_cast<int>(r * kWords + 2 + w)),
+                                 describe(me, "row " + std::to_string(r) + " word " + std::to_string(w) + " wrong")));
+      SF_RETURN_IF_ERROR(check(got[r * 3 + 2] == 0, describe(me, "get_strided wrote between its runs")));
+    }
+    const struct {
+      Result<Handle> r;
+      const char* message;
+    } bad[] = {
+        {comm.get_strided(got.data(), 24, buf, 0, 48, 16, 2, far), "is on another machine than rank"},
+        {comm.get_strided(got.data(), 8, buf, 0, 48, 16, 2, mate), "runs of 16 bytes overlap"},
+        {comm.get_strided(got.data(), 24, buf, 16, 48, 16, 6, mate), "outside"},
+    };
+    for (const auto& b : bad) {
+      SF_RETURN_IF_ERROR(check(!b.r.is_ok(), describe(me, std::string("no error for: ") + b.message)));
+      SF_RETURN_IF_ERROR(check(b.r.status().to_string().find(b.message) != std::string::npos,
+                               describe(me, "unexpected message: " + b.r.status().to_string())));
+    }
+    Result<LandedFlag> none = comm.landed_steps({}, 0);
+    SF_RETURN_IF_ERROR(check(!none.is_ok() && none.status().to_string().find("at least 1, found 0") !=
+                                                  std::string::npos,
+                             describe(me, "landed_steps took a step of no heads")));
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    return comm.free_symmetric(buf);
+  });
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+}
+
 // ---------------------------------------------------------------- errors
 
 TEST(ThreadCommErrors, MismatchedSymmetricSizesAreAnError) {

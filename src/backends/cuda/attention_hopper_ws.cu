@@ -176,11 +176,11 @@ __global__ void __launch_bounds__(ws_threads<kWG>(), 1)
         uint64_t waited = 0;  // kTrace: the producer's waits for empty stages while it loads this block's tiles
         // A chunk that may still be landing (KVChunkArgs::ready) is waited for where the walk enters it: the
         // call was issued without its stream waiting for the transfer.
-        if (num_tiles > 0) wait_landed(args.kv[cur.chunk]);
+        if (num_tiles > 0) wait_landed(args.kv[cur.chunk], w.h);
         for (const int end = i + num_tiles; i < end; ++i) {
           produce_tile<D, kStages>(p, cur, i, ring.s_kv, ring.s_full, ring.s_empty, w.h, w.b,
                                    kTrace ? &waited : nullptr);
-          if (cur.offset == 0 && i + 1 < end) wait_landed(args.kv[cur.chunk]);  // the next tile opens a chunk
+          if (cur.offset == 0 && i + 1 < end) wait_landed(args.kv[cur.chunk], w.h);  // the next tile opens a chunk
         }
         if constexpr (kTrace) (static_cast<BlockTraceRecord*>(args.trace) + bx)->empty_wait = waited;
         bx = next_block(args, bx);

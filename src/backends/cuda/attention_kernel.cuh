@@ -55,11 +55,13 @@ struct KVChunkArgs {
   int64_t len;  // > 0: the host drops empty chunks
   int64_t k_sb, k_ss, k_sh;
   int64_t v_sb, v_ss, v_sh;
-  // KVChunk::ready: null, or a word that reaches ready_value once the chunk has landed (landed_wait.cuh). The
+  // KVChunk::ready: null, or a word that reaches ready_value once the chunk has landed (landed_wait.cuh), or, in
+  // steps of ready_heads_per_step heads, ready_value + g once step g has (LandedFlag::heads_per_step). The
   // warp-specialized kernel's producer polls it before the chunk's first tile; before the other kernels the
   // launch puts a one-thread kernel that polls every flag.
   const uint32_t* ready;
   uint32_t ready_value;
+  int32_t ready_heads_per_step;  // LandedFlag::heads_per_step: head h has landed at ready_value + h / it (> 0)
 };
 
 // Passed by value as a __grid_constant__ parameter (about 8 KB; needs CUDA >= 12.1's large parameters).

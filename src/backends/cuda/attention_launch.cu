@@ -101,7 +101,7 @@ KVChunkArgs kv_args(const KVChunk& c) {
   a.len = c.k.len;
   a.k_sb = c.k.stride_b, a.k_ss = c.k.stride_s, a.k_sh = c.k.stride_h;
   a.v_sb = c.v.stride_b, a.v_ss = c.v.stride_s, a.v_sh = c.v.stride_h;
-  a.ready = c.ready.word, a.ready_value = c.ready.value;
+  a.ready = c.ready.word, a.ready_value = c.ready.value, a.ready_heads_per_step = c.ready.heads_per_step;
   return a;
 }
 

@@ -23,6 +23,15 @@ __device__ __forceinline__ void wait_landed(const uint32_t* word, uint32_t value
   }
   asm volatile("fence.proxy.async.global;\n" ::: "memory");
 }
-__device__ __forceinline__ void wait_landed(const KVChunkArgs& c) { wait_landed(c.ready, c.ready_value); }
+// Head h of chunk c (a chunk landing in steps of heads waits for the step that brings h).
+__device__ __forceinline__ void wait_landed(const KVChunkArgs& c, int h) {
+  wait_landed(c.ready, c.ready_heads_per_step > 0 ? c.ready_value + static_cast<uint32_t>(h / c.ready_heads_per_step)
+                                                  : c.ready_value);
+}
+// Every head of chunk c, `heads` of them.
+__host__ __device__ inline uint32_t landed_value_all_heads(const KVChunkArgs& c, int heads) {
+  return c.ready_heads_per_step > 0 ? c.ready_value + static_cast<uint32_t>((heads - 1) / c.ready_heads_per_step)
+                                    : c.ready_value;
+}
 
 }  // namespace sf::cuda::detail

@@ -31,7 +31,8 @@ Status wait_landed_flags(const AttentionProblem& p, cudaStream_t stream) {
     const LandedFlag& f = p.kv[j].ready;
     if (!f.pending()) continue;
     SF_RETURN_IF_ERROR(driver_status(cuStreamWaitValue32(reinterpret_cast<CUstream>(stream),
-                                                         reinterpret_cast<CUdeviceptr>(f.word), f.value,
+                                                         reinterpret_cast<CUdeviceptr>(f.word),
+                                                         f.value_for_head(p.heads - 1),
                                                          CU_STREAM_WAIT_VALUE_GEQ),
                                      "attention: waiting for a landed flag (cuStreamWaitValue32)"));
   }

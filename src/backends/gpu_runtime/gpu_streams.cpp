@@ -52,11 +52,11 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
   SF_CUDA_RETURN(cudaEventCreateWithFlags(&host_fence_, cudaEventDisableTiming));
   SF_ASSIGN_OR_RETURN(const int own, env_choice("SF_HOST_WORK_STREAM", {"compute", "own"}));
   host_work_on_compute_ = own == 0;
-  SF_CUDA_RETURN(cudaMalloc(&flag_words_, kFlagWords * sizeof(uint32_t)));
+  SF_CUDA_RETURN(cudaMalloc(&flag_words_, (kFlagWords + 1) * sizeof(uint32_t)));
   // Zeroed before init returns (the streams are non-blocking, so nothing else orders a kernel's first poll after
   // a memset on the legacy stream), on the host stream: after a memset of its own the flag stream's writes would
   // queue behind every copy issued before them (begin_host_work).
-  SF_CUDA_RETURN(cudaMemsetAsync(flag_words_, 0, kFlagWords * sizeof(uint32_t), host_));
+  SF_CUDA_RETURN(cudaMemsetAsync(flag_words_, 0, (kFlagWords + 1) * sizeof(uint32_t), host_));
   SF_CUDA_RETURN(cudaStreamSynchronize(host_));
   return Status::ok();
 }
@@ -113,6 +113,23 @@ Result<LandedFlag> GpuStreams::flag_when_done(const std::vector<Handle>& hs) {
                                                        CU_STREAM_WRITE_VALUE_DEFAULT),
                                   "landed flag (cuStreamWriteValue32)"));
   return LandedFlag{word, value};
+}
+
+Result<LandedFlag> GpuStreams::flag_steps(const std::vector<std::vector<Handle>>& steps) {
+  uint32_t* word = flag_words_ + kFlagWords;
+  const uint32_t first = steps_issued_ + 1;
+  for (const std::vector<Handle>& hs : steps) {
+    for (Handle h : hs) {
+      if (h.id < 0) continue;
+      if (static_cast<size_t>(h.id) >= handles_used_) return internal_error("landed step of a dead handle");
+      SF_CUDA_RETURN(cudaStreamWaitEvent(flag_stream_, handle_events_[static_cast<size_t>(h.id)], 0));
+    }
+    SF_RETURN_IF_ERROR(driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(flag_stream_),
+                                                         reinterpret_cast<CUdeviceptr>(word), ++steps_issued_,
+                                                         CU_STREAM_WRITE_VALUE_DEFAULT),
+                                    "landed step (cuStreamWriteValue32)"));
+  }
+  return LandedFlag{word, first};
 }
 
 Status GpuStreams::record_into(Handle h, Lane l) {

@@ -191,6 +191,20 @@ Result<LandedFlag> NvshmemComm::landed_flag_impl(const std::vector<Handle>& hs) 
   return streams_->flag_when_done(hs);
 }
 
+Result<LandedFlag> NvshmemComm::landed_steps_impl(const std::vector<std::vector<Handle>>& steps,
+                                                  int32_t heads_per_step) {
+  bool flag = landed_flags_, pending = false;
+  for (const std::vector<Handle>& hs : steps)
+    for (Handle h : hs) {
+      flag = flag && streams_->sm_free(h);
+      pending = pending || h.id >= 0;
+    }
+  if (!flag || !pending) return Comm::landed_steps_impl(steps, heads_per_step);
+  SF_ASSIGN_OR_RETURN(LandedFlag f, streams_->flag_steps(steps));
+  f.heads_per_step = heads_per_step;
+  return f;
+}
+
 Result<Handle> NvshmemComm::put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
                                 size_t bytes, Lane lane) {
   SF_RETURN_IF_ERROR(check_access(dst, dst_offset, bytes, peer, "put"));
@@ -211,6 +225,26 @@ Result<Handle> NvshmemComm::get(void* dst, const SymmetricBuffer& src, size_t sr
   SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kIngress, bytes, lane, &emulate, &stream));
   nvshmemx_getmem_on_stream(dst, static_cast<const char*>(src.local) + src_offset, bytes, peer, stream);
   return end_transfer(peer, bytes, lane, stream, emulate, slot, "nvshmemx_getmem_on_stream");
+}
+
+Result<Handle> NvshmemComm::get_strided(void* dst, size_t dst_pitch, const SymmetricBuffer& src, size_t src_offset,
+                                        size_t src_pitch, size_t width, size_t rows, int peer, Lane lane) {
+  SF_RETURN_IF_ERROR(check_strided("get_strided", width, src_pitch, dst_pitch));
+  const size_t span = rows == 0 || width == 0 ? 0 : (rows - 1) * src_pitch + width;
+  SF_RETURN_IF_ERROR(check_access(src, src_offset, span, peer, "get_strided"));
+  const char* from = static_cast<const char*>(peer_address(src, peer));
+  if (from == nullptr)
+    return unimplemented("get_strided: rank " + std::to_string(peer) + "'s memory is not mapped on rank " +
+                         std::to_string(rank_) + " (another machine): strided reads are for peers of one machine");
+  if (span == 0) return Handle{};
+  bool emulate = false;
+  cudaStream_t stream = nullptr;
+  SF_ASSIGN_OR_RETURN(uint32_t slot,
+                      begin_transfer(peer, LinkDirection::kIngress, rows * width, lane, &emulate, &stream));
+  // Between GPUs of one machine the copy engines move a pitched 2D copy in one operation: no SM, as a getmem.
+  SF_CUDA_RETURN(cudaMemcpy2DAsync(dst, dst_pitch, from + src_offset, src_pitch, width, rows,
+                                   cudaMemcpyDeviceToDevice, stream));
+  return end_transfer(peer, rows * width, lane, stream, emulate, slot, "cudaMemcpy2DAsync (get_strided)");
 }
 
 Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {

@@ -66,9 +66,13 @@ class NvshmemComm final : public Comm {
                      Lane lane = Lane::kMain) override;
   Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
                      Lane lane = Lane::kMain) override;
+  // A copy-engine 2D copy from the peer's memory (nvshmem_ptr): peers of our machine only.
+  Result<Handle> get_strided(void* dst, size_t dst_pitch, const SymmetricBuffer& src, size_t src_offset,
+                             size_t src_pitch, size_t width, size_t rows, int peer, Lane lane = Lane::kMain) override;
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   // A flag where every operation of `hs` and what its lane did before it needs no SM (end_transfer marks them).
   Result<LandedFlag> landed_flag_impl(const std::vector<Handle>& hs) override;
+  Result<LandedFlag> landed_steps_impl(const std::vector<std::vector<Handle>>& steps, int32_t heads_per_step) override;
   Status wait(Handle h) override { return streams_->wait(h); }
 
   Status begin_detached(Lane lane, const std::vector<Handle>& deps) override { return streams_->detach(lane, deps); }

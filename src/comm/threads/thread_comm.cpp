@@ -128,6 +128,24 @@ Result<Handle> ThreadComm::get(void* dst, const SymmetricBuffer& src, size_t src
   });
 }
 
+// Only from ranks of our (emulated) machine, as on GPUs, where it is a copy-engine 2D copy over NVLink.
+Result<Handle> ThreadComm::get_strided(void* dst, size_t dst_pitch, const SymmetricBuffer& src, size_t src_offset,
+                                       size_t src_pitch, size_t width, size_t rows, int peer, Lane lane) {
+  SF_RETURN_IF_ERROR(check_peer(peer, "get_strided"));
+  SF_RETURN_IF_ERROR(check_strided("get_strided", width, src_pitch, dst_pitch));
+  if (topology().link(rank_, peer) != LinkClass::kIntra)
+    return unimplemented("get_strided: rank " + std::to_string(peer) + " is on another machine than rank " +
+                         std::to_string(rank_) + " (strided reads are for peers of one machine)");
+  if (rows == 0 || width == 0) return Handle{};
+  SF_ASSIGN_OR_RETURN(char* source, world_.peer_buffer(peer, src.id, src_offset, (rows - 1) * src_pitch + width));
+  count(peer, rows * width);
+  char* target = static_cast<char*>(dst);
+  return add_one_sided(lane, [=] {
+    for (size_t i = 0; i < rows; ++i) std::memcpy(target + i * dst_pitch, source + i * src_pitch, width);
+    return Status::ok();
+  });
+}
+
 Status ThreadComm::complete(int64_t id) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return Status::ok();  // already complete

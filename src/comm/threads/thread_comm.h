@@ -30,6 +30,8 @@ class ThreadComm final : public Comm {
                      Lane lane) override;
   Result<Handle> get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
                      Lane lane) override;
+  Result<Handle> get_strided(void* dst, size_t dst_pitch, const SymmetricBuffer& src, size_t src_offset,
+                             size_t src_pitch, size_t width, size_t rows, int peer, Lane lane) override;
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   Status wait(Handle h) override;
 

@@ -5,6 +5,7 @@
 // only then sets the chunk's flag (cuStreamWriteValue32, as GpuStreams::flag_when_done does), one chunk after
 // the other. A kernel that read a chunk early would put NaN into every row. That the call was really waiting is
 // checked too: it has not finished while the data is still held back.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -55,11 +56,17 @@ void sleep_ms(void* ms) { std::this_thread::sleep_for(std::chrono::milliseconds(
 
 // path: SF_CUDA_ATTENTION_PATH (null: the default, whose producer polls the flags; others wait before the call).
 // lead_share: AttentionProblem::lead_share, the landed chunk 0 as the leading chunk (a ring's own block).
-void run_late_chunks(const char* path, int64_t dim, int64_t heads, double lead_share = 0.0) {
+// heads_per_step > 0: chunks 1 and 2 land together in steps of that many heads (the columns of those heads in
+// every row, as a ring pulled by heads does), under one step flag (LandedFlag::heads_per_step); else one after
+// the other, each under a flag of its own.
+void run_late_chunks(const char* path, int64_t dim, int64_t heads, double lead_share = 0.0,
+                     int32_t heads_per_step = 0) {
   ScopedEnv scoped("SF_CUDA_ATTENTION_PATH", path);
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE(std::string(path ? path : "default") + " D=" + std::to_string(dim) + " lead_share " +
-               std::to_string(lead_share) + ", seed " + std::to_string(seed));
+               std::to_string(lead_share) + " heads per step " + std::to_string(heads_per_step) + ", seed " +
+               std::to_string(seed));
+  const int64_t steps = heads_per_step > 0 ? (heads + heads_per_step - 1) / heads_per_step : 0;
   std::mt19937_64 rng(seed);
   const DType t = DType::kBF16;
   RefOptions opt;
@@ -97,6 +104,7 @@ void run_late_chunks(const char* path, int64_t dim, int64_t heads, double lead_s
   for (size_t i = 0; i < kv_lens.size(); ++i) {
     KVChunk c{rows(dk[i], kv_lens[i]), rows(dv[i], kv_lens[i])};
     if (i > 0) c.ready = LandedFlag{words + (i - 1), 7u + static_cast<uint32_t>(i)};
+    if (i > 0 && steps > 0) c.ready = LandedFlag{words, 7u, heads_per_step};  // step g: the word at 7 + g
     kvs.push_back(c);
   }
   AttentionProblem p;
@@ -107,7 +115,8 @@ void run_late_chunks(const char* path, int64_t dim, int64_t heads, double lead_s
   // A warm-up call with the flags already set: the path's first launch in the process loads its kernels and the
   // flag-waiting one (lazy loading), which can take longer on the host than the late chunks take to land; the
   // timed call would then find them there.
-  const std::vector<uint32_t> set = {kvs[1].ready.value, kvs[2].ready.value};
+  const std::vector<uint32_t> set = steps > 0 ? std::vector<uint32_t>{7u + static_cast<uint32_t>(steps - 1), 0u}
+                                              : std::vector<uint32_t>{kvs[1].ready.value, kvs[2].ready.value};
   SF_CUDA_ASSERT(cudaMemcpy(flags.get(), set.data(), flags.bytes(), cudaMemcpyHostToDevice));
   ASSERT_TRUE(cuda::attention(p, nullptr).is_ok());
   SF_CUDA_ASSERT(cudaMemset(out.get(), 0xff, out.bytes()));
@@ -124,8 +133,24 @@ void run_late_chunks(const char* path, int64_t dim, int64_t heads, double lead_s
   SF_CUDA_ASSERT(cudaStreamCreateWithFlags(&link, cudaStreamNonBlocking));
   cudaEvent_t done = nullptr;
   SF_CUDA_ASSERT(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  // Stepped: after 200 ms, then 30 ms between steps, step g's heads of both chunks, then the word at 7 + g.
+  for (int64_t g = 0; g < steps; ++g) {
+    SF_CUDA_ASSERT(cudaLaunchHostFunc(link, sleep_ms, reinterpret_cast<void*>(intptr_t{g == 0 ? 200 : 30})));
+    const size_t pitch = static_cast<size_t>(heads * dim) * 2, at = static_cast<size_t>(g * heads_per_step * dim);
+    const size_t width = static_cast<size_t>(std::min<int64_t>(heads_per_step, heads - g * heads_per_step) * dim) * 2;
+    for (size_t i = 1; i < kv_lens.size(); ++i) {
+      const auto len = static_cast<size_t>(kv_lens[i]);
+      SF_CUDA_ASSERT(cudaMemcpy2DAsync(static_cast<uint16_t*>(dk[i].get()) + at, pitch, late_k[i - 1].data + at, pitch,
+                                       width, len, cudaMemcpyHostToDevice, link));
+      SF_CUDA_ASSERT(cudaMemcpy2DAsync(static_cast<uint16_t*>(dv[i].get()) + at, pitch, late_v[i - 1].data + at, pitch,
+                                       width, len, cudaMemcpyHostToDevice, link));
+    }
+    ASSERT_EQ(cuStreamWriteValue32(reinterpret_cast<CUstream>(link), reinterpret_cast<CUdeviceptr>(words),
+                                   7u + static_cast<uint32_t>(g), CU_STREAM_WRITE_VALUE_DEFAULT),
+              CUDA_SUCCESS);
+  }
   // The "link": chunk 1 lands after 200 ms, chunk 2 after 100 ms more; each flag only after its data.
-  for (size_t i = 1; i < kv_lens.size(); ++i) {
+  for (size_t i = 1; i < kv_lens.size() && steps == 0; ++i) {
     SF_CUDA_ASSERT(cudaLaunchHostFunc(link, sleep_ms, reinterpret_cast<void*>(intptr_t{i == 1 ? 200 : 100})));
     SF_CUDA_ASSERT(cudaMemcpyAsync(dk[i].get(), late_k[i - 1].data, dk[i].bytes(), cudaMemcpyHostToDevice, link));
     SF_CUDA_ASSERT(cudaMemcpyAsync(dv[i].get(), late_v[i - 1].data, dv[i].bytes(), cudaMemcpyHostToDevice, link));
@@ -181,6 +206,16 @@ TEST(CudaAttention, LateChunksWithLeadPieces) {
 TEST(CudaAttention, LateChunksBeforeKernelsThatDoNotPoll) {
   run_late_chunks("hopper_tma", 128, 8);  // a one-thread kernel waits for every flag first
   run_late_chunks("hopper", 64, 8);
+  run_late_chunks("hopper_tma", 128, 8, 0.0, 3);  // ... for the last step of a stepped flag
+}
+
+// Chunks landing in steps of heads (a ring pulled by heads, SpAttentionConfig::ring_heads_per_step): each item
+// waits for its own head's step; steps that divide the heads and one that does not, and one step for all.
+TEST(CudaAttention, LateChunksInStepsOfHeads) {
+  run_late_chunks(nullptr, 128, 24, 0.0, 4);
+  run_late_chunks(nullptr, 128, 24, 0.0, 5);
+  run_late_chunks(nullptr, 64, 8, 0.0, 1);
+  run_late_chunks("hopper_ws2", 128, 8, 0.0, 8);
 }
 
 }  // namespace

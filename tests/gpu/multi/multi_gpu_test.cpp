@@ -262,6 +262,12 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           // the others take blocks of its last call.
           variants.push_back(plan->config);
           variants.back().ring_share = true;
+          // ... and pulled by heads (ring_heads_per_step) in one call, steps of 3 heads (not dividing the heads)
+          // and of 1.
+          for (int step : {3, 1}) {
+            variants.push_back(plan->config);
+            variants.back().ring_heads_per_step = step;
+          }
         }
         if (plan->config.mesh.degree(LevelKind::kTorus) > 2) {
           variants.push_back(plan->config);
@@ -296,13 +302,13 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             }
             auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
-                   "%s %s %s/%s mesh %s lead %.2f pieces %.2f merged sets %d diagonal %d loans %s share %d rep %d: vs "
-                   "one GPU max abs %g rel L2 %g non-finite %lld",
+                   "%s %s %s/%s mesh %s lead %.2f pieces %.2f merged sets %d diagonal %d loans %s share %d heads "
+                   "per step %d rep %d: vs one GPU max abs %g rel L2 %g non-finite %lld",
                    sh.to_string().c_str(), topo.to_string().c_str(), scheme_name(scheme), transport_name(transport),
                    config.mesh.to_string().c_str(), config.ring_lead_fraction, config.ring_lead_pieces,
                    config.merge_kv_sets ? 1 : 0,
-                   config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), config.ring_share ? 1 : 0, rep,
-                   c.max_abs, c.rel_l2, static_cast<long long>(c.non_finite));
+                   config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), config.ring_share ? 1 : 0,
+                   config.ring_heads_per_step, rep, c.max_abs, c.rel_l2, static_cast<long long>(c.non_finite));
           }
           const LinkBytes got = rt->comm().bytes_moved();
           const std::string loans = sp->loans_summary();
@@ -320,12 +326,12 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           }
           if (me == 0) {
             std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f pieces %.2f merged sets %d diagonal %d loans %s share "
-                        "%d ok so far (%d failures)\n",
+                        "%d heads per step %d ok so far (%d failures)\n",
                         scheme_name(scheme), transport_name(transport), topo.to_string().c_str(),
                         config.mesh.to_string().c_str(), config.ring_lead_fraction, config.ring_lead_pieces,
                         config.merge_kv_sets ? 1 : 0,
                         config.local_diagonal ? 1 : 0, loans.empty() ? "none" : loans.c_str(),
-                        config.ring_share ? 1 : 0, g_failures);
+                        config.ring_share ? 1 : 0, config.ring_heads_per_step, g_failures);
             std::fflush(stdout);
           }
         }

@@ -268,6 +268,7 @@ int run_attention(const AttentionOptions& o) {
             // Where it applies; beside loans or a lead order the layer refuses it and the row is skipped, saying why.
             if (o.ring_share != "auto")
               plan->config.ring_share = o.ring_share == "on" && lone_ring_in_machine(plan->config, topo, P);
+            if (o.ring_heads_per_step >= 0) plan->config.ring_heads_per_step = o.ring_heads_per_step;
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
             const bool lend = (!speeds.empty() || o.balance == "layer") && lone_ring_in_machine(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
@@ -463,7 +464,8 @@ int run_attention(const AttentionOptions& o) {
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"torus_segments\":%d,"
                           "\"plan_stagger_foreign_push\":%s,"
                           "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,"
-                          "\"plan_ring_lead_pieces\":%.4f,\"plan_ring_share\":%s,\"helped_blocks\":\"%s\","
+                          "\"plan_ring_lead_pieces\":%.4f,\"plan_ring_share\":%s,\"plan_ring_heads_per_step\":%d,"
+                          "\"helped_blocks\":\"%s\","
                           "\"plan_merge_kv_sets\":%s,\"plan_local_diagonal\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
@@ -475,7 +477,8 @@ int run_attention(const AttentionOptions& o) {
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
                           plan->config.ring_lead_pieces, plan->config.ring_share ? "true" : "false",
-                          helped_per_rank.c_str(), plan->config.merge_kv_sets ? "true" : "false",
+                          plan->config.ring_heads_per_step, helped_per_rank.c_str(),
+                          plan->config.merge_kv_sets ? "true" : "false",
                           plan->config.local_diagonal ? "true" : "false", loans.c_str(), ok ? "true" : "false");
             json_rows.push_back(js);
             if (!o.json.empty()) {
@@ -535,6 +538,11 @@ void register_gpu_attention_command(CLI::App& app) {
                   "a lone one-sided ring inside the machine: auto (the planner), on (ranks that finish first take "
                   "blocks of work from the others' last call while it runs) or off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  sub->add_option("--ring-heads-per-step", o->ring_heads_per_step,
+                  "a lone one-sided ring inside the machine: pull the ring peers' K/V in steps of this many heads and "
+                  "take every block in one call that waits for each head's step (0: whole blocks and two calls; -1: "
+                  "the planner decides)")
+      ->check(CLI::Range(-1, 1 << 20));
   sub->add_option("--merge-sets", o->merge_sets,
                   "Torus foreign rows over the pulled K/V sets (one segment per stage): auto (the planner), merged "
                   "(groups of doubling size, one call each) or each (one call per set)")

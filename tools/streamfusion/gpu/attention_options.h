@@ -23,6 +23,7 @@ struct AttentionOptions {
   double ring_lead = -1.0;                 // < 0: the planner decides; else SpAttentionConfig::ring_lead_fraction
   double ring_lead_pieces = -1.0;          // < 0: the planner decides; else SpAttentionConfig::ring_lead_pieces
   std::string ring_share = "auto";         // auto (the planner), on or off: ring_share, where it applies
+  int ring_heads_per_step = -1;            // < 0: the planner decides; else SpAttentionConfig::ring_heads_per_step
   std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
   std::string diagonal = "auto";           // auto (the planner), on or off: local_diagonal
   double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
