@@ -18,7 +18,7 @@
 #                                       "0 0.35 0.6", share: "off on", heads: "0 2 4 6"), SF_LEAD_SEQ (default
 #                                       36864,65536), SF_LEAD_ROUNDS (default 3), SF_LEAD_TRACE (default "1 0.5",
 #                                       pieces: "0 0.35", share: "off on", heads: "0 4"), SF_LEAD_CTEST (skip: no
-#                                       multi-GPU tests at the end)
+#                                       multi-GPU tests at the end), SF_LEAD_KERNEL_TESTS (skip: none first)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh
@@ -34,7 +34,7 @@ case "$KNOB" in
 esac
 sf_build_logged "ring lead A/B ($KNOB)" streamfusion-gpu sf_gpu_multi_test sf_gpu_kernel_tests
 SFG=$(sf_gpu_binary)
-if [ "$MODE" != rows ]; then
+if [ "$MODE" != rows ] && [ "${SF_LEAD_KERNEL_TESTS:-run}" != skip ]; then
   echo "## $(date -u +%T) kernel tests of $MODE and split pieces" >> "$LOG"
   if [ "$MODE" = pieces ]; then
     FILTER='CudaAttention.LeadPieces:CudaAttention.LateChunks*:CudaAttention.TailSplit*:CudaAttention.Persistent*'

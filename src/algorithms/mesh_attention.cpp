@@ -121,8 +121,10 @@ Status MeshAttention::init() {
     return invalid_argument("ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got " +
                             std::to_string(heads_per_step_));
   if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_ || lead_fraction_ < 1.0 || lead_pieces_ > 0.0))
-    return invalid_argument("ring_heads_per_step takes our rows against every block in one call: it excludes "
-                            "row_loan_limit > 0, ring_share, ring_lead_fraction < 1 and ring_lead_pieces > 0");
+    return invalid_argument("ring_heads_per_step (" + std::to_string(heads_per_step_) +
+                            ", which the planner sets for a lone one-sided ring) takes our rows against every block "
+                            "in one call: it excludes row_loan_limit > 0, ring_share, ring_lead_fraction < 1 and "
+                            "ring_lead_pieces > 0 (set it to 0 for those)");
 
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {

@@ -295,6 +295,16 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
       plan.comm_time_ms = ms(with);
     }
   }
+  // A lone one-sided ring inside one machine pulls its peers' K/V by heads and takes every block in one call
+  // (SpAttentionConfig::ring_heads_per_step). Small steps, so that the call's first heads land early: as few heads
+  // as make 512 bytes per row (2 at D=128 in 16 bits, 4 at D=64; copy engines moved such strided rows at 230 GB/s).
+  // On 2x H200 (1x2, Flux S=16384-65536, bench/sp/results/h200x2-2026-11-28-ring-heads/) steps of 1 to 8 heads
+  // ran 0.945-0.996x the two calls of whole blocks, one step of all 24 heads 0.980-1.001x.
+  if (r == P && t == 1 && plan.config.mesh.degree(LevelKind::kUlysses) == 1 && r > 1 &&
+      plan.config.transport == Transport::kOneSided && plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
+    const int64_t row_bytes = shape.head_dim * dtype_size(shape.dtype);
+    plan.config.ring_heads_per_step = static_cast<int>(std::min<int64_t>(shape.heads, (511 + row_bytes) / row_bytes));
+  }
   const Mesh& m = plan.config.mesh;
   char buf[640];
   std::snprintf(buf, sizeof buf,
@@ -320,6 +330,9 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   if (plan.config.foreign_rows_by_block)
     plan.explanation += "; the foreign rows take each K/V set's Torus block before its ring copies (the layer "
                         "waits for the set)";
+  if (plan.config.ring_heads_per_step > 0)
+    plan.explanation += "; the ring pulls its peers' K/V " + std::to_string(plan.config.ring_heads_per_step) +
+                        " heads at a time and our rows take every block in one call";
   if ((scheme == Scheme::kTas || scheme == Scheme::kTorus || scheme == Scheme::kSfu) &&
       shape.heads % topo.machines != 0)
     plan.explanation += "; heads " + std::to_string(shape.heads) + " do not divide by " +

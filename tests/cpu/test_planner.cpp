@@ -324,3 +324,39 @@ TEST(Planner, TiesGoToTheOneSidedTransport) {
 
 }  // namespace
 }  // namespace sf
+
+namespace sf {
+namespace {
+
+// A lone one-sided ring inside one machine is pulled by heads in one call (SpAttentionConfig::ring_heads_per_step):
+// as few heads as make 512 bytes per row, never more than the heads there are. Nowhere else: two-sided, a ring
+// across machines, Ulysses or Torus levels keep whole blocks.
+TEST(Planner, PullsALoneRingByHeads) {
+  const struct {
+    Topology topo;
+    Scheme scheme;
+    Transport transport;
+    int64_t heads, dim;
+    DType dtype;
+    int step;
+  } cases[] = {
+      {{1, 4}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kBF16, 2},
+      {{1, 2}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kBF16, 2},
+      {{1, 4}, Scheme::kSfu, Transport::kOneSided, 48, 64, DType::kBF16, 4},
+      {{1, 4}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kF32, 1},
+      {{1, 4}, Scheme::kSfu, Transport::kOneSided, 3, 64, DType::kF16, 3},  // 4 heads would make 512 bytes
+      {{1, 4}, Scheme::kRing, Transport::kTwoSided, 24, 128, DType::kBF16, 0},
+      {{2, 2}, Scheme::kRing, Transport::kOneSided, 24, 128, DType::kBF16, 0},
+      {{2, 2}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kBF16, 0},
+      {{1, 4}, Scheme::kUlysses, Transport::kOneSided, 24, 128, DType::kBF16, 0},
+  };
+  for (const auto& c : cases) {
+    const AttentionShape shape{1, 16384, c.heads, c.dim, c.dtype};
+    const Plan p = make_plan(c.scheme, c.topo, shape, "", c.transport).value();
+    EXPECT_EQ(p.config.ring_heads_per_step, c.step) << p.explanation;
+    EXPECT_EQ(p.explanation.find("heads at a time") != std::string::npos, c.step > 0) << p.explanation;
+  }
+}
+
+}  // namespace
+}  // namespace sf

@@ -132,6 +132,7 @@ TEST(RowLoans, RingLayerIsExactForAnySpeeds) {
       ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
       plan->config.ring_lead_fraction = c.lead;
       plan->config.row_loan_limit = 0.3;
+      plan->config.ring_heads_per_step = 0;  // loans need the ring's two calls
       const LayerInputs in = make_random_inputs(shape, 77);
       ThreadRunOptions opt;
       opt.warmup = static_cast<int>(c.speeds.size()) - 1;
@@ -158,6 +159,7 @@ TEST(RowLoans, LoansMoveTheirRowsAndNothingElse) {
   Result<ThreadRunResult> without = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, base);
   ASSERT_TRUE(without.is_ok()) << without.status().to_string();
   plan->config.row_loan_limit = 0.125;
+  plan->config.ring_heads_per_step = 0;  // loans need the ring's two calls
   ThreadRunOptions opt;
   opt.rank_speeds = {{0.5, 1, 1, 1}};
   Result<ThreadRunResult> with = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, opt);
@@ -193,6 +195,7 @@ TEST(RowLoans, MeshesAndTransportsWithoutALoneRingAreRefused) {
     Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, c.transport);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.row_loan_limit = c.limit;
+    plan->config.ring_heads_per_step = 0;  // loans need the ring's two calls
     const LayerInputs in = make_random_inputs(shape, 5);
     Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << c.mesh;

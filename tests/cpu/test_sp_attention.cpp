@@ -336,6 +336,7 @@ void expect_schedule(const std::vector<ScheduleCase>& cases, uint64_t seed) {
       ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
       plan->config.torus_chunks = c.chunks;
       plan->config.local_diagonal = false;  // its own tests: test_local_diagonal.cpp
+      plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
       plan->config.stagger_foreign_push = false;  // its own test below (the planner would stagger this tiny layer)
       plan->config.foreign_rows_by_block = false;  // its own test below
       const LayerInputs in = make_random_inputs(shape, seed);
@@ -512,6 +513,7 @@ TEST(MeshSchedule, RingLeadRowsAreExactForAnyShare) {
       plan->config.stagger_foreign_push = false;
       plan->config.foreign_rows_by_block = false;
       plan->config.ring_lead_fraction = c.lead;
+      plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
       const LayerInputs in = make_random_inputs(shape, 41);
       ThreadRunOptions opt;
       opt.world.chaos_seed = 42;
@@ -530,6 +532,7 @@ TEST(MeshSchedule, RingLeadFractionOutsideZeroToOneIsRefused) {
     Result<Plan> plan = make_plan(Scheme::kSfu, {1, 4}, shape);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.ring_lead_fraction = bad;
+    plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
     const LayerInputs in = make_random_inputs(shape, 5);
     Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << "lead " << bad;
@@ -564,6 +567,7 @@ TEST(MeshSchedule, RingLeadPiecesTakeEveryBlockInOneCall) {
       plan->config.stagger_foreign_push = false;
       plan->config.foreign_rows_by_block = false;
       plan->config.ring_lead_pieces = c.share;
+      plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
       const LayerInputs in = make_random_inputs(shape, 43);
       ThreadRunOptions opt;
       opt.world.chaos_seed = 44;
@@ -588,6 +592,7 @@ TEST(MeshSchedule, RingLeadPiecesTakeEveryBlockInOneCall) {
     Result<Plan> plan = make_plan(Scheme::kSfu, {1, 4}, shape);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.ring_lead_pieces = b.pieces;
+    plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
     plan->config.ring_lead_fraction = b.fraction;
     Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << "pieces " << b.pieces;
@@ -609,6 +614,7 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
         Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, Transport::kOneSided);
         ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
         plan->config.ring_share = true;
+        plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
         const LayerInputs in = make_random_inputs(shape, 47);
         ThreadRunOptions opt;
         opt.world.chaos_seed = 48;
@@ -645,6 +651,7 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
     Result<Plan> plan = make_plan(Scheme::kCustom, b.topo, shape, b.mesh, b.transport);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.ring_share = true;
+    plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
     plan->config.row_loan_limit = b.loans;
     plan->config.ring_lead_fraction = b.fraction;
     plan->config.ring_lead_pieces = b.pieces;
@@ -689,6 +696,7 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
     ThreadRunOptions opt;
     opt.world.chaos_seed = 52;
     opt.warmup = 1;
+    plan->config.ring_heads_per_step = 0;  // the planner's choice for a lone one-sided ring: whole blocks first
     Result<ThreadRunResult> whole = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
     ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
     plan->config.ring_heads_per_step = c.step;

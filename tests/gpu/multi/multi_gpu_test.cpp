@@ -249,22 +249,26 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             topo.machines == 1) {
           variants.push_back(plan->config);
           variants.back().ring_lead_fraction = 0.4;
+          variants.back().ring_heads_per_step = 0;  // (the planner's one call by heads excludes lead orders)
           // ... and with lead pieces: one call over every block, a third of the rows taking our own block first.
           variants.push_back(plan->config);
           variants.back().ring_lead_pieces = 0.35;
+          variants.back().ring_heads_per_step = 0;
         }
         // A lone one-sided ring inside the machine also runs with row loans, their plan changing between the two
         // forwards (the second lends the other way).
         if (plan->config.mesh.degree(LevelKind::kRing) == P && transport == Transport::kOneSided && topo.machines == 1) {
           variants.push_back(plan->config);
           variants.back().row_loan_limit = 0.3;
+          variants.back().ring_heads_per_step = 0;
           // ... and shared (ring_share): the second forward with rank 0 held to one thread block per call, so that
           // the others take blocks of its last call.
           variants.push_back(plan->config);
           variants.back().ring_share = true;
+          variants.back().ring_heads_per_step = 0;
           // ... and pulled by heads (ring_heads_per_step) in one call, steps of 3 heads (not dividing the heads)
-          // and of 1.
-          for (int step : {3, 1}) {
+          // and of 1, besides the planner's; and whole blocks in two calls.
+          for (int step : {3, 1, 0}) {
             variants.push_back(plan->config);
             variants.back().ring_heads_per_step = step;
           }

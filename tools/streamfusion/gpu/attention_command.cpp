@@ -268,10 +268,15 @@ int run_attention(const AttentionOptions& o) {
             // Where it applies; beside loans or a lead order the layer refuses it and the row is skipped, saying why.
             if (o.ring_share != "auto")
               plan->config.ring_share = o.ring_share == "on" && lone_ring_in_machine(plan->config, topo, P);
-            if (o.ring_heads_per_step >= 0) plan->config.ring_heads_per_step = o.ring_heads_per_step;
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
             const bool lend = (!speeds.empty() || o.balance == "layer") && lone_ring_in_machine(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
+            // Another order of the ring's calls asked for (loans, sharing, lead rows or pieces) replaces the planner's
+            // one call pulled by heads; asked for beside them, the layer refuses and the row is skipped, saying why.
+            const SpAttentionConfig& cfg = plan->config;
+            if (lend || cfg.ring_share || cfg.ring_lead_fraction < 1.0 || cfg.ring_lead_pieces > 0.0)
+              plan->config.ring_heads_per_step = 0;
+            if (o.ring_heads_per_step >= 0) plan->config.ring_heads_per_step = o.ring_heads_per_step;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
