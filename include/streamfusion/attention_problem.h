@@ -89,27 +89,9 @@ struct AttentionProblem {
   // Write O = Õ/l into each q[i].out. Rows with l == 0 (no keys seen) get O = 0, never NaN.
   // When finalizing, the accumulator need not be written back.
   bool finalize = false;
-  // A scheduling hint for calls whose later K/V chunks may still be landing (KVChunk::ready), e.g. a ring's own
-  // block and the blocks it pulls: this share of the call's rows (in [0, 1]) takes the first lead_kv chunks first,
-  // as work of its own ahead of everything else, and the other chunks last; the other rows take every chunk in
-  // between, once the chunks have landed. One call instead of one on the leading chunks and one resuming over the
-  // rest. 0: no such order. The CUDA device follows it where it can (its default kernel, one launch's worth of
-  // chunks); other devices ignore it. The result is the same up to rounding.
-  double lead_share = 0.0;
-  int32_t lead_kv = 1;
   // Work shared with other devices of the machine (SharedWork), or null.
   const SharedWork* shared = nullptr;
 };
-
-// The lead_share hint's own check, shared by every device's validation.
-inline Status validate_lead(const AttentionProblem& p) {
-  if (!(p.lead_share >= 0.0 && p.lead_share <= 1.0))
-    return invalid_argument("lead_share must be in [0, 1], found " + std::to_string(p.lead_share));
-  if (p.lead_share > 0.0 && (p.lead_kv < 1 || p.lead_kv > p.num_kv))
-    return invalid_argument("lead_kv must count 1 to num_kv (" + std::to_string(p.num_kv) +
-                            ") leading K/V chunks, found " + std::to_string(p.lead_kv));
-  return Status::ok();
-}
 
 // The shared-work description's own check.
 inline Status validate_shared(const AttentionProblem& p) {
@@ -120,7 +102,6 @@ inline Status validate_shared(const AttentionProblem& p) {
                             std::to_string(SharedWork::kMinSharedWorkspace) + " bytes, found " +
                             (w.workspace == nullptr ? std::string("none") : std::to_string(w.bytes) + " bytes"));
   if (w.epoch == 0) return invalid_argument("shared work needs an epoch > 0, found 0");
-  if (p.lead_share > 0.0) return invalid_argument("shared work and lead pieces (lead_share > 0) exclude each other");
   return Status::ok();
 }
 

@@ -57,7 +57,6 @@ struct ThreadRunResult {
   std::vector<LinkBytes> bytes;     // per rank, for one forward
   std::vector<BarrierCounts> barriers;  // per rank, for one forward
   std::vector<int64_t> attention_calls;  // per rank, for one forward (each call costs a GPU its tiles' set-up)
-  std::vector<int64_t> lead_calls;       // of those, the calls with lead pieces (AttentionProblem::lead_share)
   std::vector<uint64_t> landed_flags_asked;  // per rank, for one forward (Comm::landed_flag calls)
   std::vector<int64_t> helped_blocks;        // per rank: SpAttention::blocks_taken_by_helpers after the last forward
   int torus_segments = 1;                // SpAttention::torus_segments (rank 0's)

@@ -58,17 +58,6 @@ struct SpAttentionConfig {
   // 1-2 % faster per unit of work, but the three calls together did not. In [0, 1]; any value gives the same
   // result.
   double ring_lead_fraction = 1.0;
-  // A ring inside the machine and no Torus level, ring_lead_fraction 1: instead of a call on our own K/V block and a
-  // second call resuming over the pulled ones, one call over all blocks in which this share of our rows takes our
-  // own block first, as work of its own ahead of everything else, and the pulled blocks last, while the other rows
-  // take every block in between (AttentionProblem::lead_share). Only where the backend gives landed flags (one-sided
-  // on GPUs) does the call start before the pulls land, the kernel waiting for each pulled block; elsewhere it waits
-  // for them all, which costs more than it saves. Meant to save the second call's start, last wave and the
-  // accumulator's round trip (about 0.2 ms per call at Flux S=65536, bench/sp/TRACES.md). 0 (the default): two
-  // calls. In [0, 1]. No faster on 4x H200 (Flux S=36864 and 65536, 1x4: 0.997-1.031x the two calls,
-  // bench/sp/results/h200x4-2026-11-28-lead-pieces/): the planner leaves it at 0. Any value gives the same result up
-  // to rounding.
-  double ring_lead_pieces = 0.0;
   // A Torus level and no Ulysses level (SFU's T·R meshes), one-sided transport: each rank first computes its own
   // rows against its own ring group's keys for every head (the diagonal blocks of rows × keys across Torus
   // peers: no inter-machine transfer), and its Torus peers compute only the other blocks. A foreign stage then
@@ -94,8 +83,8 @@ struct SpAttentionConfig {
   // so that the layer ends with the average GPU instead of the slowest. Power-capped GPUs drift apart within
   // seconds (row_loan_limit above), which loans fixed in advance could not follow. Costs a copy of our Q rows into
   // symmetric memory (beside the first call), the last call's output through symmetric memory (one copy into o),
-  // a finer-cut tail and one helper launch per ring peer. Refused with loans, ring_lead_fraction < 1 and
-  // ring_lead_pieces. Measured slower on 4x H200 (Flux S=36864 and 65536, 1x4: 1.006-1.019x without it,
+  // a finer-cut tail and one helper launch per ring peer. Refused with loans and ring_lead_fraction < 1. Measured
+  // slower on 4x H200 (Flux S=36864 and 65536, 1x4: 1.006-1.019x without it,
   // bench/sp/results/h200x4-2026-11-28-ring-share/): those costs outweigh what the helpers take, so neither the
   // planner nor the tools turn it on by default. Any value gives the same result up to rounding.
   bool ring_share = false;
@@ -108,8 +97,8 @@ struct SpAttentionConfig {
   // back). 0: whole blocks, our own block in a first call and the pulled ones in a second. The planner sets as few
   // heads as make 512 bytes per row. Measured on 2x H200 (1x2, Flux S=16384-65536): 0.945-0.996x the two calls with
   // steps of 1-8 heads, 0.980-1.001x with one step of all heads (bench/sp/results/h200x2-2026-11-28-ring-heads/).
-  // Ignored for other meshes; excludes row loans, ring_share, ring_lead_fraction < 1 and ring_lead_pieces. Any
-  // value gives the same result up to rounding.
+  // Ignored for other meshes; excludes row loans, ring_share and ring_lead_fraction < 1. Any value gives the same
+  // result up to rounding.
   int ring_heads_per_step = 0;
 };
 

@@ -66,12 +66,6 @@ Status MeshAttention::init() {
   if (!(lead_fraction_ >= 0.0 && lead_fraction_ <= 1.0))
     return invalid_argument("ring_lead_fraction must be in [0, 1] (the share of our own rows that take our own "
                             "K/V block first); got " + std::to_string(lead_fraction_));
-  if (!(lead_pieces_ >= 0.0 && lead_pieces_ <= 1.0))
-    return invalid_argument("ring_lead_pieces must be in [0, 1] (the share of our own rows that take our own K/V "
-                            "block first in the ring's one call); got " + std::to_string(lead_pieces_));
-  if (lead_pieces_ > 0.0 && lead_fraction_ < 1.0)
-    return invalid_argument("ring_lead_pieces (" + std::to_string(lead_pieces_) + ") and ring_lead_fraction (" +
-                            std::to_string(lead_fraction_) + ") are two ways to order the ring's calls: set one");
   P_ = comm_.world_size();
   rank_ = comm_.rank();
   if (mesh_.world_size() != P_)
@@ -113,18 +107,18 @@ Status MeshAttention::init() {
                       " on one machine) and the one-sided transport; got mesh " + mesh_.to_string() + ", " +
                       transport_name(one_sided_ ? Transport::kOneSided : Transport::kTwoSided) +
                       (ring_in_machine_ ? "" : ", ring across machines"));
-  if (share_ && (loan_limit_ > 0.0 || lead_fraction_ < 1.0 || lead_pieces_ > 0.0))
-    return invalid_argument("ring_share takes the ring's last calls whole: it excludes row_loan_limit > 0, "
-                            "ring_lead_fraction < 1 and ring_lead_pieces > 0");
+  if (share_ && (loan_limit_ > 0.0 || lead_fraction_ < 1.0))
+    return invalid_argument("ring_share takes the ring's last calls whole: it excludes row_loan_limit > 0 and "
+                            "ring_lead_fraction < 1");
 
   if (heads_per_step_ < 0)
     return invalid_argument("ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got " +
                             std::to_string(heads_per_step_));
-  if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_ || lead_fraction_ < 1.0 || lead_pieces_ > 0.0))
+  if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_ || lead_fraction_ < 1.0))
     return invalid_argument("ring_heads_per_step (" + std::to_string(heads_per_step_) +
                             ", which the planner sets for a lone one-sided ring) takes our rows against every block "
-                            "in one call: it excludes row_loan_limit > 0, ring_share, ring_lead_fraction < 1 and "
-                            "ring_lead_pieces > 0 (set it to 0 for those)");
+                            "in one call: it excludes row_loan_limit > 0, ring_share and ring_lead_fraction < 1 (set "
+                            "it to 0 for those)");
 
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {
@@ -227,11 +221,6 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
     SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, false, o, RowPart::kLead));
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, true, o, -1, RowPart::kLead));
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 0, AccumulatorMode::kInit, true, o, -1, RowPart::kRest));
-  } else if (t_ == 1 && r_ > 1 && ring_in_machine_ && lead_pieces_ > 0.0) {
-    // One call over every block (ring_lead_pieces): the leading share of our rows takes our own block (block 0,
-    // the call's first K/V chunk) first and the pulled blocks last, the rest take every block in between.
-    SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 0, AccumulatorMode::kInit, true, o, -1, RowPart::kAll,
-                                 lead_pieces_));
   } else if (by_heads_) {
     // One call over every block, each pulled block's heads waited for step by step (ring_heads_per_step).
     SF_ASSIGN_OR_RETURN(const LandedFlag steps, comm_.landed_steps(sets[0].head_steps, heads_per_step_));

@@ -35,7 +35,7 @@ void MeshAttention::append_kv_chunks(const KVBlock& kv, int kv_seg, const Landed
 }
 
 Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv_parts,
-                              AccumulatorMode mode, bool finalize, void* o, RowPart part, double lead_share,
+                              AccumulatorMode mode, bool finalize, void* o, RowPart part,
                               const SharedWork* shared) {
   const int64_t D = shape_.head_dim, row = Ht_ * D, B = shape_.batch;
   std::vector<QChunk> qs;
@@ -84,22 +84,16 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
   if (borrows() && part != RowPart::kLead && std::find(stages.begin(), stages.end(), 0) != stages.end())
     append_borrowed_rows(&qs);
   std::vector<KVChunk> kvs;
-  int32_t lead_kv = 0;  // the chunks of the first part, where there are others after them
-  for (size_t part_index = 0; part_index < kv_parts.size(); ++part_index) {
-    const KVPart& kv_part = kv_parts[part_index];
-    if (part_index == 1) lead_kv = static_cast<int32_t>(kvs.size());
-    append_kv_chunks(*kv_part.block, kv_part.seg, kv_part.ready, &kvs);
-  }
+  for (const KVPart& kv_part : kv_parts) append_kv_chunks(*kv_part.block, kv_part.seg, kv_part.ready, &kvs);
   if (qs.empty() || (kvs.empty() && !finalize && mode == AccumulatorMode::kResume)) return Status::ok();
   AttentionProblem p = problem(B, qs, kvs, mode, finalize);
-  if (lead_share > 0.0 && lead_kv > 0) p.lead_share = lead_share, p.lead_kv = lead_kv;
   p.shared = shared;
   return dev_.attention(p);
 }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
                                 AccumulatorMode mode, bool finalize, void* o, int kv_seg, RowPart part,
-                                double lead_share, const SharedWork* shared) {
+                                const SharedWork* shared) {
   const std::vector<KVBlock>& blocks = set.blocks;
   const std::vector<std::vector<Handle>>& handles = set.arrived[std::max(kv_seg, 0)];
   if (ring_in_machine_) {
@@ -118,7 +112,7 @@ Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const
       }
       parts.push_back({&blocks[s], kv_seg, ready});
     }
-    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, part, lead_share, shared);
+    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, part, shared);
   }
   for (int s = first; s < r_; ++s) {
     SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));

@@ -31,7 +31,6 @@ class MeshAttention final : public SpAttention {
         stagger_push_(config.stagger_foreign_push && one_sided_),
         by_block_(config.foreign_rows_by_block),
         lead_fraction_(config.ring_lead_fraction),
-        lead_pieces_(config.ring_lead_pieces),
         merge_sets_(config.merge_kv_sets),
         local_diagonal_(config.local_diagonal),
         loan_limit_(config.row_loan_limit),
@@ -123,20 +122,17 @@ class MeshAttention final : public SpAttention {
   // One attention call: Q rows of `stages` (row segment q_seg of every piece, or all rows if -1) against every
   // part in `kv` (the kernel takes them as a list of chunks). Accumulators are laid out per (piece, segment).
   // The problem of one call over Ht heads; it points into qs and kvs, which must outlive the call.
-  // lead_share: AttentionProblem::lead_share of the call (0 but in a lone ring with ring_lead_pieces), the leading
-  // chunks being those of the first KVPart.
   AttentionProblem problem(int64_t batch, const std::vector<QChunk>& qs, const std::vector<KVChunk>& kvs,
                            AccumulatorMode mode, bool finalize) const;
   // shared: AttentionProblem::shared of the call, or null.
   Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
-                 bool finalize, void* o, RowPart part = RowPart::kAll, double lead_share = 0.0,
-                 const SharedWork* shared = nullptr);
+                 bool finalize, void* o, RowPart part = RowPart::kAll, const SharedWork* shared = nullptr);
   // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
   // blocks). A ring inside a machine delivers every block long before it is needed, so all of them go into one
   // call (fewer, longer calls: each call costs its tiles' set-up and a partly filled last wave); a ring across
   // machines keeps one call per arriving block.
   Status ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first, AccumulatorMode mode,
-                   bool finalize, void* o, int kv_seg = -1, RowPart part = RowPart::kAll, double lead_share = 0.0,
+                   bool finalize, void* o, int kv_seg = -1, RowPart part = RowPart::kAll,
                    const SharedWork* shared = nullptr);
   // The K/V chunks of a block (row segment kv_seg of each piece, -1: whole), flagged `ready`.
   void append_kv_chunks(const KVBlock& kv, int kv_seg, const LandedFlag& ready, std::vector<KVChunk>* kvs) const;
@@ -212,7 +208,6 @@ class MeshAttention final : public SpAttention {
   const bool stagger_push_;     // SpAttentionConfig::stagger_foreign_push, one-sided only
   const bool by_block_;         // SpAttentionConfig::foreign_rows_by_block
   const double lead_fraction_;  // SpAttentionConfig::ring_lead_fraction
-  const double lead_pieces_;    // SpAttentionConfig::ring_lead_pieces
   const bool merge_sets_;       // SpAttentionConfig::merge_kv_sets
   const bool local_diagonal_;   // SpAttentionConfig::local_diagonal, as asked
   bool diagonal_ = false;       // ... and in force (mesh and transport allow it)

@@ -90,12 +90,10 @@ class CallCountingDevice final : public Device {
  public:
   CallCountingDevice(Device& inner, int64_t busy_query_tiles) : inner_(inner), busy_(busy_query_tiles) {}
   int64_t attention_calls = 0;
-  int64_t lead_calls = 0;  // with AttentionProblem::lead_share > 0
 
   const char* name() const override { return inner_.name(); }
   Status attention(const AttentionProblem& p) override {
     ++attention_calls;
-    if (p.lead_share > 0.0) ++lead_calls;
     return inner_.attention(p);
   }
   Status copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads, int64_t head_dim,
@@ -133,7 +131,6 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   result.bytes.resize(P);
   result.barriers.resize(P);
   result.attention_calls.resize(P);
-  result.lead_calls.resize(P);
   result.landed_flags_asked.resize(P);
   result.helped_blocks.resize(P);
   const int total = options.warmup + options.iterations;
@@ -165,7 +162,6 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
       SF_RETURN_IF_ERROR(comm.barrier_all());
       comm.reset_counters();
       dev.attention_calls = 0;
-      dev.lead_calls = 0;
       const auto t0 = std::chrono::steady_clock::now();
       auto view = [&](const std::vector<char>& t) {
         return TensorView::dense(const_cast<char*>(t.data()), in.shape.dtype, attn->local_shape());
@@ -188,7 +184,6 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     result.bytes[g] = comm.bytes_moved();
     result.barriers[g] = comm.barriers_taken();
     result.attention_calls[g] = dev.attention_calls;
-    result.lead_calls[g] = dev.lead_calls;
     result.landed_flags_asked[g] = comm.landed_flags_asked();
     SF_ASSIGN_OR_RETURN(result.helped_blocks[g], attn->blocks_taken_by_helpers());
     result.error.merge(compare_rows(o.data(), ref, in.shape, P, g));

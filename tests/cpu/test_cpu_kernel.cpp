@@ -794,20 +794,6 @@ TEST(ValidateProblem, RejectsLandedFlags) {
   expect_invalid(f.p, {"K/V chunk 1", "landed flag"});
 }
 
-TEST(ValidateProblem, ChecksTheLeadHint) {
-  ValidFixture f;
-  f.p.lead_share = 0.4, f.p.lead_kv = 1;  // a hint the CPU kernels ignore: accepted
-  EXPECT_TRUE(validate_problem(f.p).is_ok());
-  f.p.lead_share = 1.2;
-  expect_invalid(f.p, {"lead_share must be in [0, 1], found 1.2"});
-  f.p.lead_share = 0.4, f.p.lead_kv = f.p.num_kv + 1;
-  expect_invalid(f.p, {"lead_kv must count 1 to num_kv"});
-  f.p.lead_kv = 0;
-  expect_invalid(f.p, {"lead_kv must count 1 to num_kv"});
-  f.p.lead_share = 0.0;  // no hint: lead_kv is not read
-  EXPECT_TRUE(validate_problem(f.p).is_ok());
-}
-
 TEST(ValidateProblem, RejectsMissingDataPointers) {
   ValidFixture f;
   f.qc.q.data = nullptr;

@@ -83,8 +83,7 @@ class KernelSettingsTest : public ::testing::Test {
   ScopedEnv path_{"SF_CUDA_ATTENTION_PATH", nullptr}, split_{"SF_CUDA_SPLIT_TAIL", nullptr},
       persistent_{"SF_CUDA_PERSISTENT", nullptr}, queue_{"SF_CUDA_QUEUE", nullptr},
       stage_{"SF_CUDA_STAGE_OUTPUT", nullptr}, sms_{"SF_CUDA_COMM_SMS", nullptr},
-      trace_{"SF_CUDA_BLOCK_TRACE", nullptr}, rest_{"SF_CUDA_LEAD_REST", nullptr},
-      share_{"SF_CUDA_SHARE_TAIL", nullptr};
+      trace_{"SF_CUDA_BLOCK_TRACE", nullptr}, share_{"SF_CUDA_SHARE_TAIL", nullptr};
 };
 
 TEST_F(KernelSettingsTest, UnsetIsTheDefaultSchedule) {
@@ -189,17 +188,6 @@ TEST_F(KernelSettingsTest, OnOffSettingsAndTheCommunicationSms) {
   ScopedEnv bad("SF_CUDA_COMM_SMS", "-1");
   const std::string e = error_of(cuda::read_kernel_settings());
   EXPECT_NE(e.find("SF_CUDA_COMM_SMS must be a whole number from 0 to 1024, found '-1'"), std::string::npos) << e;
-}
-
-TEST_F(KernelSettingsTest, LeadRestIsAutomaticOrACount) {
-  EXPECT_EQ(cuda::read_kernel_settings().value().lead_rest, 0);
-  {
-    ScopedEnv set("SF_CUDA_LEAD_REST", "3");
-    EXPECT_EQ(cuda::read_kernel_settings().value().lead_rest, 3);
-  }
-  ScopedEnv bad("SF_CUDA_LEAD_REST", "17");
-  const std::string e = error_of(cuda::read_kernel_settings());
-  EXPECT_NE(e.find("SF_CUDA_LEAD_REST must be a whole number from 0 to 16, found '17'"), std::string::npos) << e;
 }
 
 TEST_F(KernelSettingsTest, ShareTailIsWavesAndPieces) {

@@ -541,65 +541,6 @@ TEST(MeshSchedule, RingLeadFractionOutsideZeroToOneIsRefused) {
   }
 }
 
-// Ring lead pieces (SpAttentionConfig::ring_lead_pieces): a ring inside the machine and no Torus level takes every
-// block in one call that carries the lead hint (AttentionProblem::lead_share, our own block as the leading chunks);
-// exact on both transports, with and without a Ulysses level. Elsewhere the schedule stays as it was (no call
-// carries the hint). Out-of-range shares, and a share beside ring_lead_fraction < 1, are refused.
-TEST(MeshSchedule, RingLeadPiecesTakeEveryBlockInOneCall) {
-  struct PiecesCase {
-    const char* mesh;
-    Topology topo;
-    int64_t seq;
-    double share;
-    int64_t calls, lead_calls;
-  };
-  const PiecesCase cases[] = {
-      {"R4", {1, 4}, 64, 0.35, 1, 1},   {"R4", {1, 4}, 70, 1.0, 1, 1},   {"U2R2", {1, 4}, 64, 0.5, 1, 1},
-      {"R4", {1, 4}, 1100, 0.2, 1, 1},  {"R4", {1, 4}, 64, 0.0, 2, 0},   {"T2R2", {2, 2}, 64, 0.35, 5, 0},
-  };
-  for (const PiecesCase& c : cases)
-    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
-      const AttentionShape shape{2, c.seq, 4, 16, DType::kF32};
-      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
-      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-      plan->config.torus_chunks = 1;
-      plan->config.local_diagonal = false;
-      plan->config.stagger_foreign_push = false;
-      plan->config.foreign_rows_by_block = false;
-      plan->config.ring_lead_pieces = c.share;
-      plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
-      const LayerInputs in = make_random_inputs(shape, 43);
-      ThreadRunOptions opt;
-      opt.world.chaos_seed = 44;
-      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
-      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " share " << c.share << " " << transport_name(tr);
-      for (int g = 0; g < c.topo.world_size(); ++g) {
-        EXPECT_EQ(r->attention_calls[g], c.calls) << c.mesh << " share " << c.share << " rank " << g;
-        EXPECT_EQ(r->lead_calls[g], c.lead_calls) << c.mesh << " share " << c.share << " rank " << g;
-      }
-    }
-  const AttentionShape shape{1, 64, 4, 16, DType::kF32};
-  const LayerInputs in = make_random_inputs(shape, 5);
-  const struct {
-    double pieces, fraction;
-    const char* message;
-  } bad[] = {{-0.1, 1.0, "ring_lead_pieces must be in [0, 1]"},
-             {1.5, 1.0, "ring_lead_pieces must be in [0, 1]"},
-             {std::nan(""), 1.0, "ring_lead_pieces must be in [0, 1]"},
-             {0.3, 0.5, "are two ways to order the ring's calls: set one"}};
-  for (const auto& b : bad) {
-    Result<Plan> plan = make_plan(Scheme::kSfu, {1, 4}, shape);
-    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-    plan->config.ring_lead_pieces = b.pieces;
-    plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
-    plan->config.ring_lead_fraction = b.fraction;
-    Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
-    ASSERT_FALSE(r.is_ok()) << "pieces " << b.pieces;
-    EXPECT_NE(r.status().to_string().find(b.message), std::string::npos) << r.status().to_string();
-  }
-}
-
 // The shared ring (SpAttentionConfig::ring_share): a lone one-sided ring inside one machine issues its two calls and
 // one helper call per ring peer (AttentionProblem::shared), every helper call building its owner's problem (the
 // owner's Q rows, accumulator and output, our copies of its K/V blocks in its order). On CPU devices the call's
@@ -637,15 +578,14 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
     Topology topo;
     const char* mesh;
     Transport transport;
-    double loans, fraction, pieces;
+    double loans, fraction;
     const char* message;
   } bad[] = {
-      {{2, 2}, "T2R2", Transport::kOneSided, 0, 1, 0, "ring_share needs a ring inside one machine and nothing else"},
-      {{1, 4}, "U2R2", Transport::kOneSided, 0, 1, 0, "ring_share needs a ring inside one machine and nothing else"},
-      {{1, 4}, "R4", Transport::kTwoSided, 0, 1, 0, "ring_share needs a ring inside one machine and nothing else"},
-      {{1, 4}, "R4", Transport::kOneSided, 0.2, 1, 0, "it excludes row_loan_limit > 0"},
-      {{1, 4}, "R4", Transport::kOneSided, 0, 0.5, 0, "it excludes row_loan_limit > 0"},
-      {{1, 4}, "R4", Transport::kOneSided, 0, 1, 0.3, "it excludes row_loan_limit > 0"},
+      {{2, 2}, "T2R2", Transport::kOneSided, 0, 1, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "U2R2", Transport::kOneSided, 0, 1, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "R4", Transport::kTwoSided, 0, 1, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "R4", Transport::kOneSided, 0.2, 1, "it excludes row_loan_limit > 0"},
+      {{1, 4}, "R4", Transport::kOneSided, 0, 0.5, "it excludes row_loan_limit > 0"},
   };
   for (const auto& b : bad) {
     Result<Plan> plan = make_plan(Scheme::kCustom, b.topo, shape, b.mesh, b.transport);
@@ -654,7 +594,6 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
     plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
     plan->config.row_loan_limit = b.loans;
     plan->config.ring_lead_fraction = b.fraction;
-    plan->config.ring_lead_pieces = b.pieces;
     Result<ThreadRunResult> r = run_layer_on_threads(b.topo, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << b.mesh;
     EXPECT_NE(r.status().to_string().find(b.message), std::string::npos) << r.status().to_string();
@@ -665,7 +604,7 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
 // peers' K/V come in strided pulls of a few heads' columns each and our rows take every block in one call (one
 // step flag asked); exact for any step, whether or not it divides the heads, uneven rows and two batch entries,
 // and the same bytes as whole blocks. Elsewhere (two-sided, a ring across machines, a Torus or Ulysses level) the
-// schedule stays as it was. Negative steps, and steps beside loans, ring_share or lead orders, are refused.
+// schedule stays as it was. Negative steps, and steps beside loans, ring_share or leading rows, are refused.
 TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
   struct HeadsCase {
     const char* mesh;
@@ -714,15 +653,14 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
   const LayerInputs in = make_random_inputs(shape, 5);
   const struct {
     int step;
-    double loans, fraction, pieces;
+    double loans, fraction;
     bool share;
     const char* message;
   } bad[] = {
-      {-1, 0, 1, 0, false, "ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got -1"},
-      {2, 0.2, 1, 0, false, "it excludes row_loan_limit > 0, ring_share"},
-      {2, 0, 0.5, 0, false, "it excludes row_loan_limit > 0, ring_share"},
-      {2, 0, 1, 0.3, false, "it excludes row_loan_limit > 0, ring_share"},
-      {2, 0, 1, 0, true, "it excludes row_loan_limit > 0, ring_share"},
+      {-1, 0, 1, false, "ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got -1"},
+      {2, 0.2, 1, false, "it excludes row_loan_limit > 0, ring_share"},
+      {2, 0, 0.5, false, "it excludes row_loan_limit > 0, ring_share"},
+      {2, 0, 1, true, "it excludes row_loan_limit > 0, ring_share"},
   };
   for (const auto& b : bad) {
     Result<Plan> plan = make_plan(Scheme::kCustom, {1, 4}, shape, "R4", Transport::kOneSided);
@@ -730,7 +668,6 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
     plan->config.ring_heads_per_step = b.step;
     plan->config.row_loan_limit = b.loans;
     plan->config.ring_lead_fraction = b.fraction;
-    plan->config.ring_lead_pieces = b.pieces;
     plan->config.ring_share = b.share;
     Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << "step " << b.step;

@@ -72,32 +72,6 @@ TEST(TailSplit, ForcedSplitKeepsAKvTilePerPiece) {
   EXPECT_EQ(forced_tail_split(10, 3).split_from, 0);
 }
 
-// Lead pieces (AttentionProblem::lead_share): ceil(share · items) items, at least one, cut where the leading chunks
-// end and after it in pieces about as long; nothing where those chunks hold no K/V tile or all of them, or where the
-// share is not positive.
-TEST(LeadSplit, TakesTheShareOfItemsCutAtTheLeadingChunks) {
-  // Flux S=65536 on 1x4: 2064 items (86 tiles of 192 rows x 24 heads), 4 K/V blocks of 128 tiles.
-  LeadSplit l = plan_lead_split(2064, 512, 128, 0.34);
-  EXPECT_EQ(l.items, 702);  // ceil(701.76)
-  EXPECT_EQ(l.tiles, 128);
-  EXPECT_EQ(l.rest, 3);  // the three pulled blocks, each as long as the first piece
-  EXPECT_EQ(l.pieces(), 4 * 702);
-  EXPECT_EQ(plan_lead_split(100, 40, 1, 0.5).rest, 16);  // at most 16
-  EXPECT_EQ(plan_lead_split(100, 40, 30, 0.5).rest, 1);  // at least 1
-  EXPECT_EQ(plan_lead_split(100, 40, 13, 0.5).rest, 2);  // 27 tiles after 13: two pieces
-  EXPECT_EQ(plan_lead_split(2064, 512, 128, 0.34, 1).rest, 1);  // fixed (SF_CUDA_LEAD_REST)
-  EXPECT_EQ(plan_lead_split(100, 40, 37, 0.5, 8).rest, 3);      // ... at most one per K/V tile
-  EXPECT_EQ(plan_lead_split(2064, 512, 128, 1.0).items, 2064);
-  EXPECT_EQ(plan_lead_split(2064, 512, 128, 2.0).items, 2064);
-  EXPECT_EQ(plan_lead_split(10, 512, 128, 1e-9).items, 1);
-  EXPECT_EQ(plan_lead_split(2064, 512, 128, 0.0).items, 0);
-  EXPECT_EQ(plan_lead_split(2064, 512, 128, -0.5).items, 0);
-  EXPECT_EQ(plan_lead_split(2064, 512, 128, std::nan("")).items, 0);
-  EXPECT_EQ(plan_lead_split(2064, 512, 0, 0.3).items, 0);    // the leading chunks hold no tile
-  EXPECT_EQ(plan_lead_split(2064, 512, 512, 0.3).items, 0);  // ... or all of them
-  EXPECT_EQ(plan_lead_split(0, 512, 128, 0.3).items, 0);
-}
-
 TEST(SharedTail, TakesTheLastWaveAndWholeWavesInPiecesWithinTheWorkspace) {
   // Flux S=65536 on 1x4, the ring's second call: 2064 items on 132 SMs (84 in the last wave), 384 K/V tiles.
   TailSplit t = plan_shared_tail(2064, 384, 132, 100000, 1, 4);
@@ -137,7 +111,6 @@ TEST(SharedTail, TheWorkspaceLayoutFitsItsBytes) {
 struct GridArgs {
   int blocks = 0, heads = 1;
   int split_from = 0x7fffffff, splits = 1;
-  int lead_items = 0, lead_tiles = 0, lead_rest = 1;
 };
 
 // Walks every block of a launch as the kernel maps it (work_items.h) and checks that each K/V tile of each item is
@@ -156,16 +129,6 @@ void check_grid(const GridArgs& a, int q_tiles, int batch, int kv_tiles, int64_t
     int count = 0;
     const int t0 = piece_tiles(w, kv_tiles, count);
     ASSERT_GE(count, 0) << "block " << bx;
-    if (a.lead_items > 0 && w.pieces > 1) {  // a lead item's first piece is exactly the leading chunks' tiles
-      EXPECT_EQ(w.pieces, 1 + a.lead_rest) << "block " << bx;
-      if (w.piece == 0) {
-        EXPECT_EQ(t0, 0) << "block " << bx;
-        EXPECT_EQ(count, a.lead_tiles) << "block " << bx;
-      } else {
-        EXPECT_GE(t0, a.lead_tiles) << "block " << bx;
-        EXPECT_GE(count, 1) << "block " << bx;
-      }
-    }
     for (int t = t0; t < t0 + count; ++t) ++covered[static_cast<size_t>(item) * kv_tiles + t];
     if (w.pieces > 1) {
       ASSERT_TRUE(w.piece >= 0 && w.piece < w.pieces);
@@ -192,7 +155,7 @@ void check_grid(const GridArgs& a, int q_tiles, int batch, int kv_tiles, int64_t
   }
 }
 
-TEST(WorkItems, EveryTileOfEveryItemOnceWholeSplitOrLead) {
+TEST(WorkItems, EveryTileOfEveryItemOnceWholeOrSplit) {
   std::mt19937 rng(7);
   for (int trial = 0; trial < 300; ++trial) {
     GridArgs a;
@@ -211,19 +174,6 @@ TEST(WorkItems, EveryTileOfEveryItemOnceWholeSplitOrLead) {
       s.split_from = static_cast<int>(t.split_from), s.splits = t.splits;
       s.blocks = static_cast<int>(t.split_from + t.pieces(items));
       check_grid(s, q_tiles, batch, kv_tiles, t.pieces(items), t.pieces(items) / t.splits);
-    }
-    // Lead pieces as plan_lead_split gives them.
-    const LeadSplit l = plan_lead_split(items, kv_tiles, 1 + static_cast<int>(rng() % kv_tiles),
-                                        static_cast<double>(rng() % 101) / 100.0);
-    if (l.items > 0) {
-      GridArgs s = a;
-      s.lead_items = static_cast<int>(l.items), s.lead_tiles = static_cast<int>(l.tiles), s.lead_rest = l.rest;
-      s.blocks = static_cast<int>(items - l.items + l.pieces());
-      check_grid(s, q_tiles, batch, kv_tiles, l.pieces(), l.items);
-      // The first pieces come first and the rest pieces last.
-      EXPECT_EQ(work_item(s, q_tiles, 0).piece, 0);
-      EXPECT_EQ(work_item(s, q_tiles, 0).pieces, 1 + l.rest);
-      EXPECT_EQ(work_item(s, q_tiles, s.blocks - 1).piece, l.rest);
     }
   }
 }

@@ -457,7 +457,7 @@ cudaError_t launch_shared(void (*kernel)(TmaParams), TmaParams& prm, int64_t ite
   const SharedLayout lay = shared_layout(w.bytes, rows_m, head_dim);
   const TailSplit tail = plan_shared_tail(items, kv_tiles, slots, lay.max_pieces, set.share_waves, set.share_pieces);
   char* base = static_cast<char*>(w.workspace);
-  a.lead_items = 0, a.lead_tiles = 0, a.lead_rest = 1, a.queue = nullptr;
+  a.queue = nullptr;
   a.split_from = 0x7fffffff, a.splits = 1;
   if (tail.splits > 1) {
     a.split_from = static_cast<int32_t>(tail.split_from), a.splits = tail.splits;
@@ -535,41 +535,30 @@ cudaError_t launch_attention_hopper_ws(const AttentionArgs& args, int batch, con
   const int64_t slots = resident_slots(sms, per_sm, set.comm_sms);
   if (o.shared != nullptr)
     return launch_shared(kernel, prm, items, kv_tiles, slots, rows_m, D, batch, threads, smem, o, stream);
-  // Lead pieces (AttentionProblem::lead_share) take the place of the tail split: both cut items through the
-  // same workspace.
-  int64_t lead_tiles = 0;
-  for (int c = 0; c < o.lead_kv && c < args.num_kv; ++c) lead_tiles += (args.kv[c].len + kWgBlockN - 1) / kWgBlockN;
-  LeadSplit lead = plan_lead_split(items, kv_tiles, lead_tiles, o.lead_share, set.lead_rest);
-  TailSplit split = lead.items > 0 ? TailSplit{} : choose_split(set.split, items, kv_tiles, slots);
-  const auto blocks_of = [items, &lead](const TailSplit& t) {
-    if (lead.items > 0) return items - lead.items + lead.pieces();
-    return t.splits > 1 ? t.split_from + t.pieces(items) : items;
-  };
+  TailSplit split = choose_split(set.split, items, kv_tiles, slots);
+  const auto blocks_of = [items](const TailSplit& t) { return t.splits > 1 ? t.split_from + t.pieces(items) : items; };
   int64_t grid = choose_grid(set.persistent, blocks_of(split), slots, kv_tiles, set.queue);
   const bool queue = set.queue && grid < blocks_of(split);
-  a.split_from = 0x7fffffff, a.splits = 1, a.queue = nullptr, a.lead_items = 0, a.lead_tiles = 0, a.lead_rest = 1;
+  a.split_from = 0x7fffffff, a.splits = 1, a.queue = nullptr;
   // SF_CUDA_STAGE_OUTPUT=0: the finalized output from registers even where it could be staged (tests, comparisons).
   a.staged_output = a.finalize && output_aligned16(a) && set.stage_output ? 1 : 0;
-  if (split.splits > 1 || lead.items > 0 || queue) {
-    const int64_t pieces = lead.items > 0 ? lead.pieces() : split.pieces(items);
-    const int64_t counters = lead.items > 0 ? lead.items : split.splits > 1 ? pieces / split.splits : 0;
+  if (split.splits > 1 || queue) {
+    const int64_t pieces = split.pieces(items);
+    const int64_t counters = split.splits > 1 ? pieces / split.splits : 0;
     SplitWorkspace ws;
     err = split_workspace(stream, static_cast<size_t>(pieces * rows_m * D), static_cast<size_t>(pieces * rows_m * 2),
                           static_cast<size_t>(counters), ws);
     if (err == cudaSuccess) {
-      if (split.splits > 1) a.split_from = static_cast<int32_t>(split.split_from), a.splits = split.splits;
-      if (lead.items > 0) {
-        a.lead_items = static_cast<int32_t>(lead.items), a.lead_tiles = static_cast<int32_t>(lead.tiles);
-        a.lead_rest = lead.rest;
+      if (split.splits > 1) {
+        a.split_from = static_cast<int32_t>(split.split_from), a.splits = split.splits;
+        a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
       }
-      if (split.splits > 1 || lead.items > 0) a.split_o = ws.o, a.split_ml = ws.ml, a.split_count = ws.count;
       if (queue) a.queue = ws.queue;
     } else if (forced && split.splits > 1) {
       return err;
     } else {
       cudaGetLastError();  // no workspace (out of memory, graph capture): run unsplit, in the static order
       split = TailSplit{};
-      lead = LeadSplit{};
       grid = choose_grid(set.persistent, items, slots, kv_tiles, false);
     }
   }

@@ -5,7 +5,7 @@
 // straddles two chunks; a chunk's last tile is masked), merging each into its running (Õ, m, l) with online
 // softmax. blockIdx.x is mapped to (Q chunk, tile) through the exclusive prefix sum of per-chunk tile counts
 // and a binary search (the warp-specialized kernel's work is linear over (tile, head, batch) and splits a partly
-// empty last wave, or a leading share of the items, along K/V: tail_split.h, work_items.h, split_merge.cuh; it
+// empty last wave along K/V: tail_split.h, work_items.h, split_merge.cuh; it
 // packs 64-row slices of any chunk into its tiles and runs persistent, taking blocks from a work queue:
 // block_queue.cuh). Implementations (SF_CUDA_ATTENTION_PATH picks one; default hopper_ws):
 //   attention_hopper_ws.cu  warp-specialized wgmma (sm_90a): a TMA producer warpgroup and three (192-row tiles)
@@ -93,14 +93,6 @@ struct AttentionArgs {
   // Warp-specialized kernel only: 1 when the finalized output goes through shared memory, 16 bytes per store
   // (staged_store.cuh; needs every Q chunk's output 16-byte aligned).
   int32_t staged_output = 0;
-  // Warp-specialized kernel only, instead of a tail split (tail_split.h, LeadSplit; work_items.h): items
-  // [0, lead_items) run in a first piece up to K/V tile lead_tiles and lead_rest pieces after it; blocks
-  // [0, lead_items) are their first pieces, the blocks up to the last lead_items · lead_rest the whole items of the
-  // same index, those last blocks the rest pieces, item by item. Their partials meet in split_o / split_ml with one
-  // arrival count per lead item. 0: none.
-  int32_t lead_items = 0;
-  int32_t lead_tiles = 0;
-  int32_t lead_rest = 1;
   // Warp-specialized kernel only, a call shared with other GPUs of the machine (shared_work.h): 0 none, 1 the
   // owner's launch, 2 a helper's. Every block of work, the first too, comes from share->queue (the owner's
   // workspace header, mapped in a helper); atomics and fences at system scope. A helper waits for share->go to
@@ -134,9 +126,6 @@ struct WsOptions {
   bool overlap = true;     // the next tile's Q·Kᵀ is issued with this tile's P·V (else each tile runs in turn)
   int consumer_warpgroups = 2;  // 2, or 3 (overlap at D=64 only): Q tiles of 192 rows
   KernelSettings launch;   // the split, the persistent grid, the work queue, staging, traces (kernel_settings.h)
-  // AttentionProblem::lead_share, and how many of args.kv are the leading chunks (0: no lead pieces).
-  double lead_share = 0.0;
-  int lead_kv = 0;
   // AttentionProblem::shared, where this launch takes the whole call (shared_work.h), or null.
   const SharedWork* shared = nullptr;
 };

@@ -50,7 +50,6 @@ Status validate(const AttentionProblem& p) {
   if (p.num_q < 0 || p.num_kv < 0) return invalid_argument("num_q and num_kv must be >= 0");
   if (p.num_q > 0 && p.q == nullptr) return invalid_argument("q is null but num_q > 0");
   if (p.num_kv > 0 && p.kv == nullptr) return invalid_argument("kv is null but num_kv > 0");
-  SF_RETURN_IF_ERROR(validate_lead(p));
   SF_RETURN_IF_ERROR(validate_shared(p));
   for (int i = 0; i < p.num_q; ++i) {
     const QChunk& c = p.q[i];
@@ -162,8 +161,7 @@ bool is_ws_path(KernelPath path) {
          path == KernelPath::kHopperWsPingPong || path == KernelPath::kHopperWsSeqPingPong;
 }
 
-// base: the call's settings, lead pieces and shared work (WsOptions::launch, lead_share, lead_kv, shared); the path
-// sets the rest.
+// base: the call's settings and shared work (WsOptions::launch, shared); the path sets the rest.
 template <typename T, int D>
 cudaError_t launch(const AttentionArgs& args, int tiles, int batch, KernelPath path, const detail::WsOptions& base,
                    cudaStream_t stream) {
@@ -262,11 +260,8 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   for (int i = 0; i < p.num_q; ++i)
     if (p.q[i].q.len > 0) qs.push_back(q_args(p.q[i]));
   std::vector<KVChunkArgs> kvs;
-  for (int i = 0; i < p.num_kv; ++i) {
-    if (p.kv[i].k.len == 0) continue;
-    kvs.push_back(kv_args(p.kv[i]));
-    if (p.lead_share > 0.0 && i < p.lead_kv) ++base.lead_kv;  // the leading chunks among those kept
-  }
+  for (int i = 0; i < p.num_kv; ++i)
+    if (p.kv[i].k.len > 0) kvs.push_back(kv_args(p.kv[i]));
   if (kvs.size() > static_cast<size_t>(detail::kMaxKVChunks)) {
     for (const QChunkArgs& q : qs)
       if (q.acc_o == nullptr || q.acc_m == nullptr || q.acc_l == nullptr)
@@ -276,8 +271,6 @@ Status attention(const AttentionProblem& p, void* stream_ptr) {
   const int num_kv_groups =
       kvs.empty() ? 1 : static_cast<int>((kvs.size() + detail::kMaxKVChunks - 1) / detail::kMaxKVChunks);
 
-  // Lead pieces only where one launch takes every chunk.
-  if (num_kv_groups == 1) base.lead_share = p.lead_share;
   const KernelPath path = resolve_default(base.launch.path, qs, p.head_dim);
   const int block_m = q_tile_rows(path);
   // Shared work (AttentionProblem::shared) where one launch of the warp-specialized kernel takes the whole call.

@@ -47,7 +47,6 @@ struct KernelSettings {
   bool queue = true;         // SF_CUDA_QUEUE: a persistent launch takes its blocks from the work queue
   bool stage_output = true;  // SF_CUDA_STAGE_OUTPUT: the finalized output through shared memory where it can
   int comm_sms = 0;          // SF_CUDA_COMM_SMS: multiprocessors a persistent launch leaves to other streams
-  int lead_rest = 0;         // SF_CUDA_LEAD_REST: pieces after a lead item's first (LeadSplit::rest); 0: automatic
   // SF_CUDA_SHARE_TAIL=W:N: a shared call (shared_work.h) runs its last items mod slots plus W waves in N pieces.
   int share_waves = 1, share_pieces = 4;
   const char* block_trace = nullptr;  // SF_CUDA_BLOCK_TRACE: a file for the traced kernel's records, or null
@@ -126,8 +125,6 @@ inline Result<KernelSettings> read_kernel_settings() {
   SF_ASSIGN_OR_RETURN(s.stage_output, env_on_off("SF_CUDA_STAGE_OUTPUT", true));
   SF_ASSIGN_OR_RETURN(const int64_t comm_sms, env_count("SF_CUDA_COMM_SMS", 0, 0, 1024));
   s.comm_sms = static_cast<int>(comm_sms);
-  SF_ASSIGN_OR_RETURN(const int64_t lead_rest, env_count("SF_CUDA_LEAD_REST", 0, 0, 16));
-  s.lead_rest = static_cast<int>(lead_rest);
   SF_RETURN_IF_ERROR(share_tail_setting(&s));
   const char* trace = std::getenv("SF_CUDA_BLOCK_TRACE");
   s.block_trace = trace != nullptr && *trace != '\0' ? trace : nullptr;

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 
 namespace sf::cuda::detail {
@@ -88,33 +87,6 @@ inline TailSplit plan_shared_tail(int64_t items, int64_t kv_tiles, int64_t slots
   t.split_from = items - tail;
   t.splits = splits;
   return t;
-}
-
-// Lead pieces (AttentionProblem::lead_share): items [0, items) run in pieces along K/V: a first piece up to K/V tile
-// `tiles` (the end of the leading chunks) and `rest` pieces of equal shares after it. The launch runs the first
-// pieces first, then the whole items [items, all items), then the rest pieces, and the last of an item's pieces to
-// finish merges them as a split item's do. The rest pieces are cut about as long as a first piece: they end the
-// launch, and whole items there would leave SMs idle for up to an item's time (the tail split is off beside lead
-// pieces: both cut items through the same workspace).
-struct LeadSplit {
-  int64_t items = 0;  // 0: none
-  int64_t tiles = 0;
-  int rest = 1;       // pieces after the first, 1..16
-  int64_t pieces() const { return items * (1 + rest); }
-};
-
-// ceil(share · items) items, at least one, where the leading chunks hold some of the K/V tiles but not all. rest > 0
-// fixes the pieces after the first (SF_CUDA_LEAD_REST, comparisons), at most one per K/V tile.
-inline LeadSplit plan_lead_split(int64_t items, int64_t kv_tiles, int64_t lead_tiles, double share, int rest = 0) {
-  LeadSplit l;
-  if (!(share > 0.0) || items <= 0 || lead_tiles <= 0 || lead_tiles >= kv_tiles) return l;
-  const auto wanted = static_cast<int64_t>(std::ceil(std::min(share, 1.0) * static_cast<double>(items)));
-  l.items = std::clamp<int64_t>(wanted, 1, items);
-  l.tiles = lead_tiles;
-  const int64_t rest_tiles = kv_tiles - lead_tiles;
-  const int64_t as_long = (rest_tiles + lead_tiles / 2) / lead_tiles;  // pieces as long as the first, rounded
-  l.rest = static_cast<int>(std::clamp<int64_t>(rest > 0 ? rest : as_long, 1, std::min<int64_t>(16, rest_tiles)));
-  return l;
 }
 
 }  // namespace sf::cuda::detail

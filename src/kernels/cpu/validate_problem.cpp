@@ -11,7 +11,6 @@ Status validate_problem(const AttentionProblem& p) {
                             " D=" + std::to_string(p.head_dim));
   if (p.num_q < 0 || p.num_kv < 0 || (p.num_q > 0 && !p.q) || (p.num_kv > 0 && !p.kv))
     return invalid_argument("attention problem has a negative chunk count or a missing chunk list");
-  SF_RETURN_IF_ERROR(validate_lead(p));
   SF_RETURN_IF_ERROR(validate_shared(p));
   for (int i = 0; i < p.num_q; ++i) {
     const QChunk& c = p.q[i];

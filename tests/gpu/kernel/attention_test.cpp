@@ -38,8 +38,6 @@ struct Case {
   void* stream = nullptr;   // the stream the calls run on
   int64_t out_lead = 0;     // the output starts this many elements into its buffer (4: only 8-byte aligned)
   bool lse = false;         // finalize: also write each row's log-sum-exp (QChunk::lse), checked against the reference
-  double lead_share = 0.0;  // AttentionProblem::lead_share and lead_kv of the (last) call
-  int lead_kv = 1;
   // The (last) call shared (AttentionProblem::shared): the owner's launch on `stream`, held to one thread block,
   // then a helper's on a stream of its own with the same problem, taking blocks from the owner's queue. Settings
   // for one side only (owner_env, helper_env: {name, value}, or a null name) give them different plans or kernels.
@@ -212,7 +210,6 @@ void run_case(const Case& c) {
     p.num_kv = static_cast<int32_t>(kvchunks.size());
     p.mode = c.random_init ? AccumulatorMode::kResume : AccumulatorMode::kInit;
     p.finalize = c.finalize;
-    p.lead_share = c.lead_share, p.lead_kv = c.lead_kv;
   }
   if (c.shared) {
     const int64_t helped = run_shared(c, p);
@@ -675,39 +672,6 @@ TEST(CudaAttention, RejectsBadArguments) {
   EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kInvalidArgument);
   kv.v.len = 10, p.finalize = false;  // no finalize needs an accumulator
   EXPECT_EQ(cuda::attention(p, nullptr).code(), ErrorCode::kInvalidArgument);
-}
-
-// Lead pieces (AttentionProblem::lead_share, tail_split.h LeadSplit): the leading share of the items take the
-// leading K/V chunks as first pieces ahead of everything, the other items run whole, then the second pieces, and
-// the last piece of each lead item merges both. Shares from one item to all of them; one or two leading chunks;
-// from a fresh and from a random accumulator, finalized or not; lse; the persistent grid held to 7 thread blocks
-// with the work queue and in the static order (every block of work walked by few thread blocks, the arrival counts
-// back at zero between launches). A hint where the leading chunks hold every tile changes nothing.
-TEST(CudaAttention, LeadPieces) {
-  for (double share : {0.3, 1.0, 1e-6}) {
-    SCOPED_TRACE("lead_share " + std::to_string(share));
-    Case c = make("bf16 d128 2 q x 3 kv, one leading chunk", DType::kBF16, 128, {700, 300}, {256, 300, 129});
-    c.batch = 2, c.heads = 3, c.lead_share = share, c.lse = true;
-    run_case(c);
-    c = make("fp16 d64 resumed, two leading chunks", DType::kF16, 64, {500}, {130, 64, 200});
-    c.random_init = true, c.lead_share = share, c.lead_kv = 2;
-    run_case(c);
-    c = make("bf16 d64 no finalize", DType::kBF16, 64, {400, 77}, {128, 128, 128, 5});
-    c.finalize = false, c.lead_share = share;
-    run_case(c);
-  }
-  Case all = make("bf16 d128 leading chunks hold every tile", DType::kBF16, 128, {300}, {200, 100});
-  all.lead_share = 0.5, all.lead_kv = 2;
-  run_case(all);
-  for (const char* queue : {"1", "0"}) {
-    SCOPED_TRACE(std::string("SF_CUDA_PERSISTENT=7 SF_CUDA_QUEUE=") + queue);
-    ScopedEnv env_queue("SF_CUDA_QUEUE", queue);
-    ScopedEnv env_grid("SF_CUDA_PERSISTENT", "7");
-    Case c = make("bf16 d128 persistent", DType::kBF16, 128, {900}, {128, 400});
-    c.heads = 4, c.lead_share = 0.4;
-    run_case(c);
-    run_case(c);  // again on the same stream: the arrival counts and the queue were left at zero
-  }
 }
 
 // Shared calls (AttentionProblem::shared, src/backends/cuda/shared_work.h), owner and helper on one GPU: the owner

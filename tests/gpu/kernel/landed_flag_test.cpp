@@ -55,17 +55,14 @@ struct PinnedBits {
 void sleep_ms(void* ms) { std::this_thread::sleep_for(std::chrono::milliseconds(reinterpret_cast<intptr_t>(ms))); }
 
 // path: SF_CUDA_ATTENTION_PATH (null: the default, whose producer polls the flags; others wait before the call).
-// lead_share: AttentionProblem::lead_share, the landed chunk 0 as the leading chunk (a ring's own block).
 // heads_per_step > 0: chunks 1 and 2 land together in steps of that many heads (the columns of those heads in
 // every row, as a ring pulled by heads does), under one step flag (LandedFlag::heads_per_step); else one after
 // the other, each under a flag of its own.
-void run_late_chunks(const char* path, int64_t dim, int64_t heads, double lead_share = 0.0,
-                     int32_t heads_per_step = 0) {
+void run_late_chunks(const char* path, int64_t dim, int64_t heads, int32_t heads_per_step = 0) {
   ScopedEnv scoped("SF_CUDA_ATTENTION_PATH", path);
   const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE(std::string(path ? path : "default") + " D=" + std::to_string(dim) + " lead_share " +
-               std::to_string(lead_share) + " heads per step " + std::to_string(heads_per_step) + ", seed " +
-               std::to_string(seed));
+  SCOPED_TRACE(std::string(path ? path : "default") + " D=" + std::to_string(dim) + " heads per step " +
+               std::to_string(heads_per_step) + ", seed " + std::to_string(seed));
   const int64_t steps = heads_per_step > 0 ? (heads + heads_per_step - 1) / heads_per_step : 0;
   std::mt19937_64 rng(seed);
   const DType t = DType::kBF16;
@@ -111,7 +108,6 @@ void run_late_chunks(const char* path, int64_t dim, int64_t heads, double lead_s
   p.dtype = t, p.batch = 1, p.heads = heads, p.head_dim = dim, p.scale = static_cast<float>(opt.scale);
   p.q = &qc, p.num_q = 1, p.kv = kvs.data(), p.num_kv = static_cast<int32_t>(kvs.size());
   p.mode = AccumulatorMode::kInit, p.finalize = true;
-  p.lead_share = lead_share, p.lead_kv = 1;
   // A warm-up call with the flags already set: the path's first launch in the process loads its kernels and the
   // flag-waiting one (lazy loading), which can take longer on the host than the late chunks take to land; the
   // timed call would then find them there.
@@ -196,26 +192,19 @@ TEST(CudaAttention, LateChunksWaitForTheirFlags) {
   run_late_chunks("hopper_ws2", 128, 8);  // two consumer warpgroups
 }
 
-// Lead pieces (AttentionProblem::lead_share) as a lone ring uses them: the landed chunk first, ahead of everything,
-// while the late chunks land; whole items and the rest pieces wait for their flags.
-TEST(CudaAttention, LateChunksWithLeadPieces) {
-  run_late_chunks(nullptr, 128, 24, 0.35);
-  run_late_chunks(nullptr, 64, 8, 1.0);
-}
-
 TEST(CudaAttention, LateChunksBeforeKernelsThatDoNotPoll) {
   run_late_chunks("hopper_tma", 128, 8);  // a one-thread kernel waits for every flag first
   run_late_chunks("hopper", 64, 8);
-  run_late_chunks("hopper_tma", 128, 8, 0.0, 3);  // ... for the last step of a stepped flag
+  run_late_chunks("hopper_tma", 128, 8, 3);  // ... for the last step of a stepped flag
 }
 
 // Chunks landing in steps of heads (a ring pulled by heads, SpAttentionConfig::ring_heads_per_step): each item
 // waits for its own head's step; steps that divide the heads and one that does not, and one step for all.
 TEST(CudaAttention, LateChunksInStepsOfHeads) {
-  run_late_chunks(nullptr, 128, 24, 0.0, 4);
-  run_late_chunks(nullptr, 128, 24, 0.0, 5);
-  run_late_chunks(nullptr, 64, 8, 0.0, 1);
-  run_late_chunks("hopper_ws2", 128, 8, 0.0, 8);
+  run_late_chunks(nullptr, 128, 24, 4);
+  run_late_chunks(nullptr, 128, 24, 5);
+  run_late_chunks(nullptr, 64, 8, 1);
+  run_late_chunks("hopper_ws2", 128, 8, 8);
 }
 
 }  // namespace
