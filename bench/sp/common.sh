@@ -46,15 +46,15 @@ sf_start_clock_log() {
 sf_stop_clock_log() { [ -n "${SF_CLOCK_LOG_PID:-}" ] && kill "$SF_CLOCK_LOG_PID" 2>/dev/null; wait "$SF_CLOCK_LOG_PID" 2>/dev/null; true; }
 
 # One gpu-attention invocation of SFU on 1xN NVLink (N: the host's GPUs, 1x4 on the 4-GPU hosts) at Flux heads
-# (H=24, D=128) under the launcher, logged to $LOG with its label and exit code (the A/B scripts of the 1x4 ring).
-# Needs $SFG.
+# (H=24, D=128; SF_HEADS and SF_DIM for others, e.g. CogVideoX's 48 and 64) under the launcher, logged to $LOG
+# with its label and exit code (the A/B scripts of the 1x4 ring). Needs $SFG.
 #   sf_run_flux_1x4 LABEL [gpu-attention options...]
 sf_run_flux_1x4() {
   local label=$1
   shift
   echo "## $(date -u +%T) $label" >> "$LOG"
-  timeout 200 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -H 24 -D 128 --topology "1x$NGPU" \
-    --schemes sfu \
+  timeout 200 "$SFG" launch -n "$NGPU" --grace 15 -- "$SFG" gpu-attention -H "${SF_HEADS:-24}" -D "${SF_DIM:-128}" \
+    --topology "1x$NGPU" --schemes sfu \
     --label "$label" "$@" >> "$LOG" 2>&1
   echo "## rc=$?" >> "$LOG"
 }

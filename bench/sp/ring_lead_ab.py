@@ -23,10 +23,11 @@ def main():
     ref_arm, field, what = modes[mode]
     times = defaultdict(lambda: defaultdict(list))  # seq -> arm -> [ms]
     base = defaultdict(lambda: defaultdict(list))   # seq -> one_gpu / concurrent -> [ms]
-    chosen, bad, helped, gpus = {}, 0, [], 4
+    chosen, bad, helped, gpus, heads, dim = {}, 0, [], 4, 24, 128
     for line in open(path):
         r = json.loads(line)
         gpus = int(r["topology"].split("x")[1])  # 1xP
+        heads, dim = r["heads"], r["head_dim"]
         arm = r["label"].split("=", 1)[1]
         bad += 0 if r.get("ok", True) else 1
         times[r["seq"]][arm].append(r["ms"])
@@ -38,7 +39,7 @@ def main():
             base[r["seq"]]["busy"].append(r["concurrent_compute_ms"])
     if not times:
         sys.exit(f"{path}: no rows")
-    print(f"Card: {card}. SFU-NVSHMEM on 1x{gpus} NVLink, Flux H=24 D=128; medians over the rounds of each setting's "
+    print(f"Card: {card}. SFU-NVSHMEM on 1x{gpus} NVLink, H={heads} D={dim}; medians over the rounds of each setting's "
           f"median of 30 forwards. Distributed outputs not matching the one-GPU result: {bad}.\n")
     if helped:
         print("Blocks of each rank's last call taken by the others in the last forward of each run "

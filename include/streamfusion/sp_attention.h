@@ -50,14 +50,6 @@ struct SpAttentionConfig {
   // slower merged). Ignored with foreign_rows_by_block and a ring inside the machines (layers that wait for their
   // sets). Any value gives the same result.
   bool merge_kv_sets = false;
-  // A ring inside the machine and no Torus level: the share of our own rows that take our own K/V block while
-  // the ring peers' blocks are pulled (then those blocks, in a second call); the other rows wait for the pulls
-  // and take every block in one call, one block of kernel work fewer each. 1 = all rows, each in two calls: the
-  // default, and the planner leaves it there. Measured on 4x H200 (Flux S=36864 and 65536, 1x4 NVLink,
-  // bench/sp/results/h200x4-2026-11-27-ring-lead/), no share below 1 was faster: the longer last call computes
-  // 1-2 % faster per unit of work, but the three calls together did not. In [0, 1]; any value gives the same
-  // result.
-  double ring_lead_fraction = 1.0;
   // A Torus level and no Ulysses level (SFU's T·R meshes), one-sided transport: each rank first computes its own
   // rows against its own ring group's keys for every head (the diagonal blocks of rows × keys across Torus
   // peers: no inter-machine transfer), and its Torus peers compute only the other blocks. A foreign stage then
@@ -83,7 +75,7 @@ struct SpAttentionConfig {
   // so that the layer ends with the average GPU instead of the slowest. Power-capped GPUs drift apart within
   // seconds (row_loan_limit above), which loans fixed in advance could not follow. Costs a copy of our Q rows into
   // symmetric memory (beside the first call), the last call's output through symmetric memory (one copy into o),
-  // a finer-cut tail and one helper launch per ring peer. Refused with loans and ring_lead_fraction < 1. Measured
+  // a finer-cut tail and one helper launch per ring peer. Refused with loans. Measured
   // slower on 4x H200 (Flux S=36864 and 65536, 1x4: 1.006-1.019x without it,
   // bench/sp/results/h200x4-2026-11-28-ring-share/): those costs outweigh what the helpers take, so neither the
   // planner nor the tools turn it on by default. Any value gives the same result up to rounding.
@@ -97,8 +89,7 @@ struct SpAttentionConfig {
   // back). 0: whole blocks, our own block in a first call and the pulled ones in a second. The planner sets as few
   // heads as make 512 bytes per row. Measured on 2x H200 (1x2, Flux S=16384-65536): 0.945-0.996x the two calls with
   // steps of 1-8 heads, 0.980-1.001x with one step of all heads (bench/sp/results/h200x2-2026-11-28-ring-heads/).
-  // Ignored for other meshes; excludes row loans, ring_share and ring_lead_fraction < 1. Any value gives the same
-  // result up to rounding.
+  // Ignored for other meshes; excludes row loans and ring_share. Any value gives the same result up to rounding.
   int ring_heads_per_step = 0;
 };
 

@@ -24,14 +24,6 @@ RowBlock MeshAttention::block_of(int x) const {
   return b;
 }
 
-// Rounded up to whole 64-row slices of the GPU kernel's tiles when the piece is long enough, so that neither part
-// ends in a partly filled slice.
-int64_t MeshAttention::lead_rows(int64_t n) const {
-  const int64_t granule = n >= 256 ? 64 : 1;
-  const auto slices = static_cast<int64_t>(std::ceil(static_cast<double>(n) * lead_fraction_ / granule));
-  return std::min(n, slices * granule);
-}
-
 RowChunk MeshAttention::user_rows(const void* base, int64_t head0) const {
   const int64_t H = shape_.heads, D = shape_.head_dim, n = rows_of(rank_);
   return RowChunk{static_cast<char*>(const_cast<void*>(base)) + head0 * D * elem_, n, n * H * D, H * D, D};
@@ -63,9 +55,6 @@ int MeshAttention::choose_torus_chunks() const {
 
 Status MeshAttention::init() {
   SF_RETURN_IF_ERROR(shape_.validate());
-  if (!(lead_fraction_ >= 0.0 && lead_fraction_ <= 1.0))
-    return invalid_argument("ring_lead_fraction must be in [0, 1] (the share of our own rows that take our own "
-                            "K/V block first); got " + std::to_string(lead_fraction_));
   P_ = comm_.world_size();
   rank_ = comm_.rank();
   if (mesh_.world_size() != P_)
@@ -107,18 +96,16 @@ Status MeshAttention::init() {
                       " on one machine) and the one-sided transport; got mesh " + mesh_.to_string() + ", " +
                       transport_name(one_sided_ ? Transport::kOneSided : Transport::kTwoSided) +
                       (ring_in_machine_ ? "" : ", ring across machines"));
-  if (share_ && (loan_limit_ > 0.0 || lead_fraction_ < 1.0))
-    return invalid_argument("ring_share takes the ring's last calls whole: it excludes row_loan_limit > 0 and "
-                            "ring_lead_fraction < 1");
+  if (share_ && loan_limit_ > 0.0)
+    return invalid_argument("ring_share takes the ring's last calls whole: it excludes row_loan_limit > 0");
 
   if (heads_per_step_ < 0)
     return invalid_argument("ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got " +
                             std::to_string(heads_per_step_));
-  if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_ || lead_fraction_ < 1.0))
+  if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_))
     return invalid_argument("ring_heads_per_step (" + std::to_string(heads_per_step_) +
                             ", which the planner sets for a lone one-sided ring) takes our rows against every block "
-                            "in one call: it excludes row_loan_limit > 0, ring_share and ring_lead_fraction < 1 (set "
-                            "it to 0 for those)");
+                            "in one call: it excludes row_loan_limit > 0 and ring_share (set it to 0 for those)");
 
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {
@@ -215,13 +202,7 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   SF_RETURN_IF_ERROR(issue_ring_set(0, -1, &sets[0]));
   // The first call takes the borrowed rows too, so it waits for them: a few MB over NVLink, some microseconds.
   SF_RETURN_IF_ERROR(comm_.wait_all(borrowed_q));
-  if (t_ == 1 && r_ > 1 && ring_in_machine_ && lead_fraction_ < 1.0) {
-    // Only the leading rows take our own block while the ring pulls (ring_lead_fraction); the rest take every
-    // block in one call once all have landed: one block of kernel work per row and head instead of two.
-    SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, false, o, RowPart::kLead));
-    SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, true, o, -1, RowPart::kLead));
-    SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 0, AccumulatorMode::kInit, true, o, -1, RowPart::kRest));
-  } else if (by_heads_) {
+  if (by_heads_) {
     // One call over every block, each pulled block's heads waited for step by step (ring_heads_per_step).
     SF_ASSIGN_OR_RETURN(const LandedFlag steps, comm_.landed_steps(sets[0].head_steps, heads_per_step_));
     std::vector<KVPart> parts = {{&sets[0].blocks[0]}};

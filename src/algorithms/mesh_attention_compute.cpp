@@ -35,7 +35,7 @@ void MeshAttention::append_kv_chunks(const KVBlock& kv, int kv_seg, const Landed
 }
 
 Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv_parts,
-                              AccumulatorMode mode, bool finalize, void* o, RowPart part,
+                              AccumulatorMode mode, bool finalize, void* o,
                               const SharedWork* shared) {
   const int64_t D = shape_.head_dim, row = Ht_ * D, B = shape_.batch;
   std::vector<QChunk> qs;
@@ -56,12 +56,8 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
       const RowChunk out_piece = mine ? user_rows(o, head_offset(iu_, l_)) : qb.piece(slot(ostage_, slot_bytes_, i), j, elem_);
       // Rows we lent out are computed by their borrowers (row loans: only in a lone ring, one piece).
       const int64_t mine_n = mine ? std::min(n, kept_rows()) : n;
-      const int64_t lead = part == RowPart::kAll ? mine_n : lead_rows(mine_n);
-      const int64_t w0 = part == RowPart::kRest ? lead : 0, w1 = part == RowPart::kLead ? lead : mine_n;
       for (int seg = q_seg < 0 ? 0 : q_seg; seg < (q_seg < 0 ? c_ : q_seg + 1); ++seg) {
-        // The segment's rows inside the window of `part`. Its accumulator stays where the whole segment's rows
-        // would have it, so that calls on either part of a segment find the same rows.
-        const int64_t a = std::max(seg_begin(n, seg), w0), len = std::min(seg_begin(n, seg + 1), w1) - a;
+        const int64_t a = seg_begin(n, seg), len = std::min(seg_begin(n, seg + 1), mine_n) - a;
         if (len <= 0) continue;
         QChunk c;
         c.q = RowChunk{qbase + (qb.piece_offset(j) + a * row) * elem_, len, n * row, row, D};
@@ -80,8 +76,8 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
       }
     }
   }
-  // Borrowed rows ride along with our own whole rows (not with the leading ones, which take our block alone).
-  if (borrows() && part != RowPart::kLead && std::find(stages.begin(), stages.end(), 0) != stages.end())
+  // Borrowed rows ride along with our own.
+  if (borrows() && std::find(stages.begin(), stages.end(), 0) != stages.end())
     append_borrowed_rows(&qs);
   std::vector<KVChunk> kvs;
   for (const KVPart& kv_part : kv_parts) append_kv_chunks(*kv_part.block, kv_part.seg, kv_part.ready, &kvs);
@@ -92,7 +88,7 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
 }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
-                                AccumulatorMode mode, bool finalize, void* o, int kv_seg, RowPart part,
+                                AccumulatorMode mode, bool finalize, void* o, int kv_seg,
                                 const SharedWork* shared) {
   const std::vector<KVBlock>& blocks = set.blocks;
   const std::vector<std::vector<Handle>>& handles = set.arrived[std::max(kv_seg, 0)];
@@ -112,12 +108,12 @@ Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const
       }
       parts.push_back({&blocks[s], kv_seg, ready});
     }
-    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, part, shared);
+    return parts.empty() ? Status::ok() : compute(stages, q_seg, parts, mode, finalize, o, shared);
   }
   for (int s = first; s < r_; ++s) {
     SF_RETURN_IF_ERROR(comm_.wait_all(handles[s]));
     SF_RETURN_IF_ERROR(compute(stages, q_seg, {{&blocks[s], kv_seg}}, s == first ? mode : AccumulatorMode::kResume,
-                               finalize && s == r_ - 1, o, part));
+                               finalize && s == r_ - 1, o));
   }
   return Status::ok();
 }

@@ -30,7 +30,6 @@ class MeshAttention final : public SpAttention {
         requested_chunks_(config.torus_chunks),
         stagger_push_(config.stagger_foreign_push && one_sided_),
         by_block_(config.foreign_rows_by_block),
-        lead_fraction_(config.ring_lead_fraction),
         merge_sets_(config.merge_kv_sets),
         local_diagonal_(config.local_diagonal),
         loan_limit_(config.row_loan_limit),
@@ -109,10 +108,6 @@ class MeshAttention final : public SpAttention {
     if (seg >= 0) return for_segment_runs(b, seg, move);
     return b.elems() ? move(0, b.elems()) : Status::ok();
   }
-  // Which of stage 0's rows a call takes (SpAttentionConfig::ring_lead_fraction): all, the leading rows of
-  // every piece (those that take our own K/V block while the ring pulls), or the rest.
-  enum class RowPart : uint8_t { kAll, kLead, kRest };
-  int64_t lead_rows(int64_t n) const;  // of a piece of n rows
   // A K/V block, or one row segment of it (seg = -1: all rows).
   struct KVPart {
     const KVBlock* block;
@@ -126,14 +121,13 @@ class MeshAttention final : public SpAttention {
                            AccumulatorMode mode, bool finalize) const;
   // shared: AttentionProblem::shared of the call, or null.
   Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
-                 bool finalize, void* o, RowPart part = RowPart::kAll, const SharedWork* shared = nullptr);
+                 bool finalize, void* o, const SharedWork* shared = nullptr);
   // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
   // blocks). A ring inside a machine delivers every block long before it is needed, so all of them go into one
   // call (fewer, longer calls: each call costs its tiles' set-up and a partly filled last wave); a ring across
   // machines keeps one call per arriving block.
   Status ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first, AccumulatorMode mode,
-                   bool finalize, void* o, int kv_seg = -1, RowPart part = RowPart::kAll,
-                   const SharedWork* shared = nullptr);
+                   bool finalize, void* o, int kv_seg = -1, const SharedWork* shared = nullptr);
   // The K/V chunks of a block (row segment kv_seg of each piece, -1: whole), flagged `ready`.
   void append_kv_chunks(const KVBlock& kv, int kv_seg, const LandedFlag& ready, std::vector<KVChunk>* kvs) const;
   // Compute-bound Pull KV phase: the foreign stages over each K/V set 1..t-1 as it lands (then their output is
@@ -207,7 +201,6 @@ class MeshAttention final : public SpAttention {
   const int requested_chunks_;  // SpAttentionConfig::torus_chunks (0 = automatic)
   const bool stagger_push_;     // SpAttentionConfig::stagger_foreign_push, one-sided only
   const bool by_block_;         // SpAttentionConfig::foreign_rows_by_block
-  const double lead_fraction_;  // SpAttentionConfig::ring_lead_fraction
   const bool merge_sets_;       // SpAttentionConfig::merge_kv_sets
   const bool local_diagonal_;   // SpAttentionConfig::local_diagonal, as asked
   bool diagonal_ = false;       // ... and in force (mesh and transport allow it)

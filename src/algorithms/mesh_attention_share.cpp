@@ -56,7 +56,7 @@ Status MeshAttention::shared_ring_calls(const RingSet& set0) {
   ++share_epoch_;
   const SharedWork mine = shared_work(rank_);
   SF_RETURN_IF_ERROR(
-      ring_pass({0}, -1, set0, 1, AccumulatorMode::kResume, true, so_.local, -1, RowPart::kAll, &mine));
+      ring_pass({0}, -1, set0, 1, AccumulatorMode::kResume, true, so_.local, -1, &mine));
   return help_ring_peers(set0);
 }
 

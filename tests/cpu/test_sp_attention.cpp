@@ -484,63 +484,6 @@ TEST(MeshSchedule, MergedKvSetsAreExactOnUnevenShapes) {
       }
 }
 
-// Ring lead rows (SpAttentionConfig::ring_lead_fraction): with a ring inside the machine and no Torus level, only
-// the leading rows of every piece take our own K/V block while the ring pulls; they then take the peers' blocks,
-// and the other rows take every block in one call. Exact for any share, on both transports, with and without a
-// Ulysses level, on pieces short enough to split row by row and long enough to split in 64-row slices; three
-// calls per forward (one when no row leads, two when all do). A ring across machines or a Torus level leaves
-// the schedule as it was.
-TEST(MeshSchedule, RingLeadRowsAreExactForAnyShare) {
-  struct LeadCase {
-    const char* mesh;
-    Topology topo;
-    int64_t seq;
-    double lead;
-    int64_t calls;
-  };
-  const LeadCase cases[] = {
-      {"R4", {1, 4}, 64, 0.3, 3},   {"R4", {1, 4}, 64, 0.0, 1},    {"R4", {1, 4}, 64, 1.0, 2},
-      {"R4", {1, 4}, 70, 0.55, 3},  {"U2R2", {1, 4}, 64, 0.4, 3},  {"R4", {1, 4}, 1100, 0.3, 3},
-      {"R2U2", {2, 2}, 64, 0.3, 2}, {"T2R2", {2, 2}, 64, 0.3, 5},
-  };
-  for (const LeadCase& c : cases)
-    for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
-      const AttentionShape shape{2, c.seq, 4, 16, DType::kF32};
-      Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
-      ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-      plan->config.torus_chunks = 1;
-      plan->config.local_diagonal = false;  // its own tests: test_local_diagonal.cpp
-      plan->config.stagger_foreign_push = false;
-      plan->config.foreign_rows_by_block = false;
-      plan->config.ring_lead_fraction = c.lead;
-      plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
-      const LayerInputs in = make_random_inputs(shape, 41);
-      ThreadRunOptions opt;
-      opt.world.chaos_seed = 42;
-      Result<ThreadRunResult> r = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
-      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-      EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " lead " << c.lead << " " << transport_name(tr);
-      for (int g = 0; g < c.topo.world_size(); ++g)
-        EXPECT_EQ(r->attention_calls[g], c.calls) << c.mesh << " S=" << c.seq << " lead " << c.lead << " rank " << g
-                                                  << " " << transport_name(tr);
-    }
-}
-
-TEST(MeshSchedule, RingLeadFractionOutsideZeroToOneIsRefused) {
-  const AttentionShape shape{1, 64, 4, 16, DType::kF32};
-  for (double bad : {-0.1, 1.5, std::nan("")}) {
-    Result<Plan> plan = make_plan(Scheme::kSfu, {1, 4}, shape);
-    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-    plan->config.ring_lead_fraction = bad;
-    plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
-    const LayerInputs in = make_random_inputs(shape, 5);
-    Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
-    ASSERT_FALSE(r.is_ok()) << "lead " << bad;
-    EXPECT_NE(r.status().to_string().find("ring_lead_fraction must be in [0, 1]"), std::string::npos)
-        << r.status().to_string();
-  }
-}
-
 // The shared ring (SpAttentionConfig::ring_share): a lone one-sided ring inside one machine issues its two calls and
 // one helper call per ring peer (AttentionProblem::shared), every helper call building its owner's problem (the
 // owner's Q rows, accumulator and output, our copies of its K/V blocks in its order). On CPU devices the call's
@@ -578,14 +521,13 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
     Topology topo;
     const char* mesh;
     Transport transport;
-    double loans, fraction;
+    double loans;
     const char* message;
   } bad[] = {
-      {{2, 2}, "T2R2", Transport::kOneSided, 0, 1, "ring_share needs a ring inside one machine and nothing else"},
-      {{1, 4}, "U2R2", Transport::kOneSided, 0, 1, "ring_share needs a ring inside one machine and nothing else"},
-      {{1, 4}, "R4", Transport::kTwoSided, 0, 1, "ring_share needs a ring inside one machine and nothing else"},
-      {{1, 4}, "R4", Transport::kOneSided, 0.2, 1, "it excludes row_loan_limit > 0"},
-      {{1, 4}, "R4", Transport::kOneSided, 0, 0.5, "it excludes row_loan_limit > 0"},
+      {{2, 2}, "T2R2", Transport::kOneSided, 0, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "U2R2", Transport::kOneSided, 0, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "R4", Transport::kTwoSided, 0, "ring_share needs a ring inside one machine and nothing else"},
+      {{1, 4}, "R4", Transport::kOneSided, 0.2, "it excludes row_loan_limit > 0"},
   };
   for (const auto& b : bad) {
     Result<Plan> plan = make_plan(Scheme::kCustom, b.topo, shape, b.mesh, b.transport);
@@ -593,7 +535,6 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
     plan->config.ring_share = true;
     plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
     plan->config.row_loan_limit = b.loans;
-    plan->config.ring_lead_fraction = b.fraction;
     Result<ThreadRunResult> r = run_layer_on_threads(b.topo, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << b.mesh;
     EXPECT_NE(r.status().to_string().find(b.message), std::string::npos) << r.status().to_string();
@@ -604,7 +545,7 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
 // peers' K/V come in strided pulls of a few heads' columns each and our rows take every block in one call (one
 // step flag asked); exact for any step, whether or not it divides the heads, uneven rows and two batch entries,
 // and the same bytes as whole blocks. Elsewhere (two-sided, a ring across machines, a Torus or Ulysses level) the
-// schedule stays as it was. Negative steps, and steps beside loans, ring_share or leading rows, are refused.
+// schedule stays as it was. Negative steps, and steps beside loans or ring_share, are refused.
 TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
   struct HeadsCase {
     const char* mesh;
@@ -653,21 +594,19 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
   const LayerInputs in = make_random_inputs(shape, 5);
   const struct {
     int step;
-    double loans, fraction;
+    double loans;
     bool share;
     const char* message;
   } bad[] = {
-      {-1, 0, 1, false, "ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got -1"},
-      {2, 0.2, 1, false, "it excludes row_loan_limit > 0, ring_share"},
-      {2, 0, 0.5, false, "it excludes row_loan_limit > 0, ring_share"},
-      {2, 0, 1, true, "it excludes row_loan_limit > 0, ring_share"},
+      {-1, 0, false, "ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got -1"},
+      {2, 0.2, false, "it excludes row_loan_limit > 0 and ring_share"},
+      {2, 0, true, "it excludes row_loan_limit > 0 and ring_share"},
   };
   for (const auto& b : bad) {
     Result<Plan> plan = make_plan(Scheme::kCustom, {1, 4}, shape, "R4", Transport::kOneSided);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.ring_heads_per_step = b.step;
     plan->config.row_loan_limit = b.loans;
-    plan->config.ring_lead_fraction = b.fraction;
     plan->config.ring_share = b.share;
     Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << "step " << b.step;

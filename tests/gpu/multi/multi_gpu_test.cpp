@@ -240,17 +240,7 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
                                    topo.to_string().c_str(), plan.status().to_string().c_str());
           continue;
         }
-        // A ring inside the machine also runs with only some of the rows leading (ring_lead_fraction): three
-        // calls instead of two, and the accumulators of two row ranges. Three or more Torus stages also run
-        // compute-bound style (one segment per stage) with the K/V sets merged in groups, or not, whichever the
-        // planner did not pick.
         std::vector<SpAttentionConfig> variants{plan->config};
-        if (plan->config.mesh.degree(LevelKind::kRing) > 1 && plan->config.mesh.degree(LevelKind::kTorus) == 1 &&
-            topo.machines == 1) {
-          variants.push_back(plan->config);
-          variants.back().ring_lead_fraction = 0.4;
-          variants.back().ring_heads_per_step = 0;  // (the planner's one call by heads excludes lead orders)
-        }
         // A lone one-sided ring inside the machine also runs with row loans, their plan changing between the two
         // forwards (the second lends the other way).
         if (plan->config.mesh.degree(LevelKind::kRing) == P && transport == Transport::kOneSided && topo.machines == 1) {
@@ -269,6 +259,8 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             variants.back().ring_heads_per_step = step;
           }
         }
+        // Three or more Torus stages also run compute-bound style (one segment per stage) with the K/V sets merged
+        // in groups, or not, whichever the planner did not pick.
         if (plan->config.mesh.degree(LevelKind::kTorus) > 2) {
           variants.push_back(plan->config);
           variants.back().torus_chunks = 1;
@@ -302,10 +294,10 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             }
             auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
-                   "%s %s %s/%s mesh %s lead %.2f merged sets %d diagonal %d loans %s share %d heads "
+                   "%s %s %s/%s mesh %s merged sets %d diagonal %d loans %s share %d heads "
                    "per step %d rep %d: vs one GPU max abs %g rel L2 %g non-finite %lld",
                    sh.to_string().c_str(), topo.to_string().c_str(), scheme_name(scheme), transport_name(transport),
-                   config.mesh.to_string().c_str(), config.ring_lead_fraction,
+                   config.mesh.to_string().c_str(),
                    config.merge_kv_sets ? 1 : 0,
                    config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), config.ring_share ? 1 : 0,
                    config.ring_heads_per_step, rep, c.max_abs, c.rel_l2, static_cast<long long>(c.non_finite));
@@ -325,10 +317,10 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
                    (unsigned long long)want.inter());
           }
           if (me == 0) {
-            std::printf("  %-8s %-9s %-5s mesh %-8s lead %.2f merged sets %d diagonal %d loans %s share "
+            std::printf("  %-8s %-9s %-5s mesh %-8s merged sets %d diagonal %d loans %s share "
                         "%d heads per step %d ok so far (%d failures)\n",
                         scheme_name(scheme), transport_name(transport), topo.to_string().c_str(),
-                        config.mesh.to_string().c_str(), config.ring_lead_fraction,
+                        config.mesh.to_string().c_str(),
                         config.merge_kv_sets ? 1 : 0,
                         config.local_diagonal ? 1 : 0, loans.empty() ? "none" : loans.c_str(),
                         config.ring_share ? 1 : 0, config.ring_heads_per_step, g_failures);

@@ -263,18 +263,15 @@ int run_attention(const AttentionOptions& o) {
             apply_layout_choices(o.torus_chunks, o.diagonal, &plan->config);
             if (o.foreign_push != "auto") plan->config.stagger_foreign_push = o.foreign_push == "staggered";
             if (o.foreign_rows != "auto") plan->config.foreign_rows_by_block = o.foreign_rows == "by-block";
-            if (o.ring_lead >= 0.0) plan->config.ring_lead_fraction = o.ring_lead;
-            // Where it applies; beside loans or a lead order the layer refuses it and the row is skipped, saying why.
+            // Where it applies; beside loans the layer refuses it and the row is skipped, saying why.
             if (o.ring_share != "auto")
               plan->config.ring_share = o.ring_share == "on" && lone_ring_in_machine(plan->config, topo, P);
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
             const bool lend = (!speeds.empty() || o.balance == "layer") && lone_ring_in_machine(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
-            // Another order of the ring's calls asked for (loans, sharing, lead rows) replaces the planner's one call
-            // pulled by heads; asked for beside them, the layer refuses and the row is skipped, saying why.
-            const SpAttentionConfig& cfg = plan->config;
-            if (lend || cfg.ring_share || cfg.ring_lead_fraction < 1.0)
-              plan->config.ring_heads_per_step = 0;
+            // Another order of the ring's calls asked for (loans, sharing) replaces the planner's one call pulled by
+            // heads; asked for beside them, the layer refuses and the row is skipped, saying why.
+            if (lend || plan->config.ring_share) plan->config.ring_heads_per_step = 0;
             if (o.ring_heads_per_step >= 0) plan->config.ring_heads_per_step = o.ring_heads_per_step;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
@@ -467,7 +464,7 @@ int run_attention(const AttentionOptions& o) {
                           "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,"
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"torus_segments\":%d,"
                           "\"plan_stagger_foreign_push\":%s,"
-                          "\"plan_foreign_rows_by_block\":%s,\"plan_ring_lead_fraction\":%.4f,"
+                          "\"plan_foreign_rows_by_block\":%s,"
                           "\"plan_ring_share\":%s,\"plan_ring_heads_per_step\":%d,"
                           "\"helped_blocks\":\"%s\","
                           "\"plan_merge_kv_sets\":%s,\"plan_local_diagonal\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
@@ -479,7 +476,7 @@ int run_attention(const AttentionOptions& o) {
                           max_abs, rel, bad, fallbacks, kv_in_layer ? "true" : "false", plan->config.torus_chunks,
                           torus_segments,
                           plan->config.stagger_foreign_push ? "true" : "false",
-                          plan->config.foreign_rows_by_block ? "true" : "false", plan->config.ring_lead_fraction,
+                          plan->config.foreign_rows_by_block ? "true" : "false",
                           plan->config.ring_share ? "true" : "false",
                           plan->config.ring_heads_per_step, helped_per_rank.c_str(),
                           plan->config.merge_kv_sets ? "true" : "false",
@@ -529,10 +526,6 @@ void register_gpu_attention_command(CLI::App& app) {
                   "(the planner), by-block (our Torus block first, then the ring peers' blocks) or by-set (the "
                   "whole set in one call)")
       ->check(CLI::IsMember({"auto", "by-block", "by-set"}));
-  sub->add_option("--ring-lead", o->ring_lead,
-                  "share of our own rows that take our own K/V block while a ring inside the machine pulls the "
-                  "rest, in [0, 1] (-1: the planner decides)")
-      ->check(CLI::Range(-1.0, 1.0));
   sub->add_option("--ring-share", o->ring_share,
                   "a lone one-sided ring inside the machine: auto (the planner), on (ranks that finish first take "
                   "blocks of work from the others' last call while it runs) or off")

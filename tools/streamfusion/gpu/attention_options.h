@@ -20,7 +20,6 @@ struct AttentionOptions {
   int torus_chunks = -1;                   // -1: the planner decides; else SpAttentionConfig::torus_chunks
   std::string foreign_push = "auto";       // auto (the planner), staggered or together: stagger_foreign_push
   std::string foreign_rows = "auto";       // auto (the planner), by-block or by-set: foreign_rows_by_block
-  double ring_lead = -1.0;                 // < 0: the planner decides; else SpAttentionConfig::ring_lead_fraction
   std::string ring_share = "auto";         // auto (the planner), on or off: ring_share, where it applies
   int ring_heads_per_step = -1;            // < 0: the planner decides; else SpAttentionConfig::ring_heads_per_step
   std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
