@@ -42,9 +42,13 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
   for (int i : stages) {
     const RowBlock qb = block_of(gt_[(l_ + i) % t_]);
     char* qbase = static_cast<char*>(const_cast<void*>(i == 0 ? home_q_ : static_cast<const void*>(slot(qt_, slot_bytes_, i - 1))));
-    float* acc_o = acc_ + i * acc_stride_;
-    float* acc_m = acc_ + t_ * acc_stride_ + i * (acc_stride_ / D);
-    float* acc_l = acc_m + t_ * (acc_stride_ / D);
+    // No accumulator where our rows' one call starts and finalizes (pulled by heads): the chunks get none.
+    float *acc_o = nullptr, *acc_m = nullptr, *acc_l = nullptr;
+    if (acc_ != nullptr) {
+      acc_o = acc_ + i * acc_stride_;
+      acc_m = acc_ + t_ * acc_stride_ + i * (acc_stride_ / D);
+      acc_l = acc_m + t_ * (acc_stride_ / D);
+    }
     if (diagonal_ && i == 0) {  // our rows of head block l: where the diagonal call left them
       const AccSlot a = diagonal_acc(l_);
       acc_o = a.o, acc_m = a.m, acc_l = a.l;
@@ -62,9 +66,11 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
         QChunk c;
         c.q = RowChunk{qbase + (qb.piece_offset(j) + a * row) * elem_, len, n * row, row, D};
         // The accumulator of (piece, segment) is dense: [B, len, Ht, D] right after the segments before it.
-        c.acc_o = acc_o + qb.piece_offset(j) + B * a * row;
-        c.acc_m = acc_m + qb.piece_ml_offset(j) + B * a * Ht_;
-        c.acc_l = acc_l + qb.piece_ml_offset(j) + B * a * Ht_;
+        if (acc_o != nullptr) {
+          c.acc_o = acc_o + qb.piece_offset(j) + B * a * row;
+          c.acc_m = acc_m + qb.piece_ml_offset(j) + B * a * Ht_;
+          c.acc_l = acc_l + qb.piece_ml_offset(j) + B * a * Ht_;
+        }
         // A foreign stage's partial under the local diagonal: its owner merges it, by its lse.
         if (finalize && diagonal_ && i > 0) c.lse = lse_stage_ + i * lse_slot_ + qb.piece_ml_offset(j) + B * a * Ht_;
         if (finalize) {
