@@ -151,8 +151,9 @@ Status MeshAttention::init() {
   void* acc = nullptr;
   const size_t acc_bytes = t_ * (acc_stride_ + 2 * acc_stride_ / shape_.head_dim) * sizeof(float);
   // Pulled by heads, our rows' one call starts and finalizes: no accumulator (fp32, twice the Q bytes), unless a
-  // device may have to chain its launches through one (the CUDA kernel takes up to 32 K/V chunks in a launch).
-  const bool one_shot = by_heads_ && r_ <= 16;
+  // device may have to chain its launches through one (the CUDA kernel takes up to 32 K/V chunks, one per ring
+  // member, in a launch).
+  const bool one_shot = by_heads_ && r_ <= 32;
   if (!share_ && !one_shot) SF_RETURN_IF_ERROR(local(acc_bytes, &acc));
   acc_ = static_cast<float*>(acc);
   if (diagonal_) {

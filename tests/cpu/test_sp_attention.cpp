@@ -576,7 +576,7 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
     ThreadRunOptions opt;
     opt.world.chaos_seed = 52;
     opt.warmup = 1;
-    plan->config.ring_heads_per_step = 0;  // the planner's choice for a lone one-sided ring: whole blocks first
+    plan->config.ring_heads_per_step = 0;  // whole blocks first (the planner pulls a lone one-sided ring by heads)
     Result<ThreadRunResult> whole = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
     ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
     plan->config.ring_heads_per_step = c.step;

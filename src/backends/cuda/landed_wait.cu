@@ -22,7 +22,7 @@ cudaError_t wait_landed_on_stream(const AttentionArgs& args, cudaStream_t stream
   for (int i = 0; i < args.num_kv; ++i) {
     if (args.kv[i].ready == nullptr) continue;
     f.word[f.count] = args.kv[i].ready;
-    f.value[f.count++] = landed_value_all_heads(args.kv[i], args.heads);
+    f.value[f.count++] = landed_value_for_head(args.kv[i].ready_value, args.kv[i].ready_heads_per_step, args.heads - 1);
   }
   if (f.count == 0) return cudaSuccess;
   wait_landed_kernel<<<1, 1, 0, stream>>>(f);

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "attention_kernel.cuh"
+#include "streamfusion/landed_flag.h"
 
 namespace sf::cuda::detail {
 
@@ -25,13 +26,7 @@ __device__ __forceinline__ void wait_landed(const uint32_t* word, uint32_t value
 }
 // Head h of chunk c (a chunk landing in steps of heads waits for the step that brings h).
 __device__ __forceinline__ void wait_landed(const KVChunkArgs& c, int h) {
-  wait_landed(c.ready, c.ready_heads_per_step > 0 ? c.ready_value + static_cast<uint32_t>(h / c.ready_heads_per_step)
-                                                  : c.ready_value);
-}
-// Every head of chunk c, `heads` of them.
-__host__ __device__ inline uint32_t landed_value_all_heads(const KVChunkArgs& c, int heads) {
-  return c.ready_heads_per_step > 0 ? c.ready_value + static_cast<uint32_t>((heads - 1) / c.ready_heads_per_step)
-                                    : c.ready_value;
+  wait_landed(c.ready, landed_value_for_head(c.ready_value, c.ready_heads_per_step, h));
 }
 
 }  // namespace sf::cuda::detail

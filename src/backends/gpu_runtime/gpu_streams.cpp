@@ -97,12 +97,17 @@ bool GpuStreams::sm_free(Handle h) const {
   return h.id < 0 || (static_cast<size_t>(h.id) < handles_used_ && handle_sm_free_[static_cast<size_t>(h.id)] != 0);
 }
 
-Result<LandedFlag> GpuStreams::flag_when_done(const std::vector<Handle>& hs) {
+Status GpuStreams::flag_stream_waits_for(const std::vector<Handle>& hs) {
   for (Handle h : hs) {
     if (h.id < 0) continue;
     if (static_cast<size_t>(h.id) >= handles_used_) return internal_error("landed flag of a dead handle");
     SF_CUDA_RETURN(cudaStreamWaitEvent(flag_stream_, handle_events_[static_cast<size_t>(h.id)], 0));
   }
+  return Status::ok();
+}
+
+Result<LandedFlag> GpuStreams::flag_when_done(const std::vector<Handle>& hs) {
+  SF_RETURN_IF_ERROR(flag_stream_waits_for(hs));
   // Word value % kFlagWords: its values grow by kFlagWords from one use to the next, and the flag stream writes
   // them in order, so a kernel that still polls for an older value is released by a newer one too.
   if (++flags_issued_ == 0) ++flags_issued_;  // 0 is every word's initial value: never a flag
@@ -119,11 +124,7 @@ Result<LandedFlag> GpuStreams::flag_steps(const std::vector<std::vector<Handle>>
   uint32_t* word = flag_words_ + kFlagWords;
   const uint32_t first = steps_issued_ + 1;
   for (const std::vector<Handle>& hs : steps) {
-    for (Handle h : hs) {
-      if (h.id < 0) continue;
-      if (static_cast<size_t>(h.id) >= handles_used_) return internal_error("landed step of a dead handle");
-      SF_CUDA_RETURN(cudaStreamWaitEvent(flag_stream_, handle_events_[static_cast<size_t>(h.id)], 0));
-    }
+    SF_RETURN_IF_ERROR(flag_stream_waits_for(hs));
     SF_RETURN_IF_ERROR(driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(flag_stream_),
                                                          reinterpret_cast<CUdeviceptr>(word), ++steps_issued_,
                                                          CU_STREAM_WRITE_VALUE_DEFAULT),

@@ -113,6 +113,8 @@ class GpuStreams {
   cudaStream_t host_ = nullptr;     // begin_host_work
   cudaEvent_t host_fence_ = nullptr;  // compute -> host_
   bool host_work_on_compute_ = false;
+  // The flag stream waits for the handles' events (landed flags and steps).
+  Status flag_stream_waits_for(const std::vector<Handle>& hs);
   cudaStream_t flag_stream_ = nullptr;
   uint32_t* flag_words_ = nullptr;  // device memory, zeroed: kFlagWords words, then the steps' word
   uint32_t flags_issued_ = 0;       // the last value written (0: none yet)

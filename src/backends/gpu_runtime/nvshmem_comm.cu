@@ -181,25 +181,24 @@ Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, cuda
   return h;
 }
 
-Result<LandedFlag> NvshmemComm::landed_flag_impl(const std::vector<Handle>& hs) {
+bool NvshmemComm::flaggable(const std::vector<std::vector<Handle>>& groups) const {
   bool flag = landed_flags_, pending = false;
-  for (Handle h : hs) {
-    flag = flag && streams_->sm_free(h);
-    pending = pending || h.id >= 0;
-  }
-  if (!flag || !pending) return Comm::landed_flag_impl(hs);
+  for (const std::vector<Handle>& hs : groups)
+    for (Handle h : hs) {
+      flag = flag && streams_->sm_free(h);
+      pending = pending || h.id >= 0;
+    }
+  return flag && pending;
+}
+
+Result<LandedFlag> NvshmemComm::landed_flag_impl(const std::vector<Handle>& hs) {
+  if (!flaggable({hs})) return Comm::landed_flag_impl(hs);
   return streams_->flag_when_done(hs);
 }
 
 Result<LandedFlag> NvshmemComm::landed_steps_impl(const std::vector<std::vector<Handle>>& steps,
                                                   int32_t heads_per_step) {
-  bool flag = landed_flags_, pending = false;
-  for (const std::vector<Handle>& hs : steps)
-    for (Handle h : hs) {
-      flag = flag && streams_->sm_free(h);
-      pending = pending || h.id >= 0;
-    }
-  if (!flag || !pending) return Comm::landed_steps_impl(steps, heads_per_step);
+  if (!flaggable(steps)) return Comm::landed_steps_impl(steps, heads_per_step);
   SF_ASSIGN_OR_RETURN(LandedFlag f, streams_->flag_steps(steps));
   f.heads_per_step = heads_per_step;
   return f;

@@ -83,6 +83,9 @@ class NvshmemComm final : public Comm {
 
  private:
   Status check_access(const SymmetricBuffer& b, size_t offset, size_t bytes, int peer, const char* op) const;
+  // Whether a flag may stand for these operations: flags are on, some operation is pending, and none of them (nor
+  // what its lane did before it) needs an SM (end_transfer marks them).
+  bool flaggable(const std::vector<std::vector<Handle>>& groups) const;
   // A transfer to or from another machine is posted from a side stream (pipeline_); anything else settles the
   // lane first.
   bool posted_aside(int peer) const { return pipeline_ && topo_.link(rank_, peer) == LinkClass::kInter; }
