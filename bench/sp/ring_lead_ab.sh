@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # One GPU call (1xN NVLink: the host's GPUs): how a lone ring inside the machine orders its calls while it pulls the
-# ring peers' K/V. Two knobs (SF_LEAD_KNOB):
+# ring peers' K/V. Three knobs (SF_LEAD_KNOB):
 #   ring-share: SpAttentionConfig::ring_share, off (the reference) and on: the ranks that finish first take blocks of
 #     the others' last call (AttentionProblem::shared). First the kernel's tests of shared calls and split pieces.
 #   ring-heads-per-step (default): SpAttentionConfig::ring_heads_per_step, 0 (the reference: whole blocks, two
 #     calls) and steps of some heads (one call, each head waiting for its step). First the kernel's tests of late
 #     chunks.
+#   ring-first-step-heads: SpAttentionConfig::ring_first_step_heads, 0 (the reference: about the first wave's heads,
+#     peer by peer) and others (2: the first step no wider than the others, as before session 26).
 # SFU-NVSHMEM on 1x4 NVLink at Flux shapes, each share in turn, SF_LEAD_ROUNDS rounds in a shuffled order, steady
 # state (10 warm-ups, 30 timed forwards, as steady_1x4.sh). In every round also the planner's own choice, with the
 # one-GPU baseline and the all-4-busy compute share. Then a traced forward at each of two shares, and the multi-GPU
 # tests.
-#   bench/sp/ring_lead_ab.sh [OUTDIR]   env: SF_LEAD_KNOB, SF_LEAD_VALUES (default heads: "0 2 4 6", share: "off
-#                                       on"), SF_LEAD_SEQ (default 36864,65536), SF_LEAD_ROUNDS (default 3),
-#                                       SF_LEAD_TRACE (default heads: "0 4", share: "off on"), SF_LEAD_CTEST (skip: no
-#                                       multi-GPU tests at the end), SF_LEAD_KERNEL_TESTS (skip: none first)
+#   bench/sp/ring_lead_ab.sh [OUTDIR]   env: SF_LEAD_KNOB, SF_LEAD_VALUES (default heads: "0 2 4 6", first: "0 2",
+#                                       share: "off on"), SF_LEAD_SEQ (default 36864,65536), SF_LEAD_ROUNDS (default
+#                                       3), SF_LEAD_TRACE (default heads: "0 4", first: "0 2", share: "off on"),
+#                                       SF_LEAD_CTEST (skip: no multi-GPU tests at the end), SF_LEAD_KERNEL_TESTS
+#                                       (skip: none first)
 # (Leading rows, SpAttentionConfig::ring_lead_fraction, and lead pieces, ring_lead_pieces, were knobs here until the
 # one call pulled by heads took their place: results/h200x4-2026-11-27-ring-lead/, results/h200x4-2026-11-28-lead-
 # pieces/; ring_lead_ab.py still tabulates their JSON.)
@@ -25,14 +28,15 @@ KNOB=${SF_LEAD_KNOB:-ring-heads-per-step}
 case "$KNOB" in
   ring-share) DEFAULT_VALUES="off on"; DEFAULT_TRACE="off on"; MODE=share ;;
   ring-heads-per-step) DEFAULT_VALUES="0 2 4 6"; DEFAULT_TRACE="0 4"; MODE=heads ;;
-  *) echo "SF_LEAD_KNOB must be ring-heads-per-step or ring-share, found '$KNOB'" >&2
+  ring-first-step-heads) DEFAULT_VALUES="0 2"; DEFAULT_TRACE="0 2"; MODE=first ;;
+  *) echo "SF_LEAD_KNOB must be ring-heads-per-step, ring-first-step-heads or ring-share, found '$KNOB'" >&2
      exit 2 ;;
 esac
 sf_build_logged "ring lead A/B ($KNOB)" streamfusion-gpu sf_gpu_multi_test sf_gpu_kernel_tests
 SFG=$(sf_gpu_binary)
 if [ "${SF_LEAD_KERNEL_TESTS:-run}" != skip ]; then
   echo "## $(date -u +%T) kernel tests of $MODE and split pieces" >> "$LOG"
-  if [ "$MODE" = heads ]; then
+  if [ "$MODE" != share ]; then
     FILTER='CudaAttention.LateChunks*:CudaAttention.TailSplit*:CudaAttention.Persistent*:CudaAttention.SharedCall*'
   else
     FILTER='CudaAttention.SharedCall*:CudaAttention.TailSplit*:CudaAttention.Persistent*:CudaAttention.LateChunks*'

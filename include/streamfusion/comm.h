@@ -47,6 +47,18 @@ inline Status check_strided(const char* op, size_t width, size_t src_pitch, size
   return Status::ok();
 }
 
+// One write of a step flag (Comm::landed_steps): once `ops` have completed, flag `flag`'s word reaches
+// value + `step`, which releases the heads of steps 0..step (a step may jump: one write for several steps).
+struct LandedStep {
+  int flag = 0;
+  int32_t step = 0;
+  std::vector<Handle> ops;
+};
+
+// landed_steps' own check: heads per step, a flag count the backends can hold, flags in range, each flag written
+// at least once and its steps rising.
+Status check_landed_steps(const std::vector<LandedStep>& order, int num_flags, int32_t heads_per_step);
+
 // A buffer allocated by every rank of the world in the same collective call, with the same size.
 // A peer's instance is addressed by (buffer, peer rank, offset).
 struct SymmetricBuffer {
@@ -150,16 +162,18 @@ class Comm {
     return landed_flag_impl(hs);
   }
 
-  // landed_flag for data that lands in steps of heads (LandedFlag::heads_per_step): steps[g] are the operations
-  // that bring heads [g·heads_per_step, (g+1)·heads_per_step), issued in that order. One flag whose word reaches
-  // value + g once steps 0..g have completed, so a kernel starts on a head as soon as its step is in. Where the
-  // backend hands out no flag it waits for every step here and returns an empty flag. Counted as one flag.
-  Result<LandedFlag> landed_steps(const std::vector<std::vector<Handle>>& steps, int32_t heads_per_step) {
+  // landed_flag for data that lands in steps of heads (LandedFlag::heads_per_step), one flag per chunk of it
+  // (e.g. per ring peer's K/V): `order` lists the flags' writes in the order their operations were issued, so that
+  // no write waits for a later transfer; write {f, g, ops} sets flag f's word to value + g once `ops` (and the
+  // writes before it) have completed, releasing heads [0, (g+1)·heads_per_step) of chunk f. The caller writes each
+  // flag's last step for its last head. Returns num_flags flags (at most kMaxStepFlags). Where the backend hands out
+  // no flag it waits for every operation here and returns empty flags. Counted as one flag.
+  static constexpr int kMaxStepFlags = 64;
+  Result<std::vector<LandedFlag>> landed_steps(const std::vector<LandedStep>& order, int num_flags,
+                                               int32_t heads_per_step) {
     ++flags_asked_;
-    if (heads_per_step < 1)
-      return invalid_argument("landed_steps: heads_per_step must be at least 1, found " +
-                              std::to_string(heads_per_step));
-    return landed_steps_impl(steps, heads_per_step);
+    SF_RETURN_IF_ERROR(check_landed_steps(order, num_flags, heads_per_step));
+    return landed_steps_impl(order, num_flags, heads_per_step);
   }
 
   // ---- ordering
@@ -193,10 +207,11 @@ class Comm {
     SF_RETURN_IF_ERROR(wait_all(hs));
     return LandedFlag{};
   }
-  virtual Result<LandedFlag> landed_steps_impl(const std::vector<std::vector<Handle>>& steps, int32_t heads_per_step) {
+  virtual Result<std::vector<LandedFlag>> landed_steps_impl(const std::vector<LandedStep>& order, int num_flags,
+                                                            int32_t heads_per_step) {
     (void)heads_per_step;
-    for (const std::vector<Handle>& hs : steps) SF_RETURN_IF_ERROR(wait_all(hs));
-    return LandedFlag{};
+    for (const LandedStep& w : order) SF_RETURN_IF_ERROR(wait_all(w.ops));
+    return std::vector<LandedFlag>(static_cast<size_t>(num_flags));
   }
   void count(int peer, size_t n) {
     if (peer != rank()) bytes_.bytes[static_cast<int>(topology().link(rank(), peer))] += n;

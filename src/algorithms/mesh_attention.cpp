@@ -53,6 +53,17 @@ int MeshAttention::choose_torus_chunks() const {
   return static_cast<int>(std::clamp<int64_t>(tiles / busy, fewest, 4));
 }
 
+// Pulled by heads: the heads of the first step. Automatic: those of the call's first wave of work, which takes
+// items head by head with the Q tile fastest (batch entry 0 first). A device asks for busy_query_tiles() 128-row
+// tiles per call, about two waves; half of them is about one (on an H200 at D=128: 132 items of 192 rows, 6 heads
+// at Flux S=16384 on 1x4). No preference (CPU ranks): one step.
+int64_t MeshAttention::choose_first_step() const {
+  const int64_t n = heads_per_step_, rows = rows_of(rank_), busy = dev_.busy_query_tiles();
+  int64_t heads = first_step_asked_;
+  if (heads == 0) heads = busy > 0 && rows > 0 ? (busy / 2 * 128 + rows - 1) / rows : n;
+  return std::min(Ht_, (heads + n - 1) / n * n);
+}
+
 Status MeshAttention::init() {
   SF_RETURN_IF_ERROR(shape_.validate());
   P_ = comm_.world_size();
@@ -102,6 +113,9 @@ Status MeshAttention::init() {
   if (heads_per_step_ < 0)
     return invalid_argument("ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got " +
                             std::to_string(heads_per_step_));
+  if (first_step_asked_ < 0)
+    return invalid_argument("ring_first_step_heads must be 0 (about the first wave's heads) or a number of heads; "
+                            "got " + std::to_string(first_step_asked_));
   if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_))
     return invalid_argument("ring_heads_per_step (" + std::to_string(heads_per_step_) +
                             ", which the planner sets for a lone one-sided ring) takes our rows against every block "
@@ -139,6 +153,7 @@ Status MeshAttention::init() {
   // Pulled by heads where every ring peer's K/V can be read in strided runs (their memory mapped here).
   by_heads_ = heads_per_step_ > 0 && direct_ && r_ > 1 && ring_in_machine_ && one_sided_;
   for (int y : gr_) by_heads_ = by_heads_ && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
+  if (by_heads_) first_step_ = choose_first_step();
   if (!direct_) {
     SF_RETURN_IF_ERROR(symmetric(u_ * t_ * os_slot_bytes_, &os_));
     SF_RETURN_IF_ERROR(local(3 * u_ * t_ * os_slot_bytes_, &pack_));
@@ -208,9 +223,10 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   SF_RETURN_IF_ERROR(comm_.wait_all(borrowed_q));
   if (by_heads_) {
     // One call over every block, each pulled block's heads waited for step by step (ring_heads_per_step).
-    SF_ASSIGN_OR_RETURN(const LandedFlag steps, comm_.landed_steps(sets[0].head_steps, heads_per_step_));
+    SF_ASSIGN_OR_RETURN(const std::vector<LandedFlag> steps,
+                        comm_.landed_steps(sets[0].head_steps, r_ - 1, heads_per_step_));
     std::vector<KVPart> parts = {{&sets[0].blocks[0]}};
-    for (int s = 1; s < r_; ++s) parts.push_back({&sets[0].blocks[s], -1, steps});
+    for (int s = 1; s < r_; ++s) parts.push_back({&sets[0].blocks[s], -1, steps[s - 1]});
     SF_RETURN_IF_ERROR(compute({0}, -1, parts, AccumulatorMode::kInit, true, o));
   } else if (share_) {
     SF_RETURN_IF_ERROR(offer_shared_rows(q));  // after the scatter's barrier: beside the first call

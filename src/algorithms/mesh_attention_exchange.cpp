@@ -208,31 +208,34 @@ Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set, const std::ve
   return Status::ok();
 }
 
-// A lone ring's blocks in steps of heads (ring_heads_per_step): step g brings heads [g·n, (g+1)·n) of every ring
-// peer's K and V, one strided pull each (the heads' columns of every row), before step g+1 starts. The call that
-// reads them takes its items head by head, so its first heads need only the first step.
+// A lone ring's blocks in steps of heads (ring_heads_per_step): the first step (first_step_ heads, about the call's
+// first wave) peer by peer, all of ring block 1's heads before block 2's, since the wave's items take the blocks in
+// that order; then step g brings heads [g·n, (g+1)·n) of every ring peer's K and V, before step g+1 starts. Each
+// pull is one strided copy (the heads' columns of every row) and completes a step of its block's flag.
 Status MeshAttention::pull_ring_by_heads(const SymmetricBuffer& kb, const SymmetricBuffer& vb, size_t base,
                                          RingSet* set) {
   const int64_t H = Ht_, n = heads_per_step_;
   const size_t head_bytes = static_cast<size_t>(shape_.head_dim) * elem_, pitch = H * head_bytes;
-  set->head_steps.assign(static_cast<size_t>((H + n - 1) / n), {});
-  for (int64_t h0 = 0, g = 0; h0 < H; h0 += n, ++g) {
-    const size_t width = static_cast<size_t>(std::min(n, H - h0)) * head_bytes, at = h0 * head_bytes;
-    for (int s = 1; s < r_; ++s) {
-      const int from = gr_[(k_ - s + r_) % r_];
-      const KVBlock& b = set->blocks[s];
-      // Dense [B, len, H, D] with one piece (no Ulysses level): every batch entry's rows in one run of rows.
-      const size_t rows = static_cast<size_t>(b.layout.batch * b.layout.piece_len[0]);
-      SF_ASSIGN_OR_RETURN(Handle hk, comm_.get_strided(b.k + at, pitch, kb, base + at, pitch, width, rows, from,
-                                                       Lane::kRing));
-      SF_ASSIGN_OR_RETURN(Handle hv, comm_.get_strided(b.v + at, pitch, vb, base + at, pitch, width, rows, from,
-                                                       Lane::kRing));
-      for (Handle h : {hk, hv}) {
-        set->arrived[0][s].push_back(h);
-        set->head_steps[g].push_back(h);
-      }
-    }
-  }
+  set->head_steps.clear();
+  const auto pull = [&](int s, int64_t h0, int64_t h1) -> Status {
+    const int from = gr_[(k_ - s + r_) % r_];
+    const KVBlock& b = set->blocks[s];
+    // Dense [B, len, H, D] with one piece (no Ulysses level): every batch entry's rows in one run of rows.
+    const size_t rows = static_cast<size_t>(b.layout.batch * b.layout.piece_len[0]);
+    const size_t width = static_cast<size_t>(h1 - h0) * head_bytes, at = h0 * head_bytes;
+    SF_ASSIGN_OR_RETURN(Handle hk, comm_.get_strided(b.k + at, pitch, kb, base + at, pitch, width, rows, from,
+                                                     Lane::kRing));
+    SF_ASSIGN_OR_RETURN(Handle hv, comm_.get_strided(b.v + at, pitch, vb, base + at, pitch, width, rows, from,
+                                                     Lane::kRing));
+    set->arrived[0][s].push_back(hk);
+    set->arrived[0][s].push_back(hv);
+    // Heads [0, h1) of block s are in: the step of head h1 - 1.
+    set->head_steps.push_back({s - 1, static_cast<int32_t>((h1 - 1) / n), {hk, hv}});
+    return Status::ok();
+  };
+  for (int s = 1; s < r_; ++s) SF_RETURN_IF_ERROR(pull(s, 0, first_step_));
+  for (int64_t h0 = first_step_; h0 < H; h0 += n)
+    for (int s = 1; s < r_; ++s) SF_RETURN_IF_ERROR(pull(s, h0, std::min(h0 + n, H)));
   return Status::ok();
 }
 

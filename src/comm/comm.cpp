@@ -3,6 +3,29 @@
 
 namespace sf {
 
+Status check_landed_steps(const std::vector<LandedStep>& order, int num_flags, int32_t heads_per_step) {
+  if (heads_per_step < 1)
+    return invalid_argument("landed_steps: heads_per_step must be at least 1, found " + std::to_string(heads_per_step));
+  if (num_flags < 1 || num_flags > Comm::kMaxStepFlags)
+    return invalid_argument("landed_steps: between 1 and " + std::to_string(Comm::kMaxStepFlags) +
+                            " flags, found " + std::to_string(num_flags));
+  std::vector<int32_t> last(static_cast<size_t>(num_flags), -1);
+  for (const LandedStep& w : order) {
+    if (w.flag < 0 || w.flag >= num_flags)
+      return invalid_argument("landed_steps: a write to flag " + std::to_string(w.flag) + " of " +
+                              std::to_string(num_flags));
+    int32_t& prev = last[static_cast<size_t>(w.flag)];
+    if (w.step <= prev)
+      return invalid_argument("landed_steps: flag " + std::to_string(w.flag) + "'s steps must rise, found step " +
+                              std::to_string(w.step) + " after step " + std::to_string(prev));
+    prev = w.step;
+  }
+  for (int f = 0; f < num_flags; ++f)
+    if (last[static_cast<size_t>(f)] < 0)
+      return invalid_argument("landed_steps: flag " + std::to_string(f) + " is never written");
+  return Status::ok();
+}
+
 Status Comm::barrier(const std::vector<int>& group, Lane lane) {
   bool inter = false;
   for (int r : group) inter |= r >= 0 && r < world_size() && topology().link(rank(), r) == LinkClass::kInter;

@@ -407,8 +407,9 @@ TEST(OneSidedBasics, PeerAddressReachesOnlyOurMachine) {
 }
 
 // Comm::get_strided: runs of a mate's rows land at our pitch and nothing between them is written; landed_steps
-// waits and hands out no flag on CPU ranks. A rank of another machine, runs wider than a pitch, a span past the
-// buffer and a step of no heads are refused with what was expected and found.
+// waits and hands out empty flags on CPU ranks, one per flag asked. A rank of another machine, runs wider than a
+// pitch and a span past the buffer are refused with what was expected and found, and so are step flags of no heads,
+// too few or too many flags, a write to a flag out of range, steps that do not rise and a flag never written.
 TEST(OneSidedBasics, StridedGetReadsRunsFromOurMachineOnly) {
   const Status st = run_thread_ranks({2, 2}, options(), [&](RankRuntime& rt) -> Status {
     Comm& comm = rt.comm();
@@ -420,8 +421,10 @@ TEST(OneSidedBasics, StridedGetReadsRunsFromOurMachineOnly) {
     SF_RETURN_IF_ERROR(comm.barrier_all());
     std::vector<uint64_t> got(kRows * 3, 0);  // pitch 3 words: the third of each row stays 0
     SF_ASSIGN_OR_RETURN(Handle h, comm.get_strided(got.data(), 24, buf, 16, kWords * 8, 16, kRows, mate));
-    SF_ASSIGN_OR_RETURN(LandedFlag f, comm.landed_steps({{h}}, 2));
-    SF_RETURN_IF_ERROR(check(!f.pending(), describe(me, "a CPU rank handed out a step flag")));
+    SF_ASSIGN_OR_RETURN(const std::vector<LandedFlag> flags, comm.landed_steps({{1, 0, {h}}, {0, 2, {}}}, 2, 2));
+    SF_RETURN_IF_ERROR(check(flags.size() == 2, describe(me, std::to_string(flags.size()) + " flags for 2")));
+    for (const LandedFlag& f : flags)
+      SF_RETURN_IF_ERROR(check(!f.pending(), describe(me, "a CPU rank handed out a step flag")));
     for (size_t r = 0; r < kRows; ++r) {
       for (size_t w = 0; w < 2; ++w)
         SF_RETURN_IF_ERROR(check(got[r * 3 + w] == tag(mate, mate, 0, static_cast<int>(r * kWords + 2 + w)),
@@ -441,10 +444,25 @@ TEST(OneSidedBasics, StridedGetReadsRunsFromOurMachineOnly) {
       SF_RETURN_IF_ERROR(check(b.r.status().to_string().find(b.message) != std::string::npos,
                                describe(me, "unexpected message: " + b.r.status().to_string())));
     }
-    Result<LandedFlag> none = comm.landed_steps({}, 0);
-    SF_RETURN_IF_ERROR(check(!none.is_ok() && none.status().to_string().find("at least 1, found 0") !=
-                                                  std::string::npos,
-                             describe(me, "landed_steps took a step of no heads")));
+    const struct {
+      std::vector<LandedStep> order;
+      int flags;
+      int32_t heads;
+      const char* message;
+    } bad_steps[] = {
+        {{{0, 0, {}}}, 1, 0, "heads_per_step must be at least 1, found 0"},
+        {{}, 0, 1, "between 1 and 64 flags, found 0"},
+        {{}, 65, 1, "between 1 and 64 flags, found 65"},
+        {{{2, 0, {}}}, 2, 1, "a write to flag 2 of 2"},
+        {{{0, 1, {}}, {0, 1, {}}}, 1, 1, "flag 0's steps must rise, found step 1 after step 1"},
+        {{{1, 0, {}}}, 2, 1, "flag 0 is never written"},
+    };
+    for (const auto& b : bad_steps) {
+      Result<std::vector<LandedFlag>> r = comm.landed_steps(b.order, b.flags, b.heads);
+      SF_RETURN_IF_ERROR(check(!r.is_ok() && r.status().to_string().find(b.message) != std::string::npos,
+                               describe(me, std::string("landed_steps: expected '") + b.message + "', got " +
+                                                (r.is_ok() ? std::string("no error") : r.status().to_string()))));
+    }
     SF_RETURN_IF_ERROR(comm.barrier_all());
     return comm.free_symmetric(buf);
   });

@@ -52,11 +52,11 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
   SF_CUDA_RETURN(cudaEventCreateWithFlags(&host_fence_, cudaEventDisableTiming));
   SF_ASSIGN_OR_RETURN(const int own, env_choice("SF_HOST_WORK_STREAM", {"compute", "own"}));
   host_work_on_compute_ = own == 0;
-  SF_CUDA_RETURN(cudaMalloc(&flag_words_, (kFlagWords + 1) * sizeof(uint32_t)));
+  SF_CUDA_RETURN(cudaMalloc(&flag_words_, (kFlagWords + Comm::kMaxStepFlags) * sizeof(uint32_t)));
   // Zeroed before init returns (the streams are non-blocking, so nothing else orders a kernel's first poll after
   // a memset on the legacy stream), on the host stream: after a memset of its own the flag stream's writes would
   // queue behind every copy issued before them (begin_host_work).
-  SF_CUDA_RETURN(cudaMemsetAsync(flag_words_, 0, (kFlagWords + 1) * sizeof(uint32_t), host_));
+  SF_CUDA_RETURN(cudaMemsetAsync(flag_words_, 0, (kFlagWords + Comm::kMaxStepFlags) * sizeof(uint32_t), host_));
   SF_CUDA_RETURN(cudaStreamSynchronize(host_));
   return Status::ok();
 }
@@ -120,17 +120,23 @@ Result<LandedFlag> GpuStreams::flag_when_done(const std::vector<Handle>& hs) {
   return LandedFlag{word, value};
 }
 
-Result<LandedFlag> GpuStreams::flag_steps(const std::vector<std::vector<Handle>>& steps) {
-  uint32_t* word = flag_words_ + kFlagWords;
-  const uint32_t first = steps_issued_ + 1;
-  for (const std::vector<Handle>& hs : steps) {
-    SF_RETURN_IF_ERROR(flag_stream_waits_for(hs));
+Result<std::vector<LandedFlag>> GpuStreams::flag_steps(const std::vector<LandedStep>& order, int num_flags) {
+  if (num_flags < 1 || num_flags > Comm::kMaxStepFlags)
+    return internal_error("flag_steps: " + std::to_string(num_flags) + " flags");
+  // Each flag's first value follows the last its word was given, so that no poll of this layer is released by
+  // an earlier one's writes.
+  std::vector<LandedFlag> flags(static_cast<size_t>(num_flags));
+  for (int f = 0; f < num_flags; ++f) flags[f] = LandedFlag{flag_words_ + kFlagWords + f, steps_issued_[f] + 1};
+  for (const LandedStep& w : order) {
+    SF_RETURN_IF_ERROR(flag_stream_waits_for(w.ops));
+    const uint32_t value = flags[w.flag].value + static_cast<uint32_t>(w.step);
     SF_RETURN_IF_ERROR(driver_status(cuStreamWriteValue32(reinterpret_cast<CUstream>(flag_stream_),
-                                                         reinterpret_cast<CUdeviceptr>(word), ++steps_issued_,
+                                                         reinterpret_cast<CUdeviceptr>(flags[w.flag].word), value,
                                                          CU_STREAM_WRITE_VALUE_DEFAULT),
                                     "landed step (cuStreamWriteValue32)"));
+    steps_issued_[w.flag] = value;
   }
-  return LandedFlag{word, first};
+  return flags;
 }
 
 Status GpuStreams::record_into(Handle h, Lane l) {

@@ -67,10 +67,10 @@ class GpuStreams {
   // SM). The compute stream does not wait. The caller makes sure the handles' operations need no SM either. One
   // stream writes every flag in the order they were asked for: a flag waits for the flags before it.
   Result<LandedFlag> flag_when_done(const std::vector<Handle>& hs);
-  // Comm::landed_steps: one word of its own that the flag stream sets to value + g once steps[0..g] are done (its
-  // values only grow, so a kernel polling for an older step is released too). The flag is a step flag: the caller
-  // sets heads_per_step.
-  Result<LandedFlag> flag_steps(const std::vector<std::vector<Handle>>& steps);
+  // Comm::landed_steps: num_flags words of their own (one per flag), which the flag stream sets to value + step in
+  // the given order, each once its operations are done (a word's values only grow, so a kernel polling for an
+  // older step is released too). The caller checked the order (check_landed_steps) and sets heads_per_step.
+  Result<std::vector<LandedFlag>> flag_steps(const std::vector<LandedStep>& order, int num_flags);
   // Whether a handle's operation needs no SM, as its backend declared when it made the handle (a copy-engine
   // transfer); reserve() clears it.
   void mark_sm_free(Handle h);
@@ -116,9 +116,9 @@ class GpuStreams {
   // The flag stream waits for the handles' events (landed flags and steps).
   Status flag_stream_waits_for(const std::vector<Handle>& hs);
   cudaStream_t flag_stream_ = nullptr;
-  uint32_t* flag_words_ = nullptr;  // device memory, zeroed: kFlagWords words, then the steps' word
+  uint32_t* flag_words_ = nullptr;  // device memory, zeroed: kFlagWords words, then Comm::kMaxStepFlags step words
   uint32_t flags_issued_ = 0;       // the last value written (0: none yet)
-  uint32_t steps_issued_ = 0;       // the last value written into the steps' word
+  uint32_t steps_issued_[Comm::kMaxStepFlags] = {};  // per step word: the last value written into it
   size_t handles_used_ = 0;
   bool detached_[2] = {false, false};
   StreamTrace trace_;

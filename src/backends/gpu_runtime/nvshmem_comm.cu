@@ -196,12 +196,14 @@ Result<LandedFlag> NvshmemComm::landed_flag_impl(const std::vector<Handle>& hs) 
   return streams_->flag_when_done(hs);
 }
 
-Result<LandedFlag> NvshmemComm::landed_steps_impl(const std::vector<std::vector<Handle>>& steps,
-                                                  int32_t heads_per_step) {
-  if (!flaggable(steps)) return Comm::landed_steps_impl(steps, heads_per_step);
-  SF_ASSIGN_OR_RETURN(LandedFlag f, streams_->flag_steps(steps));
-  f.heads_per_step = heads_per_step;
-  return f;
+Result<std::vector<LandedFlag>> NvshmemComm::landed_steps_impl(const std::vector<LandedStep>& order, int num_flags,
+                                                               int32_t heads_per_step) {
+  std::vector<std::vector<Handle>> ops;
+  for (const LandedStep& w : order) ops.push_back(w.ops);
+  if (!flaggable(ops)) return Comm::landed_steps_impl(order, num_flags, heads_per_step);
+  SF_ASSIGN_OR_RETURN(std::vector<LandedFlag> flags, streams_->flag_steps(order, num_flags));
+  for (LandedFlag& f : flags) f.heads_per_step = heads_per_step;
+  return flags;
 }
 
 Result<Handle> NvshmemComm::put(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,

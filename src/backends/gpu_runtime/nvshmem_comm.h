@@ -72,7 +72,8 @@ class NvshmemComm final : public Comm {
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   // A flag where every operation of `hs` and what its lane did before it needs no SM (end_transfer marks them).
   Result<LandedFlag> landed_flag_impl(const std::vector<Handle>& hs) override;
-  Result<LandedFlag> landed_steps_impl(const std::vector<std::vector<Handle>>& steps, int32_t heads_per_step) override;
+  Result<std::vector<LandedFlag>> landed_steps_impl(const std::vector<LandedStep>& order, int num_flags,
+                                                    int32_t heads_per_step) override;
   Status wait(Handle h) override { return streams_->wait(h); }
 
   Status begin_detached(Lane lane, const std::vector<Handle>& deps) override { return streams_->detach(lane, deps); }

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -253,10 +254,12 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           variants.back().ring_share = true;
           variants.back().ring_heads_per_step = 0;
           // ... and pulled by heads (ring_heads_per_step) in one call, steps of 3 heads (not dividing the heads)
-          // and of 1, besides the planner's; and whole blocks in two calls.
-          for (int step : {3, 1, 0}) {
+          // from the first, and of 1 after a first step of 2 (ring_first_step_heads: at these sizes the planner's
+          // first step, about the first wave, takes every head); and whole blocks in two calls.
+          for (const auto& [step, first] : {std::pair{3, 3}, std::pair{1, 2}, std::pair{0, 0}}) {
             variants.push_back(plan->config);
             variants.back().ring_heads_per_step = step;
+            variants.back().ring_first_step_heads = first;
           }
         }
         // Three or more Torus stages also run compute-bound style (one segment per stage) with the K/V sets merged
@@ -295,15 +298,17 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
                    "%s %s %s/%s mesh %s merged sets %d diagonal %d loans %s share %d heads "
-                   "per step %d rep %d: vs one GPU max abs %g rel L2 %g non-finite %lld",
+                   "per step %d (first %lld) rep %d: vs one GPU max abs %g rel L2 %g non-finite %lld",
                    sh.to_string().c_str(), topo.to_string().c_str(), scheme_name(scheme), transport_name(transport),
                    config.mesh.to_string().c_str(),
                    config.merge_kv_sets ? 1 : 0,
                    config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), config.ring_share ? 1 : 0,
-                   config.ring_heads_per_step, rep, c.max_abs, c.rel_l2, static_cast<long long>(c.non_finite));
+                   config.ring_heads_per_step, static_cast<long long>(sp->ring_first_step_heads()), rep, c.max_abs,
+                   c.rel_l2, static_cast<long long>(c.non_finite));
           }
           const LinkBytes got = rt->comm().bytes_moved();
           const std::string loans = sp->loans_summary();
+          const long long first_step = sp->ring_first_step_heads();
           sp.reset();
           if (cpu_bytes) {
             ThreadRunOptions topt;
@@ -318,12 +323,12 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           }
           if (me == 0) {
             std::printf("  %-8s %-9s %-5s mesh %-8s merged sets %d diagonal %d loans %s share "
-                        "%d heads per step %d ok so far (%d failures)\n",
+                        "%d heads per step %d (first %lld) ok so far (%d failures)\n",
                         scheme_name(scheme), transport_name(transport), topo.to_string().c_str(),
                         config.mesh.to_string().c_str(),
                         config.merge_kv_sets ? 1 : 0,
                         config.local_diagonal ? 1 : 0, loans.empty() ? "none" : loans.c_str(),
-                        config.ring_share ? 1 : 0, config.ring_heads_per_step, g_failures);
+                        config.ring_share ? 1 : 0, config.ring_heads_per_step, first_step, g_failures);
             std::fflush(stdout);
           }
         }
