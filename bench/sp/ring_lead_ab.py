@@ -1,7 +1,7 @@
 """Table of ring_lead_ab.sh: per S, the median layer time over the rounds of each ring lead share (and of the
 planner's choice), each against the two-call default (rows: share 1, every row leading; pieces: share 0, no lead
-pieces; share: ring_share off; heads: ring_heads_per_step 0, whole blocks; first: ring_first_step_heads 0, about the
-first wave), and the planner's layer against one GPU /
+pieces; share: ring_share off; heads: ring_heads_per_step 0, whole blocks; first: ring_first_wave_heads 0, about the
+first wave pulled peer by peer), and the planner's layer against one GPU /
 P and the all-P-busy compute share (P GPUs, 1xP NVLink).
 
   python3 bench/sp/ring_lead_ab.py lead.jsonl "card" [rows|pieces|share|heads|first]
@@ -19,7 +19,7 @@ def main():
              "pieces": ("0", "plan_ring_lead_pieces", "ring lead pieces share"),
              "share": ("off", "plan_ring_share", "ring_share"),
              "heads": ("0", "plan_ring_heads_per_step", "ring heads per step"),
-             "first": ("0", "ring_first_step_heads", "ring first step heads (planner: in force)")}
+             "first": ("0", "ring_first_wave_heads", "ring first-wave heads (planner: in force)")}
     if mode not in modes:
         sys.exit(f"the mode must be rows, pieces, share, heads or first, found '{mode}'")
     ref_arm, field, what = modes[mode]

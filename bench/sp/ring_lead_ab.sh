@@ -6,8 +6,8 @@
 #   ring-heads-per-step (default): SpAttentionConfig::ring_heads_per_step, 0 (the reference: whole blocks, two
 #     calls) and steps of some heads (one call, each head waiting for its step). First the kernel's tests of late
 #     chunks.
-#   ring-first-step-heads: SpAttentionConfig::ring_first_step_heads, 0 (the reference: about the first wave's heads,
-#     peer by peer) and others (2: the first step no wider than the others, as before session 26).
+#   ring-first-wave-heads: SpAttentionConfig::ring_first_wave_heads, 0 (the reference: about the first wave's heads,
+#     pulled peer by peer) and others (at Flux heads 2: one step, every step across the peers, as before session 26).
 # SFU-NVSHMEM on 1x4 NVLink at Flux shapes, each share in turn, SF_LEAD_ROUNDS rounds in a shuffled order, steady
 # state (10 warm-ups, 30 timed forwards, as steady_1x4.sh). In every round also the planner's own choice, with the
 # one-GPU baseline and the all-4-busy compute share. Then a traced forward at each of two shares, and the multi-GPU
@@ -28,8 +28,8 @@ KNOB=${SF_LEAD_KNOB:-ring-heads-per-step}
 case "$KNOB" in
   ring-share) DEFAULT_VALUES="off on"; DEFAULT_TRACE="off on"; MODE=share ;;
   ring-heads-per-step) DEFAULT_VALUES="0 2 4 6"; DEFAULT_TRACE="0 4"; MODE=heads ;;
-  ring-first-step-heads) DEFAULT_VALUES="0 2"; DEFAULT_TRACE="0 2"; MODE=first ;;
-  *) echo "SF_LEAD_KNOB must be ring-heads-per-step, ring-first-step-heads or ring-share, found '$KNOB'" >&2
+  ring-first-wave-heads) DEFAULT_VALUES="0 2"; DEFAULT_TRACE="0 2"; MODE=first ;;
+  *) echo "SF_LEAD_KNOB must be ring-heads-per-step, ring-first-wave-heads or ring-share, found '$KNOB'" >&2
      exit 2 ;;
 esac
 sf_build_logged "ring lead A/B ($KNOB)" streamfusion-gpu sf_gpu_multi_test sf_gpu_kernel_tests

@@ -60,7 +60,7 @@ struct ThreadRunResult {
   std::vector<uint64_t> landed_flags_asked;  // per rank, for one forward (Comm::landed_flag calls)
   std::vector<int64_t> helped_blocks;        // per rank: SpAttention::blocks_taken_by_helpers after the last forward
   int torus_segments = 1;                // SpAttention::torus_segments (rank 0's)
-  std::vector<int64_t> ring_first_step_heads;  // per rank: SpAttention::ring_first_step_heads
+  std::vector<int64_t> ring_first_wave_heads;  // per rank: SpAttention::ring_first_wave_heads
   std::vector<double> iteration_ms; // wall time of each timed forward (slowest rank)
   double median_ms() const;
 };

@@ -91,14 +91,14 @@ struct SpAttentionConfig {
   // steps of 1-8 heads, 0.980-1.001x with one step of all heads (bench/sp/results/h200x2-2026-11-28-ring-heads/).
   // Ignored for other meshes; excludes row loans and ring_share. Any value gives the same result up to rounding.
   int ring_heads_per_step = 0;
-  // Pulled by heads (ring_heads_per_step > 0): how many heads the first step brings, peer by peer (all of the first
-  // ring peer's, then the next's), each ring block with a step flag of its own. The call's first wave of work takes
-  // the first heads' rows against every block in turn, so the wave needs the first peer's heads after our own
-  // block, the second's after that, and so on: pulled step by step across all peers, its later heads waited for
-  // three peers' steps at 1x4 (about 0.16 ms at Flux S=16384 against 0.09 ms of work on our own block). 0: about
-  // the first wave's heads (Device::busy_query_tiles), rounded up to whole steps; otherwise rounded up to whole
-  // steps. Any value gives the same result up to rounding.
-  int ring_first_step_heads = 0;
+  // Pulled by heads (ring_heads_per_step > 0): how many of the first heads come peer by peer (every step of them
+  // from the first ring peer, then from the next), each ring block with a step flag of its own; the later heads
+  // come step by step across the peers. The call's first wave of work takes the first heads' rows against every
+  // block in turn, so it needs the first peer's heads after our own block, the second's after that, and so on:
+  // pulled step by step across all peers, its later heads waited for three peers' steps at 1x4 (about 0.16 ms at
+  // Flux S=16384 against 0.09 ms of work on our own block). 0: about the first wave's heads
+  // (Device::busy_query_tiles); rounded up to whole steps. Any value gives the same result up to rounding.
+  int ring_first_wave_heads = 0;
 };
 
 class SpAttention {
@@ -144,9 +144,9 @@ class SpAttention {
 
   // Row segments per Torus transfer in force: SpAttentionConfig::torus_chunks, or what the layer chose for 0.
   virtual int torus_segments() const { return 1; }
-  // Pulled by heads (ring_heads_per_step in force): the heads of the first step, SpAttentionConfig::
-  // ring_first_step_heads or what the layer chose for 0, rounded up to whole steps; 0 otherwise.
-  virtual int64_t ring_first_step_heads() const { return 0; }
+  // Pulled by heads (ring_heads_per_step in force): the first heads pulled peer by peer, SpAttentionConfig::
+  // ring_first_wave_heads or what the layer chose for 0, rounded up to whole steps; 0 otherwise.
+  virtual int64_t ring_first_wave_heads() const { return 0; }
 
   // The per-rank shape forward expects.
   virtual std::array<int64_t, 4> local_shape() const = 0;

@@ -53,13 +53,13 @@ int MeshAttention::choose_torus_chunks() const {
   return static_cast<int>(std::clamp<int64_t>(tiles / busy, fewest, 4));
 }
 
-// Pulled by heads: the heads of the first step. Automatic: those of the call's first wave of work, which takes
+// Pulled by heads: the first heads, pulled peer by peer. Automatic: those of the call's first wave of work, which takes
 // items head by head with the Q tile fastest (batch entry 0 first). A device asks for busy_query_tiles() 128-row
 // tiles per call, about two waves; half of them is about one (on an H200 at D=128: 132 items of 192 rows, 6 heads
-// at Flux S=16384 on 1x4). No preference (CPU ranks): one step.
-int64_t MeshAttention::choose_first_step() const {
+// at Flux S=16384 on 1x4). No preference (CPU ranks): one step's.
+int64_t MeshAttention::choose_first_wave() const {
   const int64_t n = heads_per_step_, rows = rows_of(rank_), busy = dev_.busy_query_tiles();
-  int64_t heads = first_step_asked_;
+  int64_t heads = first_wave_asked_;
   if (heads == 0) heads = busy > 0 && rows > 0 ? (busy / 2 * 128 + rows - 1) / rows : n;
   return std::min(Ht_, (heads + n - 1) / n * n);
 }
@@ -113,9 +113,9 @@ Status MeshAttention::init() {
   if (heads_per_step_ < 0)
     return invalid_argument("ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got " +
                             std::to_string(heads_per_step_));
-  if (first_step_asked_ < 0)
-    return invalid_argument("ring_first_step_heads must be 0 (about the first wave's heads) or a number of heads; "
-                            "got " + std::to_string(first_step_asked_));
+  if (first_wave_asked_ < 0)
+    return invalid_argument("ring_first_wave_heads must be 0 (about the first wave's heads) or a number of heads; "
+                            "got " + std::to_string(first_wave_asked_));
   if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_))
     return invalid_argument("ring_heads_per_step (" + std::to_string(heads_per_step_) +
                             ", which the planner sets for a lone one-sided ring) takes our rows against every block "
@@ -153,7 +153,7 @@ Status MeshAttention::init() {
   // Pulled by heads where every ring peer's K/V can be read in strided runs (their memory mapped here).
   by_heads_ = heads_per_step_ > 0 && direct_ && r_ > 1 && ring_in_machine_ && one_sided_;
   for (int y : gr_) by_heads_ = by_heads_ && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
-  if (by_heads_) first_step_ = choose_first_step();
+  if (by_heads_) first_wave_ = choose_first_wave();
   if (!direct_) {
     SF_RETURN_IF_ERROR(symmetric(u_ * t_ * os_slot_bytes_, &os_));
     SF_RETURN_IF_ERROR(local(3 * u_ * t_ * os_slot_bytes_, &pack_));

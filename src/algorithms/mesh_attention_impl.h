@@ -35,14 +35,14 @@ class MeshAttention final : public SpAttention {
         loan_limit_(config.row_loan_limit),
         share_(config.ring_share),
         heads_per_step_(config.ring_heads_per_step),
-        first_step_asked_(config.ring_first_step_heads) {}
+        first_wave_asked_(config.ring_first_wave_heads) {}
   ~MeshAttention() override;
 
   Status init();
   Status rebalance(const std::vector<double>& rank_speeds) override;
   int64_t query_rows_computed() const override { return kept_rows() + (borrows() ? loans_.borrowed(rank_) : 0); }
   int torus_segments() const override { return c_; }
-  int64_t ring_first_step_heads() const override { return by_heads_ ? first_step_ : 0; }
+  int64_t ring_first_wave_heads() const override { return by_heads_ ? first_wave_ : 0; }
   Result<int64_t> blocks_taken_by_helpers() override;
   std::string loans_summary() const override {
     std::string out;
@@ -67,7 +67,7 @@ class MeshAttention final : public SpAttention {
   int64_t rows_of(int x) const { return seq_count(shape_.seq_len, P_, x); }
   RowBlock block_of(int x) const;  // post-Ulysses rows of rank x with Ht heads
   int choose_torus_chunks() const;
-  int64_t choose_first_step() const;
+  int64_t choose_first_wave() const;
   int torus_member(int x, int pos) const { return mesh_.group(LevelKind::kTorus, x)[pos]; }
   int64_t head_offset(int ulysses_index, int torus_index) const { return (ulysses_index * t_ + torus_index) * Ht_; }
   RowChunk user_rows(const void* base, int64_t head0) const;  // [B, n_me, H, D] view at head `head0`
@@ -212,8 +212,8 @@ class MeshAttention final : public SpAttention {
   const bool share_;            // SpAttentionConfig::ring_share
   const int heads_per_step_;    // SpAttentionConfig::ring_heads_per_step, as asked
   bool by_heads_ = false;       // ... and in force (a lone one-sided ring whose peers' memory is mapped)
-  const int first_step_asked_;  // SpAttentionConfig::ring_first_step_heads (0 = automatic)
-  int64_t first_step_ = 0;      // heads of the first step, in force: a multiple of heads_per_step_, at most Ht_
+  const int first_wave_asked_;  // SpAttentionConfig::ring_first_wave_heads (0 = automatic)
+  int64_t first_wave_ = 0;      // heads pulled peer by peer, in force: a multiple of heads_per_step_, at most Ht_
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 

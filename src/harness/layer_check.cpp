@@ -132,7 +132,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   result.barriers.resize(P);
   result.attention_calls.resize(P);
   result.landed_flags_asked.resize(P);
-  result.ring_first_step_heads.resize(P);
+  result.ring_first_wave_heads.resize(P);
   result.helped_blocks.resize(P);
   const int total = options.warmup + options.iterations;
   std::vector<std::vector<double>> times(P, std::vector<double>(total));
@@ -148,7 +148,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     }
     SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> attn, SpAttention::create(comm, dev, in.shape, config));
     if (g == 0) result.torus_segments = attn->torus_segments();
-    result.ring_first_step_heads[g] = attn->ring_first_step_heads();
+    result.ring_first_wave_heads[g] = attn->ring_first_wave_heads();
     const std::vector<char> q = slice_rows(in.q, in.shape, P, g), k = slice_rows(in.k, in.shape, P, g),
                             v = slice_rows(in.v, in.shape, P, g);
     // Every forward but the last runs on sign-flipped inputs: data left over from an earlier forward (a

@@ -544,10 +544,10 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
 // A lone ring pulled by heads (SpAttentionConfig::ring_heads_per_step): one-sided inside one machine, the ring
 // peers' K/V come in strided pulls of a few heads' columns each and our rows take every block in one call (one
 // call for the step flags, one flag per ring block); exact for any step, whether or not it divides the heads, for
-// any first step (ring_first_step_heads: asked, rounded up to whole steps, or about the first wave of a device that
-// reports busy_query_tiles), uneven rows and two batch entries, and the same bytes as whole blocks. Elsewhere
-// (two-sided, a ring across machines, a Torus or Ulysses level) the schedule stays as it was. Negative steps,
-// negative first steps, and steps beside loans or ring_share, are refused.
+// any heads pulled peer by peer first (ring_first_wave_heads: asked, rounded up to whole steps, or about the first
+// wave of a device that reports busy_query_tiles), uneven rows and two batch entries, and the same bytes as whole
+// blocks. Elsewhere (two-sided, a ring across machines, a Torus or Ulysses level) the schedule stays as it was.
+// Negative steps, negative first waves, and steps beside loans or ring_share, are refused.
 TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
   struct HeadsCase {
     const char* mesh;
@@ -556,9 +556,9 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
     int64_t seq;
     int step;
     int64_t calls, flags;
-    int first = 0;         // ring_first_step_heads asked
+    int first = 0;         // ring_first_wave_heads asked
     int64_t busy = 0;      // busy_query_tiles the ranks' devices report
-    int64_t expect_first;  // ring_first_step_heads in force
+    int64_t expect_first;  // ring_first_wave_heads in force
   };
   const HeadsCase cases[] = {
       {"R4", {1, 4}, Transport::kOneSided, 64, 1, 1, 1, 0, 0, 1},
@@ -571,7 +571,7 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
       {"R4", {2, 2}, Transport::kOneSided, 64, 2, 4, 0, 0, 0, 0},
       {"T2R2", {2, 2}, Transport::kOneSided, 64, 2, 5, 0, 0, 0, 0},
       {"U2R2", {1, 4}, Transport::kOneSided, 64, 1, 2, 1, 0, 0, 0},
-      // First steps asked: as asked, rounded up to whole steps, at most every head.
+      // First waves asked: as asked, rounded up to whole steps, at most every head.
       {"R4", {1, 4}, Transport::kOneSided, 1100, 1, 1, 1, 3, 0, 3},
       {"R4", {1, 4}, Transport::kOneSided, 1100, 2, 1, 1, 3, 0, 4},
       {"R3", {1, 3}, Transport::kOneSided, 70, 3, 1, 1, 5, 0, 4},
@@ -597,7 +597,7 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
     opt.world.chaos_seed = 52;
     opt.warmup = 1;
     opt.busy_query_tiles = c.busy;
-    plan->config.ring_first_step_heads = c.first;
+    plan->config.ring_first_wave_heads = c.first;
     plan->config.ring_heads_per_step = 0;  // whole blocks first (the planner pulls a lone one-sided ring by heads)
     Result<ThreadRunResult> whole = run_layer_on_threads(c.topo, in, reference_output(in), plan->config, opt);
     ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
@@ -608,7 +608,7 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
     for (int g = 0; g < c.topo.world_size(); ++g) {
       EXPECT_EQ(r->attention_calls[g], c.calls) << what << " rank " << g;
       EXPECT_EQ(r->landed_flags_asked[g], c.flags) << what << " rank " << g;
-      EXPECT_EQ(r->ring_first_step_heads[g], c.expect_first) << what << " rank " << g;
+      EXPECT_EQ(r->ring_first_wave_heads[g], c.expect_first) << what << " rank " << g;
       EXPECT_EQ(r->bytes[g].intra(), whole->bytes[g].intra()) << what << " rank " << g;
       EXPECT_EQ(r->bytes[g].inter(), whole->bytes[g].inter()) << what << " rank " << g;
     }
@@ -623,7 +623,7 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
     const char* message;
   } bad[] = {
       {-1, 0, false, 0, "ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got -1"},
-      {2, 0, false, -2, "ring_first_step_heads must be 0 (about the first wave's heads) or a number of heads; got -2"},
+      {2, 0, false, -2, "ring_first_wave_heads must be 0 (about the first wave's heads) or a number of heads; got -2"},
       {2, 0.2, false, 0, "it excludes row_loan_limit > 0 and ring_share"},
       {2, 0, true, 0, "it excludes row_loan_limit > 0 and ring_share"},
   };
@@ -633,7 +633,7 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
     plan->config.ring_heads_per_step = b.step;
     plan->config.row_loan_limit = b.loans;
     plan->config.ring_share = b.share;
-    plan->config.ring_first_step_heads = b.first;
+    plan->config.ring_first_wave_heads = b.first;
     Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << "step " << b.step;
     EXPECT_NE(r.status().to_string().find(b.message), std::string::npos) << r.status().to_string();

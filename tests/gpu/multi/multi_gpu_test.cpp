@@ -254,12 +254,12 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           variants.back().ring_share = true;
           variants.back().ring_heads_per_step = 0;
           // ... and pulled by heads (ring_heads_per_step) in one call, steps of 3 heads (not dividing the heads)
-          // from the first, and of 1 after a first step of 2 (ring_first_step_heads: at these sizes the planner's
-          // first step, about the first wave, takes every head); and whole blocks in two calls.
+          // across the peers from the first, and of 1 with the first 2 heads peer by peer (ring_first_wave_heads: at
+          // these sizes the planner's first wave takes every head); and whole blocks in two calls.
           for (const auto& [step, first] : {std::pair{3, 3}, std::pair{1, 2}, std::pair{0, 0}}) {
             variants.push_back(plan->config);
             variants.back().ring_heads_per_step = step;
-            variants.back().ring_first_step_heads = first;
+            variants.back().ring_first_wave_heads = first;
           }
         }
         // Three or more Torus stages also run compute-bound style (one segment per stage) with the K/V sets merged
@@ -303,12 +303,12 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
                    config.mesh.to_string().c_str(),
                    config.merge_kv_sets ? 1 : 0,
                    config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), config.ring_share ? 1 : 0,
-                   config.ring_heads_per_step, static_cast<long long>(sp->ring_first_step_heads()), rep, c.max_abs,
+                   config.ring_heads_per_step, static_cast<long long>(sp->ring_first_wave_heads()), rep, c.max_abs,
                    c.rel_l2, static_cast<long long>(c.non_finite));
           }
           const LinkBytes got = rt->comm().bytes_moved();
           const std::string loans = sp->loans_summary();
-          const long long first_step = sp->ring_first_step_heads();
+          const long long first_wave = sp->ring_first_wave_heads();
           sp.reset();
           if (cpu_bytes) {
             ThreadRunOptions topt;
@@ -328,7 +328,7 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
                         config.mesh.to_string().c_str(),
                         config.merge_kv_sets ? 1 : 0,
                         config.local_diagonal ? 1 : 0, loans.empty() ? "none" : loans.c_str(),
-                        config.ring_share ? 1 : 0, config.ring_heads_per_step, first_step, g_failures);
+                        config.ring_share ? 1 : 0, config.ring_heads_per_step, first_wave, g_failures);
             std::fflush(stdout);
           }
         }

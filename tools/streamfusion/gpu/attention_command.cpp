@@ -273,7 +273,7 @@ int run_attention(const AttentionOptions& o) {
             // heads; asked for beside them, the layer refuses and the row is skipped, saying why.
             if (lend || plan->config.ring_share) plan->config.ring_heads_per_step = 0;
             if (o.ring_heads_per_step >= 0) plan->config.ring_heads_per_step = o.ring_heads_per_step;
-            plan->config.ring_first_step_heads = o.ring_first_step_heads;
+            plan->config.ring_first_wave_heads = o.ring_first_wave_heads;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -367,7 +367,7 @@ int run_attention(const AttentionOptions& o) {
             ATT_CHECK(helped_r.status());
             const long long helped = helped_r.value();
             const int torus_segments = sp->torus_segments();
-            const long long first_step = sp->ring_first_step_heads();
+            const long long first_wave = sp->ring_first_wave_heads();
             sp.reset();
             // --free-links: the same plan on the same mesh, with the inter-machine links at NVLink speed. What the
             // layer's own calls and waits take without the emulated links: its compute alone, where the one-GPU
@@ -467,7 +467,7 @@ int run_attention(const AttentionOptions& o) {
                           "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"torus_segments\":%d,"
                           "\"plan_stagger_foreign_push\":%s,"
                           "\"plan_foreign_rows_by_block\":%s,"
-                          "\"plan_ring_share\":%s,\"plan_ring_heads_per_step\":%d,\"ring_first_step_heads\":%lld,"
+                          "\"plan_ring_share\":%s,\"plan_ring_heads_per_step\":%d,\"ring_first_wave_heads\":%lld,"
                           "\"helped_blocks\":\"%s\","
                           "\"plan_merge_kv_sets\":%s,\"plan_local_diagonal\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
@@ -480,7 +480,7 @@ int run_attention(const AttentionOptions& o) {
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false",
                           plan->config.ring_share ? "true" : "false",
-                          plan->config.ring_heads_per_step, first_step,
+                          plan->config.ring_heads_per_step, first_wave,
                           helped_per_rank.c_str(),
                           plan->config.merge_kv_sets ? "true" : "false",
                           plan->config.local_diagonal ? "true" : "false", loans.c_str(), ok ? "true" : "false");
@@ -538,9 +538,9 @@ void register_gpu_attention_command(CLI::App& app) {
                   "take every block in one call that waits for each head's step (0: whole blocks and two calls; -1: "
                   "the planner decides)")
       ->check(CLI::Range(-1, 1 << 20));
-  sub->add_option("--ring-first-step-heads", o->ring_first_step_heads,
-                  "pulled by heads: how many heads the first step brings, peer by peer (0: about the call's first "
-                  "wave; rounded up to whole steps)")
+  sub->add_option("--ring-first-wave-heads", o->ring_first_wave_heads,
+                  "pulled by heads: how many of the first heads come peer by peer (0: about the call's first wave; "
+                  "rounded up to whole steps)")
       ->check(CLI::Range(0, 1 << 20));
   sub->add_option("--merge-sets", o->merge_sets,
                   "Torus foreign rows over the pulled K/V sets (one segment per stage): auto (the planner), merged "

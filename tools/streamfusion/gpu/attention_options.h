@@ -22,7 +22,7 @@ struct AttentionOptions {
   std::string foreign_rows = "auto";       // auto (the planner), by-block or by-set: foreign_rows_by_block
   std::string ring_share = "auto";         // auto (the planner), on or off: ring_share, where it applies
   int ring_heads_per_step = -1;            // < 0: the planner decides; else SpAttentionConfig::ring_heads_per_step
-  int ring_first_step_heads = 0;           // SpAttentionConfig::ring_first_step_heads (0: automatic)
+  int ring_first_wave_heads = 0;           // SpAttentionConfig::ring_first_wave_heads (0: automatic)
   std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
   std::string diagonal = "auto";           // auto (the planner), on or off: local_diagonal
   double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
