@@ -96,8 +96,9 @@ struct SpAttentionConfig {
   // come step by step across the peers. The call's first wave of work takes the first heads' rows against every
   // block in turn, so it needs the first peer's heads after our own block, the second's after that, and so on:
   // pulled step by step across all peers, its later heads waited for three peers' steps at 1x4 (about 0.16 ms at
-  // Flux S=16384 against 0.09 ms of work on our own block). 0: about the first wave's heads
-  // (Device::busy_query_tiles); rounded up to whole steps. Any value gives the same result up to rounding.
+  // Flux S=16384 against 0.09 ms of work on our own block); peer by peer it ran 0.964x as long (4x H200, 1x4,
+  // bench/sp/results/h200x4-2026-11-28-first-wave/). 0: about the first wave's heads (Device::busy_query_tiles);
+  // rounded up to whole steps. Any value gives the same result up to rounding.
   int ring_first_wave_heads = 0;
 };
 
