@@ -32,13 +32,16 @@ def main():
         heads, dim = r["heads"], r["head_dim"]
         arm = r["label"].split("=", 1)[1]
         bad += 0 if r.get("ok", True) else 1
+        if arm in ("planner", "baseline"):
+            chosen[r["seq"]] = r.get(field)
+        if r.get("one_gpu_ms", 0) > 0:  # the round's first run (before session 26: the planner's arm)
+            base[r["seq"]]["one"].append(r["one_gpu_ms"])
+            base[r["seq"]]["busy"].append(r["concurrent_compute_ms"])
+        if arm == "baseline":  # timed right after the one-GPU layer, while GPU 0 alone is hot: no arm
+            continue
         times[r["seq"]][arm].append(r["ms"])
         if r.get("plan_ring_share"):
             helped.append(f"S={r['seq']}: {r.get('helped_blocks', '')}")
-        if arm == "planner":
-            chosen[r["seq"]] = r.get(field)
-            base[r["seq"]]["one"].append(r["one_gpu_ms"])
-            base[r["seq"]]["busy"].append(r["concurrent_compute_ms"])
     if not times:
         sys.exit(f"{path}: no rows")
     print(f"Card: {card}. SFU-NVSHMEM on 1x{gpus} NVLink, H={heads} D={dim}; medians over the rounds of each setting's "

@@ -52,10 +52,15 @@ fi
 SEQ=${SF_LEAD_SEQ:-36864,65536}
 : > "$OUTDIR/lead.jsonl"
 read -ra VALUES <<< "${SF_LEAD_VALUES:-$DEFAULT_VALUES}"
+# Each round first times the one-GPU layer and the all-busy share (with a layer of the planner's that the table
+# leaves out: it runs while GPU 0 is hot from the baseline and the others are not, 2-4 % slower than the same setting
+# later, bench/sp/results/h200x4-2026-11-28-first-wave/), then the planner's choice and every value in a shuffled order.
 for round in $(seq 1 "${SF_LEAD_ROUNDS:-3}"); do
-  sf_run_flux_1x4 "lead=planner" -S "$SEQ" -w 10 -n 30 --json "$OUTDIR/lead.jsonl"
-  for value in $(printf '%s\n' "${VALUES[@]}" | shuf --random-source=<(yes "$round")); do
-    sf_run_flux_1x4 "lead=$value" -S "$SEQ" -w 10 -n 30 "--$KNOB" "$value" --no-single --no-concurrent \
+  sf_run_flux_1x4 "lead=baseline" -S "$SEQ" -w 10 -n 30 --json "$OUTDIR/lead.jsonl"
+  for value in $(printf '%s\n' planner "${VALUES[@]}" | shuf --random-source=<(yes "$round")); do
+    knob=("--$KNOB" "$value")
+    [ "$value" = planner ] && knob=()
+    sf_run_flux_1x4 "lead=$value" -S "$SEQ" -w 10 -n 30 "${knob[@]}" --no-single --no-concurrent \
       --json "$OUTDIR/lead.jsonl"
   done
 done
