@@ -150,8 +150,10 @@ Status MeshAttention::init() {
     SF_RETURN_IF_ERROR(symmetric((t_ - 1) * slot_bytes_, &vt_));
     SF_RETURN_IF_ERROR(local((t_ - 1) * slot_bytes_, &qt_));
   }
-  // Pulled by heads where every ring peer's K/V can be read in strided runs (their memory mapped here).
-  by_heads_ = heads_per_step_ > 0 && direct_ && r_ > 1 && ring_in_machine_ && one_sided_;
+  // Pulled by heads where every ring peer's K/V can be read in strided runs (their memory mapped here): a lone
+  // ring, or the home K/V of a ring beside Torus stages (no Ulysses level; the local diagonal moves its home blocks
+  // its own way).
+  by_heads_ = heads_per_step_ > 0 && u_ == 1 && r_ > 1 && ring_in_machine_ && one_sided_ && !diagonal_;
   for (int y : gr_) by_heads_ = by_heads_ && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
   if (by_heads_) first_wave_ = choose_first_wave();
   if (!direct_) {
@@ -165,10 +167,10 @@ Status MeshAttention::init() {
   }
   void* acc = nullptr;
   const size_t acc_bytes = t_ * (acc_stride_ + 2 * acc_stride_ / shape_.head_dim) * sizeof(float);
-  // Pulled by heads, our rows' one call starts and finalizes: no accumulator (fp32, twice the Q bytes), unless a
-  // device may have to chain its launches through one (the CUDA kernel takes up to 32 K/V chunks, one per ring
-  // member, in a launch).
-  const bool one_shot = by_heads_ && r_ <= 32;
+  // Pulled by heads in a lone ring, our rows' one call starts and finalizes: no accumulator (fp32, twice the Q
+  // bytes), unless a device may have to chain its launches through one (the CUDA kernel takes up to 32 K/V chunks,
+  // one per ring member, in a launch).
+  const bool one_shot = by_heads_ && direct_ && r_ <= 32;
   if (!share_ && !one_shot) SF_RETURN_IF_ERROR(local(acc_bytes, &acc));
   acc_ = static_cast<float*>(acc);
   if (diagonal_) {
@@ -222,12 +224,13 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   // The first call takes the borrowed rows too, so it waits for them: a few MB over NVLink, some microseconds.
   SF_RETURN_IF_ERROR(comm_.wait_all(borrowed_q));
   if (by_heads_) {
-    // One call over every block, each pulled block's heads waited for step by step (ring_heads_per_step).
+    // One call over every home block, each pulled block's heads waited for step by step (ring_heads_per_step).
+    // Beside Torus stages our rows go on with the pulled sets, so it does not finalize.
     SF_ASSIGN_OR_RETURN(const std::vector<LandedFlag> steps,
                         comm_.landed_steps(sets[0].head_steps, r_ - 1, heads_per_step_));
     std::vector<KVPart> parts = {{&sets[0].blocks[0]}};
     for (int s = 1; s < r_; ++s) parts.push_back({&sets[0].blocks[s], -1, steps[s - 1]});
-    SF_RETURN_IF_ERROR(compute({0}, -1, parts, AccumulatorMode::kInit, true, o));
+    SF_RETURN_IF_ERROR(compute({0}, -1, parts, AccumulatorMode::kInit, t_ == 1, o));
   } else if (share_) {
     SF_RETURN_IF_ERROR(offer_shared_rows(q));  // after the scatter's barrier: beside the first call
     SF_RETURN_IF_ERROR(shared_ring_calls(sets[0]));

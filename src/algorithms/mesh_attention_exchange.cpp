@@ -208,13 +208,13 @@ Status MeshAttention::issue_ring_set(int x, int seg, RingSet* set, const std::ve
   return Status::ok();
 }
 
-// A lone ring's blocks in steps of heads (ring_heads_per_step): the first first_wave_ heads (about the call's first
-// wave) peer by peer, all of ring block 1's steps of them before block 2's, since the wave's items take the blocks
-// in that order; then step g brings heads [g·n, (g+1)·n) of every ring peer's K and V, before step g+1 starts.
-// Each pull is one strided copy (the heads' columns of every row) of one step and completes that step of its
-// block's flag. Copies of the first heads in one wider step instead ran 2.5 % slower at Flux S=16384 on 1x2 (2x
-// H200, 4 heads against 2: bench/sp/results/h200x2-2026-11-28-first-wave/), though they landed long before the
-// call needed them.
+// A ring's home blocks (a lone ring's, or set 0 beside Torus stages) in steps of heads (ring_heads_per_step): the
+// first first_wave_ heads (about the call's first wave) peer by peer, all of ring block 1's steps of them before
+// block 2's, since the wave's items take the blocks in that order; then step g brings heads [g·n, (g+1)·n) of every
+// ring peer's K and V, before step g+1 starts. Each pull is one strided copy (the heads' columns of every row) of
+// one step and completes that step of its block's flag. Copies of the first heads in one wider step instead ran
+// 2.5 % slower at Flux S=16384 on 1x2 (2x H200, 4 heads against 2: bench/sp/results/h200x2-2026-11-28-first-wave/
+// wide/), though they landed long before the call needed them.
 Status MeshAttention::pull_ring_by_heads(const SymmetricBuffer& kb, const SymmetricBuffer& vb, size_t base,
                                          RingSet* set) {
   const int64_t H = Ht_, n = heads_per_step_;

@@ -546,7 +546,9 @@ TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
 // call for the step flags, one flag per ring block); exact for any step, whether or not it divides the heads, for
 // any heads pulled peer by peer first (ring_first_wave_heads: asked, rounded up to whole steps, or about the first
 // wave of a device that reports busy_query_tiles), uneven rows and two batch entries, and the same bytes as whole
-// blocks. Elsewhere (two-sided, a ring across machines, a Torus or Ulysses level) the schedule stays as it was.
+// blocks; beside Torus stages (T·R meshes without the local diagonal) the same holds for the home K/V, our rows'
+// first call taking every home block. Elsewhere (two-sided, a ring across machines, a Ulysses level) the schedule
+// stays as it was.
 // Negative steps, negative first waves, and steps beside loans or ring_share, are refused.
 TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
   struct HeadsCase {
@@ -569,7 +571,12 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
       {"R4", {1, 4}, Transport::kOneSided, 64, 0, 2, 3, 0, 0, 0},
       {"R4", {1, 4}, Transport::kTwoSided, 64, 2, 2, 3, 0, 0, 0},
       {"R4", {2, 2}, Transport::kOneSided, 64, 2, 4, 0, 0, 0, 0},
-      {"T2R2", {2, 2}, Transport::kOneSided, 64, 2, 5, 0, 0, 0, 0},
+      // Beside Torus stages (no local diagonal) the home K/V: our rows' first call takes every home block.
+      {"T2R2", {2, 2}, Transport::kOneSided, 64, 2, 4, 1, 0, 0, 2},
+      {"T2R2", {2, 2}, Transport::kOneSided, 64, 0, 5, 0, 0, 0, 0},
+      {"T2R4", {2, 4}, Transport::kOneSided, 70, 1, 4, 1, 2, 0, 2},
+      {"T2R4", {2, 4}, Transport::kOneSided, 70, 0, 5, 0, 0, 0, 0},
+      {"T2R4", {2, 4}, Transport::kTwoSided, 70, 1, 5, 0, 0, 0, 0},
       {"U2R2", {1, 4}, Transport::kOneSided, 64, 1, 2, 1, 0, 0, 0},
       // First waves asked: as asked, rounded up to whole steps, at most every head.
       {"R4", {1, 4}, Transport::kOneSided, 1100, 1, 1, 1, 3, 0, 3},

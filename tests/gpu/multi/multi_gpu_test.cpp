@@ -275,6 +275,14 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             transport == Transport::kOneSided) {
           variants.push_back(plan->config);
           variants.back().local_diagonal = !plan->config.local_diagonal;
+          // ... and, with a ring inside the machines and no local diagonal, its home K/V pulled by heads (our rows'
+          // first call takes every home block, waiting per head), steps of 3 heads with the first 3 peer by peer.
+          if (plan->config.mesh.degree(LevelKind::kRing) > 1 && topo.gpus_per_machine > 1) {
+            variants.push_back(plan->config);
+            variants.back().local_diagonal = false;
+            variants.back().ring_heads_per_step = 3;
+            variants.back().ring_first_wave_heads = 3;
+          }
         }
         for (const SpAttentionConfig& config : variants) {
           auto sp = take(SpAttention::create(rt->comm(), rt->device(), sh, config), "SpAttention::create");
