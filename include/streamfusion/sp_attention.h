@@ -89,8 +89,9 @@ struct SpAttentionConfig {
   // instead of two (no second call's ramp and last wave, no fp32 accumulator written and read
   // back; beside Torus stages our rows' first call takes every home block, and the later sets resume it). 0: whole
   // blocks, our own block in a first call and the pulled ones in a second. The planner sets as few heads as make
-  // 512 bytes per row, for lone rings. Measured on 2x H200 (1x2, Flux S=16384-65536): 0.945-0.996x the two calls with
-  // steps of 1-8 heads, 0.980-1.001x with one step of all heads (bench/sp/results/h200x2-2026-11-28-ring-heads/).
+  // 512 bytes per row wherever it applies. Measured on 2x H200 (1x2, Flux S=16384-65536): 0.945-0.996x the two calls
+  // with steps of 1-8 heads, 0.980-1.001x with one step of all heads (bench/sp/results/h200x2-2026-11-28-ring-heads/);
+  // beside Torus stages on 4x H200 (emulated 2x2 at 50 GB/s): 0.989-1.003x (results/h200x4-2026-11-28-home-by-heads/).
   // Ignored for other meshes; excludes row loans and ring_share. Any value gives the same result up to rounding.
   int ring_heads_per_step = 0;
   // Pulled by heads (ring_heads_per_step > 0): how many of the first heads come peer by peer (every step of them

@@ -300,7 +300,11 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // as make 512 bytes per row (2 at D=128 in 16 bits, 4 at D=64; copy engines moved such strided rows at 230 GB/s).
   // On 2x H200 (1x2, Flux S=16384-65536, bench/sp/results/h200x2-2026-11-28-ring-heads/) steps of 1 to 8 heads
   // ran 0.945-0.996x the two calls of whole blocks, one step of all 24 heads 0.980-1.001x.
-  if (r == P && t == 1 && plan.config.mesh.degree(LevelKind::kUlysses) == 1 && r > 1 &&
+  // Beside Torus stages without the local diagonal the same for the home K/V (set 0): our rows' first call takes
+  // every home block. On 4x H200 (emulated 2x2 at 50 GB/s, SFU-NVSHMEM, two rounds each,
+  // bench/sp/results/h200x4-2026-11-28-home-by-heads/): Flux S=36864 0.989x the two calls, S=65536 0.999x,
+  // CogVideoX S=81920 1.003x.
+  if (r > 1 && plan.config.mesh.degree(LevelKind::kUlysses) == 1 && !plan.config.local_diagonal &&
       plan.config.transport == Transport::kOneSided && plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
     const int64_t row_bytes = shape.head_dim * dtype_size(shape.dtype);
     plan.config.ring_heads_per_step = static_cast<int>(std::min<int64_t>(shape.heads, (511 + row_bytes) / row_bytes));
@@ -331,8 +335,9 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
     plan.explanation += "; the foreign rows take each K/V set's Torus block before its ring copies (the layer "
                         "waits for the set)";
   if (plan.config.ring_heads_per_step > 0)
-    plan.explanation += "; the ring pulls its peers' K/V " + std::to_string(plan.config.ring_heads_per_step) +
-                        " heads at a time and our rows take every block in one call";
+    plan.explanation += "; the ring pulls its peers' " + std::string(t > 1 ? "home " : "") + "K/V " +
+                        std::to_string(plan.config.ring_heads_per_step) + " heads at a time and our rows take every " +
+                        (t > 1 ? "home " : "") + "block in one call";
   if ((scheme == Scheme::kTas || scheme == Scheme::kTorus || scheme == Scheme::kSfu) &&
       shape.heads % topo.machines != 0)
     plan.explanation += "; heads " + std::to_string(shape.heads) + " do not divide by " +
