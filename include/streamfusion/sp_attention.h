@@ -80,19 +80,19 @@ struct SpAttentionConfig {
   // bench/sp/results/h200x4-2026-11-28-ring-share/): those costs outweigh what the helpers take, so neither the
   // planner nor the tools turn it on by default. Any value gives the same result up to rounding.
   bool ring_share = false;
-  // A ring inside one machine and no Ulysses level (mesh R<P> on one machine, or T·R meshes without the local
-  // diagonal, where it applies to the home K/V, set 0), one-sided transport whose ranks reach each other's memory
+  // A ring inside one machine and no Ulysses level (mesh R<P> on one machine, or T·R meshes without the local diagonal,
+  // where it applies to the home K/V, set 0), one-sided transport whose ranks reach each other's memory
   // (Comm::peer_address): pull the ring peers' K/V in steps of this many heads (each step a strided copy of those
-  // heads' columns, Comm::get_strided) and take our rows against every block in one call that waits, head by
-  // head, for the step that brings the head (Comm::landed_steps). The call's first items are the first heads'
-  // rows, so they find their heads' blocks landed after one short step, not after the whole pull: one call
-  // instead of two (no second call's ramp and last wave, no fp32 accumulator written and read
-  // back; beside Torus stages our rows' first call takes every home block, and the later sets resume it). 0: whole
-  // blocks, our own block in a first call and the pulled ones in a second. The planner sets as few heads as make
-  // 512 bytes per row wherever it applies. Measured on 2x H200 (1x2, Flux S=16384-65536): 0.945-0.996x the two calls
-  // with steps of 1-8 heads, 0.980-1.001x with one step of all heads (bench/sp/results/h200x2-2026-11-28-ring-heads/);
-  // beside Torus stages on 4x H200 (emulated 2x2 at 50 GB/s): 0.989-1.003x (results/h200x4-2026-11-28-home-by-heads/).
-  // Ignored for other meshes; excludes row loans and ring_share. Any value gives the same result up to rounding.
+  // heads' columns, Comm::get_strided) and take our rows against every block in one call that waits, head by head, for
+  // the step that brings the head (Comm::landed_steps). The call's first items are the first heads' rows, so they find
+  // their heads' blocks landed after one short step, not after the whole pull: one call instead of two (no second
+  // call's ramp and last wave, no fp32 accumulator written and read back; beside Torus stages our rows' first call
+  // takes every home block, and the later sets resume it). 0: whole blocks, our own block in a first call and the
+  // pulled ones in a second. The planner sets as few heads as make 512 bytes per row wherever it applies. Measured on
+  // 2x H200 (1x2, Flux S=16384-65536): 0.945-0.996x the two calls with steps of 1-8 heads, 0.980-1.001x with one step
+  // of all heads (bench/sp/results/h200x2-2026-11-28-ring-heads/); beside Torus stages on 4x H200 (emulated 2x2 at 50
+  // GB/s): 0.989-1.003x (results/h200x4-2026-11-28-home-by-heads/). Ignored for other meshes; excludes row loans and
+  // ring_share. Any value gives the same result up to rounding.
   int ring_heads_per_step = 0;
   // Pulled by heads (ring_heads_per_step > 0): how many of the first heads come peer by peer (every step of them
   // from the first ring peer, then from the next), each ring block with a step flag of its own; the later heads

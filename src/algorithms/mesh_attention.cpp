@@ -53,10 +53,10 @@ int MeshAttention::choose_torus_chunks() const {
   return static_cast<int>(std::clamp<int64_t>(tiles / busy, fewest, 4));
 }
 
-// Pulled by heads: the first heads, pulled peer by peer. Automatic: those of the call's first wave of work, which takes
-// items head by head with the Q tile fastest (batch entry 0 first). A device asks for busy_query_tiles() 128-row
-// tiles per call, about two waves; half of them is about one (on an H200 at D=128: 132 items of 192 rows, 6 heads
-// at Flux S=16384 on 1x4). No preference (CPU ranks): one step's.
+// Pulled by heads: the first heads, pulled peer by peer. Automatic: those of the call's first wave of work, which
+// takes items head by head with the Q tile fastest (batch entry 0 first). A device asks for busy_query_tiles()
+// 128-row tiles per call, about two waves; half of them is about one (on an H200 at D=128: 132 items of 192 rows,
+// 6 heads at Flux S=16384 on 1x4). No preference (CPU ranks): one step's.
 int64_t MeshAttention::choose_first_wave() const {
   const int64_t n = heads_per_step_, rows = rows_of(rank_), busy = dev_.busy_query_tiles();
   int64_t heads = first_wave_asked_;
@@ -118,8 +118,9 @@ Status MeshAttention::init() {
                             "got " + std::to_string(first_wave_asked_));
   if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_))
     return invalid_argument("ring_heads_per_step (" + std::to_string(heads_per_step_) +
-                            ", which the planner sets for a lone one-sided ring) takes our rows against every block "
-                            "in one call: it excludes row_loan_limit > 0 and ring_share (set it to 0 for those)");
+                            ", which the planner sets for one-sided rings inside a machine) takes our rows against "
+                            "every block in one call: it excludes row_loan_limit > 0 and ring_share (set it to 0 for "
+                            "those)");
 
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {

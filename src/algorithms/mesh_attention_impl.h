@@ -211,7 +211,7 @@ class MeshAttention final : public SpAttention {
   const double loan_limit_;     // SpAttentionConfig::row_loan_limit
   const bool share_;            // SpAttentionConfig::ring_share
   const int heads_per_step_;    // SpAttentionConfig::ring_heads_per_step, as asked
-  bool by_heads_ = false;       // ... and in force (a lone one-sided ring whose peers' memory is mapped)
+  bool by_heads_ = false;       // ... and in force (a one-sided ring in a machine, peers' memory mapped, no Ulysses)
   const int first_wave_asked_;  // SpAttentionConfig::ring_first_wave_heads (0 = automatic)
   int64_t first_wave_ = 0;      // heads pulled peer by peer, in force: a multiple of heads_per_step_, at most Ht_
   int c_ = 1;                   // row segments per Torus transfer
