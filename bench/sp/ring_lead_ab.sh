@@ -9,9 +9,9 @@
 #   ring-first-wave-heads: SpAttentionConfig::ring_first_wave_heads, 0 (the reference: about the first wave's heads,
 #     pulled peer by peer) and others (at Flux heads 2: one step, every step across the peers, as before session 26).
 # SFU-NVSHMEM on 1x4 NVLink at Flux shapes, each share in turn, SF_LEAD_ROUNDS rounds in a shuffled order, steady
-# state (10 warm-ups, 30 timed forwards, as steady_1x4.sh). In every round also the planner's own choice, with the
-# one-GPU baseline and the all-4-busy compute share. Then a traced forward at each of two shares, and the multi-GPU
-# tests.
+# state (10 warm-ups, 30 timed forwards, as steady_1x4.sh), and the planner's own choice among them; each round
+# starts with a run that times the one-GPU baseline and the all-4-busy compute share (below). Then a traced forward
+# at each of two shares, and the multi-GPU tests.
 #   bench/sp/ring_lead_ab.sh [OUTDIR]   env: SF_LEAD_KNOB, SF_LEAD_VALUES (default heads: "0 2 4 6", first: "0 2",
 #                                       share: "off on"), SF_LEAD_SEQ (default 36864,65536), SF_LEAD_ROUNDS (default
 #                                       3), SF_LEAD_TRACE (default heads: "0 4", first: "0 2", share: "off on"),
