@@ -91,6 +91,12 @@ struct AttentionProblem {
   bool finalize = false;
   // Work shared with other devices of the machine (SharedWork), or null.
   const SharedWork* shared = nullptr;
+  // The device's compute lane that runs the call (Device::compute_lanes; a device with one lane runs every call
+  // on it). Calls on one lane run in issue order; calls on different lanes may run at the same time, so that one
+  // call's blocks fill the other's last wave. The caller puts two calls on different lanes only when neither
+  // writes what the other reads or writes, and orders the lanes (Device::order_lanes) before a call that depends
+  // on the other lane's work.
+  int32_t lane = 0;
 };
 
 // The shared-work description's own check.

@@ -60,6 +60,13 @@ class Device {
   // How many 128-row query tiles (counted over heads and batch) one attention call should have to keep this
   // device busy; algorithms cut work finer only while calls stay this large. 0: no preference (CPU ranks).
   virtual int64_t busy_query_tiles() const { return 0; }
+  // Attention calls may run on several compute lanes (AttentionProblem::lane): 1 (the default) runs every call in
+  // issue order. With 2, calls on lane 1 do not wait for lane 0's calls issued before them, nor lane 0's for lane
+  // 1's; everything else (the other device operations, Comm operations and waits) is ordered after both lanes'
+  // calls issued before it, and a transfer waited for (Comm::wait) holds both lanes' later calls.
+  virtual int compute_lanes() const { return 1; }
+  // Every call issued from now on, on either lane, follows every call issued so far.
+  virtual Status order_lanes() { return Status::ok(); }
   // Waits until all enqueued compute and communication of this rank is finished.
   virtual Status synchronize() = 0;
   // Shared work (AttentionProblem::shared): the blocks of work that helpers took in the latest shared call whose

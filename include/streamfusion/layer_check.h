@@ -50,6 +50,9 @@ struct ThreadRunOptions {
   // so that the other ranks take its work.
   int share_pause_rank = -1;
   int share_pause_ms = 0;
+  // Each rank's device offers two compute lanes (Device::compute_lanes) and fails the first call that a GPU may run
+  // at the same time as another touching the same memory (src/harness/lane_check.h).
+  bool check_two_lanes = false;
   ThreadWorldOptions world;
 };
 struct ThreadRunResult {
@@ -57,10 +60,12 @@ struct ThreadRunResult {
   std::vector<LinkBytes> bytes;     // per rank, for one forward
   std::vector<BarrierCounts> barriers;  // per rank, for one forward
   std::vector<int64_t> attention_calls;  // per rank, for one forward (each call costs a GPU its tiles' set-up)
+  std::vector<int64_t> lane1_calls;      // per rank, for one forward: calls on compute lane 1 (check_two_lanes)
   std::vector<uint64_t> landed_flags_asked;  // per rank, for one forward (Comm::landed_flag calls)
   std::vector<int64_t> helped_blocks;        // per rank: SpAttention::blocks_taken_by_helpers after the last forward
   int torus_segments = 1;                // SpAttention::torus_segments (rank 0's)
   std::vector<int64_t> ring_first_wave_heads;  // per rank: SpAttention::ring_first_wave_heads
+  int compute_lanes = 1;                 // SpAttention::compute_lanes (rank 0's)
   std::vector<double> iteration_ms; // wall time of each timed forward (slowest rank)
   double median_ms() const;
 };

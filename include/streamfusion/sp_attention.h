@@ -103,6 +103,15 @@ struct SpAttentionConfig {
   // bench/sp/results/h200x4-2026-11-28-first-wave/). 0: about the first wave's heads (Device::busy_query_tiles);
   // rounded up to whole steps. Any value gives the same result up to rounding.
   int ring_first_wave_heads = 0;
+  // Meshes with Torus stages: on how many of the device's compute lanes (Device::compute_lanes) the layer's calls
+  // run. With 2, the calls that take only foreign rows (Torus stages other than our own) run on a lane of their own,
+  // beside our own rows' calls, so that each could fill the other's last wave; a call over both (segments of Torus
+  // transfers) orders the lanes, and so does our rows' last call, which hides the foreign pushes (beside the
+  // foreign calls it held them back: 1.09x on emulated 4x1 at Flux S=36864). Measured level or slower on 4x H200
+  // (emulated 2x2 and 4x1 at 50 GB/s, Flux S=16384 and 36864: 0.99-1.06x,
+  // bench/sp/results/h200x4-2026-11-28-compute-lanes/), so 0, the layer's choice, is 1: every call in issue order.
+  // Devices with one lane run every call on it. Any value gives the same result.
+  int compute_lanes = 0;
 };
 
 class SpAttention {
@@ -151,6 +160,8 @@ class SpAttention {
   // Pulled by heads (ring_heads_per_step in force): the first heads pulled peer by peer, SpAttentionConfig::
   // ring_first_wave_heads or what the layer chose for 0, rounded up to whole steps; 0 otherwise.
   virtual int64_t ring_first_wave_heads() const { return 0; }
+  // Compute lanes the layer's calls use (SpAttentionConfig::compute_lanes in force, at most the device's).
+  virtual int compute_lanes() const { return 1; }
 
   // The per-rank shape forward expects.
   virtual std::array<int64_t, 4> local_shape() const = 0;

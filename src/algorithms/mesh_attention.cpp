@@ -110,6 +110,12 @@ Status MeshAttention::init() {
   if (share_ && loan_limit_ > 0.0)
     return invalid_argument("ring_share takes the ring's last calls whole: it excludes row_loan_limit > 0");
 
+  if (lanes_asked_ < 0 || lanes_asked_ > 2)
+    return invalid_argument("compute_lanes must be 0 (the layer's choice), 1 or 2; got " +
+                            std::to_string(lanes_asked_));
+  // Only Torus stages have calls of foreign rows alone to put beside our own rows' calls.
+  lanes_ = t_ > 1 && lanes_asked_ == 2 ? std::min(2, dev_.compute_lanes()) : 1;
+
   if (heads_per_step_ < 0)
     return invalid_argument("ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got " +
                             std::to_string(heads_per_step_));

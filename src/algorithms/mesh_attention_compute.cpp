@@ -90,8 +90,24 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
   if (qs.empty() || (kvs.empty() && !finalize && mode == AccumulatorMode::kResume)) return Status::ok();
   AttentionProblem p = problem(B, qs, kvs, mode, finalize);
   p.shared = shared;
-  return dev_.attention(p);
+  // With two compute lanes, calls of foreign rows alone run on lane 1, beside our own rows' calls (they touch
+  // other accumulators and outputs); a call over both follows, and precedes, every call on either lane.
+  const bool ours = std::find(stages.begin(), stages.end(), 0) != stages.end();
+  if (lanes_ < 2) return dev_.attention(p);
+  if (!ours) {
+    p.lane = 1;
+    return dev_.attention(p);
+  }
+  const bool mixed = stages.size() > 1;
+  if (mixed) SF_RETURN_IF_ERROR(dev_.order_lanes());
+  SF_RETURN_IF_ERROR(dev_.attention(p));
+  return mixed ? dev_.order_lanes() : Status::ok();
 }
+
+// Our rows' last call hides the foreign rows' pushes: on two lanes it starts only after every foreign call, so
+// that it cannot take the SMs those need and hold back the pushes it is there to hide (beside them, Flux S=36864 on
+// emulated 4x1 at 50 GB/s ran 1.09x as long, 4x H200, bench/sp/TRACES.md session 27).
+Status MeshAttention::own_rows_last() { return lanes_ > 1 ? dev_.order_lanes() : Status::ok(); }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,
                                 AccumulatorMode mode, bool finalize, void* o, int kv_seg,
@@ -167,6 +183,7 @@ Status MeshAttention::pull_kv_merged(const std::vector<int>& foreign_stages, std
     }
   }
   if (!stagger_push_) SF_RETURN_IF_ERROR(push_outputs(true, out_recvs));
+  SF_RETURN_IF_ERROR(own_rows_last());
   SF_RETURN_IF_ERROR(compute({0}, -1, every, AccumulatorMode::kResume, true, o));
   return push_outputs(false, out_recvs);
 }
@@ -194,6 +211,7 @@ Status MeshAttention::pull_kv_by_segment(const std::vector<int>& all_stages, con
   SF_RETURN_IF_ERROR(push_outputs(true, out_recvs));
   std::vector<KVPart> whole;
   for (const KVBlock& b : (*sets)[t_ - 1].blocks) whole.push_back({&b});
+  SF_RETURN_IF_ERROR(own_rows_last());
   SF_RETURN_IF_ERROR(compute({0}, -1, whole, AccumulatorMode::kResume, true, o));
   return push_outputs(false, out_recvs);
 }

@@ -142,7 +142,9 @@ Status MeshAttention::forward_local_diagonal(void* o) {
       if (i != x && last_set(i) == x) SF_RETURN_IF_ERROR(finish_stage(i, set));
     if (x < t_ - 1) rest.push_back(0);
     SF_RETURN_IF_ERROR(ring_pass(rest, -1, set, 0, AccumulatorMode::kResume, false, o));
-    if (x == t_ - 1) SF_RETURN_IF_ERROR(ring_pass({0}, -1, set, 0, AccumulatorMode::kResume, true, o));
+    if (x < t_ - 1) continue;
+    SF_RETURN_IF_ERROR(own_rows_last());
+    SF_RETURN_IF_ERROR(ring_pass({0}, -1, set, 0, AccumulatorMode::kResume, true, o));
   }
   // Every partial (and its lse) has landed, and no peer reads our buffers any more.
   SF_RETURN_IF_ERROR(comm_.barrier_all());

@@ -35,7 +35,8 @@ class MeshAttention final : public SpAttention {
         loan_limit_(config.row_loan_limit),
         share_(config.ring_share),
         heads_per_step_(config.ring_heads_per_step),
-        first_wave_asked_(config.ring_first_wave_heads) {}
+        first_wave_asked_(config.ring_first_wave_heads),
+        lanes_asked_(config.compute_lanes) {}
   ~MeshAttention() override;
 
   Status init();
@@ -43,6 +44,7 @@ class MeshAttention final : public SpAttention {
   int64_t query_rows_computed() const override { return kept_rows() + (borrows() ? loans_.borrowed(rank_) : 0); }
   int torus_segments() const override { return c_; }
   int64_t ring_first_wave_heads() const override { return by_heads_ ? first_wave_ : 0; }
+  int compute_lanes() const override { return lanes_; }
   Result<int64_t> blocks_taken_by_helpers() override;
   std::string loans_summary() const override {
     std::string out;
@@ -126,6 +128,8 @@ class MeshAttention final : public SpAttention {
   // shared: AttentionProblem::shared of the call, or null.
   Status compute(const std::vector<int>& stages, int q_seg, const std::vector<KVPart>& kv, AccumulatorMode mode,
                  bool finalize, void* o, const SharedWork* shared = nullptr);
+  // Before our rows' last call (compute_lanes): orders the lanes.
+  Status own_rows_last();
   // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
   // blocks). A ring inside a machine delivers every block long before it is needed, so all of them go into one
   // call (fewer, longer calls: each call costs its tiles' set-up and a partly filled last wave); a ring across
@@ -214,6 +218,8 @@ class MeshAttention final : public SpAttention {
   bool by_heads_ = false;       // ... and in force (a one-sided ring in a machine, peers' memory mapped, no Ulysses)
   const int first_wave_asked_;  // SpAttentionConfig::ring_first_wave_heads (0 = automatic)
   int64_t first_wave_ = 0;      // heads pulled peer by peer, in force: a multiple of heads_per_step_, at most Ht_
+  const int lanes_asked_;       // SpAttentionConfig::compute_lanes (0 = automatic)
+  int lanes_ = 1;               // ... in force: 2 only with Torus stages on a device that has two
   int c_ = 1;                   // row segments per Torus transfer
   bool ring_in_machine_ = false;  // every ring member on this rank's machine: ring blocks arrive early
 

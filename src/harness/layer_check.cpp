@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 
+#include "harness/lane_check.h"
 #include "streamfusion/cpu_device.h"
 #include "streamfusion/cpu_kernels.h"
 
@@ -116,6 +117,8 @@ class CallCountingDevice final : public Device {
   int64_t busy_query_tiles() const override { return busy_ > 0 ? busy_ : inner_.busy_query_tiles(); }
   Status synchronize() override { return inner_.synchronize(); }
   Result<int64_t> shared_blocks_helped(const SharedWork& work) override { return inner_.shared_blocks_helped(work); }
+  int compute_lanes() const override { return inner_.compute_lanes(); }
+  Status order_lanes() override { return inner_.order_lanes(); }
 
  private:
   Device& inner_;
@@ -131,6 +134,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   result.bytes.resize(P);
   result.barriers.resize(P);
   result.attention_calls.resize(P);
+  result.lane1_calls.resize(P);
   result.landed_flags_asked.resize(P);
   result.ring_first_wave_heads.resize(P);
   result.helped_blocks.resize(P);
@@ -139,7 +143,9 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   std::mutex mu;
   Status s = run_thread_ranks(topo, options.world, [&](RankRuntime& rt) -> Status {
     Comm& comm = rt.comm();
-    CallCountingDevice dev(rt.device(), options.busy_query_tiles);
+    LaneCheckingDevice lanes(rt.device());
+    CallCountingDevice dev(options.check_two_lanes ? static_cast<Device&>(lanes) : rt.device(),
+                           options.busy_query_tiles);
     const int g = comm.rank();
     if (g == options.share_pause_rank) {
       auto* cpu = dynamic_cast<CpuDevice*>(&rt.device());
@@ -148,6 +154,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
     }
     SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> attn, SpAttention::create(comm, dev, in.shape, config));
     if (g == 0) result.torus_segments = attn->torus_segments();
+    if (g == 0) result.compute_lanes = attn->compute_lanes();
     result.ring_first_wave_heads[g] = attn->ring_first_wave_heads();
     const std::vector<char> q = slice_rows(in.q, in.shape, P, g), k = slice_rows(in.k, in.shape, P, g),
                             v = slice_rows(in.v, in.shape, P, g);
@@ -164,6 +171,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
       SF_RETURN_IF_ERROR(comm.barrier_all());
       comm.reset_counters();
       dev.attention_calls = 0;
+      const int64_t lane1_before = lanes.calls_on_lane(1);
       const auto t0 = std::chrono::steady_clock::now();
       auto view = [&](const std::vector<char>& t) {
         return TensorView::dense(const_cast<char*>(t.data()), in.shape.dtype, attn->local_shape());
@@ -180,6 +188,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
                                 : attn->forward(view(dq), view(dk), view(dv), view(o)));
       }
       SF_RETURN_IF_ERROR(dev.synchronize());
+      result.lane1_calls[g] = lanes.calls_on_lane(1) - lane1_before;  // the last forward's stays
       times[g][it] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
     std::lock_guard lock(mu);

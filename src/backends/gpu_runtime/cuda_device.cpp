@@ -85,8 +85,12 @@ bool CudaDevice::fast_kernel_covers(const AttentionProblem& p) {
 
 Status CudaDevice::attention(const AttentionProblem& p) {
   if (p.num_q == 0) return Status::ok();
+  if (p.lane < 0 || p.lane >= compute_lanes())
+    return invalid_argument("attention: compute lane " + std::to_string(p.lane) + " of a device with " +
+                            std::to_string(compute_lanes()) + " (0 or 1)");
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, streams_->call_stream(p.lane));
   StreamTrace& trace = streams_->trace();
-  SF_RETURN_IF_ERROR(trace.mark_begin(streams_->compute()));
+  SF_RETURN_IF_ERROR(trace.mark_begin(stream));
   bool fast = false;
 #ifdef SF_HAVE_CUDA_KERNELS
   fast = !force_fallback_ && fast_kernel_covers(p);
@@ -94,37 +98,40 @@ Status CudaDevice::attention(const AttentionProblem& p) {
   Status st;
   if (fast) {
 #ifdef SF_HAVE_CUDA_KERNELS
-    st = sf::cuda::attention(p, streams_->compute());
+    st = sf::cuda::attention(p, stream);
 #endif
   } else if (p.shared != nullptr && p.shared->helper) {
     return Status::ok();  // helpers share a call only through the fast kernel (AttentionProblem::shared)
   } else {
     g_fallback_calls.fetch_add(1, std::memory_order_relaxed);
-    st = wait_landed_flags(p, streams_->compute());
-    if (st.is_ok()) st = fallback_attention(p, streams_->compute());
+    st = wait_landed_flags(p, stream);
+    if (st.is_ok()) st = fallback_attention(p, stream);
 #ifdef SF_HAVE_CUDA_KERNELS
     // An owner that computed everything itself: helpers waiting on its queue take nothing.
-    if (st.is_ok() && p.shared != nullptr) st = sf::cuda::arm_shared_unplanned(*p.shared, streams_->compute());
+    if (st.is_ok() && p.shared != nullptr) st = sf::cuda::arm_shared_unplanned(*p.shared, stream);
 #endif
   }
   SF_RETURN_IF_ERROR(st);
-  return trace.on() ? trace.mark_end(streams_->compute(), describe(p, fast)) : Status::ok();
+  return trace.on() ? trace.mark_end(stream, describe(p, fast)) : Status::ok();
 }
+
+Status CudaDevice::order_lanes() { return streams_->order_call_lanes(); }
 
 Status CudaDevice::copy_rows_batch(const std::vector<RowCopy>& copies, int64_t batch, int64_t heads,
                                    int64_t head_dim, DType dtype) {
   if (copies.empty()) return Status::ok();
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, streams_->work_stream());
   StreamTrace& trace = streams_->trace();
-  SF_RETURN_IF_ERROR(trace.mark_begin(streams_->compute()));
+  SF_RETURN_IF_ERROR(trace.mark_begin(stream));
   for (size_t first = 0; first < copies.size(); first += kMaxBatchedCopies) {
     const size_t n = std::min<size_t>(kMaxBatchedCopies, copies.size() - first);
     std::vector<RowChunk> dst(n), src(n);
     for (size_t i = 0; i < n; ++i) dst[i] = copies[first + i].dst, src[i] = copies[first + i].src;
     SF_RETURN_IF_ERROR(copy_rows_batch_kernel(dst.data(), src.data(), static_cast<int>(n), batch, heads, head_dim,
-                                              dtype, streams_->compute()));
+                                              dtype, stream));
   }
   if (!trace.on()) return Status::ok();
-  return trace.mark_end(streams_->compute(), "copy_rows x" + std::to_string(copies.size()) + ", " +
+  return trace.mark_end(stream, "copy_rows x" + std::to_string(copies.size()) + ", " +
                                                   std::to_string(batch * copies[0].src.len) + " rows x " +
                                                   std::to_string(heads) + " heads each");
 }
@@ -133,18 +140,19 @@ Status CudaDevice::copy_rows_batch(const std::vector<RowCopy>& copies, int64_t b
 Status CudaDevice::merge_partials(const std::vector<PartialMerge>& merges, int64_t batch, int64_t heads,
                                   int64_t head_dim, DType dtype) {
   if (merges.empty()) return Status::ok();
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, streams_->work_stream());
   StreamTrace& trace = streams_->trace();
-  SF_RETURN_IF_ERROR(trace.mark_begin(streams_->compute()));
+  SF_RETURN_IF_ERROR(trace.mark_begin(stream));
   for (size_t first = 0; first < merges.size();) {
     size_t n = 1;
     while (first + n < merges.size() && n < kMaxBatchedMerges && merges[first + n].out.len == merges[first].out.len)
       ++n;
     SF_RETURN_IF_ERROR(merge_partials_kernel(merges.data() + first, static_cast<int>(n), batch, heads, head_dim, dtype,
-                                             streams_->compute()));
+                                             stream));
     first += n;
   }
   if (!trace.on()) return Status::ok();
-  return trace.mark_end(streams_->compute(), "merge_partials x" + std::to_string(merges.size()) + ", " +
+  return trace.mark_end(stream, "merge_partials x" + std::to_string(merges.size()) + ", " +
                                                   std::to_string(batch * merges[0].out.len) + " rows x " +
                                                   std::to_string(heads) + " heads each");
 }
@@ -153,11 +161,12 @@ int64_t CudaDevice::fallback_calls() { return g_fallback_calls.load(std::memory_
 
 Status CudaDevice::copy_rows(const RowChunk& dst, const RowChunk& src, int64_t batch, int64_t heads,
                              int64_t head_dim, DType dtype) {
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, streams_->work_stream());
   StreamTrace& trace = streams_->trace();
-  SF_RETURN_IF_ERROR(trace.mark_begin(streams_->compute()));
-  SF_RETURN_IF_ERROR(copy_rows_kernel(dst, src, batch, heads, head_dim, dtype, streams_->compute()));
+  SF_RETURN_IF_ERROR(trace.mark_begin(stream));
+  SF_RETURN_IF_ERROR(copy_rows_kernel(dst, src, batch, heads, head_dim, dtype, stream));
   if (!trace.on()) return Status::ok();
-  return trace.mark_end(streams_->compute(), "copy_rows " + std::to_string(batch * src.len) + " rows x " +
+  return trace.mark_end(stream, "copy_rows " + std::to_string(batch * src.len) + " rows x " +
                                                   std::to_string(heads) + " heads");
 }
 

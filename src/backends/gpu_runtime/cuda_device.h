@@ -1,6 +1,7 @@
-// Device on one CUDA GPU: everything is enqueued on the rank's compute stream (GpuStreams). Attention runs
-// the fast kernel (sf::cuda::attention, when the build has it and the case is one it covers) and otherwise
-// the exact fallback kernel.
+// Device on one CUDA GPU: everything is enqueued on the rank's compute stream (GpuStreams), attention calls on
+// compute lane 1 on a second stream beside it (GpuStreams::call_stream). Attention runs the fast kernel
+// (sf::cuda::attention, when the build has it and the case is one it covers) and otherwise the exact fallback
+// kernel.
 #pragma once
 
 #include "gpu_streams.h"
@@ -25,6 +26,9 @@ class CudaDevice final : public Device {
   Status copy_to_device(void* dst, const void* src_host, size_t bytes) override;
   Status copy_to_host(void* dst_host, const void* src, size_t bytes) override;
   Status fill(void* dst, uint8_t byte, size_t bytes) override;
+  // Two: the compute stream and a second stream beside it (GpuStreams::call_stream).
+  int compute_lanes() const override { return 2; }
+  Status order_lanes() override;
   Status synchronize() override;
   Result<int64_t> shared_blocks_helped(const SharedWork& work) override;
   // Two waves of CTAs (one per 128-row query tile and head) over the GPU's multiprocessors.

@@ -241,7 +241,8 @@ Result<std::unique_ptr<RankRuntime>> GpuContext::make_runtime(const std::string&
 }
 
 Status GpuContext::fill_normal(void* data, int64_t n, DType dtype, uint64_t seed, int64_t first_index) {
-  return sf::gpu::fill_normal(data, n, dtype, seed, first_index, impl_->streams.compute());
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, impl_->streams.work_stream());
+  return sf::gpu::fill_normal(data, n, dtype, seed, first_index, stream);
 }
 
 Result<TensorCompare> GpuContext::compare(const void* test, const void* ref, int64_t n, DType dtype) {

@@ -25,6 +25,9 @@ GpuStreams::~GpuStreams() {
   if (host_fence_) cudaEventDestroy(host_fence_);
   if (host_) cudaStreamDestroy(host_);
   if (flag_words_) cudaFree(flag_words_);
+  if (call_fence_) cudaEventDestroy(call_fence_);
+  if (side_done_) cudaEventDestroy(side_done_);
+  if (call_side_) cudaStreamDestroy(call_side_);
   if (compute_) cudaStreamDestroy(compute_);
 }
 
@@ -37,6 +40,13 @@ Status GpuStreams::init(int device, Watchdog* watchdog) {
   // Communication kernels (NCCL, emulated-link holds) get the higher priority so that a waiting transfer is
   // scheduled as soon as an SM frees up, instead of queueing behind a full attention grid.
   SF_CUDA_RETURN(cudaStreamCreateWithPriority(&compute_, cudaStreamNonBlocking, least));
+  // Compute lane 1 carries the foreign rows' calls, whose output still has to cross the link: its blocks go
+  // first where both lanes wait for SMs (one step above the compute stream; the same priority measured alike,
+  // bench/sp/results/h200x4-2026-11-28-compute-lanes/).
+  const int side_priority = greatest == least ? least : (least > greatest ? least - 1 : least + 1);
+  SF_CUDA_RETURN(cudaStreamCreateWithPriority(&call_side_, cudaStreamNonBlocking, side_priority));
+  SF_CUDA_RETURN(cudaEventCreateWithFlags(&call_fence_, cudaEventDisableTiming));
+  SF_CUDA_RETURN(cudaEventCreateWithFlags(&side_done_, cudaEventDisableTiming));
   for (auto& s : lanes_) SF_CUDA_RETURN(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, greatest));
   for (auto& e : fence_) SF_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   for (int l = 0; l < 2; ++l) {
@@ -65,7 +75,52 @@ Status GpuStreams::order_after_compute(Lane l) {
   if (detached_[static_cast<int>(l)]) return Status::ok();
   SF_CUDA_RETURN(cudaEventRecord(fence_[0], compute_));
   SF_CUDA_RETURN(cudaStreamWaitEvent(lane(l), fence_[0], 0));
+  if (side_pending_) {  // and lane 1's calls (the compute stream need not wait for them yet)
+    SF_CUDA_RETURN(cudaEventRecord(side_done_, call_side_));
+    SF_CUDA_RETURN(cudaStreamWaitEvent(lane(l), side_done_, 0));
+  }
   return Status::ok();
+}
+
+Status GpuStreams::side_waits_for_compute() {
+  if (work_since_fence_) {
+    SF_CUDA_RETURN(cudaEventRecord(call_fence_, compute_));
+    work_since_fence_ = false;
+  }
+  SF_CUDA_RETURN(cudaStreamWaitEvent(call_side_, call_fence_, 0));
+  return Status::ok();
+}
+
+Result<cudaStream_t> GpuStreams::call_stream(int lane) {
+  if (lane != 1) {
+    // Lane 1's next call follows what came before this one on the compute stream, not this call.
+    SF_CUDA_RETURN(cudaEventRecord(call_fence_, compute_));
+    work_since_fence_ = false;
+    return compute_;
+  }
+  SF_RETURN_IF_ERROR(side_waits_for_compute());
+  side_pending_ = true;
+  return call_side_;
+}
+
+Status GpuStreams::compute_waits_for_side() {
+  if (!side_pending_) return Status::ok();
+  SF_CUDA_RETURN(cudaEventRecord(side_done_, call_side_));
+  SF_CUDA_RETURN(cudaStreamWaitEvent(compute_, side_done_, 0));
+  side_pending_ = false;
+  return Status::ok();
+}
+
+Status GpuStreams::order_call_lanes() {
+  SF_RETURN_IF_ERROR(compute_waits_for_side());
+  work_since_fence_ = true;  // lane 1's next call follows all of it, lane 0's calls included
+  return side_waits_for_compute();
+}
+
+Result<cudaStream_t> GpuStreams::work_stream() {
+  SF_RETURN_IF_ERROR(compute_waits_for_side());
+  work_since_fence_ = true;
+  return compute_;
 }
 
 Status GpuStreams::detach(Lane l, const std::vector<Handle>& deps) {
@@ -195,10 +250,13 @@ Status GpuStreams::wait(Handle h) {
                           std::to_string(handles_used_) + " live handles; handles die at synchronize())");
   }
   SF_CUDA_RETURN(cudaStreamWaitEvent(compute_, handle_events_[static_cast<size_t>(h.id)], 0));
+  // Lane 1's later calls too (they do not follow lane 0's calls, which follow this wait).
+  SF_CUDA_RETURN(cudaStreamWaitEvent(call_side_, handle_events_[static_cast<size_t>(h.id)], 0));
   return Status::ok();
 }
 
 Status GpuStreams::join_lanes() {
+  SF_RETURN_IF_ERROR(compute_waits_for_side());
   for (int i = 0; i < 2; ++i) {
     SF_RETURN_IF_ERROR(settle(static_cast<Lane>(i)));
     SF_CUDA_RETURN(cudaEventRecord(fence_[1 + i], lanes_[i]));
@@ -208,7 +266,8 @@ Status GpuStreams::join_lanes() {
 }
 
 Result<cudaStream_t> GpuStreams::begin_host_work() {
-  if (host_work_on_compute_) return compute_;
+  SF_ASSIGN_OR_RETURN(cudaStream_t compute, work_stream());
+  if (host_work_on_compute_) return compute;
   SF_CUDA_RETURN(cudaEventRecord(host_fence_, compute_));
   SF_CUDA_RETURN(cudaStreamWaitEvent(host_, host_fence_, 0));
   return host_;
@@ -236,6 +295,8 @@ Status GpuStreams::synchronize(const std::string& what) {
       side_used_[l][k] = false;
     }
   SF_RETURN_IF_ERROR(sync(flag_stream_, "the landed flags' stream"));
+  SF_RETURN_IF_ERROR(sync(call_side_, "compute lane 1"));
+  side_pending_ = false;
   SF_RETURN_IF_ERROR(sync(compute_, "the compute stream"));
   handles_used_ = 0;
   return Status::ok();

@@ -34,7 +34,20 @@ class GpuStreams {
   Status init(int device, Watchdog* watchdog);
 
   int device() const { return device_; }
+  // The compute stream itself (timing events, the trace's origin). Work enqueued on it goes through work_stream or
+  // call_stream, which keep the second call lane in order.
   cudaStream_t compute() const { return compute_; }
+  // The stream of an attention call on compute lane 0 or 1 (Device::compute_lanes). Lane 0 is the compute stream;
+  // lane 1 a second stream of the same priority, whose calls follow everything on the compute stream before lane
+  // 0's latest call (work that is not a call, transfers waited for) but not that call, so that the two calls run
+  // side by side. Lane 0's calls do not wait for lane 1's; everything else does (work_stream, order_after_compute,
+  // join_lanes, host work, synchronize).
+  Result<cudaStream_t> call_stream(int lane);
+  // The compute stream for work other than attention calls (copies, merges, fills): it first waits for lane 1's
+  // calls issued so far, and lane 1's later calls wait for it.
+  Result<cudaStream_t> work_stream();
+  // Both lanes' later calls follow both lanes' calls issued so far (Device::order_lanes).
+  Status order_call_lanes();
   cudaStream_t lane(Lane l) const { return lanes_[static_cast<int>(l)]; }
   Watchdog* watchdog() const { return watchdog_; }
 
@@ -98,6 +111,13 @@ class GpuStreams {
   int device_ = -1;
   Watchdog* watchdog_ = nullptr;
   cudaStream_t compute_ = nullptr;
+  cudaStream_t call_side_ = nullptr;    // compute lane 1 (call_stream)
+  cudaEvent_t call_fence_ = nullptr;    // compute stream -> lane 1: before lane 0's latest call, or later work
+  cudaEvent_t side_done_ = nullptr;     // lane 1 -> the compute stream and the communication lanes
+  bool side_pending_ = false;           // lane 1 has calls the compute stream has not waited for
+  bool work_since_fence_ = true;        // the compute stream has work that call_fence_ does not cover
+  Status side_waits_for_compute();
+  Status compute_waits_for_side();
   cudaStream_t lanes_[2] = {nullptr, nullptr};
   static constexpr int kSides = 2;
   cudaStream_t sides_[2][kSides] = {};

@@ -284,6 +284,17 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             variants.back().ring_first_wave_heads = 3;
           }
         }
+        // Every Torus mesh also runs its plan, and the local diagonal flipped where it applies, with the foreign rows'
+        // calls on a second compute lane beside our own rows' (compute_lanes: the planner keeps one).
+        if (plan->config.mesh.degree(LevelKind::kTorus) > 1) {
+          variants.push_back(plan->config);
+          variants.back().compute_lanes = 2;
+          if (plan->config.mesh.degree(LevelKind::kUlysses) == 1 && transport == Transport::kOneSided) {
+            variants.push_back(plan->config);
+            variants.back().compute_lanes = 2;
+            variants.back().local_diagonal = !plan->config.local_diagonal;
+          }
+        }
         for (const SpAttentionConfig& config : variants) {
           auto sp = take(SpAttention::create(rt->comm(), rt->device(), sh, config), "SpAttention::create");
           for (int rep = 0; rep < 2; ++rep) {  // twice: workspaces are reused across forwards
@@ -306,17 +317,19 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
                    "%s %s %s/%s mesh %s merged sets %d diagonal %d loans %s share %d heads "
-                   "per step %d (first %lld) rep %d: vs one GPU max abs %g rel L2 %g non-finite %lld",
+                   "per step %d (first %lld) lanes %d rep %d: vs one GPU max abs %g rel L2 %g non-finite %lld",
                    sh.to_string().c_str(), topo.to_string().c_str(), scheme_name(scheme), transport_name(transport),
                    config.mesh.to_string().c_str(),
                    config.merge_kv_sets ? 1 : 0,
                    config.local_diagonal ? 1 : 0, sp->loans_summary().c_str(), config.ring_share ? 1 : 0,
-                   config.ring_heads_per_step, static_cast<long long>(sp->ring_first_wave_heads()), rep, c.max_abs,
+                   config.ring_heads_per_step, static_cast<long long>(sp->ring_first_wave_heads()),
+                   sp->compute_lanes(), rep, c.max_abs,
                    c.rel_l2, static_cast<long long>(c.non_finite));
           }
           const LinkBytes got = rt->comm().bytes_moved();
           const std::string loans = sp->loans_summary();
           const long long first_wave = sp->ring_first_wave_heads();
+          const int lanes = sp->compute_lanes();
           sp.reset();
           if (cpu_bytes) {
             ThreadRunOptions topt;
@@ -331,12 +344,12 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           }
           if (me == 0) {
             std::printf("  %-8s %-9s %-5s mesh %-8s merged sets %d diagonal %d loans %s share "
-                        "%d heads per step %d (first %lld) ok so far (%d failures)\n",
+                        "%d heads per step %d (first %lld) lanes %d ok so far (%d failures)\n",
                         scheme_name(scheme), transport_name(transport), topo.to_string().c_str(),
                         config.mesh.to_string().c_str(),
                         config.merge_kv_sets ? 1 : 0,
                         config.local_diagonal ? 1 : 0, loans.empty() ? "none" : loans.c_str(),
-                        config.ring_share ? 1 : 0, config.ring_heads_per_step, first_wave, g_failures);
+                        config.ring_share ? 1 : 0, config.ring_heads_per_step, first_wave, lanes, g_failures);
             std::fflush(stdout);
           }
         }

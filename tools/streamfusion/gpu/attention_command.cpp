@@ -274,6 +274,7 @@ int run_attention(const AttentionOptions& o) {
             if (lend || plan->config.ring_share) plan->config.ring_heads_per_step = 0;
             if (o.ring_heads_per_step >= 0) plan->config.ring_heads_per_step = o.ring_heads_per_step;
             plan->config.ring_first_wave_heads = o.ring_first_wave_heads;
+            plan->config.compute_lanes = o.compute_lanes;
             auto sp_r = SpAttention::create(rt->comm(), rt->device(), shape, plan->config);
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
@@ -368,6 +369,7 @@ int run_attention(const AttentionOptions& o) {
             const long long helped = helped_r.value();
             const int torus_segments = sp->torus_segments();
             const long long first_wave = sp->ring_first_wave_heads();
+            const int lanes = sp->compute_lanes();
             sp.reset();
             // --free-links: the same plan on the same mesh, with the inter-machine links at NVLink speed. What the
             // layer's own calls and waits take without the emulated links: its compute alone, where the one-GPU
@@ -468,7 +470,7 @@ int run_attention(const AttentionOptions& o) {
                           "\"plan_stagger_foreign_push\":%s,"
                           "\"plan_foreign_rows_by_block\":%s,"
                           "\"plan_ring_share\":%s,\"plan_ring_heads_per_step\":%d,\"ring_first_wave_heads\":%lld,"
-                          "\"helped_blocks\":\"%s\","
+                          "\"compute_lanes\":%d,\"helped_blocks\":\"%s\","
                           "\"plan_merge_kv_sets\":%s,\"plan_local_diagonal\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
                           o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
                           static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
@@ -480,7 +482,7 @@ int run_attention(const AttentionOptions& o) {
                           plan->config.stagger_foreign_push ? "true" : "false",
                           plan->config.foreign_rows_by_block ? "true" : "false",
                           plan->config.ring_share ? "true" : "false",
-                          plan->config.ring_heads_per_step, first_wave,
+                          plan->config.ring_heads_per_step, first_wave, lanes,
                           helped_per_rank.c_str(),
                           plan->config.merge_kv_sets ? "true" : "false",
                           plan->config.local_diagonal ? "true" : "false", loans.c_str(), ok ? "true" : "false");
@@ -542,6 +544,10 @@ void register_gpu_attention_command(CLI::App& app) {
                   "pulled by heads: how many of the first heads come peer by peer (0: about the call's first wave; "
                   "rounded up to whole steps)")
       ->check(CLI::Range(0, 1 << 20));
+  sub->add_option("--compute-lanes", o->compute_lanes,
+                  "meshes with Torus stages: run the calls of foreign rows alone on a second compute stream beside our "
+                  "own rows' calls (2), or every call in issue order (1; 0: the layer's choice)")
+      ->check(CLI::Range(0, 2));
   sub->add_option("--merge-sets", o->merge_sets,
                   "Torus foreign rows over the pulled K/V sets (one segment per stage): auto (the planner), merged "
                   "(groups of doubling size, one call each) or each (one call per set)")

@@ -23,6 +23,7 @@ struct AttentionOptions {
   std::string ring_share = "auto";         // auto (the planner), on or off: ring_share, where it applies
   int ring_heads_per_step = -1;            // < 0: the planner decides; else SpAttentionConfig::ring_heads_per_step
   int ring_first_wave_heads = 0;           // SpAttentionConfig::ring_first_wave_heads (0: automatic)
+  int compute_lanes = 0;                   // SpAttentionConfig::compute_lanes (0: the layer's choice)
   std::string merge_sets = "auto";         // auto (the planner), merged or each: merge_kv_sets
   std::string diagonal = "auto";           // auto (the planner), on or off: local_diagonal
   double pause_s = 0.0;                    // idle seconds between the baselines and the layers of each shape
