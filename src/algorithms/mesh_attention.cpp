@@ -7,10 +7,10 @@ namespace detail {
 
 MeshAttention::~MeshAttention() {
   if (acc_sym_.id >= 0) acc_ = nullptr;  // symmetric: freed below
-  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_, &lse_in_, &acc_sym_, &so_, &share_ws_})
+  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_, &acc_sym_, &so_, &share_ws_})
     if (b->id >= 0) (void)comm_.free_symmetric(*b);
   for (void* p : {qt_, pack_, ostage_, ring_k_, ring_v_, static_cast<void*>(acc_), borrow_q_, borrow_o_,
-                  static_cast<void*>(borrow_acc_), static_cast<void*>(dacc_), static_cast<void*>(lse_stage_),
+                  static_cast<void*>(borrow_acc_), static_cast<void*>(dacc_),
                   home_ring_k_, home_ring_v_})
     if (p) dev_.free(p);
 }
@@ -135,6 +135,13 @@ Status MeshAttention::init() {
   }
   slot_bytes_ = static_cast<size_t>(max_block) * elem_;
   os_slot_bytes_ = static_cast<size_t>(shape_.batch * max_rows * Ht_ * shape_.head_dim) * elem_;
+  ostage_slot_bytes_ = slot_bytes_;
+  if (diagonal_) {  // room for a partial's lse after its rows, in the slots it leaves from and lands in
+    lse_slot_ = shape_.batch * max_rows * Ht_;
+    const size_t with_lse = lse_after(max_rows) + static_cast<size_t>(lse_slot_) * sizeof(float);
+    os_slot_bytes_ = (with_lse + 255) / 256 * 256;
+    ostage_slot_bytes_ = (std::max(slot_bytes_, with_lse) + 255) / 256 * 256;
+  }
   acc_stride_ = max_block;
 
   auto local = [&](size_t bytes, void** out) -> Status {
@@ -166,7 +173,7 @@ Status MeshAttention::init() {
   if (!direct_) {
     SF_RETURN_IF_ERROR(symmetric(u_ * t_ * os_slot_bytes_, &os_));
     SF_RETURN_IF_ERROR(local(3 * u_ * t_ * os_slot_bytes_, &pack_));
-    SF_RETURN_IF_ERROR(local(t_ * slot_bytes_, &ostage_));
+    SF_RETURN_IF_ERROR(local(t_ * ostage_slot_bytes_, &ostage_));
   }
   if (r_ > 1) {
     SF_RETURN_IF_ERROR(local(t_ * (r_ - 1) * slot_bytes_, &ring_k_));
@@ -182,12 +189,8 @@ Status MeshAttention::init() {
   acc_ = static_cast<float*>(acc);
   if (diagonal_) {
     dacc_slot_ = shape_.batch * rows_of(rank_) * Ht_ * shape_.head_dim;
-    lse_slot_ = shape_.batch * max_rows * Ht_;
     SF_RETURN_IF_ERROR(local(t_ * (dacc_slot_ + 2 * dacc_slot_ / shape_.head_dim) * sizeof(float), &acc));
     dacc_ = static_cast<float*>(acc);
-    SF_RETURN_IF_ERROR(local(t_ * lse_slot_ * sizeof(float), &acc));
-    lse_stage_ = static_cast<float*>(acc);
-    SF_RETURN_IF_ERROR(symmetric(t_ * lse_slot_ * sizeof(float), &lse_in_));
     if (r_ > 1) {
       SF_RETURN_IF_ERROR(local((r_ - 1) * t_ * slot_bytes_, &home_ring_k_));
       SF_RETURN_IF_ERROR(local((r_ - 1) * t_ * slot_bytes_, &home_ring_v_));

@@ -57,7 +57,8 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
       const int64_t n = qb.piece_len[j];
       // Our own rows go straight into the user's output; the rest wait in ostage_ to be pushed.
       const bool mine = i == 0 && j == iu_;
-      const RowChunk out_piece = mine ? user_rows(o, head_offset(iu_, l_)) : qb.piece(slot(ostage_, slot_bytes_, i), j, elem_);
+      const RowChunk out_piece =
+          mine ? user_rows(o, head_offset(iu_, l_)) : qb.piece(slot(ostage_, ostage_slot_bytes_, i), j, elem_);
       // Rows we lent out are computed by their borrowers (row loans: only in a lone ring, one piece).
       const int64_t mine_n = mine ? std::min(n, kept_rows()) : n;
       for (int seg = q_seg < 0 ? 0 : q_seg; seg < (q_seg < 0 ? c_ : q_seg + 1); ++seg) {
@@ -72,7 +73,8 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
           c.acc_l = acc_l + qb.piece_ml_offset(j) + B * a * Ht_;
         }
         // A foreign stage's partial under the local diagonal: its owner merges it, by its lse.
-        if (finalize && diagonal_ && i > 0) c.lse = lse_stage_ + i * lse_slot_ + qb.piece_ml_offset(j) + B * a * Ht_;
+        if (finalize && diagonal_ && i > 0)  // u = 1: one piece, whose lse follows its rows
+          c.lse = reinterpret_cast<float*>(slot(ostage_, ostage_slot_bytes_, i) + lse_after(n)) + B * a * Ht_;
         if (finalize) {
           c.out = out_piece;
           c.out.data = static_cast<char*>(out_piece.data) + a * out_piece.stride_s * elem_;

@@ -90,8 +90,9 @@ Status MeshAttention::merge_pushed_partials(void* o) {
     Device::PartialMerge m;
     const AccSlot a = diagonal_acc(p);
     m.acc_o = a.o, m.acc_m = a.m, m.acc_l = a.l;
-    m.part_o = dense_rows(static_cast<char*>(os_.local) + p * os_slot_bytes_, n, Ht_, D);  // u = 1: slot p
-    m.part_lse = static_cast<const float*>(lse_in_.local) + p * lse_slot_;
+    char* part = static_cast<char*>(os_.local) + p * os_slot_bytes_;  // u = 1: slot p, the lse after the rows
+    m.part_o = dense_rows(part, n, Ht_, D);
+    m.part_lse = reinterpret_cast<const float*>(part + lse_after(n));
     m.out = user_rows(o, head_offset(0, p));
     merges.push_back(m);
   }

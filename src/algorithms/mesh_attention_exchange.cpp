@@ -257,17 +257,15 @@ Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs, int
     for (int j = 0; j < qb.pieces(); ++j) {
       const int owner = owners[j];
       if (owner == rank_) continue;
-      const char* src = slot(ostage_, slot_bytes_, i) + qb.piece_offset(j) * elem_;
-      const size_t bytes = static_cast<size_t>(qb.piece_elems(j)) * elem_;
+      const char* src = slot(ostage_, ostage_slot_bytes_, i) + qb.piece_offset(j) * elem_;
+      size_t bytes = static_cast<size_t>(qb.piece_elems(j)) * elem_;
       if (!bytes) continue;
+      // A partial (the local diagonal, u = 1: one piece) and the lse after it in one transfer.
+      if (diagonal_)
+        bytes = lse_after(qb.piece_len[j]) + static_cast<size_t>(shape_.batch * qb.piece_len[j] * Ht_) * sizeof(float);
       const size_t dst_off = (iu_ * t_ + l_) * os_slot_bytes_;  // the owner's slot for our heads
       if (one_sided_) SF_RETURN_IF_ERROR(comm_.put(os_, dst_off, owner, src, bytes).status());
       else SF_RETURN_IF_ERROR(comm_.send(owner, src, bytes).status());
-      if (diagonal_) {  // the partial's lse, into the owner's slot for our head block (u = 1: one piece)
-        const size_t lse_bytes = static_cast<size_t>(shape_.batch * qb.piece_len[j] * Ht_) * sizeof(float);
-        SF_RETURN_IF_ERROR(
-            comm_.put(lse_in_, l_ * lse_slot_ * sizeof(float), owner, lse_stage_ + i * lse_slot_, lse_bytes).status());
-      }
     }
   }
   if (!one_sided_) {

@@ -227,7 +227,14 @@ class MeshAttention final : public SpAttention {
   int64_t Ht_ = 0;
   std::vector<int> gu_, gt_, gr_;
   size_t slot_bytes_ = 0;     // stride of one RowBlock slot (max over ranks)
-  size_t os_slot_bytes_ = 0;  // stride of one output piece slot (max over ranks)
+  size_t os_slot_bytes_ = 0;  // stride of one output piece slot (max over ranks; with the diagonal, and its lse)
+  size_t ostage_slot_bytes_ = 0;  // stride of ostage_'s slots: slot_bytes_, with the diagonal room for an lse
+  // The local diagonal pushes a foreign stage's partial and its lse in one transfer (one copy instead of two, the
+  // lse's 4 bytes a row and head no longer a transfer of its own on the layer's path): the lse follows the partial's
+  // `rows` rows in its slot, here in ostage_ and at the owner in os_, at this byte offset.
+  size_t lse_after(int64_t rows) const {
+    return (static_cast<size_t>(shape_.batch * rows * Ht_ * shape_.head_dim) * elem_ + 3) / 4 * 4;
+  }
   int64_t acc_stride_ = 0;    // floats per accumulator slot (Õ); m and l use acc_stride_ / D
   bool direct_ = false;       // u = t = 1: no Ulysses or Torus level, rows stay in the user's layout
 
@@ -237,17 +244,15 @@ class MeshAttention final : public SpAttention {
   SymmetricBuffer os_;            // [u·t] output pieces of this rank's rows, pushed by their computers
   void* qt_ = nullptr;            // [t-1] Q RowBlocks pulled from Torus peers
   void* pack_ = nullptr;          // [3][u·t] head-block pieces of this rank's Q, K, V to scatter
-  void* ostage_ = nullptr;        // [t] finalized output RowBlocks waiting to be pushed
+  void* ostage_ = nullptr;        // [t] finalized output RowBlocks waiting to be pushed (ostage_slot_bytes_ apart)
   void* ring_k_ = nullptr;        // [t][r-1] K RowBlocks from ring peers (kept: every Q stage reuses them)
   void* ring_v_ = nullptr;
   float* acc_ = nullptr;          // [t] accumulators: Õ slots, then m slots, then l slots
   // The local diagonal: our rows' accumulators per head block (dense [t][B, n, Ht, D], then m, then l; head block
-  // l is stage 0's), the foreign stages' lse ([t] slots of lse_slot_ floats; slot 0 unused), the lse pushed to us
-  // per head block, and the ring peers' home K/V blocks ([r-1][t] slots).
+  // l is stage 0's) and the ring peers' home K/V blocks ([r-1][t] slots). The partials' lse travel in their slots
+  // (lse_after).
   float* dacc_ = nullptr;
   int64_t dacc_slot_ = 0;  // B·n·Ht·D
-  float* lse_stage_ = nullptr;
-  SymmetricBuffer lse_in_;
   int64_t lse_slot_ = 0;  // B·max rows·Ht
   void* home_ring_k_ = nullptr;
   void* home_ring_v_ = nullptr;
