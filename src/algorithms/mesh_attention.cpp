@@ -137,8 +137,8 @@ Status MeshAttention::init() {
   os_slot_bytes_ = static_cast<size_t>(shape_.batch * max_rows * Ht_ * shape_.head_dim) * elem_;
   ostage_slot_bytes_ = slot_bytes_;
   if (diagonal_) {  // room for a partial's lse after its rows, in the slots it leaves from and lands in
-    lse_slot_ = shape_.batch * max_rows * Ht_;
-    const size_t with_lse = lse_after(max_rows) + static_cast<size_t>(lse_slot_) * sizeof(float);
+    const size_t lse_bytes = static_cast<size_t>(shape_.batch * max_rows * Ht_) * sizeof(float);
+    const size_t with_lse = lse_after(max_rows) + lse_bytes;
     os_slot_bytes_ = (with_lse + 255) / 256 * 256;
     ostage_slot_bytes_ = (std::max(slot_bytes_, with_lse) + 255) / 256 * 256;
   }

@@ -95,12 +95,8 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
   // With two compute lanes, calls of foreign rows alone run on lane 1, beside our own rows' calls (they touch
   // other accumulators and outputs); a call over both follows, and precedes, every call on either lane.
   const bool ours = std::find(stages.begin(), stages.end(), 0) != stages.end();
-  if (lanes_ < 2) return dev_.attention(p);
-  if (!ours) {
-    p.lane = 1;
-    return dev_.attention(p);
-  }
-  const bool mixed = stages.size() > 1;
+  const bool mixed = lanes_ > 1 && ours && stages.size() > 1;
+  if (lanes_ > 1 && !ours) p.lane = 1;
   if (mixed) SF_RETURN_IF_ERROR(dev_.order_lanes());
   SF_RETURN_IF_ERROR(dev_.attention(p));
   return mixed ? dev_.order_lanes() : Status::ok();

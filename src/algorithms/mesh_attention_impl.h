@@ -253,7 +253,6 @@ class MeshAttention final : public SpAttention {
   // (lse_after).
   float* dacc_ = nullptr;
   int64_t dacc_slot_ = 0;  // B·n·Ht·D
-  int64_t lse_slot_ = 0;  // B·max rows·Ht
   void* home_ring_k_ = nullptr;
   void* home_ring_v_ = nullptr;
   std::vector<std::vector<std::vector<Handle>>> home_arrived_;  // [r][head block p]: ring peer s's pulls of p
