@@ -67,6 +67,14 @@ struct SymmetricBuffer {
   size_t bytes = 0;
 };
 
+// The signal calls' own check: `word` is one of the 64-bit words of `signals` (alloc_signals).
+inline Status check_signal_word(const char* op, const SymmetricBuffer& signals, size_t word) {
+  if (signals.local == nullptr || word >= signals.bytes / sizeof(uint64_t))
+    return invalid_argument(std::string(op) + ": signal word " + std::to_string(word) + " is outside the " +
+                            std::to_string(signals.bytes / sizeof(uint64_t)) + " words of its buffer");
+  return Status::ok();
+}
+
 // Barriers one rank took part in, by the slowest link inside the group: a barrier with a member on another
 // machine is one synchronization across machines (the one-sided SFU layer takes two: paper Appendix A).
 struct BarrierCounts {
@@ -125,11 +133,41 @@ class Comm {
     (void)dst, (void)dst_pitch, (void)src, (void)src_offset, (void)src_pitch, (void)width, (void)rows, (void)lane;
     return unimplemented("get_strided: this backend cannot read strided runs from rank " + std::to_string(peer));
   }
+  // ---- arrival signals (one-sided): a put that raises a word at the peer once its data has landed there, and a
+  // wait for that word, so that a receiver takes each piece as it lands instead of at the next barrier (NVSHMEM's
+  // putmem_signal and signal_wait_until). Backends without them refuse (unimplemented).
+  // Collective: `words` 64-bit signal words on every rank, all zero (and zero on every rank before any returns).
+  // Freed with free_symmetric.
+  virtual Result<SymmetricBuffer> alloc_signals(size_t words) {
+    (void)words;
+    return unimplemented("alloc_signals: this backend has no arrival signals");
+  }
+  // As put(), and once its data has landed at `peer`, word `word` of peer's instance of `signals` is set to
+  // `value`. The handle completes as put()'s does.
+  virtual Result<Handle> put_signal(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
+                                    size_t bytes, const SymmetricBuffer& signals, size_t word, uint64_t value,
+                                    Lane lane = Lane::kMain) {
+    (void)dst, (void)dst_offset, (void)src, (void)bytes, (void)signals, (void)word, (void)value, (void)lane;
+    return unimplemented("put_signal: this backend has no arrival signals (to rank " + std::to_string(peer) + ")");
+  }
+  // The compute issued after this call (a CPU backend: the caller, who blocks) waits until word `word` of our
+  // instance of `signals` is at least `value`; what a put_signal that set it carried is then visible.
+  virtual Status wait_signal(const SymmetricBuffer& signals, size_t word, uint64_t value) {
+    (void)signals, (void)word, (void)value;
+    return unimplemented("wait_signal: this backend has no arrival signals");
+  }
+
   // All members of `group` (world ranks, this rank among them) meet; completes this rank's earlier
   // one-sided operations on `lane` first. Every member passes the same list in the same order. Counted here,
   // carried out by the backend's barrier_impl.
   Status barrier(const std::vector<int>& group, Lane lane = Lane::kMain);
   Status barrier_all(Lane lane = Lane::kMain);
+  // Collective over the world: every rank passes the same groups in the same order (world ranks, each group
+  // without repeats; a group need not hold the caller): the groups that barrier() will be given on any rank. A
+  // backend may set up each group's own barrier here (NVSHMEM: a team per group and lane, made by splitting the
+  // world); barrier() works without it, through the backend's general path. Checks the groups, then
+  // prepare_barriers_impl.
+  Status prepare_barriers(const std::vector<std::vector<int>>& groups);
 
   // ---- collectives built from the primitives (backends may override with a native version)
   // All-to-all inside `group` (world ranks, this rank among them): sends[i] go to group[i] and recvs[i] are
@@ -203,6 +241,10 @@ class Comm {
 
  protected:
   virtual Status barrier_impl(const std::vector<int>& group, Lane lane) = 0;
+  virtual Status prepare_barriers_impl(const std::vector<std::vector<int>>& groups) {
+    (void)groups;
+    return Status::ok();
+  }
   virtual Result<LandedFlag> landed_flag_impl(const std::vector<Handle>& hs) {
     SF_RETURN_IF_ERROR(wait_all(hs));
     return LandedFlag{};

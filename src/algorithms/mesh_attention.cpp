@@ -7,7 +7,8 @@ namespace detail {
 
 MeshAttention::~MeshAttention() {
   if (acc_sym_.id >= 0) acc_ = nullptr;  // symmetric: freed below
-  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_, &acc_sym_, &so_, &share_ws_})
+  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_, &acc_sym_, &so_, &share_ws_,
+                            &partial_signals_})
     if (b->id >= 0) (void)comm_.free_symmetric(*b);
   for (void* p : {qt_, pack_, ostage_, ring_k_, ring_v_, static_cast<void*>(acc_), borrow_q_, borrow_o_,
                   static_cast<void*>(borrow_acc_), static_cast<void*>(dacc_),
@@ -175,6 +176,12 @@ Status MeshAttention::init() {
     SF_RETURN_IF_ERROR(local(3 * u_ * t_ * os_slot_bytes_, &pack_));
     SF_RETURN_IF_ERROR(local(t_ * ostage_slot_bytes_, &ostage_));
   }
+  if (one_sided_ && r_ > 1) {  // the ring groups' barriers (collective: every rank names every ring group)
+    std::vector<std::vector<int>> rings;
+    for (int x = 0; x < P_; ++x)
+      if (mesh_.index_in(LevelKind::kRing, x) == 0) rings.push_back(mesh_.group(LevelKind::kRing, x));
+    SF_RETURN_IF_ERROR(comm_.prepare_barriers(rings));
+  }
   if (r_ > 1) {
     SF_RETURN_IF_ERROR(local(t_ * (r_ - 1) * slot_bytes_, &ring_k_));
     SF_RETURN_IF_ERROR(local(t_ * (r_ - 1) * slot_bytes_, &ring_v_));
@@ -191,6 +198,7 @@ Status MeshAttention::init() {
     dacc_slot_ = shape_.batch * rows_of(rank_) * Ht_ * shape_.head_dim;
     SF_RETURN_IF_ERROR(local(t_ * (dacc_slot_ + 2 * dacc_slot_ / shape_.head_dim) * sizeof(float), &acc));
     dacc_ = static_cast<float*>(acc);
+    SF_ASSIGN_OR_RETURN(partial_signals_, comm_.alloc_signals(static_cast<size_t>(t_)));  // collective
     if (r_ > 1) {
       SF_RETURN_IF_ERROR(local((r_ - 1) * t_ * slot_bytes_, &home_ring_k_));
       SF_RETURN_IF_ERROR(local((r_ - 1) * t_ * slot_bytes_, &home_ring_v_));

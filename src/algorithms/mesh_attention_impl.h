@@ -157,7 +157,9 @@ class MeshAttention final : public SpAttention {
   Status issue_home_ring(RingSet* set0);
   // Our own rows against ring blocks [first, last) of our home K/V, every head block at once.
   Status diagonal_call(int first, int last, AccumulatorMode mode);
-  // The finalized partials of our rows pushed by the Torus peers, merged with the diagonal blocks into `o`.
+  // The finalized partials of our rows pushed by the Torus peers, each merged with its diagonal block into `o` once
+  // its arrival signal says it has landed (partial_signals_), the next Torus peer's first: it finishes our rows
+  // one set before the others (last_set in forward_local_diagonal).
   Status merge_pushed_partials(void* o);
   // Our rows' accumulator of head block p under the local diagonal (dense [B, n, Ht, D] and [B, n, Ht]).
   struct AccSlot {
@@ -253,6 +255,10 @@ class MeshAttention final : public SpAttention {
   // (lse_after).
   float* dacc_ = nullptr;
   int64_t dacc_slot_ = 0;  // B·n·Ht·D
+  // Word p rises to epoch_ once head block p's partial of our rows (pushed with put_signal) has landed in os_: each
+  // merges as it lands, not after the layer's last barrier. epoch_ counts forwards, so the words never go back.
+  SymmetricBuffer partial_signals_;
+  uint64_t epoch_ = 0;
   void* home_ring_k_ = nullptr;
   void* home_ring_v_ = nullptr;
   std::vector<std::vector<std::vector<Handle>>> home_arrived_;  // [r][head block p]: ring peer s's pulls of p

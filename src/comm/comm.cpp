@@ -39,6 +39,23 @@ Status Comm::barrier_all(Lane lane) {
   return barrier(all, lane);
 }
 
+Status Comm::prepare_barriers(const std::vector<std::vector<int>>& groups) {
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::vector<int>& group = groups[g];
+    const std::string which = "prepare_barriers: group " + std::to_string(g);
+    if (group.empty()) return invalid_argument(which + " is empty");
+    std::vector<bool> seen(static_cast<size_t>(world_size()), false);
+    for (int r : group) {
+      if (r < 0 || r >= world_size())
+        return invalid_argument(which + " names rank " + std::to_string(r) + ", outside the world of " +
+                                std::to_string(world_size()));
+      if (seen[static_cast<size_t>(r)]) return invalid_argument(which + " names rank " + std::to_string(r) + " twice");
+      seen[static_cast<size_t>(r)] = true;
+    }
+  }
+  return prepare_barriers_impl(groups);
+}
+
 Status Comm::wait_all(const std::vector<Handle>& hs) {
   for (Handle h : hs) SF_RETURN_IF_ERROR(wait(h));
   return Status::ok();

@@ -18,6 +18,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "streamfusion/comm.h"
@@ -314,8 +315,11 @@ TEST_P(OneSided, SubGroupBarriers) {
   const Status st = run_thread_ranks(topo, options(GetParam()), [&](RankRuntime& rt) -> Status {
     Comm& comm = rt.comm();
     const int me = comm.rank(), parity = me % 2;
-    std::vector<int> group;
-    for (int r = parity; r < P; r += 2) group.push_back(r);
+    std::vector<int> group, groups[2];
+    for (int r = 0; r < P; ++r) groups[r % 2].push_back(r);
+    group = groups[parity];
+    // Every rank names both groups (collective), as a layer prepares its ring groups' barriers.
+    SF_RETURN_IF_ERROR(comm.prepare_barriers({groups[0], groups[1]}));
     SF_ASSIGN_OR_RETURN(SymmetricBuffer buf, comm.alloc_symmetric(P * 8));
     auto* mine = static_cast<uint64_t*>(buf.local);
     for (int round = 0; round < kRounds; ++round) {
@@ -541,6 +545,18 @@ TEST(ThreadCommErrors, OutOfRangeOffsetsAndBadPeersAreInvalidArgument) {
     const Status b = comm.barrier(others);
     SF_RETURN_IF_ERROR(check(!b.is_ok(), describe(me, "barrier without the caller was accepted")));
     SF_RETURN_IF_ERROR(check(b.code() == ErrorCode::kInvalidArgument, describe(me, b.to_string())));
+    // prepare_barriers checks its groups: each names ranks of the world, none twice, and at least one.
+    const std::vector<std::pair<std::vector<std::vector<int>>, const char*>> bad_groups = {
+        {{{0, 1}, {}}, "group 1 is empty"},
+        {{{0, P}}, "outside the world"},
+        {{{2, -1}}, "rank -1"},
+        {{{0, 1}, {3, 2, 3}}, "rank 3 twice"}};
+    for (const auto& [groups, word] : bad_groups) {
+      const Status g = comm.prepare_barriers(groups);
+      SF_RETURN_IF_ERROR(check(g.code() == ErrorCode::kInvalidArgument && g.message().find(word) != std::string::npos,
+                               describe(me, std::string("prepare_barriers without '") + word + "': " + g.to_string())));
+    }
+    SF_RETURN_IF_ERROR(comm.prepare_barriers({{0, 1}, {2, 3}, {0, 1, 2, 3}}));
     SF_RETURN_IF_ERROR(comm.barrier_all());
     return comm.free_symmetric(buf);
   });
@@ -568,6 +584,63 @@ TEST(ThreadCommErrors, RecvWithoutSendTimesOut) {
   EXPECT_NE(st.message().find("rank 1"), std::string::npos) << "should name the peer: " << st.message();
   EXPECT_GE(elapsed, milliseconds(250));
   EXPECT_LT(elapsed, milliseconds(3000));
+}
+
+// Arrival signals: each rank puts a payload to the next with a signal and waits, without a barrier, for the one
+// from the previous rank, over several rounds (values rise, words never reset); the data is there once the word
+// is. Rank 2 starts late, so its successor really waits.
+TEST(ArrivalSignals, WaitSignalSeesThePutsDataWithoutABarrier) {
+  const Topology topo{2, 2};
+  const int P = topo.world_size();
+  constexpr int kWords = 64, kRounds = 4;
+  const Status st = run_thread_ranks(topo, options(), [&](RankRuntime& rt) -> Status {
+    Comm& comm = rt.comm();
+    const int me = comm.rank(), next = (me + 1) % P, prev = (me + P - 1) % P;
+    SF_ASSIGN_OR_RETURN(SymmetricBuffer box, comm.alloc_symmetric(kRounds * kWords * 8));
+    SF_ASSIGN_OR_RETURN(SymmetricBuffer sig, comm.alloc_signals(P));
+    for (size_t w = 0; w < static_cast<size_t>(P); ++w)
+      SF_RETURN_IF_ERROR(check(static_cast<const uint64_t*>(sig.local)[w] == 0, describe(me, "a fresh signal word")));
+    SF_RETURN_IF_ERROR(comm.barrier_all());  // nobody signals before everyone has looked
+    for (int round = 0; round < kRounds; ++round) {
+      if (me == 2) std::this_thread::sleep_for(milliseconds(30));
+      std::vector<uint64_t> src(kWords);
+      for (int w = 0; w < kWords; ++w) src[static_cast<size_t>(w)] = tag(me, next, round, w);
+      SF_RETURN_IF_ERROR(comm.put_signal(box, static_cast<size_t>(round) * kWords * 8, next, src.data(), kWords * 8,
+                                         sig, static_cast<size_t>(me), static_cast<uint64_t>(round + 1))
+                             .status());
+      SF_RETURN_IF_ERROR(comm.wait_signal(sig, static_cast<size_t>(prev), static_cast<uint64_t>(round + 1)));
+      const auto* got = static_cast<const uint64_t*>(box.local) + static_cast<size_t>(round) * kWords;
+      SF_RETURN_IF_ERROR(check_words(got, kWords, prev, me, round, 0, me, "after wait_signal"));
+    }
+    // A word outside the buffer is refused on both sides.
+    uint64_t x = 0;
+    const Status bad_put = comm.put_signal(box, 0, next, &x, 8, sig, static_cast<size_t>(P), 1).status();
+    const Status bad_wait = comm.wait_signal(sig, static_cast<size_t>(P) + 3, 1);
+    SF_RETURN_IF_ERROR(check(bad_put.code() == ErrorCode::kInvalidArgument &&
+                                 bad_put.message().find("outside") != std::string::npos,
+                             describe(me, "put_signal to a word past the end: " + bad_put.to_string())));
+    SF_RETURN_IF_ERROR(check(bad_wait.code() == ErrorCode::kInvalidArgument,
+                             describe(me, "wait_signal on a word past the end: " + bad_wait.to_string())));
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    SF_RETURN_IF_ERROR(comm.free_symmetric(sig));
+    return comm.free_symmetric(box);
+  });
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+}
+
+// A signal that never comes is a timeout that names the rank, the word and the value, not a hang.
+TEST(ArrivalSignals, ASignalThatNeverComesTimesOut) {
+  const Status st = run_thread_ranks({1, 2}, options(0, milliseconds(300)), [&](RankRuntime& rt) -> Status {
+    Comm& comm = rt.comm();
+    SF_ASSIGN_OR_RETURN(SymmetricBuffer sig, comm.alloc_signals(2));
+    if (comm.rank() == 0) return comm.wait_signal(sig, 1, 7);  // rank 1 never signals
+    std::this_thread::sleep_for(milliseconds(150));  // and its closing barrier times out after rank 0's wait
+    return Status::ok();
+  });
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), ErrorCode::kTimeout) << st.to_string();
+  EXPECT_NE(st.message().find("rank 0"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("word 1 to reach 7"), std::string::npos) << st.message();
 }
 
 TEST(ThreadCommErrors, BarrierMissingAMemberTimesOut) {

@@ -1,5 +1,6 @@
 #include "nvshmem_comm.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -59,7 +60,10 @@ NvshmemComm::NvshmemComm(const Topology& topo, int rank, GpuStreams* streams, Em
     : topo_(topo), rank_(rank), streams_(streams), links_(links), emu_(emu), two_sided_(two_sided) {}
 
 NvshmemComm::~NvshmemComm() {
-  // nvshmem_free is collective; every rank destroys its comms in the same order.
+  // nvshmem_free and nvshmem_team_destroy are collective; every rank destroys its comms, and so its teams (the
+  // same keys everywhere), in the same order.
+  for (const auto& [key, team] : teams_)
+    if (team != NVSHMEM_TEAM_INVALID) nvshmem_team_destroy(team);
   if (signals_) nvshmem_free(signals_);
 }
 
@@ -79,6 +83,8 @@ Status NvshmemComm::init() {
   SF_ASSIGN_OR_RETURN(book_at_post_, emulated_booking_at_post());
   SF_ASSIGN_OR_RETURN(const int free_order, env_choice("SF_NVSHMEM_POST_ORDER", {"issue", "free"}));
   post_in_order_ = free_order == 0;
+  SF_ASSIGN_OR_RETURN(const int team, env_choice("SF_NVSHMEM_GROUP_BARRIER", {"signals", "team"}));
+  team_barriers_ = team == 1;
   const size_t n = 2 * static_cast<size_t>(topo_.world_size());
   {
     Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_calloc of the barrier signals");
@@ -89,7 +95,13 @@ Status NvshmemComm::init() {
   return Status::ok();
 }
 
+// NVSHMEM's host-side collectives (nvshmem_malloc/calloc's barrier, team splits) may not run beside its on-stream
+// collectives: a barrier still in flight on a lane and the host's own barrier interleave in a different order on
+// different ranks and both break (seen in the gpu2 exchange test, session 28). So the streams drain first.
+Status NvshmemComm::before_host_collective(const char* what) { return streams_->synchronize(what); }
+
 Result<SymmetricBuffer> NvshmemComm::alloc_symmetric(size_t bytes) {
+  SF_RETURN_IF_ERROR(before_host_collective("alloc_symmetric"));
   SymmetricBuffer b;
   b.bytes = bytes;
   b.id = next_id_++;
@@ -167,9 +179,23 @@ Result<uint32_t> NvshmemComm::begin_transfer(int peer, LinkDirection dir, size_t
 }
 
 Result<Handle> NvshmemComm::end_transfer(int peer, size_t bytes, Lane lane, cudaStream_t stream, bool emulate,
-                                         uint32_t slot, const char* what) {
+                                         uint32_t slot, const char* what, uint64_t* signal, uint64_t value) {
   SF_CUDA_LAUNCH_RETURN(what);
   if (emulate) SF_RETURN_IF_ERROR(links_->hold(stream, slot));
+  if (signal != nullptr) {
+    if (void* word = nvshmem_ptr(signal, peer)) {
+      // A GPU whose memory is mapped here: a stream write, after the data (it fences). NVSHMEM's own SET copies
+      // the value from pageable host memory, which blocks this thread until the stream gets there (until the
+      // emulated transfer ends): 0.97x on 2x1 at Flux S=16384 (2 x H200, session 28).
+      SF_RETURN_IF_ERROR(driver_status(cuStreamWriteValue64(reinterpret_cast<CUstream>(stream),
+                                                            reinterpret_cast<CUdeviceptr>(word), value, 0),
+                                       "put_signal: the peer's signal word (cuStreamWriteValue64)"));
+    } else {  // another node: NVSHMEM posts it from a kernel, so the lane's later handles may need an SM
+      lane_uses_sms_[static_cast<int>(lane)] = true;
+      nvshmemx_signal_op_on_stream(signal, value, NVSHMEM_SIGNAL_SET, peer, stream);
+      SF_CUDA_LAUNCH_RETURN("nvshmemx_signal_op_on_stream");
+    }
+  }
   count(peer, bytes);
   SF_ASSIGN_OR_RETURN(Handle h, stream == streams_->lane(lane) ? streams_->record(lane)
                                                                : streams_->record_side(lane, stream));
@@ -217,6 +243,51 @@ Result<Handle> NvshmemComm::put(const SymmetricBuffer& dst, size_t dst_offset, i
   return end_transfer(peer, bytes, lane, stream, emulate, slot, "nvshmemx_putmem_on_stream");
 }
 
+Result<SymmetricBuffer> NvshmemComm::alloc_signals(size_t words) {
+  SF_RETURN_IF_ERROR(before_host_collective("alloc_signals"));
+  SymmetricBuffer b;
+  b.bytes = words * sizeof(uint64_t);
+  b.id = next_id_++;
+  Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_calloc of " + std::to_string(words) + " signal words");
+  b.local = nvshmem_calloc(words == 0 ? 1 : words, sizeof(uint64_t));  // zero everywhere once it returns
+  if (!b.local) return Status(ErrorCode::kOutOfMemory, "nvshmem_calloc of " + std::to_string(words) +
+                                                           " signal words failed on rank " + std::to_string(rank_));
+  return b;
+}
+
+Result<Handle> NvshmemComm::put_signal(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
+                                       size_t bytes, const SymmetricBuffer& signals, size_t word, uint64_t value,
+                                       Lane lane) {
+  SF_RETURN_IF_ERROR(check_access(dst, dst_offset, bytes, peer, "put_signal"));
+  SF_RETURN_IF_ERROR(check_signal_word("put_signal", signals, word));
+  uint64_t* signal = static_cast<uint64_t*>(signals.local) + word;
+  bool emulate = false;
+  cudaStream_t stream = nullptr;
+  SF_ASSIGN_OR_RETURN(uint32_t slot, begin_transfer(peer, LinkDirection::kEgress, bytes, lane, &emulate, &stream));
+  if (emulate || bytes == 0 || nvshmem_ptr(signal, peer) != nullptr) {
+    // The data, the emulated link's hold if any, then the word (end_transfer).
+    if (bytes) nvshmemx_putmem_on_stream(static_cast<char*>(dst.local) + dst_offset, src, bytes, peer, stream);
+    return end_transfer(peer, bytes, lane, stream, emulate, slot, "nvshmemx_putmem_on_stream (put_signal)", signal,
+                        value);
+  }
+  // Another node: NVSHMEM orders the word after the data (from a kernel: the lane's later handles may need an SM).
+  lane_uses_sms_[static_cast<int>(lane)] = true;
+  nvshmemx_putmem_signal_on_stream(static_cast<char*>(dst.local) + dst_offset, src, bytes, signal, value,
+                                   NVSHMEM_SIGNAL_SET, peer, stream);
+  return end_transfer(peer, bytes, lane, stream, emulate, slot, "nvshmemx_putmem_signal_on_stream");
+}
+
+Status NvshmemComm::wait_signal(const SymmetricBuffer& signals, size_t word, uint64_t value) {
+  SF_RETURN_IF_ERROR(check_signal_word("wait_signal", signals, word));
+  // A one-thread kernel on the compute stream (after both call lanes, work_stream) that spins until the word is
+  // there: what follows waits for it, other streams' work keeps its SMs. The watchdog sees a peer that never
+  // signals as a stream that never drains.
+  SF_ASSIGN_OR_RETURN(cudaStream_t stream, streams_->work_stream());
+  nvshmemx_signal_wait_until_on_stream(static_cast<uint64_t*>(signals.local) + word, NVSHMEM_CMP_GE, value, stream);
+  SF_CUDA_LAUNCH_RETURN("nvshmemx_signal_wait_until_on_stream");
+  return Status::ok();
+}
+
 Result<Handle> NvshmemComm::get(void* dst, const SymmetricBuffer& src, size_t src_offset, int peer, size_t bytes,
                                 Lane lane) {
   SF_RETURN_IF_ERROR(check_access(src, src_offset, bytes, peer, "get"));
@@ -248,6 +319,40 @@ Result<Handle> NvshmemComm::get_strided(void* dst, size_t dst_pitch, const Symme
   return end_transfer(peer, rows * width, lane, stream, emulate, slot, "cudaMemcpy2DAsync (get_strided)");
 }
 
+Status NvshmemComm::prepare_barriers_impl(const std::vector<std::vector<int>>& groups) {
+  if (!team_barriers_) return Status::ok();
+  for (const std::vector<int>& group : groups) {
+    std::vector<int> sorted = group;
+    std::sort(sorted.begin(), sorted.end());
+    const int n = static_cast<int>(sorted.size());
+    if (n == topo_.world_size()) continue;  // the whole world: nvshmemx_barrier_all_on_stream
+    const int stride = n > 1 ? sorted[1] - sorted[0] : 1;
+    bool even = true;
+    for (int i = 1; i < n; ++i) even = even && sorted[i] - sorted[i - 1] == stride;
+    if (!even) continue;  // not a strided team: the signal barrier
+    for (int lane = 0; lane < 2; ++lane) {
+      auto key = std::make_pair(sorted, lane);
+      if (teams_.count(key)) continue;  // made by an earlier call (every rank has it too)
+      SF_RETURN_IF_ERROR(before_host_collective("prepare_barriers"));
+      nvshmem_team_t team = NVSHMEM_TEAM_INVALID;
+      int rc = 0;
+      {
+        Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_team_split_strided of a " + std::to_string(n) +
+                                                        "-rank group (collective over the world)");
+        rc = nvshmem_team_split_strided(NVSHMEM_TEAM_WORLD, sorted[0], stride, n, nullptr, 0, &team);
+      }
+      if (rc != 0)
+        return backend_error("nvshmem_team_split_strided (start " + std::to_string(sorted[0]) + ", stride " +
+                             std::to_string(stride) + ", " + std::to_string(n) + " PEs) failed on rank " +
+                             std::to_string(rank_) + " with " + std::to_string(rc) + " after " +
+                             std::to_string(teams_.size()) + " teams (NVSHMEM_MAX_TEAMS caps them; "
+                             "SF_NVSHMEM_GROUP_BARRIER=signals needs none)");
+      teams_.emplace(std::move(key), team);
+    }
+  }
+  return Status::ok();
+}
+
 Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
   bool member = false, across = false, whole_world = static_cast<int>(group.size()) == topo_.world_size();
   for (size_t i = 0; i < group.size(); ++i) {
@@ -262,8 +367,17 @@ Status NvshmemComm::barrier_impl(const std::vector<int>& group, Lane lane) {
   SF_RETURN_IF_ERROR(streams_->settle(lane));  // what the barrier tells the peers includes the side streams' transfers
   cudaStream_t stream = streams_->lane(lane);
   Watchdog::ScopedOp op(streams_->watchdog(), "NVSHMEM barrier of " + std::to_string(group.size()) + " ranks");
+  int32_t team = NVSHMEM_TEAM_INVALID;
+  if (!whole_world && !teams_.empty()) {
+    std::vector<int> sorted = group;
+    std::sort(sorted.begin(), sorted.end());
+    const auto it = teams_.find(std::make_pair(sorted, static_cast<int>(lane)));
+    if (it != teams_.end()) team = it->second;
+  }
   if (whole_world) {
     nvshmemx_barrier_all_on_stream(stream);  // includes the quiet
+  } else if (team != NVSHMEM_TEAM_INVALID) {
+    nvshmemx_barrier_on_stream(team, stream);  // includes the quiet
   } else {
     nvshmemx_quiet_on_stream(stream);
     uint64_t* sig = signals_ + static_cast<size_t>(lane) * topo_.world_size();

@@ -1,7 +1,9 @@
 // Comm over NVSHMEM (one-sided; paper Appendix A): symmetric buffers on the NVSHMEM heap, put/get with
-// nvshmemx_{put,get}mem_on_stream, group barriers on streams (nvshmemx_barrier_all_on_stream for the whole world,
-// a signal barrier for a group: quiet, then one signal to every member and a stream wait for theirs). Two-sided
-// operations go to an NcclComm when the process has one.
+// nvshmemx_{put,get}mem_on_stream, group barriers on streams: nvshmemx_barrier_all_on_stream for the whole world,
+// for a mesh group a signal barrier (quiet, then one signal to every member and a stream wait for theirs), or with
+// SF_NVSHMEM_GROUP_BARRIER=team nvshmemx_barrier_on_stream on a team that prepare_barriers made for the group (a
+// team per group and lane, split from the world: the two lanes' barriers of one group may run at once, and a
+// team's collectives may not). Two-sided operations go to an NcclComm when the process has one.
 //
 // Transfers to and from other machines are posted from the lane's two side streams in turn (gpu_streams.h): each
 // completes on its side stream when its data has landed while the next is already queued on the NIC, instead of
@@ -14,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,7 +72,19 @@ class NvshmemComm final : public Comm {
   // A copy-engine 2D copy from the peer's memory (nvshmem_ptr): peers of our machine only.
   Result<Handle> get_strided(void* dst, size_t dst_pitch, const SymmetricBuffer& src, size_t src_offset,
                              size_t src_pitch, size_t width, size_t rows, int peer, Lane lane = Lane::kMain) override;
+  // Signals: nvshmem_calloc'd words. A put_signal to a GPU whose memory is mapped here (emulated machines too) is
+  // a put, the emulated link's hold if any, then a stream write of the word (cuStreamWriteValue64), so the word
+  // rises when the (emulated) transfer ends; to another node nvshmemx_putmem_signal_on_stream. wait_signal is
+  // nvshmemx_signal_wait_until_on_stream on the compute stream.
+  Result<SymmetricBuffer> alloc_signals(size_t words) override;
+  Result<Handle> put_signal(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src, size_t bytes,
+                            const SymmetricBuffer& signals, size_t word, uint64_t value,
+                            Lane lane = Lane::kMain) override;
+  Status wait_signal(const SymmetricBuffer& signals, size_t word, uint64_t value) override;
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
+  // A team per group and lane where the group's ranks, sorted, are evenly spaced (nvshmem_team_split_strided);
+  // other groups keep the signal barrier. Collective: every rank splits the world for every new group.
+  Status prepare_barriers_impl(const std::vector<std::vector<int>>& groups) override;
   // A flag where every operation of `hs` and what its lane did before it needs no SM (end_transfer marks them).
   Result<LandedFlag> landed_flag_impl(const std::vector<Handle>& hs) override;
   Result<std::vector<LandedFlag>> landed_steps_impl(const std::vector<LandedStep>& order, int num_flags,
@@ -84,6 +99,8 @@ class NvshmemComm final : public Comm {
 
  private:
   Status check_access(const SymmetricBuffer& b, size_t offset, size_t bytes, int peer, const char* op) const;
+  // Drains every stream before a host-side NVSHMEM collective (allocations, team splits).
+  Status before_host_collective(const char* what);
   // Whether a flag may stand for these operations: flags are on, some operation is pending, and none of them (nor
   // what its lane did before it) needs an SM (end_transfer marks them).
   bool flaggable(const std::vector<std::vector<Handle>>& groups) const;
@@ -95,8 +112,9 @@ class NvshmemComm final : public Comm {
   Result<uint32_t> begin_transfer(int peer, LinkDirection dir, size_t bytes, Lane lane, bool* emulate,
                                   cudaStream_t* stream);
   // Checks the launch, holds the emulated link on `stream`, counts the bytes and returns the transfer's handle.
+  // With `signal` (a word of a signal buffer), sets the peer's instance of it to `value` after the hold.
   Result<Handle> end_transfer(int peer, size_t bytes, Lane lane, cudaStream_t stream, bool emulate, uint32_t slot,
-                              const char* what);
+                              const char* what, uint64_t* signal = nullptr, uint64_t value = 0);
 
   Topology topo_;
   int rank_;
@@ -112,6 +130,10 @@ class NvshmemComm final : public Comm {
   bool post_in_order_ = true;
   bool lane_uses_sms_[2] = {false, false};  // the lane carried NCCL's or the kernel clock's kernels
   uint64_t* signals_ = nullptr;        // symmetric: [lane][source rank] arrival counters
+  bool team_barriers_ = false;         // SF_NVSHMEM_GROUP_BARRIER: "signals" (default) or "team"
+  // prepare_barriers' teams by (the group's ranks sorted, lane): nvshmem_team_t, NVSHMEM_TEAM_INVALID (-1) where
+  // this rank is not a member. The same keys on every rank.
+  std::map<std::pair<std::vector<int>, int>, int32_t> teams_;
   std::vector<uint64_t> expected_[2];  // per lane, per peer: barriers passed together so far
   int next_id_ = 1;
 };

@@ -128,6 +128,33 @@ Result<Handle> ThreadComm::get(void* dst, const SymmetricBuffer& src, size_t src
   });
 }
 
+Result<SymmetricBuffer> ThreadComm::alloc_signals(size_t words) {
+  SF_ASSIGN_OR_RETURN(SymmetricBuffer buf, alloc_symmetric(words * sizeof(uint64_t)));
+  std::memset(buf.local, 0, buf.bytes);
+  SF_RETURN_IF_ERROR(barrier_all());  // every rank's words are zero before anyone may set one
+  return buf;
+}
+
+Result<Handle> ThreadComm::put_signal(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
+                                      size_t bytes, const SymmetricBuffer& signals, size_t word, uint64_t value,
+                                      Lane lane) {
+  (void)lane;
+  SF_RETURN_IF_ERROR(check_peer(peer, "put_signal"));
+  SF_RETURN_IF_ERROR(check_signal_word("put_signal", signals, word));
+  SF_ASSIGN_OR_RETURN(char* target, world_.peer_buffer(peer, dst.id, dst_offset, bytes));
+  SF_ASSIGN_OR_RETURN(char* flag, world_.peer_buffer(peer, signals.id, word * sizeof(uint64_t), sizeof(uint64_t)));
+  count(peer, bytes);
+  if (bytes) std::memcpy(target, src, bytes);
+  world_.set_word(reinterpret_cast<uint64_t*>(flag), value);
+  return Handle{};
+}
+
+Status ThreadComm::wait_signal(const SymmetricBuffer& signals, size_t word, uint64_t value) {
+  SF_RETURN_IF_ERROR(check_signal_word("wait_signal", signals, word));
+  return world_.wait_word(rank_, static_cast<const uint64_t*>(signals.local) + word, value,
+                          "wait_signal for word " + std::to_string(word) + " to reach " + std::to_string(value));
+}
+
 // Only from ranks of our (emulated) machine, as on GPUs, where it is a copy-engine 2D copy over NVLink.
 Result<Handle> ThreadComm::get_strided(void* dst, size_t dst_pitch, const SymmetricBuffer& src, size_t src_offset,
                                        size_t src_pitch, size_t width, size_t rows, int peer, Lane lane) {

@@ -34,6 +34,12 @@ class ThreadComm final : public Comm {
                              size_t src_pitch, size_t width, size_t rows, int peer, Lane lane) override;
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   Status wait(Handle h) override;
+  // Signals: a put_signal lands at once (its data, then the word), so a peer blocked in wait_signal never waits
+  // for this rank to complete it (it may be blocked itself, waiting for that peer's signal).
+  Result<SymmetricBuffer> alloc_signals(size_t words) override;
+  Result<Handle> put_signal(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src, size_t bytes,
+                            const SymmetricBuffer& signals, size_t word, uint64_t value, Lane lane) override;
+  Status wait_signal(const SymmetricBuffer& signals, size_t word, uint64_t value) override;
 
  private:
   struct PendingOp {

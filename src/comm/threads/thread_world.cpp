@@ -77,6 +77,22 @@ Result<std::vector<char>> ThreadWorld::take(int src, int dst) {
                                          ": no message after " + std::to_string(timeout_.count()) + " ms");
 }
 
+void ThreadWorld::set_word(uint64_t* word, uint64_t value) {
+  std::lock_guard lock(mu_);
+  *word = value;
+  cv_.notify_all();
+}
+
+Status ThreadWorld::wait_word(int rank, const uint64_t* word, uint64_t value, const std::string& what) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout_, [&] { return aborted_ || *word >= value; });
+  if (*word >= value) return Status::ok();
+  if (aborted_) return failed_status(rank, what);
+  return Status(ErrorCode::kTimeout, "rank " + std::to_string(rank) + " " + what + ": the word reads " +
+                                         std::to_string(*word) + " after " + std::to_string(timeout_.count()) +
+                                         " ms");
+}
+
 bool ThreadWorld::aborted() {
   std::lock_guard lock(mu_);
   return aborted_;

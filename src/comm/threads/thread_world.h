@@ -36,6 +36,11 @@ class ThreadWorld {
   void post(int src, int dst, std::vector<char> message);
   Result<std::vector<char>> take(int src, int dst);
 
+  // Arrival signals: a word of a symmetric buffer, written and read under the world's lock (so the data a put
+  // wrote before setting it is visible to whoever sees the value), and waited for until it reaches `value`.
+  void set_word(uint64_t* word, uint64_t value);
+  Status wait_word(int rank, const uint64_t* word, uint64_t value, const std::string& what);
+
   // Marks the world failed and wakes every waiter.
   void abort(const std::string& why);
   bool aborted();

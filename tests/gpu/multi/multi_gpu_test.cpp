@@ -136,26 +136,67 @@ void test_exchange(gpu::GpuContext& ctx, const std::string& backend, const Topol
     for (int n = 0; n < N; ++n) machine_group.push_back(topo.machine_of(me) * N + n);
     for (int m = 0; m < M; ++m) strided_group.push_back(m * N + topo.local_index(me));
     // Groups progress independently (a member of one machine group may start the strided phase while another
-    // machine group is still checking), so each phase writes its own slot and the phases are fenced.
+    // machine group is still checking), so each phase writes its own slot and the phases are fenced. First with
+    // the signal barrier, then, once every group is prepared (NVSHMEM teams, one per group and lane), on both
+    // lanes with the teams.
+    std::vector<std::vector<int>> every_group;
+    for (int m = 0; m < M; ++m) {
+      every_group.emplace_back();
+      for (int n = 0; n < N; ++n) every_group.back().push_back(m * N + n);
+    }
+    for (int n = 0; n < N; ++n) {
+      every_group.emplace_back();
+      for (int m = 0; m < M; ++m) every_group.back().push_back(m * N + n);
+    }
     size_t phase = 0;
-    for (const auto* group : {&machine_group, &strided_group}) {
-      const size_t slot = phase++ * 2048;
-      REQUIRE_OK(comm.barrier_all());
-      for (int it = 0; it < 3; ++it) {
-        // Each member puts a token into the next member's inbox, barrier, checks the token it got.
-        const size_t k = static_cast<size_t>(std::find(group->begin(), group->end(), me) - group->begin());
-        const int next = (*group)[(k + 1) % group->size()], prev = (*group)[(k + group->size() - 1) % group->size()];
-        REQUIRE_OK(ctx.fill_normal(outbox, 1024, DType::kBF16, msg_seed(me, next, 20 + it), 0));
-        Handle h = take(comm.put(inbox, slot, next, outbox, 2048, Lane::kMain), "put");
-        (void)h;
-        REQUIRE_OK(comm.barrier(*group, Lane::kMain));
-        REQUIRE_OK(ctx.fill_normal(expect, 1024, DType::kBF16, msg_seed(prev, me, 20 + it), 0));
-        auto c = take(ctx.compare(static_cast<char*>(inbox.local) + slot, expect, 1024, DType::kBF16), "compare");
-        EXPECT(c.max_abs == 0.0, "group barrier of %zu ranks: token from rank %d not visible after the barrier",
-               group->size(), prev);
-        REQUIRE_OK(comm.barrier(*group, Lane::kMain));  // nobody overwrites before everyone has read
+    for (int prepared = 0; prepared < 2; ++prepared) {
+      if (prepared) REQUIRE_OK(comm.prepare_barriers(every_group));  // collective
+      for (const Lane lane : {Lane::kMain, Lane::kRing}) {
+        if (!prepared && lane == Lane::kRing) continue;
+        for (const auto* group : {&machine_group, &strided_group}) {
+          const size_t slot = phase++ * 2048;
+          REQUIRE_OK(comm.barrier_all());
+          for (int it = 0; it < 3; ++it) {
+            // Each member puts a token into the next member's inbox, barrier, checks the token it got.
+            const size_t k = static_cast<size_t>(std::find(group->begin(), group->end(), me) - group->begin());
+            const int next = (*group)[(k + 1) % group->size()];
+            const int prev = (*group)[(k + group->size() - 1) % group->size()];
+            REQUIRE_OK(ctx.fill_normal(outbox, 1024, DType::kBF16, msg_seed(me, next, 20 + it), 0));
+            Handle h = take(comm.put(inbox, slot, next, outbox, 2048, lane), "put");
+            (void)h;
+            REQUIRE_OK(comm.barrier(*group, lane));
+            REQUIRE_OK(ctx.fill_normal(expect, 1024, DType::kBF16, msg_seed(prev, me, 20 + it), 0));
+            auto c = take(ctx.compare(static_cast<char*>(inbox.local) + slot, expect, 1024, DType::kBF16), "compare");
+            EXPECT(c.max_abs == 0.0,
+                   "group barrier of %zu ranks (%s, lane %d): token from rank %d not visible after the barrier",
+                   group->size(), prepared ? "prepared" : "signals", static_cast<int>(lane), prev);
+            REQUIRE_OK(comm.barrier(*group, lane));  // nobody overwrites before everyone has read
+          }
+        }
       }
     }
+    // Arrival signals: every rank puts a token into the next rank's inbox with a signal and waits (on its compute
+    // stream, no barrier) for the previous rank's; the token is there once the word is. Across emulated machines
+    // the signal follows the link's hold.
+    SymmetricBuffer tokens = take(comm.alloc_symmetric(3 * 2048), "alloc_symmetric");
+    SymmetricBuffer sig = take(comm.alloc_signals(static_cast<size_t>(P)), "alloc_signals");
+    const int next = (me + 1) % P, prev = (me + P - 1) % P;
+    for (int it = 0; it < 3; ++it) {
+      const size_t slot = static_cast<size_t>(it) * 2048;
+      REQUIRE_OK(ctx.fill_normal(outbox, 1024, DType::kBF16, msg_seed(me, next, 40 + it), 0));
+      Handle h = take(comm.put_signal(tokens, slot, next, outbox, 2048, sig, static_cast<size_t>(me),
+                                      static_cast<uint64_t>(it + 1)), "put_signal");
+      (void)h;
+      REQUIRE_OK(comm.wait_signal(sig, static_cast<size_t>(prev), static_cast<uint64_t>(it + 1)));
+      REQUIRE_OK(ctx.fill_normal(expect, 1024, DType::kBF16, msg_seed(prev, me, 40 + it), 0));
+      auto c = take(ctx.compare(static_cast<char*>(tokens.local) + slot, expect, 1024, DType::kBF16), "compare");
+      EXPECT(c.max_abs == 0.0 && c.non_finite == 0,
+             "put_signal round %d: token from rank %d not there once its signal was (max abs %g)", it, prev,
+             c.max_abs);
+    }
+    REQUIRE_OK(comm.barrier_all());
+    REQUIRE_OK(comm.free_symmetric(sig));
+    REQUIRE_OK(comm.free_symmetric(tokens));
   }
   REQUIRE_OK(ctx.synchronize());
   dev.free(outbox);
@@ -445,7 +486,12 @@ int main(int argc, char** argv) {
   }
   for (const Topology& t : topos) {
     test_exchange(*ctx, "nccl", t, t.machines > 1 ? gbps : 0.0);
-    if (ctx->has_nvshmem()) test_exchange(*ctx, "nvshmem", t, t.machines > 1 ? gbps : 0.0);
+    if (!ctx->has_nvshmem()) continue;
+    // The group barriers both ways: signal barriers (the default), then teams (read when the runtime is made).
+    test_exchange(*ctx, "nvshmem", t, t.machines > 1 ? gbps : 0.0);
+    setenv("SF_NVSHMEM_GROUP_BARRIER", "team", 1);
+    test_exchange(*ctx, "nvshmem", t, t.machines > 1 ? gbps : 0.0);
+    unsetenv("SF_NVSHMEM_GROUP_BARRIER");
   }
   bool first_case = true;  // the CPU backend's byte counts are compared on the first shape (they scale with it)
   for (const auto& d : sf::cli::split_list(dims)) {
