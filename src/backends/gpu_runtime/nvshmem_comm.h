@@ -3,7 +3,8 @@
 // for a mesh group a signal barrier (quiet, then one signal to every member and a stream wait for theirs), or with
 // SF_NVSHMEM_GROUP_BARRIER=team nvshmemx_barrier_on_stream on a team that prepare_barriers made for the group (a
 // team per group and lane, split from the world: the two lanes' barriers of one group may run at once, and a
-// team's collectives may not). Two-sided operations go to an NcclComm when the process has one.
+// team's collectives may not; 0.96-0.985x the signal barrier on emulated 2x2 at 50 GB/s, 4x H200, session 28).
+// Two-sided operations go to an NcclComm when the process has one.
 //
 // Transfers to and from other machines are posted from the lane's two side streams in turn (gpu_streams.h): each
 // completes on its side stream when its data has landed while the next is already queued on the NIC, instead of
