@@ -1,5 +1,6 @@
 #include "comm/threads/thread_comm.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -15,6 +16,7 @@ ThreadComm::ThreadComm(ThreadWorld& world, int rank, uint64_t chaos_seed)
     : world_(world), rank_(rank), chaos_(chaos_seed * 7919 + rank), chaos_on_(chaos_seed != 0) {}
 
 ThreadComm::~ThreadComm() {
+  join_landings();
   for (auto& [id, p] : owned_) {
     world_.unregister_buffer(rank_, id);
     std::free(p);
@@ -138,15 +140,42 @@ Result<SymmetricBuffer> ThreadComm::alloc_signals(size_t words) {
 Result<Handle> ThreadComm::put_signal(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src,
                                       size_t bytes, const SymmetricBuffer& signals, size_t word, uint64_t value,
                                       Lane lane) {
-  (void)lane;
   SF_RETURN_IF_ERROR(check_peer(peer, "put_signal"));
   SF_RETURN_IF_ERROR(check_signal_word("put_signal", signals, word));
   SF_ASSIGN_OR_RETURN(char* target, world_.peer_buffer(peer, dst.id, dst_offset, bytes));
   SF_ASSIGN_OR_RETURN(char* flag, world_.peer_buffer(peer, signals.id, word * sizeof(uint64_t), sizeof(uint64_t)));
   count(peer, bytes);
-  if (bytes) std::memcpy(target, src, bytes);
-  world_.set_word(reinterpret_cast<uint64_t*>(flag), value);
-  return Handle{};
+  ThreadWorld* world = &world_;
+  auto land = [world, target, src, bytes, flag, value] {
+    if (bytes) std::memcpy(target, src, bytes);
+    world->set_word(reinterpret_cast<uint64_t*>(flag), value);
+  };
+  if (!chaos_on_) {
+    land();
+    return Handle{};
+  }
+  const auto delay = std::chrono::microseconds(chaos_() % 2000);
+  auto landing = std::make_shared<std::thread>([land, delay] {
+    std::this_thread::sleep_for(delay);
+    land();
+  });
+  landings_.push_back(landing);
+  PendingOp op;  // waited for like any one-sided transfer (wait, a barrier on its lane)
+  op.one_sided = true;
+  op.lane = lane;
+  op.complete = [landing] {
+    if (landing->joinable()) landing->join();
+    return Status::ok();
+  };
+  const int64_t id = next_op_++;
+  pending_.emplace(id, std::move(op));
+  return Handle{id};
+}
+
+void ThreadComm::join_landings() {
+  for (auto& t : landings_)
+    if (t->joinable()) t->join();
+  landings_.clear();
 }
 
 Status ThreadComm::wait_signal(const SymmetricBuffer& signals, size_t word, uint64_t value) {
@@ -217,6 +246,7 @@ class ThreadRankRuntime final : public RankRuntime {
   Comm& comm() override { return comm_; }
   Device& device() override { return device_; }
   const char* backend_name() const override { return "threads"; }
+  void join_landings() { comm_.join_landings(); }
 
  private:
   ThreadComm comm_;
@@ -253,6 +283,8 @@ Status run_thread_ranks(const Topology& topo, const ThreadWorldOptions& options,
     });
   }
   for (auto& t : ranks) t.join();
+  // A failed world may leave put_signals landing in peers' buffers: all of them land before any buffer is freed.
+  for (auto& rt : runtimes) rt->join_landings();
   runtimes.clear();
   return first;
 }

@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "comm/threads/thread_world.h"
@@ -34,12 +36,15 @@ class ThreadComm final : public Comm {
                              size_t src_pitch, size_t width, size_t rows, int peer, Lane lane) override;
   Status barrier_impl(const std::vector<int>& group, Lane lane) override;
   Status wait(Handle h) override;
-  // Signals: a put_signal lands at once (its data, then the word), so a peer blocked in wait_signal never waits
-  // for this rank to complete it (it may be blocked itself, waiting for that peer's signal).
+  // Signals: a put_signal lands without this rank's help (a peer blocked in wait_signal must not wait for this
+  // rank, which may be blocked itself, waiting for that peer's signal): at once, or with chaos from a thread of its
+  // own after a random delay, so that a receiver reading before its wait_signal finds the poison.
   Result<SymmetricBuffer> alloc_signals(size_t words) override;
   Result<Handle> put_signal(const SymmetricBuffer& dst, size_t dst_offset, int peer, const void* src, size_t bytes,
                             const SymmetricBuffer& signals, size_t word, uint64_t value, Lane lane) override;
   Status wait_signal(const SymmetricBuffer& signals, size_t word, uint64_t value) override;
+  // Waits for every put_signal still landing from its own thread (run_thread_ranks, before any buffer is freed).
+  void join_landings();
 
  private:
   struct PendingOp {
@@ -60,6 +65,7 @@ class ThreadComm final : public Comm {
   std::map<int32_t, void*> owned_;        // symmetric buffers this rank allocated
   std::mt19937_64 chaos_;
   bool chaos_on_;
+  std::vector<std::shared_ptr<std::thread>> landings_;  // chaos: put_signals landing from threads of their own
 };
 
 }  // namespace sf::threads
