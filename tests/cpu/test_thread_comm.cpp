@@ -588,12 +588,15 @@ TEST(ThreadCommErrors, RecvWithoutSendTimesOut) {
 
 // Arrival signals: each rank puts a payload to the next with a signal and waits, without a barrier, for the one
 // from the previous rank, over several rounds (values rise, words never reset); the data is there once the word
-// is. Rank 2 starts late, so its successor really waits.
-TEST(ArrivalSignals, WaitSignalSeesThePutsDataWithoutABarrier) {
+// is. Rank 2 starts late, so its successor really waits; with chaos every put_signal lands late, from a thread of
+// its own, so a read before the wait would find the poison.
+class ArrivalSignals : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(ArrivalSignals, WaitSignalSeesThePutsDataWithoutABarrier) {
   const Topology topo{2, 2};
   const int P = topo.world_size();
   constexpr int kWords = 64, kRounds = 4;
-  const Status st = run_thread_ranks(topo, options(), [&](RankRuntime& rt) -> Status {
+  const Status st = run_thread_ranks(topo, options(GetParam()), [&](RankRuntime& rt) -> Status {
     Comm& comm = rt.comm();
     const int me = comm.rank(), next = (me + 1) % P, prev = (me + P - 1) % P;
     SF_ASSIGN_OR_RETURN(SymmetricBuffer box, comm.alloc_symmetric(kRounds * kWords * 8));
@@ -601,9 +604,11 @@ TEST(ArrivalSignals, WaitSignalSeesThePutsDataWithoutABarrier) {
     for (size_t w = 0; w < static_cast<size_t>(P); ++w)
       SF_RETURN_IF_ERROR(check(static_cast<const uint64_t*>(sig.local)[w] == 0, describe(me, "a fresh signal word")));
     SF_RETURN_IF_ERROR(comm.barrier_all());  // nobody signals before everyone has looked
+    // A put's source stays as it is until the put is waited for (here: the barrier after the rounds).
+    std::vector<std::vector<uint64_t>> sources(kRounds, std::vector<uint64_t>(kWords));
     for (int round = 0; round < kRounds; ++round) {
       if (me == 2) std::this_thread::sleep_for(milliseconds(30));
-      std::vector<uint64_t> src(kWords);
+      std::vector<uint64_t>& src = sources[static_cast<size_t>(round)];
       for (int w = 0; w < kWords; ++w) src[static_cast<size_t>(w)] = tag(me, next, round, w);
       SF_RETURN_IF_ERROR(comm.put_signal(box, static_cast<size_t>(round) * kWords * 8, next, src.data(), kWords * 8,
                                          sig, static_cast<size_t>(me), static_cast<uint64_t>(round + 1))
@@ -628,8 +633,11 @@ TEST(ArrivalSignals, WaitSignalSeesThePutsDataWithoutABarrier) {
   ASSERT_TRUE(st.is_ok()) << st.to_string();
 }
 
+INSTANTIATE_TEST_SUITE_P(Chaos, ArrivalSignals, ::testing::Values(uint64_t{0}, uint64_t{3}, uint64_t{123457}),
+                         [](const ::testing::TestParamInfo<uint64_t>& i) { return "seed" + std::to_string(i.param); });
+
 // A signal that never comes is a timeout that names the rank, the word and the value, not a hang.
-TEST(ArrivalSignals, ASignalThatNeverComesTimesOut) {
+TEST(ArrivalSignalErrors, ASignalThatNeverComesTimesOut) {
   const Status st = run_thread_ranks({1, 2}, options(0, milliseconds(300)), [&](RankRuntime& rt) -> Status {
     Comm& comm = rt.comm();
     SF_ASSIGN_OR_RETURN(SymmetricBuffer sig, comm.alloc_signals(2));
