@@ -159,6 +159,7 @@ Result<Handle> ThreadComm::put_signal(const SymmetricBuffer& dst, size_t dst_off
     std::this_thread::sleep_for(delay);
     land();
   });
+  std::erase_if(landings_, [](const std::shared_ptr<std::thread>& t) { return !t->joinable(); });  // waited for
   landings_.push_back(landing);
   PendingOp op;  // waited for like any one-sided transfer (wait, a barrier on its lane)
   op.one_sided = true;
