@@ -170,7 +170,10 @@ Status MeshAttention::init() {
   // its own way).
   by_heads_ = heads_per_step_ > 0 && u_ == 1 && r_ > 1 && ring_in_machine_ && one_sided_ && !diagonal_;
   for (int y : gr_) by_heads_ = by_heads_ && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
-  if (by_heads_) first_wave_ = choose_first_wave();
+  // The local diagonal by head blocks: the same strided pulls, into the diagonal's home blocks.
+  diagonal_by_blocks_ = diagonal_ && t_ == 2 && r_ > 1 && heads_per_step_ > 0 && ring_in_machine_;
+  for (int y : gr_) diagonal_by_blocks_ = diagonal_by_blocks_ && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
+  if (by_heads_ || diagonal_by_blocks_) first_wave_ = choose_first_wave();
   if (!direct_) {
     SF_RETURN_IF_ERROR(symmetric(u_ * t_ * os_slot_bytes_, &os_));
     SF_RETURN_IF_ERROR(local(3 * u_ * t_ * os_slot_bytes_, &pack_));

@@ -15,12 +15,23 @@
 
 namespace sf::detail {
 
-Status MeshAttention::issue_home_ring(RingSet* set0) {
+Status MeshAttention::issue_home_ring(RingSet* set0, RingSet* other) {
   set0->blocks.assign(r_, KVBlock{});
   set0->blocks[0] = {block_of(rank_), const_cast<char*>(static_cast<const char*>(home_k_)),
                      const_cast<char*>(static_cast<const char*>(home_v_))};
   set0->arrived.assign(1, std::vector<std::vector<Handle>>(r_));
   home_arrived_.assign(r_, std::vector<std::vector<Handle>>(t_));
+  const int first = (l_ + 1) % t_;  // by head blocks: the one our rows' first call takes
+  if (diagonal_by_blocks_) {
+    // Strided pulls of a few heads each, the call's first heads first, so that its first wave finds them landed.
+    other->blocks.assign(r_, KVBlock{});
+    other->arrived.assign(1, std::vector<std::vector<Handle>>(r_));
+    for (int s = 1; s < r_; ++s)
+      other->blocks[s] = {block_of(gr_[(k_ - s + r_) % r_]), slot(home_ring_k_, slot_bytes_, (s - 1) * t_ + first),
+                          slot(home_ring_v_, slot_bytes_, (s - 1) * t_ + first)};
+    SF_RETURN_IF_ERROR(pull_ring_by_heads(ku_, vu_, first * slot_bytes_, other));
+    for (int s = 1; s < r_; ++s) home_arrived_[s][first] = other->arrived[0][s];
+  }
   for (int s = 1; s < r_; ++s) {
     const int from = gr_[(k_ - s + r_) % r_];
     const RowBlock theirs = block_of(from);
@@ -28,6 +39,7 @@ Status MeshAttention::issue_home_ring(RingSet* set0) {
     // Head block l first: the foreign rows' first call needs it, the diagonal call needs them all.
     for (int n = 0; n < t_; ++n) {
       const int p = (l_ + n) % t_;
+      if (diagonal_by_blocks_ && p == first) continue;  // pulled above
       char* k = slot(home_ring_k_, slot_bytes_, (s - 1) * t_ + p);
       char* v = slot(home_ring_v_, slot_bytes_, (s - 1) * t_ + p);
       if (p == l_) set0->blocks[s] = {theirs, k, v};
@@ -82,6 +94,30 @@ Status MeshAttention::diagonal_call(int first, int last, AccumulatorMode mode) {
   return Status::ok();
 }
 
+Status MeshAttention::diagonal_block_call(int p, const std::vector<LandedFlag>& ready) {
+  const int64_t D = shape_.head_dim, row = Ht_ * D, n = rows_of(rank_);
+  auto rows_at = [&](const void* slot_base, int64_t len) {  // one head block's slot: dense [B, len, Ht, D]
+    return RowChunk{static_cast<char*>(const_cast<void*>(slot_base)), len, len * row, row, D};
+  };
+  QChunk q;
+  q.q = rows_at(slot(qu_.local, slot_bytes_, p), n);
+  const AccSlot a = diagonal_acc(p);
+  q.acc_o = a.o, q.acc_m = a.m, q.acc_l = a.l;
+  std::vector<KVChunk> kvs{{rows_at(slot(ku_.local, slot_bytes_, p), n), rows_at(slot(vu_.local, slot_bytes_, p), n)}};
+  for (int s = 1; s < r_; ++s) {
+    const int64_t len = rows_of(gr_[(k_ - s + r_) % r_]);
+    LandedFlag flag;
+    if (static_cast<int>(ready.size()) >= s) flag = ready[s - 1];
+    else SF_RETURN_IF_ERROR(comm_.wait_all(home_arrived_[s][p]));
+    if (len > 0)
+      kvs.push_back({rows_at(slot(home_ring_k_, slot_bytes_, (s - 1) * t_ + p), len),
+                     rows_at(slot(home_ring_v_, slot_bytes_, (s - 1) * t_ + p), len), flag});
+  }
+  if (n == 0) return Status::ok();
+  const std::vector<QChunk> qs{q};
+  return dev_.attention(problem(shape_.batch, qs, kvs, AccumulatorMode::kInit, false));
+}
+
 Status MeshAttention::merge_pushed_partials(void* o) {
   const int64_t D = shape_.head_dim, n = rows_of(rank_);
   for (int i = 1; i < t_; ++i) {  // head block l_ is finalized in place by our rows' last call
@@ -112,9 +148,21 @@ Status MeshAttention::forward_local_diagonal(void* o) {
     return push_outputs(true, &out_recvs, i);
   };
 
-  // Our own block of every head block at once, on local data, while the first pulls are in flight.
-  SF_RETURN_IF_ERROR(issue_home_ring(&sets[0]));
-  SF_RETURN_IF_ERROR(diagonal_call(0, 1, AccumulatorMode::kInit));
+  // Our own block of every head block at once, on local data, while the first pulls are in flight. By head blocks
+  // (two machines, a ring inside them): the other head block against all home keys instead, its ring blocks
+  // still landing by heads. The diagonal's two calls of H heads over n keys each (ours, then the ring peers',
+  // resumed) ran 7-9 % longer than the same rank's calls of H/2 heads over 2n keys: twice the blocks of work, each
+  // with its set-up, and the fp32 accumulator written, read and written again (Flux S=16384 on emulated 2x2, 4x
+  // H200, the trace of bench/sp/TRACES.md session 28).
+  RingSet other;
+  SF_RETURN_IF_ERROR(issue_home_ring(&sets[0], &other));
+  if (diagonal_by_blocks_) {
+    SF_ASSIGN_OR_RETURN(const std::vector<LandedFlag> steps,
+                        comm_.landed_steps(other.head_steps, r_ - 1, heads_per_step_));
+    SF_RETURN_IF_ERROR(diagonal_block_call((l_ + 1) % t_, steps));
+  } else {
+    SF_RETURN_IF_ERROR(diagonal_call(0, 1, AccumulatorMode::kInit));
+  }
   // The foreign rows against our home keys as their Q lands, in groups of doubling size ({1}, {2, 3}, ...: a
   // group's last Q lands while the stages before it compute). With two machines that is all they need
   // (last_set(1) = 0): they finalize and leave here.
@@ -128,8 +176,10 @@ Status MeshAttention::forward_local_diagonal(void* o) {
     SF_RETURN_IF_ERROR(ring_pass(group, -1, sets[0], 0, AccumulatorMode::kInit, done, o));
     if (done) SF_RETURN_IF_ERROR(push_outputs(true, &out_recvs, first));
   }
-  // The ring peers' home blocks of every head block (copied while the calls above ran).
-  SF_RETURN_IF_ERROR(diagonal_call(1, r_, AccumulatorMode::kResume));
+  // The ring peers' home blocks of every head block (copied while the calls above ran); by head blocks, head
+  // block l against all home keys.
+  if (diagonal_by_blocks_) SF_RETURN_IF_ERROR(diagonal_block_call(l_, {}));
+  else SF_RETURN_IF_ERROR(diagonal_call(1, r_, AccumulatorMode::kResume));
 
   // Pulled K/V set x: every row but set x's own (they took it at home). A stage whose last set this is
   // finalizes first and leaves at once; our own rows finalize with the last set, last.

@@ -153,10 +153,14 @@ class MeshAttention final : public SpAttention {
   // Phases C and D with the diagonal blocks computed at home: everything after the Torus pulls were issued.
   Status forward_local_diagonal(void* o);
   // Pulls every head block of the ring peers' home K/V (ring lane, after the compute so far) and lays out set 0
-  // (head block l) over them.
-  Status issue_home_ring(RingSet* set0);
+  // (head block l) over them. By head blocks (diagonal_by_blocks_): the other head block first, by heads, laid
+  // out in *other (its flags' steps in other->head_steps).
+  Status issue_home_ring(RingSet* set0, RingSet* other);
   // Our own rows against ring blocks [first, last) of our home K/V, every head block at once.
   Status diagonal_call(int first, int last, AccumulatorMode mode);
+  // Our own rows of head block p against every home block (ours and the ring peers'), one call that starts the
+  // accumulator: `ready` holds ring block s's flag at s-1 (blocks still landing), or is empty (waited for here).
+  Status diagonal_block_call(int p, const std::vector<LandedFlag>& ready);
   // The finalized partials of our rows pushed by the Torus peers, each merged with its diagonal block into `o` once
   // its arrival signal says it has landed (partial_signals_), the next Torus peer's first: it finishes our rows
   // one set before the others (last_set in forward_local_diagonal).
@@ -214,6 +218,11 @@ class MeshAttention final : public SpAttention {
   const bool merge_sets_;       // SpAttentionConfig::merge_kv_sets
   const bool local_diagonal_;   // SpAttentionConfig::local_diagonal, as asked
   bool diagonal_ = false;       // ... and in force (mesh and transport allow it)
+  // The diagonal by head blocks (two machines with a ring inside, ring_heads_per_step > 0, peers mapped): our
+  // rows' first call takes the other head block against every home block, the ring peers' pulled by heads while
+  // it runs; head block l follows after the foreign rows. Two calls of H/2 heads over all home keys instead of
+  // two of H heads over half of them each (forward_local_diagonal says why).
+  bool diagonal_by_blocks_ = false;
   const double loan_limit_;     // SpAttentionConfig::row_loan_limit
   const bool share_;            // SpAttentionConfig::ring_share
   const int heads_per_step_;    // SpAttentionConfig::ring_heads_per_step, as asked

@@ -304,8 +304,12 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // every home block. On 4x H200 (emulated 2x2 at 50 GB/s, SFU-NVSHMEM, two rounds each,
   // bench/sp/results/h200x4-2026-11-28-home-by-heads/): Flux S=36864 0.989x the two calls, S=65536 0.999x,
   // CogVideoX S=81920 1.003x.
-  if (r > 1 && plan.config.mesh.degree(LevelKind::kUlysses) == 1 && !plan.config.local_diagonal &&
-      plan.config.transport == Transport::kOneSided && plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
+  // With the local diagonal on two machines the same steps bring the ring peers' blocks of the head block that our
+  // rows' first call takes against every home block (MeshAttention::diagonal_block_call).
+  const bool diagonal_by_blocks = plan.config.local_diagonal && t == 2;
+  if (r > 1 && plan.config.mesh.degree(LevelKind::kUlysses) == 1 &&
+      (!plan.config.local_diagonal || diagonal_by_blocks) && plan.config.transport == Transport::kOneSided &&
+      plan.config.mesh.level_within_machines(LevelKind::kRing, topo)) {
     const int64_t row_bytes = shape.head_dim * dtype_size(shape.dtype);
     plan.config.ring_heads_per_step = static_cast<int>(std::min<int64_t>(shape.heads, (511 + row_bytes) / row_bytes));
   }
@@ -334,7 +338,10 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   if (plan.config.foreign_rows_by_block)
     plan.explanation += "; the foreign rows take each K/V set's Torus block before its ring copies (the layer "
                         "waits for the set)";
-  if (plan.config.ring_heads_per_step > 0)
+  if (plan.config.ring_heads_per_step > 0 && diagonal_by_blocks)
+    plan.explanation += "; our rows' first call takes one head block against every home block, the ring peers' "
+                        "blocks of it pulled " + std::to_string(plan.config.ring_heads_per_step) + " heads at a time";
+  else if (plan.config.ring_heads_per_step > 0)
     plan.explanation += "; the ring pulls its peers' " + std::string(t > 1 ? "home " : "") + "K/V " +
                         std::to_string(plan.config.ring_heads_per_step) + " heads at a time and our rows take every " +
                         (t > 1 ? "home " : "") + "block in one call";

@@ -21,13 +21,16 @@ struct DiagonalCase {
   int64_t batch, seq, heads;
 };
 
+// heads_per_step >= 0: SpAttentionConfig::ring_heads_per_step (with two machines and a ring inside, > 0 takes the
+// diagonal by head blocks); < 0: the planner's.
 Result<ThreadRunResult> run_case(const DiagonalCase& c, DType dtype, Transport tr, bool diagonal, uint64_t seed,
-                                 int iterations = 1) {
+                                 int iterations = 1, int heads_per_step = -1) {
   const AttentionShape shape{c.batch, c.seq, c.heads, 16, dtype};
   Result<Plan> plan = make_plan(Scheme::kCustom, c.topo, shape, c.mesh, tr);
   if (!plan.is_ok()) return plan.status();
   plan->config.torus_chunks = 1;
   plan->config.local_diagonal = diagonal;
+  if (heads_per_step >= 0) plan->config.ring_heads_per_step = heads_per_step;
   const LayerInputs in = make_random_inputs(shape, seed);
   ThreadRunOptions opt;
   opt.world.chaos_seed = seed + 1;
@@ -49,6 +52,42 @@ TEST(LocalDiagonal, IsExactOnEveryTorusMesh) {
     ASSERT_TRUE(r.is_ok()) << c.mesh << ": " << r.status().to_string();
     EXPECT_EQ(r->error.non_finite, 0) << c.mesh;
     EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " B=" << c.batch << " S=" << c.seq;
+  }
+}
+
+// Two machines with a ring inside: the diagonal by head blocks (the first call over one head block and every home
+// block, whose ring peers' blocks land head step by head step) and the diagonal by home blocks (every head block
+// over our own keys, then over the ring peers'), each exact, with the same bytes and barriers, and the calls each
+// schedule makes: by head blocks one per head block whatever the batch; by home blocks one per home-block group
+// with B = 1 and t of them with B > 1. Steps of one head and of every head; rings of two and four.
+TEST(LocalDiagonal, ByHeadBlocksAndByHomeBlocksAreExact) {
+  struct BlocksCase {
+    DiagonalCase c;
+    int step;
+    int64_t calls;
+  };
+  const BlocksCase cases[] = {
+      {{"T2R2", {2, 2}, 1, 61, 4}, 1, 4},  {{"T2R2", {2, 2}, 1, 61, 4}, 0, 4},
+      {{"T2R2", {2, 2}, 2, 64, 6}, 1, 4},  {{"T2R2", {2, 2}, 2, 64, 6}, 0, 6},
+      {{"T2R4", {2, 4}, 1, 77, 4}, 2, 4},  {{"T2R4", {2, 4}, 1, 77, 4}, 0, 4},
+      {{"T2R4", {2, 4}, 2, 93, 8}, 1, 4},
+  };
+  for (const BlocksCase& bc : cases) {
+    const DiagonalCase& c = bc.c;
+    Result<ThreadRunResult> r = run_case(c, DType::kF32, Transport::kOneSided, true, 131, 2, bc.step);
+    ASSERT_TRUE(r.is_ok()) << c.mesh << " step " << bc.step << ": " << r.status().to_string();
+    EXPECT_EQ(r->error.non_finite, 0) << c.mesh;
+    EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " B=" << c.batch << " S=" << c.seq << " step " << bc.step;
+    for (int g = 0; g < c.topo.world_size(); ++g)
+      EXPECT_EQ(r->attention_calls[g], bc.calls) << c.mesh << " B=" << c.batch << " step " << bc.step << " rank " << g;
+    if (bc.step == 0) continue;
+    Result<ThreadRunResult> whole = run_case(c, DType::kF32, Transport::kOneSided, true, 131, 2, 0);
+    ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
+    for (int g = 0; g < c.topo.world_size(); ++g) {
+      EXPECT_EQ(r->bytes[g].intra(), whole->bytes[g].intra()) << c.mesh << " rank " << g;
+      EXPECT_EQ(r->bytes[g].inter(), whole->bytes[g].inter()) << c.mesh << " rank " << g;
+      EXPECT_EQ(r->barriers[g].inter, whole->barriers[g].inter) << c.mesh << " rank " << g;
+    }
   }
 }
 

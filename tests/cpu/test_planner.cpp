@@ -331,8 +331,9 @@ namespace {
 // A lone one-sided ring inside one machine is pulled by heads in one call (SpAttentionConfig::ring_heads_per_step):
 // as few heads as make 512 bytes per row, never more than the heads there are; so are the home K/V of a ring inside
 // the machines beside Torus stages, where the planner takes no local diagonal (Flux S=16384 and 36864 on 2x2 at the
-// model's default speeds). Nowhere else: two-sided, a ring across machines, a Ulysses level or the local diagonal
-// (S=4096, where the transfer is not small next to the compute) keep whole blocks.
+// model's default speeds), and with the local diagonal on two machines (S=4096, where the transfer is not small next
+// to the compute) the ring peers' blocks of the head block our rows' first call takes. Nowhere else: two-sided, a
+// ring across machines, a Ulysses level or the local diagonal on more machines keep whole blocks.
 TEST(Planner, PullsALoneRingByHeads) {
   const struct {
     Topology topo;
@@ -351,7 +352,8 @@ TEST(Planner, PullsALoneRingByHeads) {
       {{1, 4}, Scheme::kRing, Transport::kTwoSided, 24, 128, DType::kBF16, 0},
       {{2, 2}, Scheme::kRing, Transport::kOneSided, 24, 128, DType::kBF16, 0},
       {{2, 2}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kBF16, 2},
-      {{2, 2}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kBF16, 0, 4096},  // the local diagonal
+      {{2, 2}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kBF16, 2, 4096},  // the local diagonal
+      {{4, 2}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kBF16, 0, 4096},  // ... on four machines
       {{2, 2}, Scheme::kSfu, Transport::kOneSided, 24, 128, DType::kBF16, 2, 36864},
       {{2, 2}, Scheme::kTorus, Transport::kTwoSided, 24, 128, DType::kBF16, 0, 36864},
       {{1, 4}, Scheme::kUlysses, Transport::kOneSided, 24, 128, DType::kBF16, 0},
@@ -359,6 +361,7 @@ TEST(Planner, PullsALoneRingByHeads) {
   for (const auto& c : cases) {
     const AttentionShape shape{1, c.seq, c.heads, c.dim, c.dtype};
     const Plan p = make_plan(c.scheme, c.topo, shape, "", c.transport).value();
+    EXPECT_EQ(p.config.local_diagonal, c.seq == 4096) << p.explanation;
     EXPECT_EQ(p.config.ring_heads_per_step, c.step) << p.explanation;
     EXPECT_EQ(p.explanation.find("heads at a time") != std::string::npos, c.step > 0) << p.explanation;
     EXPECT_EQ(p.explanation.find("home block") != std::string::npos, c.step > 0 && c.topo.machines > 1)

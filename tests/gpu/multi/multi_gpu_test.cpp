@@ -323,6 +323,14 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             variants.back().local_diagonal = false;
             variants.back().ring_heads_per_step = 3;
             variants.back().ring_first_wave_heads = 3;
+            // ... and with the local diagonal both ways: by home blocks (whole pulls), and on two machines by head
+            // blocks with steps of 3 heads (the first call polling the ring peers' flags), the first 3 peer by peer.
+            for (int step : {0, 3}) {
+              variants.push_back(plan->config);
+              variants.back().local_diagonal = true;
+              variants.back().ring_heads_per_step = step;
+              variants.back().ring_first_wave_heads = step;
+            }
           }
         }
         // Every Torus mesh also runs its plan, and the local diagonal flipped where it applies, with the foreign rows'
