@@ -153,7 +153,10 @@ Status MeshAttention::forward_local_diagonal(void* o) {
   // still landing by heads. The diagonal's two calls of H heads over n keys each (ours, then the ring peers',
   // resumed) ran 7-9 % longer than the same rank's calls of H/2 heads over 2n keys: twice the blocks of work, each
   // with its set-up, and the fp32 accumulator written, read and written again (Flux S=16384 on emulated 2x2, 4x
-  // H200, the trace of bench/sp/TRACES.md session 28).
+  // H200, the trace of bench/sp/TRACES.md session 28). By head blocks the four ranks' calls took 3 % less in all
+  // (1.287 against 1.327 ms on average, traced), but the layer read level over 7 alternating rounds (median 1.418 ms
+  // both ways, session 29): the first call waits a little for the strided pulls (2-head rows move at ~80 GB/s), and
+  // which GPU runs slowest under the power cap moves the layer by more than that.
   RingSet other;
   SF_RETURN_IF_ERROR(issue_home_ring(&sets[0], &other));
   if (diagonal_by_blocks_) {
