@@ -378,6 +378,7 @@ void expect_compute_bound_calls(const char* mesh, Topology topo, bool stagger, b
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.torus_chunks = 1;
     plan->config.local_diagonal = false;
+    plan->config.ring_heads_per_step = 0;  // our rows' own and ring peers' blocks in two calls, as counted below
     plan->config.stagger_foreign_push = stagger;
     plan->config.foreign_rows_by_block = by_block;
     plan->config.merge_kv_sets = merge_sets;
