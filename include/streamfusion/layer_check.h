@@ -53,10 +53,18 @@ struct ThreadRunOptions {
   // Each rank's device offers two compute lanes (Device::compute_lanes) and fails the first call that a GPU may run
   // at the same time as another touching the same memory (src/harness/lane_check.h).
   bool check_two_lanes = false;
+  // A barrier across all ranks before every forward, as a benchmark takes to time forwards alike. Off: each rank
+  // starts its next forward as soon as its last has returned, so a layer that lets a peer overwrite buffers still
+  // being read (or read data of the forward before) gives a wrong answer.
+  bool barrier_between_forwards = true;
+  // Every forward's output checked (ThreadRunResult::error covers them all), not the last one's alone: the forwards
+  // before it run on sign-flipped inputs, whose output is the reference negated. Catches a forward that reads data
+  // of the next (a peer that overwrote buffers still being read), which the last forward's output cannot show.
+  bool check_every_forward = false;
   ThreadWorldOptions world;
 };
 struct ThreadRunResult {
-  ErrorStats error;                 // of the last iteration, over all ranks
+  ErrorStats error;                 // of the last iteration (check_every_forward: of all), over all ranks
   std::vector<LinkBytes> bytes;     // per rank, for one forward
   std::vector<BarrierCounts> barriers;  // per rank, for one forward
   std::vector<int64_t> attention_calls;  // per rank, for one forward (each call costs a GPU its tiles' set-up)

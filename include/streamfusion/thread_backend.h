@@ -18,6 +18,11 @@ struct ThreadWorldOptions {
   // when issued or only when waited on / quieted by a barrier — both orders a GPU may show — so a schedule
   // that reads early or overwrites a source too soon fails its check.
   uint64_t chaos_seed = 0;
+  // >= 0 (with chaos_seed): that rank's one-sided operations all complete only when waited on, each `lag` after
+  // the wait began, so that its peers run ahead of it, into their next forward, while its transfers still read
+  // their buffers. A layer that reuses a buffer too soon then gives that rank a wrong answer.
+  int lagging_rank = -1;
+  std::chrono::microseconds lag{0};
   // A barrier or receive that waits longer than this fails with kTimeout naming the rank and operation.
   std::chrono::milliseconds timeout{60000};
 };

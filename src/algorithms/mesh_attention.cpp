@@ -1,14 +1,15 @@
 #include "algorithms/mesh_attention_impl.h"
 
 #include <cmath>
+#include <utility>
 
 namespace sf {
 namespace detail {
 
 MeshAttention::~MeshAttention() {
   if (acc_sym_.id >= 0) acc_ = nullptr;  // symmetric: freed below
-  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &kt_, &vt_, &os_, &lent_o_, &acc_sym_, &so_, &share_ws_,
-                            &partial_signals_})
+  for (SymmetricBuffer* b : {&qu_, &ku_, &vu_, &spare_q_, &spare_k_, &spare_v_, &kt_, &vt_, &os_, &lent_o_,
+                            &acc_sym_, &so_, &share_ws_, &partial_signals_})
     if (b->id >= 0) (void)comm_.free_symmetric(*b);
   for (void* p : {qt_, pack_, ostage_, ring_k_, ring_v_, static_cast<void*>(acc_), borrow_q_, borrow_o_,
                   static_cast<void*>(borrow_acc_), static_cast<void*>(dacc_),
@@ -159,6 +160,8 @@ Status MeshAttention::init() {
     SF_RETURN_IF_ERROR(symmetric(t_ * slot_bytes_, &qu_));
     SF_RETURN_IF_ERROR(symmetric(t_ * slot_bytes_, &ku_));
     SF_RETURN_IF_ERROR(symmetric(t_ * slot_bytes_, &vu_));
+    if (diagonal_)
+      for (SymmetricBuffer* b : {&spare_q_, &spare_k_, &spare_v_}) SF_RETURN_IF_ERROR(symmetric(t_ * slot_bytes_, b));
   }
   if (t_ > 1) {
     SF_RETURN_IF_ERROR(symmetric((t_ - 1) * slot_bytes_, &kt_));
@@ -222,6 +225,11 @@ Status MeshAttention::init() {
 
 Status MeshAttention::forward(const void* q, const void* k, const void* v, void* o) {
   if (!q || !k || !v || !o) return invalid_argument("forward: q, k, v and o must all be given");
+  if (diagonal_) {  // this forward packs into the set the one before did not
+    std::swap(qu_, spare_q_);
+    std::swap(ku_, spare_k_);
+    std::swap(vu_, spare_v_);
+  }
   SF_RETURN_IF_ERROR(scatter_ulysses(q, k, v));
   SF_RETURN_IF_ERROR(issue_torus());
   if (diagonal_) return forward_local_diagonal(o);

@@ -264,9 +264,10 @@ Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs, int
       if (diagonal_)
         bytes = lse_after(qb.piece_len[j]) + static_cast<size_t>(shape_.batch * qb.piece_len[j] * Ht_) * sizeof(float);
       const size_t dst_off = (iu_ * t_ + l_) * os_slot_bytes_;  // the owner's slot for our heads
-      if (diagonal_)  // the owner merges it as it lands (merge_pushed_partials): word l_ of its signals
-        SF_RETURN_IF_ERROR(comm_.put_signal(os_, dst_off, owner, src, bytes, partial_signals_, l_, epoch_).status());
-      else if (one_sided_) SF_RETURN_IF_ERROR(comm_.put(os_, dst_off, owner, src, bytes).status());
+      if (diagonal_) {  // the owner merges it as it lands (merge_pushed_partials): word l_ of its signals
+        SF_ASSIGN_OR_RETURN(Handle h, comm_.put_signal(os_, dst_off, owner, src, bytes, partial_signals_, l_, epoch_));
+        recvs->push_back(h);  // waited for before ostage_ is written again
+      } else if (one_sided_) SF_RETURN_IF_ERROR(comm_.put(os_, dst_off, owner, src, bytes).status());
       else SF_RETURN_IF_ERROR(comm_.send(owner, src, bytes).status());
     }
   }

@@ -251,6 +251,11 @@ class MeshAttention final : public SpAttention {
 
   // Buffers, allocated once per shape. Symmetric ones are addressed by peers.
   SymmetricBuffer qu_, ku_, vu_;  // [t] RowBlocks: after Ulysses, sub-block p of this rank's rows
+  // The local diagonal ends without a barrier (its pushes land on arrival signals), so a peer may still read our
+  // previous forward's qu_, ku_, vu_ while we pack the next: it packs into this second set, swapped with the
+  // first at every forward (every rank alike). A forward two apart writes a set again only after the scatter's
+  // barrier of the forward between, which no peer reaches before it has read all it needs of the older one.
+  SymmetricBuffer spare_q_, spare_k_, spare_v_;
   SymmetricBuffer kt_, vt_;       // [t-1] RowBlocks pulled from Torus peers (ring peers read them)
   SymmetricBuffer os_;            // [u·t] output pieces of this rank's rows, pushed by their computers
   void* qt_ = nullptr;            // [t-1] Q RowBlocks pulled from Torus peers

@@ -141,6 +141,8 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
   const int total = options.warmup + options.iterations;
   std::vector<std::vector<double>> times(P, std::vector<double>(total));
   std::mutex mu;
+  std::vector<double> negated_ref(ref.size());  // the output of sign-flipped q, k, v: softmax(q·k) unchanged, -v
+  for (size_t i = 0; i < ref.size(); ++i) negated_ref[i] = -ref[i];
   Status s = run_thread_ranks(topo, options.world, [&](RankRuntime& rt) -> Status {
     Comm& comm = rt.comm();
     LaneCheckingDevice lanes(rt.device());
@@ -168,7 +170,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
       if (!options.rank_speeds.empty())
         SF_RETURN_IF_ERROR(attn->rebalance(options.rank_speeds[std::min<size_t>(it, options.rank_speeds.size() - 1)]));
       std::memset(o.data(), 0xff, o.size());  // poison: NaN in every dtype
-      SF_RETURN_IF_ERROR(comm.barrier_all());
+      if (options.barrier_between_forwards) SF_RETURN_IF_ERROR(comm.barrier_all());
       comm.reset_counters();
       dev.attention_calls = 0;
       const int64_t lane1_before = lanes.calls_on_lane(1);
@@ -190,6 +192,11 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
       SF_RETURN_IF_ERROR(dev.synchronize());
       result.lane1_calls[g] = lanes.calls_on_lane(1) - lane1_before;  // the last forward's stays
       times[g][it] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (options.check_every_forward && !last) {
+        const ErrorStats e = compare_rows(o.data(), negated_ref, in.shape, P, g);
+        std::lock_guard lock(mu);
+        result.error.merge(e);
+      }
     }
     std::lock_guard lock(mu);
     result.bytes[g] = comm.bytes_moved();

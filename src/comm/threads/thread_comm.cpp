@@ -12,8 +12,8 @@
 
 namespace sf::threads {
 
-ThreadComm::ThreadComm(ThreadWorld& world, int rank, uint64_t chaos_seed)
-    : world_(world), rank_(rank), chaos_(chaos_seed * 7919 + rank), chaos_on_(chaos_seed != 0) {}
+ThreadComm::ThreadComm(ThreadWorld& world, int rank, uint64_t chaos_seed, std::chrono::microseconds lag)
+    : world_(world), rank_(rank), chaos_(chaos_seed * 7919 + rank), chaos_on_(chaos_seed != 0), lag_(lag) {}
 
 ThreadComm::~ThreadComm() {
   join_landings();
@@ -94,7 +94,7 @@ Result<Handle> ThreadComm::recv(int peer, void* data, size_t bytes, Lane lane) {
 }
 
 Result<Handle> ThreadComm::add_one_sided(Lane lane, std::function<Status()> fn) {
-  if (chaos_on_ && (chaos_() & 1)) {  // this time the copy lands at once
+  if (chaos_on_ && lag_.count() == 0 && (chaos_() & 1)) {  // this time the copy lands at once
     SF_RETURN_IF_ERROR(fn());
     return Handle{};
   }
@@ -220,6 +220,7 @@ Status ThreadComm::complete(int64_t id) {
   }
   PendingOp op = std::move(it->second);
   pending_.erase(it);
+  if (op.one_sided && lag_.count() > 0) std::this_thread::sleep_for(lag_);
   // A peer has failed: its buffer may hold anything, so a late one-sided transfer must not report success.
   if (op.one_sided && world_.aborted())
     return Status(ErrorCode::kBackendError, "rank " + std::to_string(rank_) + ": one-sided transfer abandoned, another rank failed");
@@ -243,7 +244,8 @@ namespace {
 
 class ThreadRankRuntime final : public RankRuntime {
  public:
-  ThreadRankRuntime(ThreadWorld& world, int rank, uint64_t seed) : comm_(world, rank, seed) {}
+  ThreadRankRuntime(ThreadWorld& world, int rank, uint64_t seed, std::chrono::microseconds lag)
+      : comm_(world, rank, seed, lag) {}
   Comm& comm() override { return comm_; }
   Device& device() override { return device_; }
   const char* backend_name() const override { return "threads"; }
@@ -269,7 +271,8 @@ Status run_thread_ranks(const Topology& topo, const ThreadWorldOptions& options,
   // complete transfers against its buffers before they notice the abort.
   std::vector<std::unique_ptr<threads::ThreadRankRuntime>> runtimes;
   for (int r = 0; r < topo.world_size(); ++r)
-    runtimes.push_back(std::make_unique<threads::ThreadRankRuntime>(world, r, options.chaos_seed));
+    runtimes.push_back(std::make_unique<threads::ThreadRankRuntime>(
+        world, r, options.chaos_seed, r == options.lagging_rank ? options.lag : std::chrono::microseconds{}));
   std::vector<std::thread> ranks;
   for (int r = 0; r < topo.world_size(); ++r) {
     ranks.emplace_back([&, r] {

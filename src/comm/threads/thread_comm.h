@@ -16,7 +16,9 @@ namespace sf::threads {
 
 class ThreadComm final : public Comm {
  public:
-  ThreadComm(ThreadWorld& world, int rank, uint64_t chaos_seed);
+  // lag > 0 (with chaos_seed != 0): every one-sided operation completes only when waited on, lag after that
+  // (ThreadWorldOptions::lagging_rank).
+  ThreadComm(ThreadWorld& world, int rank, uint64_t chaos_seed, std::chrono::microseconds lag = {});
   ~ThreadComm() override;
 
   int rank() const override { return rank_; }
@@ -65,6 +67,7 @@ class ThreadComm final : public Comm {
   std::map<int32_t, void*> owned_;        // symmetric buffers this rank allocated
   std::mt19937_64 chaos_;
   bool chaos_on_;
+  std::chrono::microseconds lag_;
   std::vector<std::shared_ptr<std::thread>> landings_;  // chaos: put_signals landing from threads of their own
 };
 
