@@ -269,6 +269,23 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
     ErrorStats e = compare_rows(host.data(), lc.ref, sh, P, me);
     EXPECT(e.non_finite == 0 && e.rel() < 2e-2, "%s: one-GPU result vs float64: rel %g", sh.to_string().c_str(), e.rel());
   }
+  // The first of each layer's two forwards runs on sign-flipped q, k, v (exactly the negated output): ranks meet no
+  // barrier between the forwards, so a layer that let a peer's second forward overwrite buffers its first still read,
+  // or read data of the other forward, gives a wrong answer in one of them.
+  auto negated = [&](const void* src) {
+    std::vector<char> host(local_bytes);
+    REQUIRE_OK(dev.copy_to_host(host.data(), src, local_bytes));
+    const int64_t n = static_cast<int64_t>(local_bytes / es);
+    for (int64_t i = 0; i < n; ++i)
+      store_from_float(host.data(), i, sh.dtype, -load_as_float(host.data(), i, sh.dtype));
+    void* d = take(dev.alloc(local_bytes), "alloc");
+    REQUIRE_OK(dev.copy_to_device(d, host.data(), local_bytes));
+    return d;
+  };
+  void* nq = negated(dq);
+  void* nk = negated(dk);
+  void* nv = negated(dv);
+  void* nref = negated(dref);
   for (const Topology& topo : topos) {
     for (Transport transport : {Transport::kTwoSided, Transport::kOneSided}) {
       const std::string backend = transport == Transport::kOneSided ? "nvshmem" : "nccl";
@@ -353,7 +370,8 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
             {
               const bool slow = config.ring_share && rep == 1 && me == 0;  // one thread block per call
               test::ScopedEnv few("SF_CUDA_PERSISTENT", slow ? "1" : std::getenv("SF_CUDA_PERSISTENT"));
-              REQUIRE_OK(sp->forward(dq, dk, dv, dout));
+              const bool flipped = rep == 0;
+              REQUIRE_OK(flipped ? sp->forward(nq, nk, nv, dout) : sp->forward(dq, dk, dv, dout));
               REQUIRE_OK(ctx.synchronize());
             }
             if (config.ring_share) {
@@ -363,7 +381,8 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
               EXPECT(me != 0 || rep != 1 || helped > 0, "ring_share: rank 0, slowed, was helped with %lld blocks",
                      static_cast<long long>(helped));
             }
-            auto c = take(ctx.compare(dout, dref, static_cast<int64_t>(local_bytes / es), sh.dtype), "compare");
+            auto c = take(ctx.compare(dout, rep == 0 ? nref : dref, static_cast<int64_t>(local_bytes / es), sh.dtype),
+                          "compare");
             EXPECT(c.non_finite == 0 && c.rel_l2 <= 1e-2 && c.max_abs <= 6e-2,
                    "%s %s %s/%s mesh %s merged sets %d diagonal %d loans %s share %d heads "
                    "per step %d (first %lld) lanes %d rep %d: vs one GPU max abs %g rel L2 %g non-finite %lld",
@@ -405,7 +424,7 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
       }
     }
   }
-  for (void* p : {dq, dk, dv, dout, dref, kfull, vfull}) dev.free(p);
+  for (void* p : {dq, dk, dv, dout, dref, kfull, vfull, nq, nk, nv, nref}) dev.free(p);
 }
 
 // A link that dies under a one-sided transfer (--fault link): two emulated machines; rank 0's links stop delivering
