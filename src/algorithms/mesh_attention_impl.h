@@ -43,7 +43,7 @@ class MeshAttention final : public SpAttention {
   Status rebalance(const std::vector<double>& rank_speeds) override;
   int64_t query_rows_computed() const override { return kept_rows() + (borrows() ? loans_.borrowed(rank_) : 0); }
   int torus_segments() const override { return c_; }
-  int64_t ring_first_wave_heads() const override { return by_heads_ ? first_wave_ : 0; }
+  int64_t ring_first_wave_heads() const override { return by_heads_ || diagonal_by_blocks_ ? first_wave_ : 0; }
   int compute_lanes() const override { return lanes_; }
   Result<int64_t> blocks_taken_by_helpers() override;
   std::string loans_summary() const override {

@@ -79,8 +79,11 @@ TEST(LocalDiagonal, ByHeadBlocksAndByHomeBlocksAreExact) {
     ASSERT_TRUE(r.is_ok()) << c.mesh << " step " << bc.step << ": " << r.status().to_string();
     EXPECT_EQ(r->error.non_finite, 0) << c.mesh;
     EXPECT_LT(r->error.rel(), 1e-5) << c.mesh << " B=" << c.batch << " S=" << c.seq << " step " << bc.step;
-    for (int g = 0; g < c.topo.world_size(); ++g)
+    for (int g = 0; g < c.topo.world_size(); ++g) {
       EXPECT_EQ(r->attention_calls[g], bc.calls) << c.mesh << " B=" << c.batch << " step " << bc.step << " rank " << g;
+      // By head blocks the ring peers' blocks of the first call's head block come by heads, the first wave's first.
+      EXPECT_EQ(r->ring_first_wave_heads[g] > 0, bc.step > 0) << c.mesh << " step " << bc.step << " rank " << g;
+    }
     if (bc.step == 0) continue;
     Result<ThreadRunResult> whole = run_case(c, DType::kF32, Transport::kOneSided, true, 131, 2, 0);
     ASSERT_TRUE(whole.is_ok()) << whole.status().to_string();
