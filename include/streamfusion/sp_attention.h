@@ -57,8 +57,10 @@ struct SpAttentionConfig {
   // log-sum-exp) leaves as soon as its last needed set is in, one set earlier than otherwise, and with two
   // machines right after its Q landed; the owner merges it with its diagonal block (Device::merge_partials).
   // The same bytes cross machines (plus one lse float per row and head); a ring inside the machines moves every
-  // head block of its home K/V instead of one (t times the intra-machine bytes of set 0). Torus transfers move
-  // whole (torus_chunks 0 or 1). Ignored for other meshes and two-sided transport. Any value gives the same
+  // head block of its home K/V instead of one (t times the intra-machine bytes of set 0). The layer ends without
+  // an inter-machine barrier (each partial is waited for by its arrival signal), so it packs Q, K and V into two
+  // symmetric sets in turn: three more buffers of this rank's Q bytes. Torus transfers move whole (torus_chunks 0
+  // or 1). Ignored for other meshes and two-sided transport. Any value gives the same
   // result up to the rounding of the pushed partial to the input dtype.
   bool local_diagonal = false;
   // A ring inside one machine and nothing else (mesh R<P>), one-sided transport: the most of its own rows any
@@ -91,7 +93,11 @@ struct SpAttentionConfig {
   // pulled ones in a second. The planner sets as few heads as make 512 bytes per row wherever it applies. Measured on
   // 2x H200 (1x2, Flux S=16384-65536): 0.945-0.996x the two calls with steps of 1-8 heads, 0.980-1.001x with one step
   // of all heads (bench/sp/results/h200x2-2026-11-28-ring-heads/); beside Torus stages on 4x H200 (emulated 2x2 at 50
-  // GB/s): 0.989-1.003x (results/h200x4-2026-11-28-home-by-heads/). Ignored for other meshes; excludes row loans and
+  // GB/s): 0.989-1.003x (results/h200x4-2026-11-28-home-by-heads/). With the local diagonal on two machines (T2R<n>)
+  // it takes the diagonal by head blocks: our rows' first call takes one head block against every home block, the ring
+  // peers' blocks of it pulled in these steps, and the other head block follows in a second call over all home keys
+  // (0: every head over our own keys, then over the ring peers', resumed); level on 4x H200 (emulated 2x2, Flux
+  // S=16384, bench/sp/results/h200x4-2026-11-28-session29/). Ignored for other meshes; excludes row loans and
   // ring_share. Any value gives the same result up to rounding.
   int ring_heads_per_step = 0;
   // Pulled by heads (ring_heads_per_step > 0): how many of the first heads come peer by peer (every step of them

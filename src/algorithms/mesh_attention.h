@@ -18,7 +18,8 @@
 //     rank that owns those rows (Torus push and the Ulysses return in one hop), then the rank's own rows.
 //  With the local diagonal (SpAttentionConfig::local_diagonal, mesh_attention_diagonal.cpp) C and D change: each
 //  rank first computes its own rows against its own ring group's keys for every head block, the foreign rows
-//  skip their own machine's set and push a partial (O and lse) as soon as the rest is in, and the owner merges.
+//  skip their own machine's set and push a partial (O and lse) as soon as the rest is in, and the owner merges
+//  each as its arrival signal comes. No barrier ends that layer: A packs into two symmetric sets in turn.
 //
 // Degree-1 levels vanish: Ring = R_P, Ulysses = U_P, USP = R·U, TAS = U·R, SFU = T·R (+U inside).
 #pragma once

@@ -266,7 +266,7 @@ Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs, int
       const size_t dst_off = (iu_ * t_ + l_) * os_slot_bytes_;  // the owner's slot for our heads
       if (diagonal_) {  // the owner merges it as it lands (merge_pushed_partials): word l_ of its signals
         SF_ASSIGN_OR_RETURN(Handle h, comm_.put_signal(os_, dst_off, owner, src, bytes, partial_signals_, l_, epoch_));
-        recvs->push_back(h);  // waited for before ostage_ is written again
+        recvs->push_back(h);  // waited for at the forward's end: no transfer stays outstanding across forwards
       } else if (one_sided_) SF_RETURN_IF_ERROR(comm_.put(os_, dst_off, owner, src, bytes).status());
       else SF_RETURN_IF_ERROR(comm_.send(owner, src, bytes).status());
     }
