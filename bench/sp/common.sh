@@ -13,13 +13,20 @@ NGPU=$(nvidia-smi -L 2>/dev/null | wc -l)
 # A command (array), so that `timeout` can run it.
 SF_CONFIGURE=(cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTREAMFUSION_CUDA=ON -DSTREAMFUSION_NCCL=ON
   -DSTREAMFUSION_NVSHMEM=ON -DSTREAMFUSION_TESTS=ON)
+# The tree being measured: SF_TREE_REV when given (the device's copy of the git metadata can lag behind the working
+# tree it runs on: pass the commit with the call, e.g. SF_TREE_REV=$(git rev-parse --short HEAD) on the caller's
+# side), else what git says here, "+dirty" when the tree differs from it.
+sf_tree_rev() {
+  if [ -n "${SF_TREE_REV:-}" ]; then echo "$SF_TREE_REV (given)"; return; fi
+  echo "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
+}
 # Writes a header (title, date, commit, GPUs) to $LOG, then configures and builds the given targets into $BUILD;
 # on failure prints the log's tail and exits the script.
 sf_build_logged() {
   local title=$1
   shift
   {
-    date -u +"# $title, %Y-%m-%dT%H:%MZ, git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
+    date -u +"# $title, %Y-%m-%dT%H:%MZ, git $(sf_tree_rev)"
     nvidia-smi --query-gpu=index,name --format=csv,noheader
     timeout 120 "${SF_CONFIGURE[@]}" >/dev/null && timeout 300 cmake --build "$BUILD" -j "$(nproc)" --target "$@" | tail -2
   } > "$LOG" 2>&1 || { tail -30 "$LOG"; exit 1; }

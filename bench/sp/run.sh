@@ -30,7 +30,7 @@ step() {  # step NAME TIMEOUT_S command...  (the timeout shrinks to what is left
   return $rc
 }
 
-say "# StreamFusion SP bench, $(date -u +%Y-%m-%dT%H:%MZ), git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
+say "# StreamFusion SP bench, $(date -u +%Y-%m-%dT%H:%MZ), git $(sf_tree_rev)"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader >> "$LOG" 2>&1
 nvidia-smi topo -m >> "$LOG" 2>&1
 
