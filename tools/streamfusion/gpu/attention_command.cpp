@@ -536,9 +536,10 @@ void register_gpu_attention_command(CLI::App& app) {
                   "blocks of work from the others' last call while it runs) or off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   sub->add_option("--ring-heads-per-step", o->ring_heads_per_step,
-                  "a lone one-sided ring inside the machine: pull the ring peers' K/V in steps of this many heads and "
-                  "take every block in one call that waits for each head's step (0: whole blocks and two calls; -1: "
-                  "the planner decides)")
+                  "a one-sided ring inside the machine: pull the ring peers' K/V (beside Torus stages their home K/V; "
+                  "with the local diagonal on two machines their blocks of the first call's head block) in steps of "
+                  "this many heads and take every block in one call that waits for each head's step (0: whole blocks "
+                  "and two calls; -1: the planner decides)")
       ->check(CLI::Range(-1, 1 << 20));
   sub->add_option("--ring-first-wave-heads", o->ring_first_wave_heads,
                   "pulled by heads: how many of the first heads come peer by peer (0: about the call's first wave; "
