@@ -3,7 +3,7 @@
 // transfers complete 2 ms after it waits for them (ThreadWorldOptions::lagging_rank) keeps its peers a forward
 // ahead of it, and every forward but the last runs on sign-flipped inputs, so that a buffer reused too soon shows
 // in some forward's output (ThreadRunOptions::check_every_forward). Every scheme on both transports where the
-// planner gives it, on one, two and four machines, the local diagonal both ways where it applies.
+// planner gives it, on one, two and four machines (4 and 8 GPUs), the local diagonal both ways where it applies.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -21,7 +21,7 @@ TEST(BackToBack, EveryLayerSurvivesALaggingRankWithoutBarriersBetweenForwards) {
   const LayerInputs in = make_random_inputs(shape, 151);
   const std::vector<double> ref = reference_output(in);
   int runs = 0;
-  for (const Topology topo : {Topology{1, 4}, Topology{2, 2}, Topology{4, 1}})
+  for (const Topology topo : {Topology{1, 4}, Topology{2, 2}, Topology{4, 1}, Topology{2, 4}, Topology{4, 2}})
     for (Scheme scheme : all_schemes())
       for (Transport tr : {Transport::kTwoSided, Transport::kOneSided}) {
         Result<Plan> plan = make_plan(scheme, topo, shape, "", tr);
