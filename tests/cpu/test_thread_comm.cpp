@@ -389,6 +389,57 @@ TEST(OneSidedBasics, LandedFlagWaitsAndReturnsNoFlag) {
   ASSERT_TRUE(st.is_ok()) << st.to_string();
 }
 
+// ThreadWorldOptions::lagging_rank: that rank's one-sided operations never complete at issue; each reads its
+// source only when waited on, `lag` after the wait began. Here rank 1's get is issued, rank 0 then overwrites the
+// source (ordered by messages, not a barrier, which would complete the get), and the wait sees the new value.
+TEST(OneSidedBasics, ALaggingRankReadsWhenItWaitsAndLate) {
+  ThreadWorldOptions o = options(7);
+  o.lagging_rank = 1;
+  o.lag = std::chrono::microseconds(20000);
+  const Status st = run_thread_ranks({1, 2}, o, [&](RankRuntime& rt) -> Status {
+    Comm& comm = rt.comm();
+    const int me = comm.rank();
+    SF_ASSIGN_OR_RETURN(SymmetricBuffer buf, comm.alloc_symmetric(8));
+    *static_cast<uint64_t*>(buf.local) = 1;
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    uint64_t token = 0;
+    if (me == 1) {
+      uint64_t got = 0;
+      SF_ASSIGN_OR_RETURN(Handle h, comm.get(&got, buf, 0, 0, 8));
+      SF_RETURN_IF_ERROR(comm.send(0, &token, 8).status());
+      SF_ASSIGN_OR_RETURN(Handle done, comm.recv(0, &token, 8));
+      SF_RETURN_IF_ERROR(comm.wait(done));
+      const auto t0 = Clock::now();
+      SF_RETURN_IF_ERROR(comm.wait(h));
+      SF_RETURN_IF_ERROR(check(Clock::now() - t0 >= milliseconds(20), "the lagging rank's get landed without its lag"));
+      SF_RETURN_IF_ERROR(check(got == 2, "the lagging rank's get read its source before the wait: " +
+                                             std::to_string(got)));
+    } else {
+      SF_ASSIGN_OR_RETURN(Handle go, comm.recv(1, &token, 8));
+      SF_RETURN_IF_ERROR(comm.wait(go));
+      *static_cast<uint64_t*>(buf.local) = 2;
+      SF_RETURN_IF_ERROR(comm.send(1, &token, 8).status());
+    }
+    SF_RETURN_IF_ERROR(comm.barrier_all());
+    return comm.free_symmetric(buf);
+  });
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+}
+
+TEST(ThreadCommErrors, ALaggingRankOutsideTheWorldOrWithoutChaosIsRefused) {
+  ThreadWorldOptions o = options(7);
+  o.lagging_rank = 2;
+  o.lag = std::chrono::microseconds(1000);
+  Status st = run_thread_ranks({1, 2}, o, [](RankRuntime&) { return Status::ok(); });
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.to_string();
+  EXPECT_NE(st.message().find("a rank below 2; got 2"), std::string::npos) << st.message();
+  o.lagging_rank = 1;
+  o.chaos_seed = 0;
+  st = run_thread_ranks({1, 2}, o, [](RankRuntime&) { return Status::ok(); });
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.to_string();
+  EXPECT_NE(st.message().find("needs chaos_seed != 0"), std::string::npos) << st.message();
+}
+
 // Comm::peer_address: a rank thread reaches the instances of ranks on its (emulated) machine, at the address
 // where their own writes land, and not those of another machine's ranks or of no rank.
 TEST(OneSidedBasics, PeerAddressReachesOnlyOurMachine) {

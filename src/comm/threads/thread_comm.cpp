@@ -264,6 +264,14 @@ namespace sf {
 Status run_thread_ranks(const Topology& topo, const ThreadWorldOptions& options,
                         const std::function<Status(RankRuntime&)>& fn) {
   SF_RETURN_IF_ERROR(topo.validate());
+  if (options.lagging_rank >= topo.world_size() || options.lagging_rank < -1)
+    return invalid_argument("lagging_rank must be -1 (none) or a rank below " + std::to_string(topo.world_size()) +
+                            "; got " + std::to_string(options.lagging_rank));
+  if (options.lagging_rank >= 0 && (options.chaos_seed == 0 || options.lag.count() <= 0))
+    return invalid_argument("lagging_rank " + std::to_string(options.lagging_rank) + " needs chaos_seed != 0 (so that "
+                            "one-sided operations complete when waited on) and lag > 0; got chaos_seed " +
+                            std::to_string(options.chaos_seed) + ", lag " + std::to_string(options.lag.count()) +
+                            " us");
   threads::ThreadWorld world(topo, options.timeout);
   std::mutex mu;
   Status first;  // the first failure in time is the cause; later ones are usually its echoes
