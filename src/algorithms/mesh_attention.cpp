@@ -171,11 +171,12 @@ Status MeshAttention::init() {
   // Pulled by heads where every ring peer's K/V can be read in strided runs (their memory mapped here): a lone
   // ring, or the home K/V of a ring beside Torus stages (no Ulysses level; the local diagonal moves its home blocks
   // its own way).
-  by_heads_ = heads_per_step_ > 0 && u_ == 1 && r_ > 1 && ring_in_machine_ && one_sided_ && !diagonal_;
-  for (int y : gr_) by_heads_ = by_heads_ && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
+  // Every ring peer's memory mapped here (strided pulls read it directly); asked only of one-sided rings in a machine.
+  bool ring_mapped = r_ > 1 && ring_in_machine_ && one_sided_ && ku_.id >= 0;
+  for (int y : gr_) ring_mapped = ring_mapped && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
+  by_heads_ = heads_per_step_ > 0 && u_ == 1 && r_ > 1 && ring_in_machine_ && one_sided_ && !diagonal_ && ring_mapped;
   // The local diagonal by head blocks: the same strided pulls, into the diagonal's home blocks.
-  diagonal_by_blocks_ = diagonal_ && t_ == 2 && r_ > 1 && heads_per_step_ > 0 && ring_in_machine_;
-  for (int y : gr_) diagonal_by_blocks_ = diagonal_by_blocks_ && (y == rank_ || comm_.peer_address(ku_, y) != nullptr);
+  diagonal_by_blocks_ = diagonal_ && t_ == 2 && r_ > 1 && heads_per_step_ > 0 && ring_in_machine_ && ring_mapped;
   if (by_heads_ || diagonal_by_blocks_) first_wave_ = choose_first_wave();
   if (!direct_) {
     SF_RETURN_IF_ERROR(symmetric(u_ * t_ * os_slot_bytes_, &os_));

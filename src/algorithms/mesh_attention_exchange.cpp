@@ -245,7 +245,7 @@ Status MeshAttention::pull_ring_by_heads(const SymmetricBuffer& kb, const Symmet
 // ---- D. Push finalized output pieces to the ranks that own their rows. foreign: Torus stages 1..t-1 (rows
 // of other machines' Torus peers); otherwise stage 0 (rows of our Ulysses peers). Two-sided: the matching
 // receives (from ranks whose Torus index differs from ours, or equals it) go in the same batch.
-Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs, int only_stage) {
+Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* waits, int only_stage) {
   if (only_stage >= 1 && !one_sided_) return internal_error("push_outputs: one stage alone needs one-sided pushes");
   if (!one_sided_) SF_RETURN_IF_ERROR(comm_.begin_batch());
   const int64_t D = shape_.head_dim;
@@ -266,7 +266,7 @@ Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs, int
       const size_t dst_off = (iu_ * t_ + l_) * os_slot_bytes_;  // the owner's slot for our heads
       if (diagonal_) {  // the owner merges it as it lands (merge_pushed_partials): word l_ of its signals
         SF_ASSIGN_OR_RETURN(Handle h, comm_.put_signal(os_, dst_off, owner, src, bytes, partial_signals_, l_, epoch_));
-        recvs->push_back(h);  // waited for at the forward's end: no transfer stays outstanding across forwards
+        waits->push_back(h);  // waited for at the forward's end: no transfer stays outstanding across forwards
       } else if (one_sided_) SF_RETURN_IF_ERROR(comm_.put(os_, dst_off, owner, src, bytes).status());
       else SF_RETURN_IF_ERROR(comm_.send(owner, src, bytes).status());
     }
@@ -279,7 +279,7 @@ Status MeshAttention::push_outputs(bool foreign, std::vector<Handle>* recvs, int
       for (int j = 0; j < u_; ++j) {
         if (senders[j] == rank_ || !bytes) continue;
         SF_ASSIGN_OR_RETURN(Handle h, comm_.recv(senders[j], static_cast<char*>(os_.local) + (j * t_ + lp) * os_slot_bytes_, bytes));
-        recvs->push_back(h);
+        waits->push_back(h);
       }
     }
     SF_RETURN_IF_ERROR(comm_.end_batch());

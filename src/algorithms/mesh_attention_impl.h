@@ -147,7 +147,9 @@ class MeshAttention final : public SpAttention {
   Status pull_kv_by_segment(const std::vector<int>& all_stages, const std::vector<int>& foreign_stages,
                             std::vector<RingSet>* sets, std::vector<Handle>* out_recvs, void* o);
   // only_stage >= 1: that foreign stage's output alone (one-sided). With the local diagonal, its lse too.
-  Status push_outputs(bool foreign, std::vector<Handle>* recvs, int only_stage = -1);
+  // `waits` gets the handles the caller must wait for: two-sided, the matching receives; with the local diagonal,
+  // the partials' puts.
+  Status push_outputs(bool foreign, std::vector<Handle>* waits, int only_stage = -1);
 
   // ---- the local diagonal (SpAttentionConfig::local_diagonal; mesh_attention_diagonal.cpp)
   // Phases C and D with the diagonal blocks computed at home: everything after the Torus pulls were issued.
