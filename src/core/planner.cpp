@@ -285,6 +285,9 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
   // merge. On 4 emulated machines (4x H100, 2026-11-28, bench/sp/results/h100x4-2026-11-28-diagonal/): 1.02-1.07x
   // faster where the transfer is at least 0.8 of the compute (Flux S=16384 at 50 GB/s, every Flux and CogVideoX cell
   // at 6.25 GB/s), 0.98-0.99x where it is about half or less (Flux S=36864 and CogVideoX S=81920 at 50 GB/s).
+  // Measured again with the diagonal of session 29 (by head blocks on two machines, partials merged on arrival, no
+  // final barrier; 4x H200, emulated 2x2 and 4x1 at 50 GB/s, bench/sp/results/h200x4-2026-11-28-session30/
+  // diag-at-50/): still 0.97-1.00x at Flux S=36864 and 65536 and CogVideoX S=81920, so the rule stands.
   if (t > 1 && plan.config.mesh.degree(LevelKind::kUlysses) == 1 && plan.config.transport == Transport::kOneSided) {
     const double inter_ms = sum.inter() / P / (speeds.inter_gbps * 1e6);
     plan.config.local_diagonal = inter_ms >= 0.6 * plan.compute_ms;
