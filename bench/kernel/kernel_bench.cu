@@ -6,6 +6,7 @@
 //                   [--impl label] [--budget-ms 400]
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
