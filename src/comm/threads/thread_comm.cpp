@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "streamfusion/cpu_device.h"
 #include "streamfusion/thread_backend.h"
@@ -155,9 +156,14 @@ Result<Handle> ThreadComm::put_signal(const SymmetricBuffer& dst, size_t dst_off
     return Handle{};
   }
   const auto delay = std::chrono::microseconds(chaos_() % 2000);
-  auto landing = std::make_shared<std::thread>([land, delay] {
+  std::shared_future<void>& last = last_landing_[static_cast<int>(lane)];
+  auto landed = std::make_shared<std::promise<void>>();
+  std::shared_future<void> before = std::exchange(last, landed->get_future().share());
+  auto landing = std::make_shared<std::thread>([land, delay, before, landed] {
     std::this_thread::sleep_for(delay);
+    if (before.valid()) before.wait();  // the lane's puts land in issue order
     land();
+    landed->set_value();
   });
   std::erase_if(landings_, [](const std::shared_ptr<std::thread>& t) { return !t->joinable(); });  // waited for
   landings_.push_back(landing);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <random>
@@ -69,6 +70,9 @@ class ThreadComm final : public Comm {
   bool chaos_on_;
   std::chrono::microseconds lag_;
   std::vector<std::shared_ptr<std::thread>> landings_;  // chaos: put_signals landing from threads of their own
+  // Chaos: each lane's last put_signal landing; the next one lands after it, as a GPU stream's transfers do (a
+  // later put that landed first would raise a word that the earlier put's data is still behind).
+  std::shared_future<void> last_landing_[2];
 };
 
 }  // namespace sf::threads
