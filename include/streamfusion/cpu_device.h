@@ -23,6 +23,8 @@ class CpuDevice final : public Device {
   Result<int64_t> shared_blocks_helped(const SharedWork& work) override;
   // Tests: as the owner of a shared call, pause this long once armed (CpuShareOptions::owner_pause_ms).
   void set_share_pause_ms(int ms) { share_.owner_pause_ms = ms; }
+  // Tests: as the owner of a shared call, pause this long before arming it (CpuShareOptions::arm_delay_ms).
+  void set_share_arm_delay_ms(int ms) { share_.arm_delay_ms = ms; }
 
  private:
   CpuShareOptions share_;

@@ -16,6 +16,7 @@ Status validate_problem(const AttentionProblem& p);
 struct CpuShareOptions {
   double wait_s = 60.0;    // a helper's longest wait for its owner to arm the call (then a kTimeout error)
   int owner_pause_ms = 0;  // tests: an owner pauses this long once armed, so that its helpers take its work
+  int arm_delay_ms = 0;    // tests: an owner pauses this long before it arms, so that its helpers come first
 };
 
 // Runs p on the calling thread (float32 arithmetic, online softmax in blocks of keys). A shared call's (batch,

@@ -50,6 +50,8 @@ struct ThreadRunOptions {
   // so that the other ranks take its work.
   int share_pause_rank = -1;
   int share_pause_ms = 0;
+  // ... and pauses share_arm_delay_ms before it arms it, so that the other ranks' helper calls come first.
+  int share_arm_delay_ms = 0;
   // Each rank's device offers two compute lanes (Device::compute_lanes) and fails the first call that a GPU may run
   // at the same time as another touching the same memory (src/harness/lane_check.h).
   bool check_two_lanes = false;

@@ -80,7 +80,10 @@ struct SpAttentionConfig {
   // a finer-cut tail and one helper launch per ring peer. Refused with loans. Measured
   // slower on 4x H200 (Flux S=36864 and 65536, 1x4: 1.006-1.019x without it,
   // bench/sp/results/h200x4-2026-11-28-ring-share/): those costs outweigh what the helpers take, so neither the
-  // planner nor the tools turn it on by default. Any value gives the same result up to rounding.
+  // planner nor the tools turn it on by default. Pulled by heads (ring_heads_per_step) our rows' one call is
+  // shared whole; measured there too (4x H200, session 30, bench/sp/results/h200x4-2026-11-28-session30/
+  // share-one-call/): 1.01-1.02x slower, the helpers taking no block (they arrive when fewer blocks are left than
+  // the owner's reserve). Any value gives the same result up to rounding.
   bool ring_share = false;
   // A ring inside one machine and no Ulysses level (mesh R<P> on one machine, or T·R meshes without the local diagonal,
   // where it applies to the home K/V, set 0), one-sided transport whose ranks reach each other's memory
@@ -97,8 +100,8 @@ struct SpAttentionConfig {
   // it takes the diagonal by head blocks: our rows' first call takes one head block against every home block, the ring
   // peers' blocks of it pulled in these steps, and the other head block follows in a second call over all home keys
   // (0: every head over our own keys, then over the ring peers', resumed); level on 4x H200 (emulated 2x2, Flux
-  // S=16384, bench/sp/results/h200x4-2026-11-28-session29/). Ignored for other meshes; excludes row loans and
-  // ring_share. Any value gives the same result up to rounding.
+  // S=16384, bench/sp/results/h200x4-2026-11-28-session29/). Ignored for other meshes; excludes row loans. Any value
+  // gives the same result up to rounding.
   int ring_heads_per_step = 0;
   // Pulled by heads (ring_heads_per_step > 0): how many of the first heads come peer by peer (every step of them
   // from the first ring peer, then from the next), each ring block with a step flag of its own; the later heads

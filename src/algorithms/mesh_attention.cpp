@@ -124,11 +124,10 @@ Status MeshAttention::init() {
   if (first_wave_asked_ < 0)
     return invalid_argument("ring_first_wave_heads must be 0 (about the first wave's heads) or a number of heads; "
                             "got " + std::to_string(first_wave_asked_));
-  if (heads_per_step_ > 0 && (loan_limit_ > 0.0 || share_))
+  if (heads_per_step_ > 0 && loan_limit_ > 0.0)
     return invalid_argument("ring_heads_per_step (" + std::to_string(heads_per_step_) +
                             ", which the planner sets for one-sided rings inside a machine) takes our rows against "
-                            "every block in one call: it excludes row_loan_limit > 0 and ring_share (set it to 0 for "
-                            "those)");
+                            "every block in one call: it excludes row_loan_limit > 0 (set it to 0 for that)");
 
   int64_t max_block = 0, max_rows = 0;
   for (int x = 0; x < P_; ++x) {
@@ -253,17 +252,17 @@ Status MeshAttention::forward(const void* q, const void* k, const void* v, void*
   SF_RETURN_IF_ERROR(issue_ring_set(0, -1, &sets[0]));
   // The first call takes the borrowed rows too, so it waits for them: a few MB over NVLink, some microseconds.
   SF_RETURN_IF_ERROR(comm_.wait_all(borrowed_q));
+  std::vector<LandedFlag> steps;  // pulled by heads: a flag per ring peer's block, raised step by step
   if (by_heads_) {
+    SF_ASSIGN_OR_RETURN(steps, comm_.landed_steps(sets[0].head_steps, r_ - 1, heads_per_step_));
+  }
+  if (share_) {
+    SF_RETURN_IF_ERROR(offer_shared_rows(q));  // after the scatter's barrier: beside the first call
+    SF_RETURN_IF_ERROR(shared_ring_calls(sets[0], steps));
+  } else if (by_heads_) {
     // One call over every home block, each pulled block's heads waited for step by step (ring_heads_per_step).
     // Beside Torus stages our rows go on with the pulled sets, so it does not finalize.
-    SF_ASSIGN_OR_RETURN(const std::vector<LandedFlag> steps,
-                        comm_.landed_steps(sets[0].head_steps, r_ - 1, heads_per_step_));
-    std::vector<KVPart> parts = {{&sets[0].blocks[0]}};
-    for (int s = 1; s < r_; ++s) parts.push_back({&sets[0].blocks[s], -1, steps[s - 1]});
-    SF_RETURN_IF_ERROR(compute({0}, -1, parts, AccumulatorMode::kInit, t_ == 1, o));
-  } else if (share_) {
-    SF_RETURN_IF_ERROR(offer_shared_rows(q));  // after the scatter's barrier: beside the first call
-    SF_RETURN_IF_ERROR(shared_ring_calls(sets[0]));
+    SF_RETURN_IF_ERROR(compute({0}, -1, blocks_by_heads(sets[0], steps), AccumulatorMode::kInit, t_ == 1, o));
   } else {
     SF_RETURN_IF_ERROR(compute({0}, -1, {{&sets[0].blocks[0]}}, AccumulatorMode::kInit, t_ == 1 && r_ == 1, o));
     SF_RETURN_IF_ERROR(ring_pass({0}, -1, sets[0], 1, AccumulatorMode::kResume, t_ == 1, o));

@@ -105,6 +105,13 @@ Status MeshAttention::compute(const std::vector<int>& stages, int q_seg, const s
 // Our rows' last call hides the foreign rows' pushes: on two lanes it starts only after every foreign call, so
 // that it cannot take the SMs those need and hold back the pushes it is there to hide (beside them, Flux S=36864 on
 // emulated 4x1 at 50 GB/s ran 1.09x as long, 4x H200, bench/sp/TRACES.md session 27).
+std::vector<MeshAttention::KVPart> MeshAttention::blocks_by_heads(const RingSet& set0,
+                                                                   const std::vector<LandedFlag>& steps) const {
+  std::vector<KVPart> parts = {{&set0.blocks[0]}};
+  for (int s = 1; s < r_; ++s) parts.push_back({&set0.blocks[s], -1, steps[s - 1]});
+  return parts;
+}
+
 Status MeshAttention::own_rows_last() { return lanes_ > 1 ? dev_.order_lanes() : Status::ok(); }
 
 Status MeshAttention::ring_pass(const std::vector<int>& stages, int q_seg, const RingSet& set, int first,

@@ -130,6 +130,9 @@ class MeshAttention final : public SpAttention {
                  bool finalize, void* o, const SharedWork* shared = nullptr);
   // Before our rows' last call (compute_lanes): orders the lanes.
   Status own_rows_last();
+  // Every home block of set 0 pulled by heads, as one call takes them: ours, then the ring peers' with their step
+  // flags (`steps`, one per peer: Comm::landed_steps).
+  std::vector<KVPart> blocks_by_heads(const RingSet& set0, const std::vector<LandedFlag>& steps) const;
   // Q rows of `stages` against ring blocks [first, r) of one K/V set (row segment kv_seg of each, -1: whole
   // blocks). A ring inside a machine delivers every block long before it is needed, so all of them go into one
   // call (fewer, longer calls: each call costs its tiles' set-up and a partly filled last wave); a ring across
@@ -200,8 +203,9 @@ class MeshAttention final : public SpAttention {
   Status init_share(size_t acc_bytes, int64_t max_rows);
   // Our Q rows into our symmetric Q buffer, where helpers read them (main lane: beside the first call).
   Status offer_shared_rows(const void* q);
-  // Our rows' two calls: our own block, then the pulled ones as a shared call (output into so_).
-  Status shared_ring_calls(const RingSet& set0);
+  // Our rows' calls, the last one shared (output into so_): pulled by heads (`steps`: the ring peers' blocks' flags)
+  // one call over every block, all of it shared; else our own block, then the pulled ones as the shared call.
+  Status shared_ring_calls(const RingSet& set0, const std::vector<LandedFlag>& steps);
   // Helper calls toward every ring peer's shared call, in ring order from the next one on.
   Status help_ring_peers(const RingSet& set0);
   // After the layer's last barrier: our rows' output from so_ into o.

@@ -154,6 +154,7 @@ Result<ThreadRunResult> run_layer_on_threads(const Topology& topo, const LayerIn
       auto* cpu = dynamic_cast<CpuDevice*>(&rt.device());
       if (cpu == nullptr) return invalid_argument("share_pause_rank: rank threads without a CpuDevice");
       cpu->set_share_pause_ms(options.share_pause_ms);
+      cpu->set_share_arm_delay_ms(options.share_arm_delay_ms);
     }
     SF_ASSIGN_OR_RETURN(std::unique_ptr<SpAttention> attn, SpAttention::create(comm, dev, in.shape, config));
     if (g == 0) result.torus_segments = attn->torus_segments();

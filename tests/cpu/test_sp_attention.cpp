@@ -493,28 +493,41 @@ TEST(MeshSchedule, MergedKvSetsAreExactOnUnevenShapes) {
 // owner's Q rows, accumulator and output, our copies of its K/V blocks in its order). On CPU devices the call's
 // (batch, head) pairs go to whoever takes them first; with rank 0 pausing once armed its helpers take its pairs, so
 // a wrong helper problem shows in the result. Two forwards each (the queue re-armed). Elsewhere it is refused.
+// The shared ring in both of its schedules: our own block, then the pulled ones in a shared call (whole blocks,
+// ring_heads_per_step 0), or every block in one shared call (pulled by heads). Exact either way, one helper call
+// toward every ring peer, and a paused rank's call helped: paused once armed, and also before arming, so that the
+// helpers come first and must wait for it in the layer's first forward (the layer zeroes the shared workspace, which
+// symmetric memory is not: on rank threads it is poisoned, and a helper took the poison for an armed call and
+// helped nobody).
 TEST(MeshSchedule, RingShareAddsHelperCallsAndStaysExact) {
-  for (const int64_t seq : {64, 70, 1100}) {
-    for (const Topology topo : {Topology{1, 4}, Topology{1, 2}}) {
-      for (const int pause_ms : {0, 200}) {
-        const AttentionShape shape{2, seq, 4, 16, DType::kF32};
-        const std::string mesh = "R" + std::to_string(topo.world_size());
-        Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, Transport::kOneSided);
-        ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
-        plan->config.ring_share = true;
-        plan->config.ring_heads_per_step = 0;  // a lone ring in one call: its own test
-        const LayerInputs in = make_random_inputs(shape, 47);
-        ThreadRunOptions opt;
-        opt.world.chaos_seed = 48;
-        opt.warmup = 1;
-        if (pause_ms > 0) opt.share_pause_rank = 0, opt.share_pause_ms = pause_ms;
-        Result<ThreadRunResult> r = run_layer_on_threads(topo, in, reference_output(in), plan->config, opt);
-        ASSERT_TRUE(r.is_ok()) << r.status().to_string();
-        EXPECT_LT(r->error.rel(), 1e-5) << mesh << " S=" << seq << " pause " << pause_ms;
-        for (int g = 0; g < topo.world_size(); ++g)
-          EXPECT_EQ(r->attention_calls[g], 2 + topo.world_size() - 1) << mesh << " S=" << seq << " rank " << g;
-        if (pause_ms > 0) {
-          EXPECT_GT(r->helped_blocks[0], 0) << mesh << " S=" << seq << ": rank 0 paused, not helped";
+  for (const int heads_per_step : {0, 1}) {
+    for (const int64_t seq : {64, 70, 1100}) {
+      for (const Topology topo : {Topology{1, 4}, Topology{1, 2}}) {
+        for (const int pause : {0, 1, 2}) {  // none, 200 ms once armed, and 200 ms before arming too
+          const int pause_ms = pause > 0 ? 200 : 0, arm_delay_ms = pause == 2 ? 200 : 0;
+          const AttentionShape shape{2, seq, 4, 16, DType::kF32};
+          const std::string mesh = "R" + std::to_string(topo.world_size());
+          const std::string what = mesh + " S=" + std::to_string(seq) + " pause " + std::to_string(pause_ms) +
+                                   " arm delay " + std::to_string(arm_delay_ms) + " heads per step " +
+                                   std::to_string(heads_per_step);
+          Result<Plan> plan = make_plan(Scheme::kCustom, topo, shape, mesh, Transport::kOneSided);
+          ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+          plan->config.ring_share = true;
+          plan->config.ring_heads_per_step = heads_per_step;
+          const LayerInputs in = make_random_inputs(shape, 47);
+          ThreadRunOptions opt;
+          opt.world.chaos_seed = 48;
+          opt.warmup = pause == 2 ? 0 : 1;  // the arm delay in the layer's first forward, its first epoch
+          if (pause > 0) opt.share_pause_rank = 0, opt.share_pause_ms = pause_ms, opt.share_arm_delay_ms = arm_delay_ms;
+          Result<ThreadRunResult> r = run_layer_on_threads(topo, in, reference_output(in), plan->config, opt);
+          ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+          EXPECT_LT(r->error.rel(), 1e-5) << what;
+          const int64_t own_calls = heads_per_step > 0 ? 1 : 2;
+          for (int g = 0; g < topo.world_size(); ++g)
+            EXPECT_EQ(r->attention_calls[g], own_calls + topo.world_size() - 1) << what << " rank " << g;
+          if (pause > 0) {
+            EXPECT_GT(r->helped_blocks[0], 0) << what << ": rank 0 paused, not helped";
+          }
         }
       }
     }
@@ -629,21 +642,18 @@ TEST(MeshSchedule, RingByHeadsTakesEveryBlockInOneCall) {
   const struct {
     int step;
     double loans;
-    bool share;
     int first;
     const char* message;
   } bad[] = {
-      {-1, 0, false, 0, "ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got -1"},
-      {2, 0, false, -2, "ring_first_wave_heads must be 0 (about the first wave's heads) or a number of heads; got -2"},
-      {2, 0.2, false, 0, "it excludes row_loan_limit > 0 and ring_share"},
-      {2, 0, true, 0, "it excludes row_loan_limit > 0 and ring_share"},
+      {-1, 0, 0, "ring_heads_per_step must be 0 (whole K/V blocks) or a number of heads; got -1"},
+      {2, 0, -2, "ring_first_wave_heads must be 0 (about the first wave's heads) or a number of heads; got -2"},
+      {2, 0.2, 0, "it excludes row_loan_limit > 0"},
   };
   for (const auto& b : bad) {
     Result<Plan> plan = make_plan(Scheme::kCustom, {1, 4}, shape, "R4", Transport::kOneSided);
     ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
     plan->config.ring_heads_per_step = b.step;
     plan->config.row_loan_limit = b.loans;
-    plan->config.ring_share = b.share;
     plan->config.ring_first_wave_heads = b.first;
     Result<ThreadRunResult> r = run_layer_on_threads({1, 4}, in, reference_output(in), plan->config, {});
     ASSERT_FALSE(r.is_ok()) << "step " << b.step;

@@ -169,6 +169,7 @@ Status cpu_attention(const AttentionProblem& p, const CpuShareOptions& share) {
       return internal_error("shared attention call: this helper's Q or K/V differ from its owner's (epoch " +
                             std::to_string(p.shared->epoch) + ")");
   } else {
+    if (share.arm_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(share.arm_delay_ms));
     queue.store(0, std::memory_order_relaxed);
     helped.store(0, std::memory_order_relaxed);
     items.store(pairs, std::memory_order_relaxed);

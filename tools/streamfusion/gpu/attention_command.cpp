@@ -269,9 +269,9 @@ int run_attention(const AttentionOptions& o) {
             if (o.merge_sets != "auto") plan->config.merge_kv_sets = o.merge_sets == "merged";
             const bool lend = (!speeds.empty() || o.balance == "layer") && lone_ring_in_machine(plan->config, topo, P);
             if (lend) plan->config.row_loan_limit = 0.125;
-            // Another order of the ring's calls asked for (loans, sharing) replaces the planner's one call pulled by
-            // heads; asked for beside them, the layer refuses and the row is skipped, saying why.
-            if (lend || plan->config.ring_share) plan->config.ring_heads_per_step = 0;
+            // Loans replace the planner's one call pulled by heads (sharing keeps it: the one call is shared whole);
+            // asked for beside them, the layer refuses and the row is skipped, saying why.
+            if (lend) plan->config.ring_heads_per_step = 0;
             if (o.ring_heads_per_step >= 0) plan->config.ring_heads_per_step = o.ring_heads_per_step;
             plan->config.ring_first_wave_heads = o.ring_first_wave_heads;
             plan->config.compute_lanes = o.compute_lanes;
