@@ -311,6 +311,10 @@ void test_layers(gpu::GpuContext& ctx, const LayerCase& lc, const std::vector<To
           variants.push_back(plan->config);
           variants.back().ring_share = true;
           variants.back().ring_heads_per_step = 0;
+          // ... and shared with our rows' one call pulled by heads (the whole call shared).
+          variants.push_back(plan->config);
+          variants.back().ring_share = true;
+          variants.back().ring_heads_per_step = 2;
           // ... and pulled by heads (ring_heads_per_step) in one call, steps of 3 heads (not dividing the heads)
           // across the peers from the first, and of 1 with the first 2 heads peer by peer (ring_first_wave_heads: at
           // these sizes the planner's first wave takes every head); and whole blocks in two calls.
