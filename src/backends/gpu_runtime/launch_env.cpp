@@ -1,18 +1,42 @@
 #include "launch_env.h"
 
+#include <cerrno>
 #include <cstdlib>
+#include <limits>
+#include <string>
 #include <unistd.h>
 
 namespace sf::gpu {
 namespace {
 
-bool env_int(const char* name, int* out) {
+// An integer variable: absent (or empty) leaves *out alone and gives false; a value that is not an integer is an
+// error naming the variable, rather than a variable silently ignored (a RANK=abc would otherwise start every process
+// as rank 0 of a world of one).
+Result<bool> env_int(const char* name, int* out) {
   const char* v = std::getenv(name);
   if (!v || !*v) return false;
   char* end = nullptr;
-  long x = std::strtol(v, &end, 10);
-  if (*end != '\0') return false;
+  errno = 0;
+  const long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || errno == ERANGE || x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max())
+    return invalid_argument(std::string("launcher environment: ") + name + " must be an integer, found '" + v + "'");
   *out = static_cast<int>(x);
+  return true;
+}
+
+// A launcher's (rank, size) pair: both set (true), neither (false), or one without the other: an error where the
+// launcher always sets both (a job whose launcher set half of it would start every process as a world of one),
+// else (`half_is_none`) as if neither were set: a Slurm allocation's shell has SLURM_NTASKS without SLURM_PROCID,
+// which only srun's tasks get.
+Result<bool> env_pair(const char* rank_name, const char* size_name, int* rank, int* size, bool half_is_none = false) {
+  int r = 0, n = 0;
+  SF_ASSIGN_OR_RETURN(const bool has_rank, env_int(rank_name, &r));
+  SF_ASSIGN_OR_RETURN(const bool has_size, env_int(size_name, &n));
+  if (has_rank != has_size && !half_is_none)
+    return invalid_argument(std::string("launcher environment: ") + (has_rank ? rank_name : size_name) +
+                            " is set but " + (has_rank ? size_name : rank_name) + " is not");
+  if (!has_rank || !has_size) return false;
+  *rank = r, *size = n;
   return true;
 }
 
@@ -25,23 +49,35 @@ Result<LaunchInfo> read_launch_env() {
   info.hostname = host;
 
   bool found = false;
-  if (env_int("RANK", &info.rank) && env_int("WORLD_SIZE", &info.world_size)) {
+  SF_ASSIGN_OR_RETURN(const bool torch_style, env_pair("RANK", "WORLD_SIZE", &info.rank, &info.world_size));
+  if (torch_style) {
     info.source = std::getenv("TORCHELASTIC_RUN_ID") ? "torchrun" : "RANK/WORLD_SIZE";
     found = true;
-    if (!env_int("LOCAL_RANK", &info.local_rank)) info.local_rank = info.rank;
-    if (!env_int("LOCAL_WORLD_SIZE", &info.local_world_size)) info.local_world_size = info.world_size;
-  } else if (env_int("OMPI_COMM_WORLD_RANK", &info.rank) && env_int("OMPI_COMM_WORLD_SIZE", &info.world_size)) {
-    info.source = "Open MPI";
-    found = true;
-    if (!env_int("OMPI_COMM_WORLD_LOCAL_RANK", &info.local_rank)) info.local_rank = info.rank;
-    if (!env_int("OMPI_COMM_WORLD_LOCAL_SIZE", &info.local_world_size)) info.local_world_size = info.world_size;
-  } else if (env_int("SLURM_PROCID", &info.rank) && env_int("SLURM_NTASKS", &info.world_size)) {
-    info.source = "Slurm";
-    found = true;
-    if (!env_int("SLURM_LOCALID", &info.local_rank)) info.local_rank = info.rank;
-    int nodes = 1;
-    if (env_int("SLURM_NNODES", &nodes) && nodes > 0) info.local_world_size = info.world_size / nodes;
-    else info.local_world_size = info.world_size;
+    SF_ASSIGN_OR_RETURN(const bool has_local, env_int("LOCAL_RANK", &info.local_rank));
+    if (!has_local) info.local_rank = info.rank;
+    SF_ASSIGN_OR_RETURN(const bool has_local_size, env_int("LOCAL_WORLD_SIZE", &info.local_world_size));
+    if (!has_local_size) info.local_world_size = info.world_size;
+  }
+  if (!found) {
+    SF_ASSIGN_OR_RETURN(found, env_pair("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", &info.rank, &info.world_size));
+    if (found) {
+      info.source = "Open MPI";
+      SF_ASSIGN_OR_RETURN(const bool has_local, env_int("OMPI_COMM_WORLD_LOCAL_RANK", &info.local_rank));
+      if (!has_local) info.local_rank = info.rank;
+      SF_ASSIGN_OR_RETURN(const bool has_local_size, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", &info.local_world_size));
+      if (!has_local_size) info.local_world_size = info.world_size;
+    }
+  }
+  if (!found) {
+    SF_ASSIGN_OR_RETURN(found, env_pair("SLURM_PROCID", "SLURM_NTASKS", &info.rank, &info.world_size, true));
+    if (found) {
+      info.source = "Slurm";
+      SF_ASSIGN_OR_RETURN(const bool has_local, env_int("SLURM_LOCALID", &info.local_rank));
+      if (!has_local) info.local_rank = info.rank;
+      int nodes = 1;
+      SF_ASSIGN_OR_RETURN(const bool has_nodes, env_int("SLURM_NNODES", &nodes));
+      info.local_world_size = has_nodes && nodes > 0 ? info.world_size / nodes : info.world_size;
+    }
   }
   if (!found) return info;
 
@@ -61,7 +97,8 @@ Result<LaunchInfo> read_launch_env() {
                             " ranks over several hosts but MASTER_ADDR is not set (rank 0's host name)");
   }
   int port = 0;
-  if (env_int("MASTER_PORT", &port)) {
+  SF_ASSIGN_OR_RETURN(const bool has_port, env_int("MASTER_PORT", &port));
+  if (has_port) {
     if (port <= 0 || port > 65535) return invalid_argument("MASTER_PORT " + std::to_string(port) + " is not a port");
     info.master_port = port;
   }

@@ -1,0 +1,138 @@
+// Where a process sits in the job, from its launcher's environment (src/backends/gpu_runtime/launch_env.cpp):
+// torchrun and `streamfusion launch` (RANK, WORLD_SIZE, LOCAL_*), Open MPI's mpirun and Slurm's srun, on one host
+// or several (MASTER_ADDR then names rank 0's host). Plain C++: the multi-node cases that no GPU host here can run,
+// and bad variables, which must be errors naming them, never a process that quietly starts as a world of one.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../scoped_env.h"
+#include "backends/gpu_runtime/launch_env.h"
+
+namespace sf::gpu {
+namespace {
+
+using test::ScopedEnv;
+
+// Every variable read_launch_env reads, unset for the test's scope and then set as given.
+class LaunchVars {
+ public:
+  explicit LaunchVars(const std::vector<std::pair<const char*, const char*>>& set) {
+    for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                             "TORCHELASTIC_RUN_ID", "TORCHELASTIC_USE_AGENT_STORE", "OMPI_COMM_WORLD_RANK",
+                             "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
+                             "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NNODES"})
+      vars_.push_back(std::make_unique<ScopedEnv>(name, nullptr));
+    for (const auto& [name, value] : set) vars_.push_back(std::make_unique<ScopedEnv>(name, value));
+  }
+
+ private:
+  std::vector<std::unique_ptr<ScopedEnv>> vars_;  // put back in reverse order of setting
+};
+
+std::string error_of(const Result<LaunchInfo>& r) { return r.is_ok() ? "(no error)" : r.status().message(); }
+
+TEST(LaunchEnv, NoLauncherIsOneProcess) {
+  LaunchVars vars({});
+  const Result<LaunchInfo> r = read_launch_env();
+  ASSERT_TRUE(r.is_ok()) << error_of(r);
+  EXPECT_EQ(r->rank, 0);
+  EXPECT_EQ(r->world_size, 1);
+  EXPECT_EQ(r->source, "none");
+}
+
+TEST(LaunchEnv, TorchrunOnTwoHosts) {
+  LaunchVars vars({{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "4"},
+                   {"MASTER_ADDR", "node0"}, {"MASTER_PORT", "29600"}, {"TORCHELASTIC_RUN_ID", "job"}});
+  const Result<LaunchInfo> r = read_launch_env();
+  ASSERT_TRUE(r.is_ok()) << error_of(r);
+  EXPECT_EQ(r->rank, 5);
+  EXPECT_EQ(r->world_size, 8);
+  EXPECT_EQ(r->local_rank, 1);
+  EXPECT_EQ(r->local_world_size, 4);
+  EXPECT_EQ(r->master_addr, "node0");
+  EXPECT_EQ(r->master_port, 29600);
+  EXPECT_EQ(r->source, "torchrun");
+}
+
+TEST(LaunchEnv, TorchrunsAgentStoreMovesOursToTheNextPort) {
+  LaunchVars vars({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "29500"},
+                   {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
+  const Result<LaunchInfo> r = read_launch_env();
+  ASSERT_TRUE(r.is_ok()) << error_of(r);
+  EXPECT_EQ(r->master_port, 29501);
+  LaunchVars last({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "65535"},
+                   {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
+  EXPECT_NE(error_of(read_launch_env()).find("MASTER_PORT 65535 leaves no port for ours"), std::string::npos);
+}
+
+TEST(LaunchEnv, OpenMpiAndSlurmOnTwoHosts) {
+  {
+    LaunchVars vars({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                     {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}, {"MASTER_ADDR", "node0"}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->source, "Open MPI");
+    EXPECT_EQ(r->rank, 3);
+    EXPECT_EQ(r->local_rank, 1);
+    EXPECT_EQ(r->local_world_size, 2);
+  }
+  {
+    LaunchVars vars({{"SLURM_PROCID", "6"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "2"}, {"SLURM_NNODES", "2"},
+                     {"MASTER_ADDR", "node0"}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->source, "Slurm");
+    EXPECT_EQ(r->rank, 6);
+    EXPECT_EQ(r->local_rank, 2);
+    EXPECT_EQ(r->local_world_size, 4);
+  }
+  {  // torchrun under srun: torchrun's variables win
+    LaunchVars vars({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->rank, 1);
+    EXPECT_EQ(r->source, "RANK/WORLD_SIZE");
+  }
+  {  // a Slurm allocation's own shell: SLURM_NTASKS without SLURM_PROCID is no launcher
+    LaunchVars vars(std::vector<std::pair<const char*, const char*>>{{"SLURM_NTASKS", "8"}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->world_size, 1);
+  }
+}
+
+// Bad or half-set variables are errors that name them, not a world of one.
+TEST(LaunchEnv, BadVariablesAreErrorsThatNameThem) {
+  const struct {
+    std::vector<std::pair<const char*, const char*>> vars;
+    const char* message;
+  } cases[] = {
+      {{{"RANK", "abc"}, {"WORLD_SIZE", "4"}}, "RANK must be an integer, found 'abc'"},
+      {{{"RANK", "1"}, {"WORLD_SIZE", "4x"}}, "WORLD_SIZE must be an integer, found '4x'"},
+      {{{"RANK", "1"}}, "RANK is set but WORLD_SIZE is not"},
+      {{{"WORLD_SIZE", "4"}}, "WORLD_SIZE is set but RANK is not"},
+      {{{"OMPI_COMM_WORLD_RANK", "2"}}, "OMPI_COMM_WORLD_RANK is set but OMPI_COMM_WORLD_SIZE is not"},
+      {{{"RANK", "4"}, {"WORLD_SIZE", "4"}}, "rank 4 is not in [0, world size 4)"},
+      {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "2"}, {"LOCAL_WORLD_SIZE", "2"}},
+       "local rank 2 is not in [0, local size 2)"},
+      {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "one"}}, "LOCAL_RANK must be an integer, found 'one'"},
+      {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"}},
+       "4 ranks over several hosts but MASTER_ADDR is not set"},
+      {{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}, "MASTER_PORT 70000 is not a port"},
+      {{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "http"}}, "MASTER_PORT must be an integer, found 'http'"},
+      {{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NNODES", "two"}},
+       "SLURM_NNODES must be an integer, found 'two'"},
+      {{{"RANK", "99999999999"}, {"WORLD_SIZE", "4"}}, "RANK must be an integer, found '99999999999'"},
+  };
+  for (const auto& c : cases) {
+    LaunchVars vars(c.vars);
+    const std::string error = error_of(read_launch_env());
+    EXPECT_NE(error.find(c.message), std::string::npos) << "expected '" << c.message << "', got: " << error;
+  }
+}
+
+}  // namespace
+}  // namespace sf::gpu
