@@ -1,0 +1,130 @@
+// The bootstrap store (src/backends/gpu_runtime/tcp_store.cpp) that carries the NCCL and NVSHMEM unique ids, the
+// barriers and the results between the processes of a job, on one host or several: ranks that start before rank 0's
+// server, binary values, gathers in rank order, and the failures a user meets (no server, a key nobody sets, a port
+// that is taken) as errors that say what to check. Plain C++ over loopback sockets: no GPU needed.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/gpu_runtime/tcp_store.h"
+
+namespace sf::gpu {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A listening socket on a port the kernel picked (held until closed), or -1.
+int listen_on_free_port(int* port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 1) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// A port free right now (picked by the kernel, then released).
+int free_port() {
+  int port = 0;
+  const int fd = listen_on_free_port(&port);
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
+// A value like an NCCL unique id: binary, zero bytes inside, different per rank.
+std::string id_of(int rank) {
+  std::string v(128, '\0');
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<char>((i * 7 + static_cast<size_t>(rank) * 31) % 256);
+  v[5] = '\0';
+  return v;
+}
+
+// One rank of a world of kWorld: its store, a gather of every rank's id, a key that rank 1 sets late and rank 2
+// waits for, a barrier. Returns what went wrong, or nothing.
+constexpr int kWorld = 4;
+std::string run_rank(int rank, int port) {
+  // Rank 0's server comes up last: the others retry their connection until it does.
+  if (rank == 0) std::this_thread::sleep_for(milliseconds(300));
+  auto store = TcpStore::create(rank, kWorld, "127.0.0.1", port, milliseconds(10000));
+  if (!store.is_ok()) return store.status().to_string();
+  auto all = (*store)->all_gather("ids", id_of(rank));
+  if (!all.is_ok()) return all.status().to_string();
+  std::string errors;
+  for (int s = 0; s < kWorld; ++s)
+    if ((*all)[static_cast<size_t>(s)] != id_of(s)) errors += "value of rank " + std::to_string(s) + " differs; ";
+  if (rank == 1) {
+    std::this_thread::sleep_for(milliseconds(100));
+    const Status st = (*store)->set("late", "here");
+    if (!st.is_ok()) errors += st.to_string();
+  } else if (rank == 2) {
+    auto v = (*store)->get("late");
+    if (!v.is_ok() || *v != "here") errors += "late key: " + (v.is_ok() ? *v : v.status().to_string());
+  }
+  const Status b = (*store)->barrier("end");
+  if (!b.is_ok()) errors += b.to_string();
+  return errors;
+}
+
+TEST(TcpStore, RanksStartingBeforeRankZeroGatherEveryValueInRankOrder) {
+  const int port = free_port();
+  if (port == 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  std::vector<std::string> errors(kWorld);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < kWorld; ++r) ranks.emplace_back([&errors, r, port] { errors[r] = run_rank(r, port); });
+  for (std::thread& t : ranks) t.join();
+  for (int r = 0; r < kWorld; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+TEST(TcpStore, AKeyNobodySetsTimesOutNamingIt) {
+  const int port = free_port();
+  if (port == 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  auto store = TcpStore::create(0, 1, "127.0.0.1", port, milliseconds(300));
+  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  auto v = (*store)->get("nccl_id");
+  ASSERT_FALSE(v.is_ok());
+  EXPECT_EQ(v.status().code(), ErrorCode::kTimeout);
+  EXPECT_NE(v.status().message().find("for key 'nccl_id' that no rank set"), std::string::npos)
+      << v.status().to_string();
+}
+
+TEST(TcpStore, NoServerIsATimeoutThatNamesWhereItLooked) {
+  const int port = free_port();
+  if (port == 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  auto store = TcpStore::create(1, 2, "127.0.0.1", port, milliseconds(300));
+  ASSERT_FALSE(store.is_ok());
+  EXPECT_EQ(store.status().code(), ErrorCode::kTimeout);
+  EXPECT_NE(store.status().message().find("could not reach rank 0 at 127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << store.status().to_string();
+  EXPECT_NE(store.status().message().find("check MASTER_ADDR/MASTER_PORT"), std::string::npos);
+}
+
+TEST(TcpStore, ATakenPortIsAClearError) {
+  int port = 0;
+  const int taken = listen_on_free_port(&port);
+  if (taken < 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  auto store = TcpStore::create(0, 2, "127.0.0.1", port, milliseconds(300));
+  ::close(taken);
+  ASSERT_FALSE(store.is_ok());
+  EXPECT_NE(store.status().message().find("rank 0 cannot listen on port " + std::to_string(port)), std::string::npos)
+      << store.status().to_string();
+}
+
+}  // namespace
+}  // namespace sf::gpu
