@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   sf::cli::register_attention(app);
 #ifdef STREAMFUSION_HAVE_GPU_RUNTIME
   sf::cli::register_gpu_commands(app);
+  argc = sf::cli::launch_command_from(argc, argv);
 #endif
   return sf::cli::parse_and_run(app, argc, argv, sf::cli::exit_code);
 }

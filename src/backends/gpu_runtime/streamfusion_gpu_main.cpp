@@ -8,5 +8,5 @@ int main(int argc, char** argv) {
   CLI::App app{"StreamFusion GPU tools: launch, gpu-attention, gpu-links"};
   app.require_subcommand(1);
   sf::cli::register_gpu_commands(app);
-  return sf::cli::parse_and_run(app, argc, argv, [] { return 0; });
+  return sf::cli::parse_and_run(app, sf::cli::launch_command_from(argc, argv), argv, [] { return 0; });
 }

@@ -12,6 +12,10 @@ void register_gpu_commands(CLI::App& app);
 
 // Parts, each in its own file.
 void register_launch_command(CLI::App& app);
+// Before parsing: for `launch ... -- <command>`, takes the command off the command line (it runs as given, never
+// parsed: CLI11 would turn an argument like "[a,b]" into two) and returns the arguments left for CLI11, the count
+// up to the `--`. Any other command line is left whole.
+int launch_command_from(int argc, char** argv);
 void register_gpu_attention_command(CLI::App& app);
 void register_gpu_links_command(CLI::App& app);
 

@@ -77,6 +77,18 @@ struct LaunchOptions {
   std::vector<std::string> command;
 };
 
+// The command after `launch ... --`, taken off the command line before CLI11 parses it (launch_command_from):
+// CLI11 reads an argument like "[a,b]" as a list and would hand on "a" "b", so the launched command never goes
+// through it.
+struct SplitCommand {
+  bool split = false;
+  std::vector<std::string> command;
+};
+SplitCommand& split_command() {
+  static SplitCommand c;
+  return c;
+}
+
 int run_launch(const LaunchOptions& o) {
   if (o.nproc < 1) {
     std::fprintf(stderr, "launch: -n must be at least 1 (got %d)\n", o.nproc);
@@ -170,6 +182,18 @@ int run_launch(const LaunchOptions& o) {
 
 }  // namespace
 
+int launch_command_from(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "launch") != 0) return argc;
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) {
+      split_command().split = true;
+      split_command().command.assign(argv + i + 1, argv + argc);
+      return i;
+    }
+  }
+  return argc;
+}
+
 void register_launch_command(CLI::App& app) {
   auto opts = std::make_shared<LaunchOptions>();
   CLI::App* sub = app.add_subcommand(
@@ -177,8 +201,9 @@ void register_launch_command(CLI::App& app) {
   sub->add_option("-n,--nproc", opts->nproc, "Number of processes (GPUs)")->required();
   sub->add_option("--port", opts->port, "MASTER_PORT for the bootstrap store (default: a free port)");
   sub->add_option("--grace", opts->grace_s, "Seconds the other ranks get after one fails, before SIGTERM");
-  sub->add_option("command", opts->command, "The command to run, after --")->required();
+  sub->add_option("command", opts->command, "The command to run, after --");
   sub->callback([opts] {
+    if (split_command().split) opts->command = split_command().command;
     const int rc = run_launch(*opts);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
