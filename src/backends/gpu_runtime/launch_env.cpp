@@ -40,6 +40,16 @@ Result<bool> env_pair(const char* rank_name, const char* size_name, int* rank, i
   return true;
 }
 
+// The local rank and local size where the launcher names them, else those of a world on one host.
+Status read_local(const char* rank_name, const char* size_name, LaunchInfo* info) {
+  SF_ASSIGN_OR_RETURN(const bool has_rank, env_int(rank_name, &info->local_rank));
+  if (!has_rank) info->local_rank = info->rank;
+  if (size_name == nullptr) return Status::ok();
+  SF_ASSIGN_OR_RETURN(const bool has_size, env_int(size_name, &info->local_world_size));
+  if (!has_size) info->local_world_size = info->world_size;
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<LaunchInfo> read_launch_env() {
@@ -53,27 +63,20 @@ Result<LaunchInfo> read_launch_env() {
   if (torch_style) {
     info.source = std::getenv("TORCHELASTIC_RUN_ID") ? "torchrun" : "RANK/WORLD_SIZE";
     found = true;
-    SF_ASSIGN_OR_RETURN(const bool has_local, env_int("LOCAL_RANK", &info.local_rank));
-    if (!has_local) info.local_rank = info.rank;
-    SF_ASSIGN_OR_RETURN(const bool has_local_size, env_int("LOCAL_WORLD_SIZE", &info.local_world_size));
-    if (!has_local_size) info.local_world_size = info.world_size;
+    SF_RETURN_IF_ERROR(read_local("LOCAL_RANK", "LOCAL_WORLD_SIZE", &info));
   }
   if (!found) {
     SF_ASSIGN_OR_RETURN(found, env_pair("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", &info.rank, &info.world_size));
     if (found) {
       info.source = "Open MPI";
-      SF_ASSIGN_OR_RETURN(const bool has_local, env_int("OMPI_COMM_WORLD_LOCAL_RANK", &info.local_rank));
-      if (!has_local) info.local_rank = info.rank;
-      SF_ASSIGN_OR_RETURN(const bool has_local_size, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", &info.local_world_size));
-      if (!has_local_size) info.local_world_size = info.world_size;
+      SF_RETURN_IF_ERROR(read_local("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", &info));
     }
   }
   if (!found) {
     SF_ASSIGN_OR_RETURN(found, env_pair("SLURM_PROCID", "SLURM_NTASKS", &info.rank, &info.world_size, true));
     if (found) {
       info.source = "Slurm";
-      SF_ASSIGN_OR_RETURN(const bool has_local, env_int("SLURM_LOCALID", &info.local_rank));
-      if (!has_local) info.local_rank = info.rank;
+      SF_RETURN_IF_ERROR(read_local("SLURM_LOCALID", nullptr, &info));  // the local size from the node count
       int nodes = 1;
       SF_ASSIGN_OR_RETURN(const bool has_nodes, env_int("SLURM_NNODES", &nodes));
       info.local_world_size = has_nodes && nodes > 0 ? info.world_size / nodes : info.world_size;
