@@ -11,7 +11,8 @@
 # passed. Every launch runs under a timeout, so ranks that never meet end in FAIL, not a hang.
 #   tests/gpu/multi/launchers.sh <streamfusion-gpu binary> <N GPUs>
 # Env: SF_LAUNCHER_TIMEOUT_S (default 45, per launcher), SF_LAUNCHERS (default "builtin mpirun torchrun slurm
-# env"), SF_MPIRUN (default: mpirun on PATH), SF_PYTHON (default /opt/torch/.venv/bin/python3, else python3).
+# env"), SF_MPIRUN (default: mpirun on PATH), SF_PYTHON (default /opt/torch/.venv/bin/python3, else python3),
+# SF_LAUNCHERS_KEEP (a folder for the whole logs of failed launchers).
 set -uo pipefail
 
 BIN=${1:?usage: launchers.sh <streamfusion-gpu binary> <N GPUs>}
@@ -215,7 +216,13 @@ for which in ${SF_LAUNCHERS:-builtin mpirun torchrun slurm env}; do
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
+    # The ranks' own error lines first (a launcher's summary, as torchrun's, can push them out of the tail).
+    grep -m 8 -E "FATAL|[Ee]rror|what\(\)|Abort|terminate" "$out" | sed 's/^/    ! /'
     tail -n 15 "$out" | sed 's/^/    | /'
+    # SF_LAUNCHERS_KEEP=DIR: a copy of the failed launcher's whole log (the temporary folder goes with the host).
+    if [ -n "${SF_LAUNCHERS_KEEP:-}" ]; then
+      mkdir -p "$SF_LAUNCHERS_KEEP" && cp "$out" "$SF_LAUNCHERS_KEEP/$((passed + failed))-$which.log"
+    fi
   fi
   kill_leftovers
 done
