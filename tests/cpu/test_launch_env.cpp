@@ -57,15 +57,36 @@ TEST(LaunchEnv, TorchrunOnTwoHosts) {
   EXPECT_EQ(r->source, "torchrun");
 }
 
-TEST(LaunchEnv, TorchrunsAgentStoreMovesOursToTheNextPort) {
-  LaunchVars vars({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "29500"},
+TEST(LaunchEnv, TorchrunsAgentStoreMovesOursBesideIt) {
+  LaunchVars vars({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "40001"}, {"TORCHELASTIC_RUN_ID", "abc"},
                    {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
   const Result<LaunchInfo> r = read_launch_env();
   ASSERT_TRUE(r.is_ok()) << error_of(r);
-  EXPECT_EQ(r->master_port, 29501);
+  EXPECT_EQ(r->master_port, 40001);
+  // Same parity as torchrun's own port (a listening socket's, where outgoing connections take the other).
+  EXPECT_EQ(r->store_ports, (std::vector<int>{40003, 40005, 40007, 40009}));
+  EXPECT_EQ(r->job, "abc");
+  EXPECT_EQ(store_ports_text(r.value()), "40003 (or 40005, 40007, 40009)");
+  {
+    LaunchVars near_top({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "65531"},
+                         {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
+    const Result<LaunchInfo> t = read_launch_env();
+    ASSERT_TRUE(t.is_ok()) << error_of(t);
+    EXPECT_EQ(t->store_ports, (std::vector<int>{65533, 65535}));
+  }
   LaunchVars last({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "65535"},
                    {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
-  EXPECT_NE(error_of(read_launch_env()).find("MASTER_PORT 65535 leaves no port for ours"), std::string::npos);
+  EXPECT_NE(error_of(read_launch_env()).find("MASTER_PORT 65535 leaves no port above it for ours"),
+            std::string::npos);
+}
+
+TEST(LaunchEnv, OtherLaunchersServeOnMasterPortAlone) {
+  LaunchVars vars({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "29600"}});
+  const Result<LaunchInfo> r = read_launch_env();
+  ASSERT_TRUE(r.is_ok()) << error_of(r);
+  EXPECT_EQ(r->store_ports, (std::vector<int>{29600}));
+  EXPECT_EQ(r->job, "");
+  EXPECT_EQ(store_ports_text(r.value()), "29600");
 }
 
 TEST(LaunchEnv, OpenMpiAndSlurmOnTwoHosts) {

@@ -126,5 +126,76 @@ TEST(TcpStore, ATakenPortIsAClearError) {
       << store.status().to_string();
 }
 
+// A world of kWorld on `ports` under `job`: what each rank found wrong, or nothing.
+std::vector<std::string> run_world(const std::vector<int>& ports, const std::string& job) {
+  std::vector<std::string> errors(kWorld);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < kWorld; ++r)
+    ranks.emplace_back([&errors, &ports, &job, r] {
+      auto store = TcpStore::create(r, kWorld, "127.0.0.1", ports, milliseconds(10000), job);
+      if (!store.is_ok()) {
+        errors[r] = store.status().to_string();
+        return;
+      }
+      auto all = (*store)->all_gather("ids", id_of(r));
+      if (!all.is_ok()) errors[r] = all.status().to_string();
+      else if ((*all)[3] != id_of(3)) errors[r] = "rank 3's value differs";
+    });
+  for (std::thread& t : ranks) t.join();
+  return errors;
+}
+
+// Beside torchrun's store our port is a guess (launch_env.h): a port that some other socket holds passes to the
+// next, and the ranks find rank 0 there, though the first port accepts their connections and never answers.
+TEST(TcpStore, AFirstPortTakenMovesTheStoreToTheNext) {
+  int taken_port = 0;
+  const int taken = listen_on_free_port(&taken_port);
+  const int next = free_port();
+  if (taken < 0 || next == 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  const std::vector<std::string> errors = run_world({taken_port, next}, "job-1");
+  ::close(taken);
+  for (int r = 0; r < kWorld; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+// Another job's store on the first port (two torchrun jobs on one host whose ports sit close): its greeting names
+// another job, so the ranks pass over it, and it does not count them as its own ranks lost.
+TEST(TcpStore, AnotherJobsStoreIsPassedOver) {
+  const int first = free_port();
+  if (first == 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  auto other = TcpStore::create(0, 1, "127.0.0.1", std::vector<int>{first}, milliseconds(10000), "other-job");
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  const int next = free_port();
+  const std::vector<std::string> errors = run_world({first, next}, "our-job");
+  for (int r = 0; r < kWorld; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+  EXPECT_TRUE((*other)->lost_ranks().empty());
+}
+
+TEST(TcpStore, ARankThatFindsOnlyOtherStoresSaysWhatAnswered) {
+  const int port = free_port();
+  if (port == 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  auto other = TcpStore::create(0, 1, "127.0.0.1", std::vector<int>{port}, milliseconds(10000), "other-job");
+  ASSERT_TRUE(other.is_ok()) << other.status().to_string();
+  auto store = TcpStore::create(1, 2, "127.0.0.1", std::vector<int>{port}, milliseconds(500), "our-job");
+  ASSERT_FALSE(store.is_ok());
+  EXPECT_EQ(store.status().code(), ErrorCode::kTimeout);
+  EXPECT_NE(store.status().message().find("a store of another job answered"), std::string::npos)
+      << store.status().to_string();
+  EXPECT_NE(store.status().message().find("job 'other-job'"), std::string::npos) << store.status().to_string();
+}
+
+TEST(TcpStore, EveryPortTakenIsAClearError) {
+  int a = 0, b = 0;
+  const int fa = listen_on_free_port(&a), fb = listen_on_free_port(&b);
+  if (fa < 0 || fb < 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  auto store = TcpStore::create(0, 2, "127.0.0.1", std::vector<int>{a, b}, milliseconds(300));
+  ::close(fa);
+  ::close(fb);
+  ASSERT_FALSE(store.is_ok());
+  EXPECT_NE(store.status().message().find("rank 0 cannot listen on port any of " + std::to_string(a) + ", " +
+                                          std::to_string(b)),
+            std::string::npos)
+      << store.status().to_string();
+}
+
 }  // namespace
 }  // namespace sf::gpu

@@ -115,9 +115,9 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
 
   {
     Watchdog::ScopedOp op(impl->watchdog.get(), "connecting to the bootstrap store at " + launch.master_addr + ":" +
-                                                    std::to_string(launch.master_port));
+                                                    store_ports_text(launch));
     SF_ASSIGN_OR_RETURN(impl->store, TcpStore::create(launch.rank, launch.world_size, launch.master_addr,
-                                                      launch.master_port, std::chrono::seconds(120)));
+                                                      launch.store_ports, std::chrono::seconds(120), launch.job));
   }
   SF_RETURN_IF_ERROR(impl->streams.init(launch.local_rank, impl->watchdog.get()));
   SF_RETURN_IF_ERROR(impl->links.init(launch.rank, launch.world_size, launch.local_world_size == launch.world_size,

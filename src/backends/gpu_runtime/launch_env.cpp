@@ -105,14 +105,28 @@ Result<LaunchInfo> read_launch_env() {
     if (port <= 0 || port > 65535) return invalid_argument("MASTER_PORT " + std::to_string(port) + " is not a port");
     info.master_port = port;
   }
+  info.store_ports = {info.master_port};
+  if (const char* run = std::getenv("TORCHELASTIC_RUN_ID"); run && *run) info.job = run;
   // torchrun (PyTorch 2.4 on) serves its own store on MASTER_PORT and tells its workers to share it; rank 0
-  // could not listen there, so ours takes the next port (same rule on every rank, every host).
+  // could not listen there, so ours takes one of the ports beside it of the same parity (launch_env.h says why),
+  // the same list on every rank and every host.
   if (const char* shared = std::getenv("TORCHELASTIC_USE_AGENT_STORE"); shared && std::string(shared) == "True") {
-    if (info.master_port >= 65535) return invalid_argument("torchrun's MASTER_PORT 65535 leaves no port for ours");
-    info.master_port += 1;
-    info.source += " (store on MASTER_PORT+1: torchrun's agent holds MASTER_PORT)";
+    info.store_ports.clear();
+    for (int k = 1; k <= 4 && info.master_port + 2 * k <= 65535; ++k)
+      info.store_ports.push_back(info.master_port + 2 * k);
+    if (info.store_ports.empty())
+      return invalid_argument("torchrun's MASTER_PORT " + std::to_string(info.master_port) +
+                              " leaves no port above it for ours (we take MASTER_PORT+2 to +8)");
+    info.source += " (store beside torchrun's own on MASTER_PORT)";
   }
   return info;
+}
+
+std::string store_ports_text(const LaunchInfo& info) {
+  std::string s;
+  for (size_t i = 0; i < info.store_ports.size(); ++i)
+    s += (i == 0 ? "" : i == 1 ? " (or " : ", ") + std::to_string(info.store_ports[i]);
+  return info.store_ports.size() > 1 ? s + ")" : s;
 }
 
 }  // namespace sf::gpu

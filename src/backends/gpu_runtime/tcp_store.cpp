@@ -3,11 +3,13 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 namespace sf::gpu {
@@ -17,6 +19,56 @@ enum : uint8_t { kOpHello = 1, kOpSet = 2, kOpGet = 3, kOpBye = 4 };
 enum : uint8_t { kReplyOk = 0, kReplyTimeout = 1 };
 
 std::string errno_text() { return std::strerror(errno); }
+
+// What the server answers a greeting with, and what a client expects: a store of another job (or of a rank that
+// counts another world) on the port a client tries is not taken for ours.
+std::string store_token(const std::string& job, int world_size) {
+  return "streamfusion-store job '" + job + "' world " + std::to_string(world_size);
+}
+
+std::string port_list(const std::vector<int>& ports) {
+  std::string s;
+  for (int p : ports) s += (s.empty() ? "" : ", ") + std::to_string(p);
+  return s;
+}
+
+// Send and receive timeouts of a socket (zero: none).
+void set_io_timeout(int fd, int seconds) {
+  timeval tv{seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+// connect() bounded in time: a port whose listener does not accept (its backlog full, a firewall that drops)
+// would otherwise hold a blocking connect for minutes, past the store's own timeout.
+bool connect_within(int fd, const sockaddr* addr, socklen_t len, int timeout_ms, std::string* why) {
+  const int flags = ::fcntl(fd, F_GETFL, 0);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  int err = ::connect(fd, addr, len) == 0 ? 0 : errno;
+  if (err == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    const int r = ::poll(&p, 1, timeout_ms);
+    socklen_t n = sizeof err;
+    if (r == 0) err = ETIMEDOUT;
+    else if (r < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) != 0) err = errno;
+  }
+  ::fcntl(fd, F_SETFL, flags);
+  if (err != 0) *why = err == ETIMEDOUT ? "the connection was not accepted within " + std::to_string(timeout_ms) +
+                                              " ms" : std::strerror(err);
+  return err == 0;
+}
+
+// Whether a connected socket reached itself: on loopback, a connect() to a port nobody listens on can be given
+// that very port as its own and "succeed" (TCP's simultaneous open). Clients retry for a long time while rank 0
+// starts, and the port guessed beside torchrun's store is of the kind connect() hands out, so it can happen.
+bool connected_to_itself(int fd) {
+  sockaddr_in self{}, peer{};
+  socklen_t a = sizeof self, b = sizeof peer;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &a) != 0 ||
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &b) != 0)
+    return false;
+  return self.sin_port == peer.sin_port && self.sin_addr.s_addr == peer.sin_addr.s_addr;
+}
 
 bool write_all(int fd, const void* data, size_t n) {
   const char* p = static_cast<const char*>(data);
@@ -59,6 +111,7 @@ bool read_str(int fd, std::string* s) {
 
 struct TcpStore::Server {
   int listen_fd = -1;
+  std::string token;  // the greeting's answer (store_token)
   std::chrono::milliseconds timeout{0};
   std::mutex mu;
   std::condition_variable cv;
@@ -77,10 +130,12 @@ struct TcpStore::Server {
       uint8_t op = 0;
       std::string key, value;
       if (!read_all(fd, &op, 1) || !read_str(fd, &key) || !read_str(fd, &value)) break;
-      if (op == kOpHello) {
-        peer_rank = std::atoi(value.c_str());
+      if (op == kOpHello) {  // value: the rank, a newline, the client's token
+        const size_t nl = value.find('\n');
+        const bool ours = nl != std::string::npos && value.compare(nl + 1, std::string::npos, token) == 0;
         uint8_t ok = kReplyOk;
-        if (!write_all(fd, &ok, 1) || !write_str(fd, "")) break;
+        if (!write_all(fd, &ok, 1) || !write_str(fd, token) || !ours) break;  // another job's client: not a rank
+        peer_rank = std::atoi(value.c_str());
       } else if (op == kOpSet) {
         {
           std::lock_guard<std::mutex> lock(mu);
@@ -152,67 +207,122 @@ struct TcpStore::Server {
   }
 };
 
-Result<std::unique_ptr<TcpStore>> TcpStore::create(int rank, int world_size, const std::string& host, int port,
-                                                   std::chrono::milliseconds timeout) {
+int TcpStore::bind_any_address(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  return -1;
+}
+
+int TcpStore::connect_and_greet(const std::string& host, int port, int rank, const std::string& token,
+                                std::string* why) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res); rc != 0) {
+    *why = std::string("cannot resolve ") + host + ": " + gai_strerror(rc);
+    return -1;
+  }
+  int fd = ::socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+  const bool connected = fd >= 0 && connect_within(fd, res->ai_addr, res->ai_addrlen, 2000, why);
+  ::freeaddrinfo(res);
+  if (!connected) {
+    if (fd < 0) *why = errno_text();
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  if (connected_to_itself(fd)) {
+    *why = "no server (the connection reached itself)";
+    ::close(fd);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // The greeting, bounded in time: a program that is not a store may never answer.
+  set_io_timeout(fd, 2);
+  const std::string hello = std::to_string(rank) + "\n" + token;
+  uint8_t op = kOpHello, st = 0;
+  std::string reply;
+  if (!write_all(fd, &op, 1) || !write_str(fd, "") || !write_str(fd, hello) || !read_all(fd, &st, 1) ||
+      !read_str(fd, &reply)) {
+    *why = "something listens there but did not answer as a store";
+    ::close(fd);
+    return -1;
+  }
+  if (st != kReplyOk || reply != token) {
+    *why = "a store of another job answered (\"" + reply.substr(0, 120) + "\", expected \"" + token + "\")";
+    ::close(fd);
+    return -1;
+  }
+  set_io_timeout(fd, 0);  // a get may wait for as long as the store's timeout
+  return fd;
+}
+
+Result<std::unique_ptr<TcpStore>> TcpStore::create(int rank, int world_size, const std::string& host,
+                                                   const std::vector<int>& ports, std::chrono::milliseconds timeout,
+                                                   const std::string& job) {
+  if (ports.empty()) return invalid_argument("store: no port to serve or reach rank 0 on");
   std::unique_ptr<TcpStore> s(new TcpStore());
   s->rank_ = rank;
   s->world_ = world_size;
   s->timeout_ = timeout;
+  const std::string token = store_token(job, world_size);
+  std::vector<int> targets = ports;
   if (rank == 0) {
     auto srv = std::make_unique<Server>();
     srv->timeout = timeout;
-    srv->listen_fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (srv->listen_fd < 0) return backend_error("store: socket() failed: " + errno_text());
-    int one = 1;
-    ::setsockopt(srv->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    if (::bind(srv->listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      return backend_error("store: rank 0 cannot listen on port " + std::to_string(port) + ": " + errno_text() +
-                           " (is MASTER_PORT in use by another job?)");
+    srv->token = token;
+    // The first port free: one taken by another socket (EADDRINUSE) passes to the next; any other failure ends it.
+    int bound = -1;
+    for (int port : ports) {
+      const int fd = bind_any_address(port);
+      if (fd >= 0) {
+        srv->listen_fd = fd;
+        bound = port;
+        break;
+      }
+      const int err = errno;
+      if (err != EADDRINUSE || port == ports.back()) {
+        errno = err;
+        return backend_error("store: rank 0 cannot listen on port " +
+                             (ports.size() == 1 ? std::to_string(port) : "any of " + port_list(ports)) + ": " +
+                             errno_text() + " (is MASTER_PORT in use by another job?)");
+      }
     }
     if (::listen(srv->listen_fd, 1024) != 0) return backend_error("store: listen() failed: " + errno_text());
     Server* raw = srv.get();
     srv->acceptor = std::thread([raw] { raw->accept_loop(); });
     s->server_ = std::move(srv);
+    targets = {bound};
   }
-  // Connect (rank 0 to its own server through loopback).
+  // Connect (rank 0 to its own server through loopback), each port in turn until one greets as ours.
   const std::string target = rank == 0 ? std::string("127.0.0.1") : host;
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  hints.ai_socktype = SOCK_STREAM;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string last_error = "no attempt";
-  while (std::chrono::steady_clock::now() < deadline) {
-    addrinfo* res = nullptr;
-    int rc = ::getaddrinfo(target.c_str(), std::to_string(port).c_str(), &hints, &res);
-    if (rc != 0) {
-      last_error = std::string("cannot resolve ") + target + ": " + gai_strerror(rc);
-    } else {
-      int fd = ::socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-      if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
-        ::freeaddrinfo(res);
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        s->fd_ = fd;
-        break;
-      }
-      last_error = errno_text();
-      if (fd >= 0) ::close(fd);
-      ::freeaddrinfo(res);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::vector<std::string> why(targets.size(), "no attempt");
+  while (s->fd_ < 0 && std::chrono::steady_clock::now() < deadline) {
+    for (size_t i = 0; i < targets.size() && s->fd_ < 0; ++i)
+      s->fd_ = connect_and_greet(target, targets[i], rank, token, &why[i]);
+    if (s->fd_ < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (s->fd_ < 0) {
+    std::string seen;
+    for (size_t i = 0; i < targets.size(); ++i)
+      seen += (i == 0 ? "" : "; ") + (targets.size() > 1 ? "port " + std::to_string(targets[i]) + ": " : "") + why[i];
     return Status(ErrorCode::kTimeout, "store: rank " + std::to_string(rank) + " could not reach rank 0 at " +
-                                           target + ":" + std::to_string(port) + " within " +
-                                           std::to_string(timeout.count() / 1000) + " s: " + last_error +
+                                           target + ":" + port_list(targets) + " within " +
+                                           std::to_string(timeout.count() / 1000) + " s: " + seen +
                                            " (check MASTER_ADDR/MASTER_PORT)");
   }
-  std::string reply;
-  SF_RETURN_IF_ERROR(s->request(kOpHello, "", std::to_string(rank), &reply));
   return s;
 }
 

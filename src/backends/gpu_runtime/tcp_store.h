@@ -20,10 +20,22 @@ namespace sf::gpu {
 
 class TcpStore {
  public:
-  // Rank 0 starts the server (binding `port` on all interfaces); the others connect to host:port, retrying
-  // until `timeout` (the server may start after them).
+  // Rank 0 starts the server on the first of `ports` that is free (on all interfaces); the others try host:port
+  // for each port in turn, retrying until `timeout` (the server may start after them), and keep the first whose
+  // server answers the greeting as this job's store: `job` and the world size, so that a port held by another
+  // program, or by another job's store, is passed over. One port is the usual case (MASTER_PORT); several serve
+  // where the port is a guess that another socket may hold (launch_env.h: beside torchrun's own store).
+  static Result<std::unique_ptr<TcpStore>> create(int rank, int world_size, const std::string& host,
+                                                  const std::vector<int>& ports, std::chrono::milliseconds timeout,
+                                                  const std::string& job = "");
   static Result<std::unique_ptr<TcpStore>> create(int rank, int world_size, const std::string& host, int port,
-                                                  std::chrono::milliseconds timeout);
+                                                  std::chrono::milliseconds timeout) {
+    return create(rank, world_size, host, std::vector<int>{port}, timeout);
+  }
+  // A socket bound to `port` on every address (SO_REUSEADDR), as rank 0's server binds it, not yet listening;
+  // -1 with errno set when the port cannot be taken.
+  static int bind_any_address(int port);
+
   ~TcpStore();
   TcpStore(const TcpStore&) = delete;
   TcpStore& operator=(const TcpStore&) = delete;
@@ -42,6 +54,9 @@ class TcpStore {
   TcpStore() = default;
   struct Server;
   Status request(uint8_t op, const std::string& key, const std::string& value, std::string* reply);
+  // One connection attempt to host:port with the greeting; the connected socket, or -1 and *why.
+  static int connect_and_greet(const std::string& host, int port, int rank, const std::string& token,
+                               std::string* why);
 
   int rank_ = 0;
   int world_ = 1;

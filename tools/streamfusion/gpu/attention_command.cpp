@@ -50,8 +50,8 @@ bool lone_ring_in_machine(const SpAttentionConfig& c, const Topology& topo, int 
 
 // Which launcher's variables this process took its place from (the launcher checks in tests/gpu/multi grep it).
 void print_launch(const gpu::LaunchInfo& env) {
-  std::printf("# launch: rank source = %s; world %d (%d on this host); bootstrap store %s:%d\n", env.source.c_str(),
-              env.world_size, env.local_world_size, env.master_addr.c_str(), env.master_port);
+  std::printf("# launch: rank source = %s; world %d (%d on this host); bootstrap store %s:%s\n", env.source.c_str(),
+              env.world_size, env.local_world_size, env.master_addr.c_str(), gpu::store_ports_text(env).c_str());
   std::fflush(stdout);
 }
 

@@ -20,23 +20,16 @@
 #include <vector>
 
 #include "gpu_commands.h"
+#include "tcp_store.h"
 
 namespace sf::cli {
 namespace {
 
 // True when a listening socket could take `port` on every address, as rank 0's store will (INADDR_ANY).
 bool port_free(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
+  const int fd = gpu::TcpStore::bind_any_address(port);
+  if (fd >= 0) ::close(fd);
+  return fd >= 0;
 }
 
 // The store's port. Chosen below the kernel's ephemeral range (ip_local_port_range, where outgoing connections
