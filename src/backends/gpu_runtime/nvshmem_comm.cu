@@ -41,9 +41,20 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
   if (int rc = nvshmemx_set_attr_uniqueid_args(rank, world_size, &id, &attr); rc != 0) {
     return backend_error("nvshmemx_set_attr_uniqueid_args failed (" + std::to_string(rc) + ")");
   }
+  // The symmetric heap is reserved here: a heap larger than the GPU's free memory is the usual cause of a failure,
+  // so the message gives both (NVSHMEM's own says little more than a return code).
+  size_t free_bytes = 0, total_bytes = 0;
+  const bool have_free = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
   if (int rc = nvshmemx_init_attr(NVSHMEMX_INIT_WITH_UNIQUEID, &attr); rc != 0) {
-    return backend_error("nvshmemx_init_attr failed (" + std::to_string(rc) + "); NVSHMEM " +
-                         nvshmem_version_string() + " (set NVSHMEM_DEBUG=INFO for details)");
+    const char* heap = std::getenv("NVSHMEM_SYMMETRIC_SIZE");
+    return Status(ErrorCode::kBackendError,
+                  "nvshmemx_init_attr failed (" + std::to_string(rc) + ") on rank " + std::to_string(rank) +
+                      " with a symmetric heap of NVSHMEM_SYMMETRIC_SIZE=" + (heap ? heap : "NVSHMEM's default") +
+                      (have_free ? " and " + std::to_string(free_bytes >> 20) + " MiB free of the GPU's " +
+                                       std::to_string(total_bytes >> 20) + " MiB"
+                                 : std::string()) +
+                      " (a heap larger than the free memory fails here); NVSHMEM " + nvshmem_version_string() +
+                      " (NVSHMEM_DEBUG=INFO for details)");
   }
   if (nvshmem_my_pe() != rank || nvshmem_n_pes() != world_size) {
     return backend_error("NVSHMEM numbered this process PE " + std::to_string(nvshmem_my_pe()) + " of " +

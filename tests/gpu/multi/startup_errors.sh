@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Start-up failures a user meets (issue 4: out-of-memory and plugin problems at start-up are clear errors): each case
+# starts N ranks of a gpu-attention layer under the built-in launcher with one thing wrong, and passes when the job
+# ends by itself (no hang: within the case's timeout), with a non-zero exit code, no crash (no signal, no core), and
+# a line that says what was wrong (the case's pattern). One PASS/FAIL line each; non-zero exit if any failed.
+#   symmetric_heap_too_large   NVSHMEM_SYMMETRIC_SIZE far beyond the GPU's memory: NVSHMEM's start fails
+#   symmetric_heap_exhausted   a heap too small for the layer's symmetric buffers
+#   gpu_memory_exhausted       a sequence whose buffers do not fit in the GPU
+#   nccl_network_missing       NCCL_NET naming a network (plugin) that does not exist
+#   tests/gpu/multi/startup_errors.sh <streamfusion-gpu binary> <N GPUs>
+# Env: SF_STARTUP_TIMEOUT_S (default 90, per case), SF_STARTUP_CASES (default: all, in the order above),
+# SF_STARTUP_KEEP (a folder for every case's whole log).
+set -uo pipefail
+
+BIN=${1:?usage: startup_errors.sh <streamfusion-gpu binary> <N GPUs>}
+N=${2:?usage: startup_errors.sh <streamfusion-gpu binary> <N GPUs>}
+if ! [[ $N =~ ^[0-9]+$ ]] || [ "$N" -lt 1 ]; then
+  echo "startup_errors.sh: N must be a number of GPUs >= 1 (got '$N')" >&2
+  exit 2
+fi
+[ -x "$BIN" ] || { echo "startup_errors.sh: '$BIN' is not an executable" >&2; exit 2; }
+T=${SF_STARTUP_TIMEOUT_S:-90}
+LOGDIR=$(mktemp -d /tmp/sf-startup.XXXXXX)
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+# Waits end well inside the case's timeout, so that a rank left waiting for a failed peer says so and exits.
+export SF_WATCHDOG_TIMEOUT_S=${SF_WATCHDOG_TIMEOUT_S:-30}
+unset NVSHMEM_SYMMETRIC_SIZE NCCL_NET
+
+LAYER=(gpu-attention -H 24 -D 128 --topology "1x$N" -w 0 -n 1)
+# name | environment (space-separated, may be empty) | gpu-attention arguments | pattern of the explaining line
+SZ=NVSHMEM_SYMMETRIC_SIZE
+CASES=(
+  "symmetric_heap_too_large|$SZ=4096G|-S 4096 --schemes sfu|\
+nvshmemx_init_attr failed .* symmetric heap of $SZ=4096G and [0-9]+ MiB free"
+  "symmetric_heap_exhausted|$SZ=256M|-S 65536 --schemes sfu --no-single --no-concurrent|\
+nvshmem_malloc of [0-9]+ MiB failed on rank [0-9]+: symmetric heap exhausted \\($SZ=256M\\)"
+  "gpu_memory_exhausted|$SZ=1G|-S 33554432 --schemes usp --no-single --no-concurrent|\
+cudaMalloc of [0-9]+ MiB on GPU [0-9]+ failed: out of memory \\([0-9]+ of [0-9]+ MiB free\\)"
+  "nccl_network_missing|NCCL_NET=NoSuchNetwork $SZ=1G|-S 4096 --schemes usp|\
+ncclCommInitRank.*(NoSuchNetwork|network|net)"
+)
+
+passed=0 failed=0
+echo "# startup_errors.sh: $BIN ${LAYER[*]} on $N GPUs, ${T} s per case; logs in $LOGDIR"
+for entry in "${CASES[@]}"; do
+  IFS='|' read -r name envs args pattern <<<"$entry"
+  if [ -n "${SF_STARTUP_CASES:-}" ] && ! [[ " $SF_STARTUP_CASES " == *" $name "* ]]; then continue; fi
+  out=$LOGDIR/$name.log
+  t0=$SECONDS
+  # shellcheck disable=SC2086  # the case's variables and arguments are word lists
+  timeout -k 10 "$T" env $envs "$BIN" launch -n "$N" --grace 10 -- "$BIN" "${LAYER[@]}" $args >"$out" 2>&1
+  rc=$?
+  why=""
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    why="did not end within ${T} s (a hang)"
+  elif [ "$rc" -eq 0 ]; then
+    why="exit code 0: the job ran as if nothing were wrong"
+  elif [ "$rc" -gt 128 ] || grep -qE "Segmentation fault|core dumped|SIGSEGV|SIGABRT|Aborted" "$out"; then
+    why="crashed (exit code $rc)"
+  elif ! grep -qE "$pattern" "$out"; then
+    why="no line says what was wrong (expected /$pattern/; exit code $rc)"
+  fi
+  if [ -z "$why" ]; then
+    printf 'PASS    %-26s exit %d; %s (%d s)\n' "$name" "$rc" "$(grep -m1 -oE "$pattern" "$out" | cut -c1-160)" \
+      $((SECONDS - t0))
+    passed=$((passed + 1))
+  else
+    printf 'FAIL    %-26s %s (%d s)\n' "$name" "$why" $((SECONDS - t0))
+    grep -m 6 -E "FATAL|[Ee]rror|failed|WARN" "$out" | cut -c1-300 | sed 's/^/    ! /'
+    tail -n 8 "$out" | cut -c1-300 | sed 's/^/    | /'
+    failed=$((failed + 1))
+  fi
+  if [ -n "${SF_STARTUP_KEEP:-}" ]; then mkdir -p "$SF_STARTUP_KEEP" && cp "$out" "$SF_STARTUP_KEEP/"; fi
+done
+echo "# startup errors: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
