@@ -71,8 +71,13 @@ struct GpuContext::Impl {
     std::memcpy(&id, got.data(), sizeof id);
     {
       Watchdog::ScopedOp op(watchdog.get(), "ncclCommInitRank (world of " + std::to_string(launch.world_size) + ")");
-      SF_RETURN_IF_ERROR(nccl_status(ncclCommInitRank(&nccl.lane_comm[0], launch.world_size, id, launch.rank),
-                                     "ncclCommInitRank"));
+      // A failed start is most often the network plugin NCCL was told to use: name the variables that chose it.
+      std::string chosen;
+      for (const char* v : {"NCCL_NET", "NCCL_NET_PLUGIN", "NCCL_IB_HCA", "NCCL_SOCKET_IFNAME"})
+        if (const char* x = std::getenv(v); x && *x) chosen += (chosen.empty() ? "" : ", ") + std::string(v) + "=" + x;
+      const std::string init = "ncclCommInitRank" + (chosen.empty() ? "" : " with " + chosen);
+      SF_RETURN_IF_ERROR(
+          nccl_status(ncclCommInitRank(&nccl.lane_comm[0], launch.world_size, id, launch.rank), init.c_str()));
       SF_RETURN_IF_ERROR(nccl_status(ncclCommSplit(nccl.lane_comm[0], 0, launch.rank, &nccl.lane_comm[1], nullptr),
                                      "ncclCommSplit (ring lane)"));
     }

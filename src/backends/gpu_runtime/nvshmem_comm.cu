@@ -119,11 +119,18 @@ Result<SymmetricBuffer> NvshmemComm::alloc_symmetric(size_t bytes) {
   Watchdog::ScopedOp op(streams_->watchdog(), "nvshmem_malloc of " + std::to_string(bytes) + " B (collective)");
   b.local = nvshmem_malloc(bytes == 0 ? 16 : bytes);
   if (!b.local) {
+    // Where NVSHMEM grows its heap on demand (CUDA VMM, the default between P2P GPUs) NVSHMEM_SYMMETRIC_SIZE is no
+    // limit and the GPU's memory runs out first; with a fixed heap (NVSHMEM_DISABLE_CUDA_VMM=1) the heap's size is.
     const char* heap = std::getenv("NVSHMEM_SYMMETRIC_SIZE");
-    return Status(ErrorCode::kOutOfMemory, "nvshmem_malloc of " + std::to_string(bytes >> 20) +
-                                               " MiB failed on rank " + std::to_string(rank_) +
-                                               ": symmetric heap exhausted (NVSHMEM_SYMMETRIC_SIZE=" +
-                                               (heap ? heap : "default") + ")");
+    size_t free_bytes = 0, total_bytes = 0;
+    const bool have_free = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+    return Status(ErrorCode::kOutOfMemory,
+                  "nvshmem_malloc of " + std::to_string(bytes >> 20) + " MiB failed on rank " +
+                      std::to_string(rank_) + ": symmetric heap exhausted (NVSHMEM_SYMMETRIC_SIZE=" +
+                      (heap ? heap : "default") + ")" +
+                      (have_free ? "; " + std::to_string(free_bytes >> 20) + " of the GPU's " +
+                                       std::to_string(total_bytes >> 20) + " MiB free"
+                                 : std::string()));
   }
   return b;
 }
