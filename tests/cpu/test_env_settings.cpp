@@ -8,6 +8,7 @@
 
 #include "../scoped_env.h"
 #include "backends/cuda/kernel_settings.h"
+#include "backends/gpu_runtime/nvshmem_heap.h"
 #include "streamfusion/env_choice.h"
 
 namespace sf {
@@ -220,4 +221,38 @@ TEST_F(KernelSettingsTest, BlockTraceIsAFileName) {
 }
 
 }  // namespace
+// NVSHMEM_SYMMETRIC_SIZE as NVSHMEM reads it, and the fixed heap that cannot fit (src/backends/gpu_runtime/
+// nvshmem_heap.h): refused before NVSHMEM starts, which would exit the process itself.
+TEST(NvshmemHeap, SizesReadAsNvshmemReadsThem) {
+  using gpu::nvshmem_size_bytes;
+  EXPECT_EQ(nvshmem_size_bytes("1024"), size_t{1024});
+  EXPECT_EQ(nvshmem_size_bytes("20m"), size_t{20971520});
+  EXPECT_EQ(nvshmem_size_bytes("3.1M"), size_t{3250586});
+  EXPECT_EQ(nvshmem_size_bytes(".5m"), size_t{524288});
+  EXPECT_EQ(nvshmem_size_bytes("20kk"), size_t{20480});  // one multiplier; what follows it is ignored
+  EXPECT_EQ(nvshmem_size_bytes("4096G"), size_t{4096} << 30);
+  EXPECT_EQ(nvshmem_size_bytes("2t"), size_t{2} << 40);
+  EXPECT_EQ(nvshmem_size_bytes("1G"), size_t{1} << 30);
+  for (const char* bad : {"", "G", "-1G", "12x", "abc"}) EXPECT_FALSE(nvshmem_size_bytes(bad).has_value()) << bad;
+  EXPECT_FALSE(nvshmem_size_bytes(nullptr).has_value());
+}
+
+TEST(NvshmemHeap, AFixedHeapBeyondTheFreeMemoryIsRefusedNamingBoth) {
+  const size_t free_b = size_t{40} << 30, total_b = size_t{140} << 30;
+  {
+    test::ScopedEnv vmm("NVSHMEM_DISABLE_CUDA_VMM", nullptr);  // the heap grows on demand: any size starts
+    EXPECT_EQ(gpu::fixed_heap_misfit("4096G", free_b, total_b), "");
+  }
+  test::ScopedEnv vmm("NVSHMEM_DISABLE_CUDA_VMM", "1");
+  EXPECT_EQ(gpu::fixed_heap_misfit("24G", free_b, total_b), "");
+  EXPECT_EQ(gpu::fixed_heap_misfit("nonsense", free_b, total_b), "");  // NVSHMEM reports that itself
+  const std::string e = gpu::fixed_heap_misfit("4096G", free_b, total_b);
+  EXPECT_NE(e.find("fixed symmetric heap (NVSHMEM_DISABLE_CUDA_VMM) of NVSHMEM_SYMMETRIC_SIZE=4096G (4194304 MiB) "
+                   "does not fit in the GPU's 40960 MiB free of 143360 MiB"),
+            std::string::npos)
+      << e;
+  test::ScopedEnv off("NVSHMEM_DISABLE_CUDA_VMM", "0");
+  EXPECT_EQ(gpu::fixed_heap_misfit("4096G", free_b, total_b), "");
+}
+
 }  // namespace sf

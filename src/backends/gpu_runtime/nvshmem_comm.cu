@@ -9,6 +9,7 @@
 
 #include "streamfusion/env_choice.h"
 #include "gpu_check.h"
+#include "nvshmem_heap.h"
 
 namespace sf::gpu {
 
@@ -42,9 +43,14 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
     return backend_error("nvshmemx_set_attr_uniqueid_args failed (" + std::to_string(rc) + ")");
   }
   // The symmetric heap is reserved here: a heap larger than the GPU's free memory is the usual cause of a failure,
-  // so the message gives both (NVSHMEM's own says little more than a return code).
+  // so the message gives both (NVSHMEM's own says little more than a return code). A fixed heap that cannot fit
+  // is refused before NVSHMEM starts, which would exit the process itself (nvshmem_heap.h).
   size_t free_bytes = 0, total_bytes = 0;
   const bool have_free = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+  if (have_free) {
+    const std::string misfit = fixed_heap_misfit(std::getenv("NVSHMEM_SYMMETRIC_SIZE"), free_bytes, total_bytes);
+    if (!misfit.empty()) return Status(ErrorCode::kOutOfMemory, "rank " + std::to_string(rank) + ": " + misfit);
+  }
   if (int rc = nvshmemx_init_attr(NVSHMEMX_INIT_WITH_UNIQUEID, &attr); rc != 0) {
     const char* heap = std::getenv("NVSHMEM_SYMMETRIC_SIZE");
     return Status(ErrorCode::kBackendError,
