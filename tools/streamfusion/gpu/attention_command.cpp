@@ -119,7 +119,8 @@ int run_attention(const AttentionOptions& o) {
   }
   std::vector<std::string> json_rows;
   bool all_ok = true;
-  int row_id = 0;
+  int row_id = 0;   // layers run (every rank counts them alike)
+  int skipped = 0;  // layers asked for that could not run: said with their reason, and the exit code if none ran
 
   for (const auto& seq_s : split_list(o.seqs)) {
     AttentionShape shape;
@@ -208,6 +209,7 @@ int run_attention(const AttentionOptions& o) {
       if (topo.world_size() != P) {
         if (rank == 0)
           std::printf("# skip topology %s: needs %d processes\n", topo.to_string().c_str(), topo.world_size());
+        ++skipped;
         continue;
       }
       std::vector<double> links = {0.0};
@@ -258,6 +260,7 @@ int run_attention(const AttentionOptions& o) {
             if (!plan) {
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
                                          plan.status().to_string().c_str());
+              ++skipped;
               continue;
             }
             apply_layout_choices(o.torus_chunks, o.diagonal, &plan->config);
@@ -279,6 +282,7 @@ int run_attention(const AttentionOptions& o) {
             if (!sp_r) {  // validation is the same on every rank: report and go on with the next case
               if (rank == 0) std::printf("# skip %s on %s: %s\n", name.c_str(), topo.to_string().c_str(),
                                          sp_r.status().to_string().c_str());
+              ++skipped;
               continue;
             }
             auto sp = std::move(sp_r.value());
@@ -496,11 +500,19 @@ int run_attention(const AttentionOptions& o) {
       }
     }
   }
-  if (rank == 0)
-    std::printf("# gpu-attention: %s\n", all_ok ? "all outputs match the one-GPU result" : "SOME OUTPUTS WRONG");
+  // A layer that could not run (out of memory, a mesh the planner refused) is skipped so that a sweep goes on; but a
+  // run in which none ran did not do what was asked, and exits non-zero (4).
+  const bool none_ran = row_id == 0 && skipped > 0;
+  if (rank == 0) {
+    const std::string skips = skipped == 0 ? "" : " (" + std::to_string(row_id) + " layers ran, " +
+                                                      std::to_string(skipped) + " skipped: the reasons above)";
+    std::printf("# gpu-attention: %s%s\n",
+                none_ran ? "no layer ran" : all_ok ? "all outputs match the one-GPU result" : "SOME OUTPUTS WRONG",
+                skips.c_str());
+  }
   auto fin = gpu::gather_strings(*ctx, "att/final", "");
   ATT_CHECK(fin.status());
-  return (rank == 0 && !all_ok) ? 3 : 0;
+  return rank != 0 ? 0 : !all_ok ? 3 : none_ran ? 4 : 0;
 }
 
 }  // namespace
