@@ -35,7 +35,10 @@ class Watchdog {
 
   void begin(std::string op);
   void end();
+  // The operation under way (blocks briefly for the watchdog's lock).
   std::string current_op() const;
+  // The same without blocking, for a signal handler: "(busy)" while the watchdog's thread holds the lock.
+  std::string current_op_if_free() const;
   // Prints "[streamfusion rank r] FATAL: <why>" to stderr, runs the abort hooks and exits with `code`.
   [[noreturn]] void fail(const std::string& why, int code);
 
@@ -56,6 +59,7 @@ class Watchdog {
 
  private:
   void loop();
+  std::string describe_op() const;  // under mu_
 
   int rank_;
   std::atomic<double> timeout_s_;
