@@ -23,7 +23,8 @@ class LaunchVars {
     for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                              "TORCHELASTIC_RUN_ID", "TORCHELASTIC_USE_AGENT_STORE", "OMPI_COMM_WORLD_RANK",
                              "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
-                             "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NNODES"})
+                             "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NNODES", "SF_LAUNCH_ID",
+                             "PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "SLURM_JOB_ID", "SLURM_STEP_ID"})
       vars_.push_back(std::make_unique<ScopedEnv>(name, nullptr));
     for (const auto& [name, value] : set) vars_.push_back(std::make_unique<ScopedEnv>(name, value));
   }
@@ -65,7 +66,7 @@ TEST(LaunchEnv, TorchrunsAgentStoreMovesOursBesideIt) {
   EXPECT_EQ(r->master_port, 40001);
   // Same parity as torchrun's own port (a listening socket's, where outgoing connections take the other).
   EXPECT_EQ(r->store_ports, (std::vector<int>{40003, 40005, 40007, 40009}));
-  EXPECT_EQ(r->job, "abc");
+  EXPECT_EQ(r->job, "torchrun abc");
   EXPECT_EQ(store_ports_text(r.value()), "40003 (or 40005, 40007, 40009)");
   {
     LaunchVars near_top({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "65531"},
@@ -78,6 +79,34 @@ TEST(LaunchEnv, TorchrunsAgentStoreMovesOursBesideIt) {
                    {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
   EXPECT_NE(error_of(read_launch_env()).find("MASTER_PORT 65535 leaves no port above it for ours"),
             std::string::npos);
+}
+
+// Every launcher's name for the job, which its ranks greet the store with (two jobs on one port stay apart).
+TEST(LaunchEnv, EachLaunchersJobName) {
+  struct Case {
+    std::vector<std::pair<const char*, const char*>> vars;
+    const char* job;
+  };
+  const std::vector<Case> cases = {
+      {{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"SF_LAUNCH_ID", "123-456"}}, "streamfusion launch 123-456"},
+      {{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"TORCHELASTIC_RUN_ID", "r1"}}, "torchrun r1"},
+      {{{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "2"}, {"PMIX_NAMESPACE", "841613313"},
+        {"OMPI_MCA_ess_base_jobid", "841613313"}},
+       "Open MPI 841613313"},
+      {{{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_MCA_ess_base_jobid", "77"}},
+       "Open MPI job 77"},
+      {{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_ID", "4242"}, {"SLURM_STEP_ID", "3"}},
+       "Slurm 4242.3"},
+      {{{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_ID", "4242"}}, "Slurm 4242.0"},
+      {{{"RANK", "0"}, {"WORLD_SIZE", "2"}}, ""},  // set by hand: nothing names the job
+      {{{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"PMIX_NAMESPACE", "x"}}, ""},  // not Open MPI's ranks
+  };
+  for (const Case& c : cases) {
+    LaunchVars vars(c.vars);
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->job, c.job);
+  }
 }
 
 TEST(LaunchEnv, OtherLaunchersServeOnMasterPortAlone) {

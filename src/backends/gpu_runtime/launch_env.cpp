@@ -50,6 +50,25 @@ Status read_local(const char* rank_name, const char* size_name, LaunchInfo* info
   return Status::ok();
 }
 
+// The job's name as its launcher gives it, the same on every rank of the job and different between jobs: ranks
+// greet the bootstrap store with it, so that two jobs on one host whose stores land on one port (two mpiruns with
+// the default MASTER_PORT) do not join each other's. Empty where nothing names the job (variables set by hand).
+std::string job_name(const std::string& source) {
+  const auto var = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v != nullptr ? v : "";
+  };
+  if (!var("SF_LAUNCH_ID").empty()) return "streamfusion launch " + var("SF_LAUNCH_ID");
+  if (!var("TORCHELASTIC_RUN_ID").empty()) return "torchrun " + var("TORCHELASTIC_RUN_ID");
+  if (source == "Open MPI") {
+    if (!var("PMIX_NAMESPACE").empty()) return "Open MPI " + var("PMIX_NAMESPACE");
+    if (!var("OMPI_MCA_ess_base_jobid").empty()) return "Open MPI job " + var("OMPI_MCA_ess_base_jobid");
+  }
+  if (source == "Slurm" && !var("SLURM_JOB_ID").empty())
+    return "Slurm " + var("SLURM_JOB_ID") + "." + (var("SLURM_STEP_ID").empty() ? "0" : var("SLURM_STEP_ID"));
+  return "";
+}
+
 }  // namespace
 
 Result<LaunchInfo> read_launch_env() {
@@ -106,7 +125,7 @@ Result<LaunchInfo> read_launch_env() {
     info.master_port = port;
   }
   info.store_ports = {info.master_port};
-  if (const char* run = std::getenv("TORCHELASTIC_RUN_ID"); run && *run) info.job = run;
+  info.job = job_name(info.source);
   // torchrun (PyTorch 2.4 on) serves its own store on MASTER_PORT and tells its workers to share it; rank 0
   // could not listen there, so ours takes one of the ports beside it of the same parity (launch_env.h says why),
   // the same list on every rank and every host.

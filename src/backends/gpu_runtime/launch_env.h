@@ -23,7 +23,8 @@ struct LaunchInfo {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::vector<int> store_ports{29500};  // where our store may listen, in order (MASTER_PORT, or the list above)
-  std::string job;                       // the job's name for the store's greeting (torchrun's run id), or empty
+  std::string job;  // the job's name for the store's greeting (our launch's id, torchrun's run id, Open MPI's
+                    // PMIx namespace, Slurm's job and step), or empty where nothing names it
   std::string source = "none";  // which launcher's variables were found: "RANK/WORLD_SIZE" (streamfusion launch,
                                 // or set by hand), "torchrun", "Open MPI", "Slurm"
   std::string hostname;

@@ -92,6 +92,9 @@ int run_launch(const LaunchOptions& o) {
     return 2;
   }
   const int port = o.port > 0 ? o.port : free_port();
+  // This launch's name, which its ranks greet the bootstrap store with (tcp_store.h): ranks of another job whose
+  // store sits on the same port pass it over instead of joining it.
+  const std::string launch_id = std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
   std::vector<pid_t> pids(static_cast<size_t>(o.nproc), -1);
   for (int r = 0; r < o.nproc; ++r) {
     pid_t pid = ::fork();
@@ -109,6 +112,7 @@ int run_launch(const LaunchOptions& o) {
       setenv("GROUP_RANK", "0", 1);
       setenv("MASTER_ADDR", "127.0.0.1", 1);
       setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      setenv("SF_LAUNCH_ID", launch_id.c_str(), 1);
       // NVLink multicast stays off on shared machines (GPU-MACHINES.md), whatever the parent had.
       setenv("NCCL_NVLS_ENABLE", "0", 1);
       setenv("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1", 1);
