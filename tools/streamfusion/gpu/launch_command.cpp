@@ -1,10 +1,12 @@
 // `streamfusion launch -n 4 -- <command...>`: starts one process per GPU of this host with the variables
 // torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), waits for all,
 // and when one fails gives the others a grace period (their own watchdogs report where they are stuck), then
-// terminates them. The exit code is the first failure's.
+// terminates them. The exit code is the first failure's. Stopped itself (SIGTERM, SIGINT, SIGHUP) it terminates
+// the ranks and exits 128 + the signal; killed outright, the kernel terminates them (PR_SET_PDEATHSIG).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,6 +84,18 @@ SplitCommand& split_command() {
   return c;
 }
 
+// A signal that asks the launcher to stop (SIGTERM from a scheduler or `timeout`, SIGINT, SIGHUP): the wait loop
+// passes it on to the ranks, which would otherwise keep their GPUs busy as orphans.
+volatile sig_atomic_t g_stop_signal = 0;
+void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+void catch_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+}
+
 int run_launch(const LaunchOptions& o) {
   if (o.nproc < 1) {
     std::fprintf(stderr, "launch: -n must be at least 1 (got %d)\n", o.nproc);
@@ -96,6 +110,8 @@ int run_launch(const LaunchOptions& o) {
   // store sits on the same port pass it over instead of joining it.
   const std::string launch_id = std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
   std::vector<pid_t> pids(static_cast<size_t>(o.nproc), -1);
+  catch_stop_signals();
+  const pid_t launcher = ::getpid();
   for (int r = 0; r < o.nproc; ++r) {
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -105,6 +121,10 @@ int run_launch(const LaunchOptions& o) {
       return 1;
     }
     if (pid == 0) {
+      // A launcher killed outright (SIGKILL, a crash) cannot pass anything on: the kernel sends the rank SIGTERM
+      // when it goes (kept across exec); one already gone before this line leaves the rank nothing to run for.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != launcher) _exit(128 + SIGTERM);
       setenv("RANK", std::to_string(r).c_str(), 1);
       setenv("WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
       setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
@@ -129,9 +149,24 @@ int run_launch(const LaunchOptions& o) {
 
   int first_failure = 0;
   int running = o.nproc;
-  std::chrono::steady_clock::time_point failed_at{};
+  std::chrono::steady_clock::time_point failed_at{}, terminated_at{};
   bool terminated = false, killed = false;
+  const auto terminate_all = [&](const char* why) {
+    terminated = true;
+    terminated_at = std::chrono::steady_clock::now();
+    for (int r = 0; r < o.nproc; ++r) {
+      if (pids[static_cast<size_t>(r)] > 0) {
+        std::fprintf(stderr, "[launch] terminating rank %d%s\n", r, why);
+        ::kill(pids[static_cast<size_t>(r)], SIGTERM);
+      }
+    }
+  };
   while (running > 0) {
+    if (const int sig = g_stop_signal; sig != 0 && !terminated) {
+      std::fprintf(stderr, "[launch] got signal %d (%s)\n", sig, strsignal(sig));
+      if (first_failure == 0) first_failure = 128 + sig;
+      terminate_all(" (the launcher was stopped)");
+    }
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid > 0) {
@@ -156,21 +191,14 @@ int run_launch(const LaunchOptions& o) {
       continue;
     }
     if (pid < 0 && errno != EINTR) break;
-    if (first_failure != 0) {
-      const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - failed_at).count();
-      if (!terminated && since > o.grace_s) {
-        terminated = true;
-        for (int r = 0; r < o.nproc; ++r) {
-          if (pids[static_cast<size_t>(r)] > 0) {
-            std::fprintf(stderr, "[launch] terminating rank %d\n", r);
-            ::kill(pids[static_cast<size_t>(r)], SIGTERM);
-          }
-        }
-      } else if (terminated && !killed && since > o.grace_s + 10) {
-        killed = true;
-        for (pid_t p : pids)
-          if (p > 0) ::kill(p, SIGKILL);
-      }
+    const auto now = std::chrono::steady_clock::now();
+    if (first_failure != 0 && !terminated &&
+        std::chrono::duration<double>(now - failed_at).count() > o.grace_s) {
+      terminate_all("");
+    } else if (terminated && !killed && std::chrono::duration<double>(now - terminated_at).count() > 10.0) {
+      killed = true;  // SIGTERM was not enough within 10 s
+      for (pid_t p : pids)
+        if (p > 0) ::kill(p, SIGKILL);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
