@@ -12,6 +12,7 @@
 #include "cuda_device.h"
 #include "device_kernels.cuh"
 #include "emulated_link.h"
+#include "host_layout.h"
 #include "streamfusion/env_choice.h"
 #include "gpu_check.h"
 #include "gpu_streams.h"
@@ -58,6 +59,7 @@ struct GpuContext::Impl {
   bool nccl_ready = false;
   bool nvshmem_ready = false;
   std::string gpu_name;
+  std::vector<std::string> hosts;  // rank r's host name (host_layout.h)
 
   Status init_nccl() {
     setenv("NCCL_NVLS_ENABLE", "0", 0);  // never NVLink multicast on shared machines (GPU-MACHINES.md)
@@ -149,8 +151,9 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
 #endif
   }
   {
-    Watchdog::ScopedOp op(impl->watchdog.get(), "start-up barrier");
-    SF_RETURN_IF_ERROR(impl->store->barrier("ready"));
+    // Every rank's host, gathered: also the start-up barrier.
+    Watchdog::ScopedOp op(impl->watchdog.get(), "start-up barrier (gathering every rank's host)");
+    SF_ASSIGN_OR_RETURN(impl->hosts, impl->store->all_gather("hosts", launch.hostname));
   }
   return std::unique_ptr<GpuContext>(new GpuContext(std::move(impl)));
 }
@@ -178,6 +181,15 @@ GpuContext::~GpuContext() {
 int GpuContext::rank() const { return impl_->launch.rank; }
 int GpuContext::world_size() const { return impl_->launch.world_size; }
 const LaunchInfo& GpuContext::launch() const { return impl_->launch; }
+const std::vector<std::string>& GpuContext::hosts() const { return impl_->hosts; }
+bool GpuContext::spans_hosts() const { return gpu::spans_hosts(impl_->hosts); }
+
+Topology GpuContext::host_topology() const {
+  int per_host = 0;
+  for (const std::string& h : impl_->hosts) per_host += h == impl_->hosts.front() ? 1 : 0;
+  const int n = per_host > 0 && world_size() % per_host == 0 ? per_host : world_size();
+  return Topology{world_size() / n, n};
+}
 bool GpuContext::has_nccl() const { return impl_->nccl_ready; }
 bool GpuContext::has_nvshmem() const { return impl_->nvshmem_ready; }
 TcpStore& GpuContext::store() { return *impl_->store; }
@@ -221,6 +233,11 @@ Result<std::unique_ptr<RankRuntime>> GpuContext::make_runtime(const std::string&
   }
   if (emulation.enabled() && (emulation.inter_gbps <= 0 || emulation.latency_us < 0)) {
     return invalid_argument("emulated links need a positive bandwidth and a non-negative latency");
+  }
+  SF_RETURN_IF_ERROR(check_machines_on_hosts(topo, impl_->hosts));
+  if (emulation.enabled() && topo.machines > 1 && spans_hosts()) {
+    return invalid_argument("emulated links need a job on one host; this one spans hosts, whose links are real "
+                            "(run without emulation)");
   }
   std::unique_ptr<NcclComm> nccl;
   if (impl_->nccl_ready) {

@@ -48,6 +48,11 @@ class GpuContext {
   int rank() const;
   int world_size() const;
   const LaunchInfo& launch() const;
+  // Every rank's host name (gathered at start-up), whether they are several, and the topology of the hosts as they
+  // are (hosts × ranks per host; one machine where the hosts' rank counts differ).
+  const std::vector<std::string>& hosts() const;
+  bool spans_hosts() const;
+  Topology host_topology() const;
   bool has_nccl() const;
   bool has_nvshmem() const;
   std::string describe() const;  // GPU name, NCCL/NVSHMEM versions, fast kernel or fallback
@@ -55,8 +60,9 @@ class GpuContext {
   TcpStore& store();
   Device& device();
 
-  // backend: "nccl" or "nvshmem". topo.world_size() must equal the world size. With emulation on, transfers
-  // between different machines of `topo` are held to its bandwidth and latency.
+  // backend: "nccl" or "nvshmem". topo.world_size() must equal the world size, and on a job that spans hosts its
+  // machines must be the hosts (host_layout.h). With emulation on (a job on one host), transfers between different
+  // machines of `topo` are held to its bandwidth and latency.
   Result<std::unique_ptr<RankRuntime>> make_runtime(const std::string& backend, const Topology& topo,
                                                     const EmulationSettings& emulation);
 

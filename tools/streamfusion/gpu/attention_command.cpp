@@ -109,9 +109,18 @@ int run_attention(const AttentionOptions& o) {
   auto ctx = std::move(ctx_r.value());
   const int P = ctx->world_size();
   Device& dev = ctx->device();
+  // On several hosts the links between machines are real: nothing is emulated, and --gbps is only the speed the
+  // planner assumes for them (host_layout.h).
+  const bool real_links = ctx->spans_hosts();
   if (rank == 0) {
-    std::printf("# gpu-attention on %s; warm-up %d, median of %d; latency of emulated links %.1f us\n",
-                ctx->describe().c_str(), o.warmup, o.iters, o.latency_us);
+    char links_note[160];
+    if (real_links)
+      std::snprintf(links_note, sizeof links_note, "the job spans %d hosts: real links between them, --gbps is the "
+                    "planner's speed for them", ctx->host_topology().machines);
+    else
+      std::snprintf(links_note, sizeof links_note, "latency of emulated links %.1f us", o.latency_us);
+    std::printf("# gpu-attention on %s; warm-up %d, median of %d; %s\n", ctx->describe().c_str(), o.warmup, o.iters,
+                links_note);
     std::printf("| shape | topology | inter link | scheme | transport | mesh | ms | 1-GPU ms | speedup | "
                 "all-P compute ms | intra MB/GPU | inter MB/GPU | max abs err | rel L2 | check |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -218,7 +227,7 @@ int run_attention(const AttentionOptions& o) {
         for (const auto& g : split_list(o.gbps)) links.push_back(std::stod(g));
       }
       for (double gbps : links) {
-        gpu::EmulationSettings emu{gbps, o.latency_us};
+        const gpu::EmulationSettings emu{real_links ? 0.0 : gbps, o.latency_us};
         // (scheme, transport) cases, grouped by backend so each runtime is made once.
         for (const char* backend : {"nccl", "nvshmem"}) {
           struct Case {
@@ -431,7 +440,10 @@ int run_attention(const AttentionOptions& o) {
             }
             const bool ok = bad == 0 && rel <= o.tol_rel && max_abs <= o.tol_abs;
             all_ok = all_ok && ok;
-            const std::string link = topo.machines > 1 ? (std::to_string(gbps).substr(0, 5) + " GB/s emul.") : "NVLink";
+            const std::string speed = std::to_string(gbps).substr(0, 5) + " GB/s";
+            const std::string link = topo.machines == 1 ? "NVLink"
+                                     : real_links       ? "real (" + speed + " planned)"
+                                                        : speed + " emul.";
             char row[768];
             std::snprintf(row, sizeof row,
                           "| %s | %s | %s | %s | %s | %s | %.3f | %.3f | %.2fx | %.3f | %.1f | %.1f | %.3g | %.3g "

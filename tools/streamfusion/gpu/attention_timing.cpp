@@ -39,10 +39,9 @@ Result<int> sustained_warmup(gpu::GpuContext& ctx, const std::function<Status()>
 
 Result<std::vector<double>> time_concurrent_compute(gpu::GpuContext& ctx, const FullKeysCall& share,
                                                     const AttentionOptions& o, const std::string& tag) {
-  Topology all_on_one_host;
-  all_on_one_host.gpus_per_machine = ctx.world_size();
+  // Only for the barrier between iterations: the hosts as they are, no emulation.
   SF_ASSIGN_OR_RETURN(std::unique_ptr<RankRuntime> rt,
-                      ctx.make_runtime("nccl", all_on_one_host, gpu::EmulationSettings{}));
+                      ctx.make_runtime("nccl", ctx.host_topology(), gpu::EmulationSettings{}));
   Comm& comm = rt->comm();
   Device& dev = rt->device();
   const std::function<Status()> body = [&] { return dev.attention(share.problem); };
