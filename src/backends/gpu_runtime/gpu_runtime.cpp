@@ -154,6 +154,11 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
     // Every rank's host, gathered: also the start-up barrier.
     Watchdog::ScopedOp op(impl->watchdog.get(), "start-up barrier (gathering every rank's host)");
     SF_ASSIGN_OR_RETURN(impl->hosts, impl->store->all_gather("hosts", launch.hostname));
+    // Hosts whose names are all alike (containers given one name) while the launcher counts fewer ranks on this
+    // host than in the job: told apart by the launcher's numbering, host by host.
+    if (!gpu::spans_hosts(impl->hosts) && launch.local_world_size != launch.world_size)
+      for (size_t r = 0; r < impl->hosts.size(); ++r)
+        impl->hosts[r] += "#" + std::to_string(static_cast<int>(r) / launch.local_world_size);
   }
   return std::unique_ptr<GpuContext>(new GpuContext(std::move(impl)));
 }
