@@ -6,6 +6,7 @@
 // speed given (--gbps) is only what the planner assumes. Plain C++, so CPU tests reach it.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,28 +27,24 @@ inline Status check_machines_on_hosts(const Topology& topo, const std::vector<st
     return invalid_argument("topology " + topo.to_string() + " has " + std::to_string(topo.world_size()) +
                             " GPUs but the job has " + std::to_string(hosts.size()) + " ranks");
   if (!spans_hosts(hosts)) return Status::ok();
-  int distinct = 0;
-  for (size_t r = 0; r < hosts.size(); ++r) {
-    bool seen = false;
-    for (size_t s = 0; s < r && !seen; ++s) seen = hosts[s] == hosts[r];
-    distinct += seen ? 0 : 1;
-  }
-  const std::string hint = " (on a job that spans hosts the machines are its hosts: " + std::to_string(distinct) +
+  const std::string hint = " (on a job that spans hosts the machines are its hosts: " +
+                           std::to_string(std::set<std::string>(hosts.begin(), hosts.end()).size()) +
                            " hosts here; emulated machines need a job on one host)";
+  // Each machine on the host of its first rank, and no two machines on one host.
+  const int N = topo.gpus_per_machine;
   for (int r = 0; r < topo.world_size(); ++r) {
-    for (int s = r + 1; s < topo.world_size(); ++s) {
-      const bool same_machine = topo.machine_of(r) == topo.machine_of(s), same_host = hosts[r] == hosts[s];
-      if (same_machine && !same_host)
-        return infeasible("topology " + topo.to_string() + " puts ranks " + std::to_string(r) + " (host " + hosts[r] +
-                          ") and " + std::to_string(s) + " (host " + hosts[s] + ") in machine " +
-                          std::to_string(topo.machine_of(r)) + ", but ranks on different hosts have no NVLink" +
-                          hint);
-      if (!same_machine && same_host)
-        return infeasible("topology " + topo.to_string() + " puts ranks " + std::to_string(r) + " and " +
-                          std::to_string(s) + " of host " + hosts[r] + " in machines " +
-                          std::to_string(topo.machine_of(r)) + " and " + std::to_string(topo.machine_of(s)) + hint);
-    }
+    const int lead = topo.machine_of(r) * N;
+    if (hosts[r] != hosts[lead])
+      return infeasible("topology " + topo.to_string() + " puts ranks " + std::to_string(lead) + " (host " +
+                        hosts[lead] + ") and " + std::to_string(r) + " (host " + hosts[r] + ") in machine " +
+                        std::to_string(topo.machine_of(r)) + ", but ranks on different hosts have no NVLink" + hint);
   }
+  for (int a = 0; a < topo.machines; ++a)
+    for (int b = a + 1; b < topo.machines; ++b)
+      if (hosts[a * N] == hosts[b * N])
+        return infeasible("topology " + topo.to_string() + " puts ranks " + std::to_string(a * N) + " and " +
+                          std::to_string(b * N) + " of host " + hosts[a * N] + " in machines " + std::to_string(a) +
+                          " and " + std::to_string(b) + hint);
   return Status::ok();
 }
 

@@ -3,11 +3,8 @@
 // and when one fails gives the others a grace period (their own watchdogs report where they are stuck), then
 // terminates them. The exit code is the first failure's. Stopped itself (SIGTERM, SIGINT, SIGHUP) it terminates
 // the ranks and exits 128 + the signal; killed outright, the kernel terminates them (PR_SET_PDEATHSIG).
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
