@@ -84,7 +84,8 @@ class KernelSettingsTest : public ::testing::Test {
   ScopedEnv path_{"SF_CUDA_ATTENTION_PATH", nullptr}, split_{"SF_CUDA_SPLIT_TAIL", nullptr},
       persistent_{"SF_CUDA_PERSISTENT", nullptr}, queue_{"SF_CUDA_QUEUE", nullptr},
       stage_{"SF_CUDA_STAGE_OUTPUT", nullptr}, sms_{"SF_CUDA_COMM_SMS", nullptr},
-      trace_{"SF_CUDA_BLOCK_TRACE", nullptr}, share_{"SF_CUDA_SHARE_TAIL", nullptr};
+      trace_{"SF_CUDA_BLOCK_TRACE", nullptr}, share_{"SF_CUDA_SHARE_TAIL", nullptr},
+      reserve_{"SF_CUDA_SHARE_RESERVE", nullptr};
 };
 
 TEST_F(KernelSettingsTest, UnsetIsTheDefaultSchedule) {
@@ -206,6 +207,21 @@ TEST_F(KernelSettingsTest, ShareTailIsWavesAndPieces) {
     const std::string e = error_of(cuda::read_kernel_settings());
     EXPECT_NE(e.find("SF_CUDA_SHARE_TAIL must be W:N with W from 0 to 8 waves and N from 1 to 16 pieces, found '" +
                      std::string(bad) + "'"),
+              std::string::npos)
+        << e;
+  }
+}
+
+TEST_F(KernelSettingsTest, ShareReserveIsAPercentOfTheOwnersThreadBlocks) {
+  EXPECT_EQ(cuda::read_kernel_settings().value().share_reserve_pct, 100);
+  {
+    ScopedEnv set("SF_CUDA_SHARE_RESERVE", "25");
+    EXPECT_EQ(cuda::read_kernel_settings().value().share_reserve_pct, 25);
+  }
+  for (const char* bad : {"101", "-1", "half"}) {
+    ScopedEnv set("SF_CUDA_SHARE_RESERVE", bad);
+    const std::string e = error_of(cuda::read_kernel_settings());
+    EXPECT_NE(e.find("SF_CUDA_SHARE_RESERVE must be a whole number from 0 to 100, found '" + std::string(bad) + "'"),
               std::string::npos)
         << e;
   }

@@ -486,8 +486,9 @@ cudaError_t launch_shared(void (*kernel)(TmaParams), TmaParams& prm, int64_t ite
     if (err != cudaSuccess) return err;
   } else {
     const auto counts = static_cast<unsigned>(tail.splits > 1 ? (items - tail.split_from) : 0);
+    const auto reserve = static_cast<unsigned>((grid * set.share_reserve_pct + 99) / 100);
     arm_shared_kernel<<<1, 256, 0, stream>>>(a.share, a.split_count, counts, w.epoch, plan[0], plan[1], plan[2],
-                                             plan[3], static_cast<unsigned>(grid));
+                                             plan[3], reserve);
     const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }

@@ -49,6 +49,9 @@ struct KernelSettings {
   int comm_sms = 0;          // SF_CUDA_COMM_SMS: multiprocessors a persistent launch leaves to other streams
   // SF_CUDA_SHARE_TAIL=W:N: a shared call (shared_work.h) runs its last items mod slots plus W waves in N pieces.
   int share_waves = 1, share_pieces = 4;
+  // SF_CUDA_SHARE_RESERVE: how many of a shared call's last blocks of work helpers leave to its owner, in percent
+  // of the owner's thread blocks (shared_work.h, `reserve`).
+  int share_reserve_pct = 100;
   const char* block_trace = nullptr;  // SF_CUDA_BLOCK_TRACE: a file for the traced kernel's records, or null
 };
 
@@ -126,6 +129,8 @@ inline Result<KernelSettings> read_kernel_settings() {
   SF_ASSIGN_OR_RETURN(const int64_t comm_sms, env_count("SF_CUDA_COMM_SMS", 0, 0, 1024));
   s.comm_sms = static_cast<int>(comm_sms);
   SF_RETURN_IF_ERROR(share_tail_setting(&s));
+  SF_ASSIGN_OR_RETURN(const int64_t reserve, env_count("SF_CUDA_SHARE_RESERVE", 100, 0, 100));
+  s.share_reserve_pct = static_cast<int>(reserve);
   const char* trace = std::getenv("SF_CUDA_BLOCK_TRACE");
   s.block_trace = trace != nullptr && *trace != '\0' ? trace : nullptr;
   return s;

@@ -19,7 +19,11 @@
 // owner has thread blocks, each of its SMs takes at most one more and ends within about a block's time; a helper
 // taking one of those would end no sooner (its block reads Q and the accumulator over NVLink, its launch starts
 // cold), and did end later in the first traces (4x H200, Flux S=65536: helper launches ran 0.45 ms past the owner's
-// own end). So helpers shorten the owner's call by whole rounds of its tail's pieces.
+// own end). So helpers shorten the owner's call by whole rounds of its tail's pieces. That argument holds only for
+// the owner's last round: earlier, a block that a helper takes moves the owner's end forward by its share of a
+// round, as long as the owner has rounds left beside it that outlast the helper's block; how much helpers leave
+// the owner (`reserve`, in blocks of work) is therefore a setting (SF_CUDA_SHARE_RESERVE, percent of the owner's
+// thread blocks; the default a whole round), measured in bench/sp/TRACES.md.
 //
 // Order: the owner's stream arms the queue (zero, the plan, then `go` = the call's epoch, released at system
 // scope) after the call that wrote its accumulator; a helper's producer threads wait for `go` to reach the
@@ -37,7 +41,7 @@ struct SharedHeader {
   unsigned queue;         // the next block of work (past `plan[0]`: none left)
   unsigned helped;        // blocks of work that helpers took (a diagnostic)
   unsigned plan[4];       // the owner's blocks, split_from, splits, geometry signature; blocks 0: no sharing
-  unsigned reserve;       // the owner's thread blocks: helpers leave it the last that many blocks of work
+  unsigned reserve;       // helpers leave the owner the last that many blocks of work (SF_CUDA_SHARE_RESERVE)
 };
 constexpr size_t kSharedHeaderBytes = 256;
 static_assert(sizeof(SharedHeader) <= kSharedHeaderBytes, "the shared workspace's header outgrew its room");
