@@ -3,7 +3,8 @@
 # (SF_CUDA_SHARE_RESERVE, percent of the owner's thread blocks left to it; shared_work.h) against the planner's
 # layer (off), SFU-NVSHMEM on 1x4 at Flux S=65536 and 36864, arms in rotating order, 3 rounds, every timing after
 # 1 s of its own load. Each run prints how many blocks helpers took from each rank in its last forward.
-#   bench/sp/share_reserve_ab.sh [OUTDIR]     env: SF_ARMS (default "off r100 r25 r0"), SF_SHARE_TAIL (default 1:4)
+#   bench/sp/share_reserve_ab.sh [OUTDIR]     env: SF_ARMS (default "off r100 r25 r0"): off, or rP for a reserve of P %,
+#                                             rP@W:N also with the tail in W:N (SF_CUDA_SHARE_TAIL; default 1:4)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh
@@ -14,10 +15,10 @@ SFG=$(sf_gpu_binary)
 J=$OUTDIR/ab.jsonl; : > "$J"
 read -r -a ARMS <<< "${SF_ARMS:-off r100 r25 r0}"
 run() {
-  local arm=$1 share=on pct=100
-  [ "$arm" = off ] && share=off || pct=${arm#r}
+  local arm=$1 share=on pct=100 tail=1:4
+  if [ "$arm" = off ]; then share=off; else pct=${arm%%@*}; pct=${pct#r}; [[ $arm == *@* ]] && tail=${arm#*@}; fi
   echo "## $(date -u +%T) $arm" >> "$LOG"
-  SF_CUDA_SHARE_RESERVE=$pct SF_CUDA_SHARE_TAIL=${SF_SHARE_TAIL:-1:4} timeout 90 "$SFG" launch -n "$NGPU" --grace 5 -- \
+  SF_CUDA_SHARE_RESERVE=$pct SF_CUDA_SHARE_TAIL=$tail timeout 90 "$SFG" launch -n "$NGPU" --grace 5 -- \
     "$SFG" gpu-attention -S 65536,36864 -H 24 -D 128 --topology 1x4 --schemes sfu --no-single --no-concurrent \
     -w 5 -n 20 --sustain-s 1 --ring-share "$share" --label "$arm" --json "$J" >> "$LOG" 2>&1
   echo "## rc=$?" >> "$LOG"
