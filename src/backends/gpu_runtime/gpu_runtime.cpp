@@ -13,6 +13,8 @@
 #include "device_kernels.cuh"
 #include "emulated_link.h"
 #include "host_layout.h"
+#include "rank_software.h"
+#include "streamfusion/build_id.h"
 #include "streamfusion/env_choice.h"
 #include "gpu_check.h"
 #include "gpu_streams.h"
@@ -25,6 +27,21 @@
 
 namespace sf::gpu {
 namespace {
+
+std::string nccl_version_string() {
+  int v = 0;
+  if (ncclGetVersion(&v) != ncclSuccess) return "unknown";
+  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+}
+
+// What this rank runs, compared between ranks at start-up (rank_software.h).
+RankSoftware this_rank_software() {
+  RankSoftware s{{"StreamFusion", SF_BUILD_ID}, {"NCCL", nccl_version_string()}};
+#ifdef SF_HAVE_NVSHMEM
+  s.emplace_back("NVSHMEM", nvshmem_version_string());
+#endif
+  return s;
+}
 
 class GpuRankRuntime final : public RankRuntime {
  public:
@@ -126,6 +143,26 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
     SF_ASSIGN_OR_RETURN(impl->store, TcpStore::create(launch.rank, launch.world_size, launch.master_addr,
                                                       launch.store_ports, std::chrono::seconds(120), launch.job));
   }
+  {
+    // Every rank's host and software, before any library starts: ranks that load different libraries or run
+    // different builds are refused here (rank_software.h), not left to fail or hang inside NCCL or NVSHMEM.
+    Watchdog::ScopedOp op(impl->watchdog.get(), "start-up gather (every rank's host and software)");
+    SF_ASSIGN_OR_RETURN(const std::vector<std::string> all,
+                        impl->store->all_gather("start", launch.hostname + "\n" + encode_software(this_rank_software())));
+    std::vector<RankSoftware> software;
+    for (const std::string& a : all) {
+      const size_t nl = a.find('\n');
+      impl->hosts.push_back(a.substr(0, nl));
+      software.push_back(decode_software(nl == std::string::npos ? "" : a.substr(nl + 1)));
+    }
+    // Hosts whose names are all alike (containers given one name) while the launcher counts fewer ranks on this
+    // host than in the job: told apart by the launcher's numbering, host by host.
+    if (!gpu::spans_hosts(impl->hosts) && launch.local_world_size != launch.world_size)
+      for (size_t r = 0; r < impl->hosts.size(); ++r)
+        impl->hosts[r] += "#" + std::to_string(static_cast<int>(r) / launch.local_world_size);
+    if (Status same = check_same_software(software, impl->hosts); !same.is_ok())
+      return backend_error(who + ": " + same.message());
+  }
   SF_RETURN_IF_ERROR(impl->streams.init(launch.local_rank, impl->watchdog.get()));
   SF_RETURN_IF_ERROR(impl->links.init(launch.rank, launch.world_size, launch.local_world_size == launch.world_size,
                                       impl->store.get()));
@@ -151,14 +188,8 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
 #endif
   }
   {
-    // Every rank's host, gathered: also the start-up barrier.
-    Watchdog::ScopedOp op(impl->watchdog.get(), "start-up barrier (gathering every rank's host)");
-    SF_ASSIGN_OR_RETURN(impl->hosts, impl->store->all_gather("hosts", launch.hostname));
-    // Hosts whose names are all alike (containers given one name) while the launcher counts fewer ranks on this
-    // host than in the job: told apart by the launcher's numbering, host by host.
-    if (!gpu::spans_hosts(impl->hosts) && launch.local_world_size != launch.world_size)
-      for (size_t r = 0; r < impl->hosts.size(); ++r)
-        impl->hosts[r] += "#" + std::to_string(static_cast<int>(r) / launch.local_world_size);
+    Watchdog::ScopedOp op(impl->watchdog.get(), "start-up barrier");
+    SF_RETURN_IF_ERROR(impl->store->barrier("started"));
   }
   return std::unique_ptr<GpuContext>(new GpuContext(std::move(impl)));
 }
@@ -204,10 +235,8 @@ const char* GpuContext::emulated_link_clock() const { return impl_->links.clock_
 
 std::string GpuContext::describe() const {
   std::string s = impl_->gpu_name + ", " + std::to_string(world_size()) + " ranks";
-  int v = 0;
-  if (impl_->nccl_ready && ncclGetVersion(&v) == ncclSuccess) {
-    s += ", NCCL " + std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
-  }
+  if (impl_->nccl_ready) s += ", NCCL " + nccl_version_string();
+  s += ", StreamFusion " SF_BUILD_ID;
 #ifdef SF_HAVE_NVSHMEM
   if (impl_->nvshmem_ready) s += ", NVSHMEM " + nvshmem_version_string();
   if (impl_->nvshmem_ready) {

@@ -55,7 +55,7 @@ class GpuContext {
   Topology host_topology() const;
   bool has_nccl() const;
   bool has_nvshmem() const;
-  std::string describe() const;  // GPU name, NCCL/NVSHMEM versions, fast kernel or fallback
+  std::string describe() const;  // GPU name, NCCL/NVSHMEM versions, StreamFusion build, fast kernel or fallback
   const char* emulated_link_clock() const;  // "host" or "kernel" (SF_EMULATED_LINK_CLOCK, emulated_link.h)
   TcpStore& store();
   Device& device();

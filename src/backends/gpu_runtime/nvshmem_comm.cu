@@ -14,8 +14,9 @@
 namespace sf::gpu {
 
 std::string nvshmem_version_string() {
-  return std::to_string(NVSHMEM_VENDOR_MAJOR_VERSION) + "." + std::to_string(NVSHMEM_VENDOR_MINOR_VERSION) + "." +
-         std::to_string(NVSHMEM_VENDOR_PATCH_VERSION);
+  int major = 0, minor = 0, patch = 0;
+  nvshmemx_vendor_get_version_info(&major, &minor, &patch);  // the loaded host library's (no initialization needed)
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
 }
 
 Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,

@@ -33,7 +33,7 @@ namespace sf::gpu {
 Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
                           const std::function<Result<std::string>(const std::string&)>& share_id);
 void nvshmem_finalize_process();
-std::string nvshmem_version_string();
+std::string nvshmem_version_string();  // the loaded library's, e.g. "3.4.5"
 
 // An on/off setting of the one-sided backend: "on" or unset (true), "off" (false); anything else is an error
 // (NvshmemComm::init fails). SF_NVSHMEM_PIPELINE: inter-machine transfers from the side streams (above);
