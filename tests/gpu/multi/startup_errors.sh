@@ -7,6 +7,8 @@
 #   symmetric_heap_exhausted   a fixed heap too small for the layer's symmetric buffers
 #   gpu_memory_exhausted       a sequence whose buffers do not fit in the GPU
 #   nccl_network_missing       NCCL_NET naming a network (plugin) that does not exist
+#   different_builds           the last rank runs another build of streamfusion-gpu (a copy of the binary whose
+#                              build id, `--version`, differs in its last character): refused before NCCL starts
 #   tests/gpu/multi/startup_errors.sh <streamfusion-gpu binary> <N GPUs>
 # Env: SF_STARTUP_TIMEOUT_S (default 90, per case), SF_STARTUP_CASES (default: all, in the order above),
 # SF_STARTUP_KEEP (a folder for every case's whole log).
@@ -42,7 +44,26 @@ nvshmem_malloc of [0-9]+ MiB failed on rank [0-9]+: symmetric heap exhausted \\(
 cudaMalloc of [0-9]+ MiB on GPU [0-9]+ failed: out of memory \\([0-9]+ of [0-9]+ MiB free\\)"
   "nccl_network_missing|NCCL_NET=NoSuchNetwork $SZ=1G|-S 4096 --schemes usp|\
 ncclCommInitRank with NCCL_NET=NoSuchNetwork: invalid usage .*NET plugin"
+  "different_builds||-S 4096 --schemes usp|\
+ranks run different StreamFusion versions: [^;]+ on ranks? [0-9, -]+ \\(hosts? [^)]+\\); [^;]+ on rank $((N - 1)) "
 )
+
+# The other build of different_builds: this binary with its build id changed (every copy of the id, so that the
+# copy is consistent in itself); the ranks pick their binary by RANK, which the launcher sets.
+OTHER=$LOGDIR/streamfusion-gpu-other
+PYTHON=${PYTHON:-$(command -v python3 || echo /opt/torch/.venv/bin/python3)}
+make_other_build() {
+  local id
+  id=$("$BIN" --version) || return 1
+  "$PYTHON" - "$BIN" "$OTHER" "${id#StreamFusion }" <<'PY' && chmod +x "$OTHER"
+import sys
+src, dst, bid = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+data = open(src, "rb").read()
+if bid not in data:
+    sys.exit("build id %r not found in %s" % (bid, src))
+open(dst, "wb").write(data.replace(bid, bid[:-1] + (b"X" if bid[-1:] != b"X" else b"Y")))
+PY
+}
 
 passed=0 failed=0
 echo "# startup_errors.sh: $BIN ${LAYER[*]} on $N GPUs, ${T} s per case; logs in $LOGDIR"
@@ -51,8 +72,19 @@ for entry in "${CASES[@]}"; do
   if [ -n "${SF_STARTUP_CASES:-}" ] && ! [[ " $SF_STARTUP_CASES " == *" $name "* ]]; then continue; fi
   out=$LOGDIR/$name.log
   t0=$SECONDS
+  RANK_BIN=("$BIN")
+  if [ "$name" = different_builds ]; then
+    if ! make_other_build >"$out" 2>&1; then
+      printf 'FAIL    %-26s could not make the other build: %s\n' "$name" "$(tail -n 1 "$out")"
+      failed=$((failed + 1))
+      continue
+    fi
+    # shellcheck disable=SC2016  # expanded by the rank's shell
+    RANK_BIN=(env "SF_BIN=$BIN" "SF_OTHER=$OTHER" "LAST=$((N - 1))" bash -c \
+      'if [ "$RANK" = "$LAST" ]; then exec "$SF_OTHER" "$@"; else exec "$SF_BIN" "$@"; fi' rank)
+  fi
   # shellcheck disable=SC2086  # the case's variables and arguments are word lists
-  timeout -k 10 "$T" env $envs "$BIN" launch -n "$N" --grace 10 -- "$BIN" "${LAYER[@]}" $args >"$out" 2>&1
+  timeout -k 10 "$T" env $envs "$BIN" launch -n "$N" --grace 10 -- "${RANK_BIN[@]}" "${LAYER[@]}" $args >"$out" 2>&1
   rc=$?
   why=""
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
