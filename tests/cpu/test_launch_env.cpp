@@ -4,12 +4,15 @@
 // and bad variables, which must be errors naming them, never a process that quietly starts as a world of one.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "../scoped_env.h"
 #include "backends/gpu_runtime/launch_env.h"
+#include "backends/gpu_runtime/slurm_env.h"
 
 namespace sf::gpu {
 namespace {
@@ -24,7 +27,9 @@ class LaunchVars {
                              "TORCHELASTIC_RUN_ID", "TORCHELASTIC_USE_AGENT_STORE", "OMPI_COMM_WORLD_RANK",
                              "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
                              "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NNODES", "SF_LAUNCH_ID",
-                             "PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "SLURM_JOB_ID", "SLURM_STEP_ID"})
+                             "PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_NODEID",
+                             "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_STEP_NODELIST",
+                             "SLURM_JOB_NODELIST", "SLURM_NODELIST"})
       vars_.push_back(std::make_unique<ScopedEnv>(name, nullptr));
     for (const auto& [name, value] : set) vars_.push_back(std::make_unique<ScopedEnv>(name, value));
   }
@@ -151,6 +156,96 @@ TEST(LaunchEnv, OpenMpiAndSlurmOnTwoHosts) {
     const Result<LaunchInfo> r = read_launch_env();
     ASSERT_TRUE(r.is_ok()) << error_of(r);
     EXPECT_EQ(r->world_size, 1);
+  }
+}
+
+TEST(SlurmEnv, FirstHostOfAHostList) {
+  const auto first = [](const std::string& list) {
+    const Result<std::string> r = slurm_first_host("SLURM_STEP_NODELIST", list);
+    return r.is_ok() ? r.value() : "error: " + r.status().message();
+  };
+  EXPECT_EQ(first("node7"), "node7");
+  EXPECT_EQ(first("gpu[001-004,010],login1"), "gpu001");
+  EXPECT_EQ(first("a1,b2"), "a1");
+  EXPECT_EQ(first("rack[2-3]-n[07,09]"), "rack2-n07");
+  EXPECT_EQ(first("dgx-[5]"), "dgx-5");
+  EXPECT_EQ(first("gpu[001-004"),
+            "error: launcher environment: SLURM_STEP_NODELIST 'gpu[001-004' is not a Slurm host list (a '[' without "
+            "its ']')");
+  EXPECT_NE(first("gpu]1[").find("a ']' without its '['"), std::string::npos);
+  EXPECT_NE(first("gpu[x-y]").find("a range that does not start with a number"), std::string::npos);
+  EXPECT_NE(first(",a").find("no host before the first comma"), std::string::npos);
+}
+
+TEST(SlurmEnv, TasksOnANode) {
+  const auto tasks = [](const std::string& list, int node) {
+    const Result<int> r = slurm_tasks_on_node("SLURM_STEP_TASKS_PER_NODE", list, node);
+    return r.is_ok() ? std::to_string(r.value()) : "error: " + r.status().message();
+  };
+  EXPECT_EQ(tasks("4", 0), "4");
+  EXPECT_EQ(tasks("4(x2),3", 0), "4");
+  EXPECT_EQ(tasks("4(x2),3", 1), "4");
+  EXPECT_EQ(tasks("4(x2),3", 2), "3");
+  EXPECT_EQ(tasks("2,1(x3),8", 4), "8");
+  EXPECT_EQ(tasks("4(x2),3", 3),
+            "error: launcher environment: SLURM_STEP_TASKS_PER_NODE '4(x2),3' names 3 nodes, but this is node 3 "
+            "(SLURM_NODEID)");
+  for (const char* bad : {"", "x", "4(2)", "4(x)", "4(x2", "4,,3", "(x2)", "4,", "-1"})
+    EXPECT_NE(tasks(bad, 0).find("is not a list of task counts like 4(x2),3"), std::string::npos) << bad;
+}
+
+// srun alone on several nodes: MASTER_ADDR from the step's first node, the local size from this node's tasks.
+TEST(LaunchEnv, SrunAloneOnSeveralNodes) {
+  {
+    LaunchVars vars({{"SLURM_PROCID", "6"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "2"}, {"SLURM_NNODES", "2"},
+                     {"SLURM_NODEID", "1"}, {"SLURM_STEP_TASKS_PER_NODE", "4(x2)"},
+                     {"SLURM_STEP_NODELIST", "gpu[001-002]"}, {"SLURM_JOB_ID", "4242"}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->master_addr, "gpu001");
+    EXPECT_EQ(r->local_world_size, 4);
+    EXPECT_EQ(r->job, "Slurm 4242.0");
+    EXPECT_EQ(r->source, "Slurm (MASTER_ADDR: the first node of SLURM_STEP_NODELIST)");
+  }
+  {  // six tasks as 4 + 2: the second node's local size is 2 (spread evenly it would read 3)
+    LaunchVars vars({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "6"}, {"SLURM_LOCALID", "1"}, {"SLURM_NNODES", "2"},
+                     {"SLURM_NODEID", "1"}, {"SLURM_TASKS_PER_NODE", "4,2"}, {"SLURM_JOB_NODELIST", "a,b"}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->local_world_size, 2);
+    EXPECT_EQ(r->master_addr, "a");
+  }
+  {  // a MASTER_ADDR given wins
+    LaunchVars vars({{"SLURM_PROCID", "6"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "2"}, {"SLURM_NNODES", "2"},
+                     {"SLURM_STEP_NODELIST", "gpu[001-002]"}, {"MASTER_ADDR", "10.0.0.7"}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->master_addr, "10.0.0.7");
+    EXPECT_EQ(r->source, "Slurm");
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  const std::string here = std::string(host).substr(0, std::string(host).find('.'));
+  {  // rank 0 on the step's first node
+    const std::string list = here + ",zz-other-node";
+    LaunchVars vars({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NNODES", "2"},
+                     {"SLURM_STEP_NODELIST", list.c_str()}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->master_addr, here);
+  }
+  {  // rank 0 elsewhere (a distribution that does not put task 0 on the first node)
+    LaunchVars vars({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NNODES", "2"},
+                     {"SLURM_STEP_NODELIST", "zz-not-this-host[1-2]"}});
+    EXPECT_EQ(error_of(read_launch_env()),
+              "launcher environment (Slurm): without MASTER_ADDR the store is on the step's first node, "
+              "zz-not-this-host1 (SLURM_STEP_NODELIST), but rank 0 runs on " + std::string(host) +
+                  "; set MASTER_ADDR to rank 0's host");
+  }
+  {  // neither
+    LaunchVars vars({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "0"}, {"SLURM_NNODES", "2"}});
+    EXPECT_NE(error_of(read_launch_env()).find("neither MASTER_ADDR nor SLURM_STEP_NODELIST is set"),
+              std::string::npos);
   }
 }
 

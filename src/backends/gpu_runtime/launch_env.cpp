@@ -1,5 +1,7 @@
 #include "launch_env.h"
 
+#include "slurm_env.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <limits>
@@ -69,6 +71,28 @@ std::string job_name(const std::string& source) {
   return "";
 }
 
+// Under srun with no MASTER_ADDR: the step's first node (slurm_env.h). Rank 0 checks that it runs there, so that
+// a distribution placing task 0 elsewhere fails at once, naming both hosts, instead of every other rank waiting
+// for a store nobody serves.
+Status slurm_master_addr(LaunchInfo* info) {
+  const char* name = nullptr;
+  const char* list = nullptr;
+  for (const char* n : {"SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"})
+    if (const char* v = std::getenv(n); v != nullptr && *v != '\0' && list == nullptr) name = n, list = v;
+  if (list == nullptr)
+    return invalid_argument("launcher environment (Slurm): " + std::to_string(info->world_size) +
+                            " ranks over several hosts but neither MASTER_ADDR nor SLURM_STEP_NODELIST is set "
+                            "(MASTER_ADDR: rank 0's host name)");
+  SF_ASSIGN_OR_RETURN(info->master_addr, slurm_first_host(name, list));
+  const auto short_name = [](const std::string& h) { return h.substr(0, h.find('.')); };
+  if (info->rank == 0 && short_name(info->hostname) != short_name(info->master_addr))
+    return invalid_argument("launcher environment (Slurm): without MASTER_ADDR the store is on the step's first "
+                            "node, " + info->master_addr + " (" + name + "), but rank 0 runs on " + info->hostname +
+                            "; set MASTER_ADDR to rank 0's host");
+  info->source += " (MASTER_ADDR: the first node of " + std::string(name) + ")";
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<LaunchInfo> read_launch_env() {
@@ -95,10 +119,20 @@ Result<LaunchInfo> read_launch_env() {
     SF_ASSIGN_OR_RETURN(found, env_pair("SLURM_PROCID", "SLURM_NTASKS", &info.rank, &info.world_size, true));
     if (found) {
       info.source = "Slurm";
-      SF_RETURN_IF_ERROR(read_local("SLURM_LOCALID", nullptr, &info));  // the local size from the node count
-      int nodes = 1;
+      SF_RETURN_IF_ERROR(read_local("SLURM_LOCALID", nullptr, &info));
+      // The local size: this node's tasks where srun lists them per node (slurm_env.h), else the tasks spread
+      // evenly over SLURM_NNODES.
+      int node = 0, nodes = 1;
+      SF_ASSIGN_OR_RETURN(const bool has_node, env_int("SLURM_NODEID", &node));
       SF_ASSIGN_OR_RETURN(const bool has_nodes, env_int("SLURM_NNODES", &nodes));
-      info.local_world_size = has_nodes && nodes > 0 ? info.world_size / nodes : info.world_size;
+      const char* per_node_name = "SLURM_STEP_TASKS_PER_NODE";
+      const char* per_node = std::getenv(per_node_name);
+      if (per_node == nullptr || *per_node == '\0') per_node = std::getenv(per_node_name = "SLURM_TASKS_PER_NODE");
+      if (has_node && per_node != nullptr && *per_node != '\0') {
+        SF_ASSIGN_OR_RETURN(info.local_world_size, slurm_tasks_on_node(per_node_name, per_node, node));
+      } else {
+        info.local_world_size = has_nodes && nodes > 0 ? info.world_size / nodes : info.world_size;
+      }
     }
   }
   if (!found) return info;
@@ -112,8 +146,11 @@ Result<LaunchInfo> read_launch_env() {
                             std::to_string(info.local_rank) + " is not in [0, local size " +
                             std::to_string(info.local_world_size) + ")");
   }
+  info.job = job_name(info.source);  // before the notes below are added to the source
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) {
     info.master_addr = a;
+  } else if (info.local_world_size != info.world_size && info.source == "Slurm") {
+    SF_RETURN_IF_ERROR(slurm_master_addr(&info));
   } else if (info.local_world_size != info.world_size) {
     return invalid_argument("launcher environment (" + info.source + "): " + std::to_string(info.world_size) +
                             " ranks over several hosts but MASTER_ADDR is not set (rank 0's host name)");
@@ -125,7 +162,6 @@ Result<LaunchInfo> read_launch_env() {
     info.master_port = port;
   }
   info.store_ports = {info.master_port};
-  info.job = job_name(info.source);
   // torchrun (PyTorch 2.4 on) serves its own store on MASTER_PORT and tells its workers to share it; rank 0
   // could not listen there, so ours takes one of the ports beside it of the same parity (launch_env.h says why),
   // the same list on every rank and every host.
