@@ -5,13 +5,18 @@
 #   mpirun    mpirun --allow-run-as-root -np N            (OMPI_COMM_WORLD_*)
 #   torchrun  python -m torch.distributed.run --no-python (RANK/..., TORCHELASTIC_*; torchrun's agent store)
 #   slurm     SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID/SLURM_NNODES set by hand for N background processes
+#   slurm2    srun's variables of a step on two nodes by hand, no MASTER_ADDR (the store is found on the step's first
+#             node, SLURM_STEP_NODELIST: this host): each half of the ranks sees its own half of the GPUs
+#             (CUDA_VISIBLE_DEVICES) as a node would, so the job spans two "hosts" (the host's name told apart by
+#             the node's number) and runs the multi-host path: machines = hosts, nothing emulated. Its layers are
+#             usp and tas (NCCL): NVSHMEM between hosts needs a network transport that no host here has
 #   env       RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_WORLD_SIZE set by hand for N background processes
 # A launcher passes when rank 0 alone reports itself (one "launch: rank source" line, the expected source, a
 # world of N), both layers match the one-GPU result, and every process exits 0. A missing tool is SKIPPED, not
 # passed. Every launch runs under a timeout, so ranks that never meet end in FAIL, not a hang.
 #   tests/gpu/multi/launchers.sh <streamfusion-gpu binary> <N GPUs>
 # Env: SF_LAUNCHER_TIMEOUT_S (default 45, per launcher), SF_LAUNCHERS (default "builtin mpirun torchrun slurm
-# env"), SF_MPIRUN (default: mpirun on PATH), SF_PYTHON (default /opt/torch/.venv/bin/python3, else python3),
+# slurm2 env"), SF_MPIRUN (default: mpirun on PATH), SF_PYTHON (default /opt/torch/.venv/bin/python3, else python3),
 # SF_LAUNCHERS_KEEP (a folder for the whole logs of failed launchers).
 set -uo pipefail
 
@@ -32,7 +37,8 @@ LOGDIR=$(mktemp -d /tmp/sf-launchers.XXXXXX)
 unset RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE GROUP_RANK MASTER_ADDR MASTER_PORT \
   OMPI_COMM_WORLD_RANK OMPI_COMM_WORLD_SIZE OMPI_COMM_WORLD_LOCAL_RANK OMPI_COMM_WORLD_LOCAL_SIZE \
   SLURM_PROCID SLURM_NTASKS SLURM_LOCALID SLURM_NNODES TORCHELASTIC_RUN_ID TORCHELASTIC_USE_AGENT_STORE \
-  SF_LAUNCH_ID PMIX_NAMESPACE OMPI_MCA_ess_base_jobid SLURM_JOB_ID SLURM_STEP_ID
+  SF_LAUNCH_ID PMIX_NAMESPACE OMPI_MCA_ess_base_jobid SLURM_JOB_ID SLURM_STEP_ID SLURM_NODEID \
+  SLURM_STEP_TASKS_PER_NODE SLURM_TASKS_PER_NODE SLURM_STEP_NODELIST SLURM_JOB_NODELIST SLURM_NODELIST
 # NVLink multicast stays off on shared machines (GPU-MACHINES.md); `launch` sets these itself, the others don't.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 # A small layer needs a small symmetric heap (the default 24 GiB only slows NVSHMEM's start-up).
@@ -113,18 +119,25 @@ wait_group() {
   return "$rc"
 }
 
-# N background processes with a launcher's variables set by hand: KIND is slurm or env.
+# N background processes with a launcher's variables set by hand: KIND is slurm, slurm2 or env.
 run_by_hand() {
-  local kind=$1 out=$2 port r
+  local kind=$1 out=$2 port r half=$((N / 2)) host args=("${ARGS[@]}")
   port=$(free_port)
+  host=$(hostname)
   for ((r = 0; r < N; r++)); do
-    local vars
+    local vars node gpus g
     if [ "$kind" = slurm ]; then
-      vars=("SLURM_PROCID=$r" "SLURM_NTASKS=$N" "SLURM_LOCALID=$r" SLURM_NNODES=1)
+      vars=("SLURM_PROCID=$r" "SLURM_NTASKS=$N" "SLURM_LOCALID=$r" SLURM_NNODES=1 MASTER_ADDR=127.0.0.1)
+    elif [ "$kind" = slurm2 ]; then
+      node=$((r / half)) gpus=""
+      for ((g = node * half; g < (node + 1) * half; g++)); do gpus+="${gpus:+,}$g"; done
+      vars=("SLURM_PROCID=$r" "SLURM_NTASKS=$N" "SLURM_LOCALID=$((r % half))" SLURM_NNODES=2 "SLURM_NODEID=$node"
+        "SLURM_STEP_TASKS_PER_NODE=$half(x2)" "SLURM_STEP_NODELIST=$host,$host" "CUDA_VISIBLE_DEVICES=$gpus")
+      args=("${ARGS[@]/#usp,sfu/usp,tas}")
     else
-      vars=("RANK=$r" "WORLD_SIZE=$N" "LOCAL_RANK=$r" "LOCAL_WORLD_SIZE=$N")
+      vars=("RANK=$r" "WORLD_SIZE=$N" "LOCAL_RANK=$r" "LOCAL_WORLD_SIZE=$N" MASTER_ADDR=127.0.0.1)
     fi
-    timeout -k 5 "$T" env "${vars[@]}" MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" "$BIN" "${ARGS[@]}" >>"$out" 2>&1 &
+    timeout -k 5 "$T" env "${vars[@]}" MASTER_PORT="$port" "$BIN" "${args[@]}" >>"$out" 2>&1 &
     LIVE+=($!)
   done
   wait_group
@@ -163,7 +176,7 @@ launch() {
       }
       timeout -k 10 "$T" "$py" -m torch.distributed.run --standalone --nproc-per-node "$N" --no-python \
         "$BIN" "${ARGS[@]}" >"$out" 2>&1 ;;
-    slurm | env)
+    slurm | slurm2 | env)
       run_by_hand "$which" "$out" ;;
   esac
 }
@@ -189,17 +202,17 @@ judge() {
   elif [ "$rc" -ne 0 ]; then
     echo "FAIL exit code $rc (rank source '$src', $ok_rows/2 layers ok)"
   elif [ "$ok_rows" -ne 2 ] || ! grep -q "all outputs match the one-GPU result" "$out"; then
-    echo "FAIL $ok_rows of 2 layers (usp, sfu on $TOPO) reported ok (rank source '$src')"
+    echo "FAIL $ok_rows of 2 layers ($4 on $TOPO) reported ok (rank source '$src')"
   else
-    echo "PASS rank source = $src; world $N; usp and sfu on $TOPO match the one-GPU result"
+    echo "PASS rank source = $src; world $N; $4 on $TOPO match the one-GPU result"
   fi
 }
 
 declare -A WANT=([builtin]='^RANK/WORLD_SIZE$' [mpirun]='^Open MPI$' [torchrun]='^torchrun' [slurm]='^Slurm$'
-  [env]='^RANK/WORLD_SIZE$')
+  [slurm2]='^Slurm \(MASTER_ADDR: the first node of SLURM_STEP_NODELIST\)$' [env]='^RANK/WORLD_SIZE$')
 echo "# launchers.sh: $BIN ${ARGS[*]} on $N GPUs, ${T} s per launcher; logs in $LOGDIR"
 passed=0 failed=0 skipped=0
-for which in ${SF_LAUNCHERS:-builtin mpirun torchrun slurm env}; do
+for which in ${SF_LAUNCHERS:-builtin mpirun torchrun slurm slurm2 env}; do
   [ -n "${WANT[$which]:-}" ] || { echo "launchers.sh: unknown launcher '$which'" >&2; exit 2; }
   out=$LOGDIR/$which.log
   : >"$out"
@@ -211,7 +224,9 @@ for which in ${SF_LAUNCHERS:-builtin mpirun torchrun slurm env}; do
     skipped=$((skipped + 1))
     continue
   fi
-  verdict=$(judge "$out" "$rc" "${WANT[$which]}")
+  layers="usp and sfu"
+  [ "$which" = slurm2 ] && layers="usp and tas"
+  verdict=$(judge "$out" "$rc" "${WANT[$which]}" "$layers")
   printf '%-7s %-9s %s (%d s)\n' "${verdict%% *}" "$which" "${verdict#* }" $((SECONDS - t0))
   if [ "${verdict%% *}" = PASS ]; then
     passed=$((passed + 1))
