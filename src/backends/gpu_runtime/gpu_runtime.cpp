@@ -252,6 +252,7 @@ std::string GpuContext::describe() const {
 #endif
   s += CudaDevice::fast_kernel_built() ? ", attention: sf::cuda::attention (fallback kernel for other cases)"
                                        : ", attention: fallback kernel (sf_cuda_kernels not built)";
+  if (spans_hosts()) return s;  // nothing is emulated between hosts (host_layout.h)
   s += std::string(", emulated links clocked by the ") + impl_->links.clock_name();
   const Result<NicSharing> sharing = NicBoard::sharing_from_env();  // an invalid value fails in GpuContext::create
   if (sharing && sharing.value() == NicSharing::kFair) s += " (SF_EMULATED_NIC=fair: NICs share their bandwidth)";
