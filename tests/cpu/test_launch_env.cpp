@@ -29,7 +29,7 @@ class LaunchVars {
                              "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NNODES", "SF_LAUNCH_ID",
                              "PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_NODEID",
                              "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_STEP_NODELIST",
-                             "SLURM_JOB_NODELIST", "SLURM_NODELIST"})
+                             "SLURM_JOB_NODELIST", "SLURM_NODELIST", "SLURMD_NODENAME"})
       vars_.push_back(std::make_unique<ScopedEnv>(name, nullptr));
     for (const auto& [name, value] : set) vars_.push_back(std::make_unique<ScopedEnv>(name, value));
   }
@@ -241,6 +241,19 @@ TEST(LaunchEnv, SrunAloneOnSeveralNodes) {
               "launcher environment (Slurm): without MASTER_ADDR the store is on the step's first node, "
               "zz-not-this-host1 (SLURM_STEP_NODELIST), but rank 0 runs on " + std::string(host) +
                   "; set MASTER_ADDR to rank 0's host");
+  }
+  {  // Slurm's name for rank 0's node, where it differs from the host's own name
+    LaunchVars vars({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NNODES", "2"},
+                     {"SLURM_STEP_NODELIST", "n[1-2]"}, {"SLURMD_NODENAME", "n1"}});
+    const Result<LaunchInfo> r = read_launch_env();
+    ASSERT_TRUE(r.is_ok()) << error_of(r);
+    EXPECT_EQ(r->master_addr, "n1");
+  }
+  {
+    LaunchVars vars({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NNODES", "2"},
+                     {"SLURM_STEP_NODELIST", "n[1-2]"}, {"SLURMD_NODENAME", "n2"}});
+    EXPECT_NE(error_of(read_launch_env()).find("the step's first node, n1 (SLURM_STEP_NODELIST), but rank 0 runs on n2"),
+              std::string::npos);
   }
   {  // neither
     LaunchVars vars({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "0"}, {"SLURM_NNODES", "2"}});

@@ -84,10 +84,14 @@ Status slurm_master_addr(LaunchInfo* info) {
                             " ranks over several hosts but neither MASTER_ADDR nor SLURM_STEP_NODELIST is set "
                             "(MASTER_ADDR: rank 0's host name)");
   SF_ASSIGN_OR_RETURN(info->master_addr, slurm_first_host(name, list));
+  // Rank 0's node by Slurm's name for it (SLURMD_NODENAME, the names the node list uses, which need not be the
+  // host's own), else its host name; short names, as host lists hold them.
+  const char* slurm_name = std::getenv("SLURMD_NODENAME");
+  const std::string mine = slurm_name != nullptr && *slurm_name != '\0' ? slurm_name : info->hostname;
   const auto short_name = [](const std::string& h) { return h.substr(0, h.find('.')); };
-  if (info->rank == 0 && short_name(info->hostname) != short_name(info->master_addr))
+  if (info->rank == 0 && short_name(mine) != short_name(info->master_addr))
     return invalid_argument("launcher environment (Slurm): without MASTER_ADDR the store is on the step's first "
-                            "node, " + info->master_addr + " (" + name + "), but rank 0 runs on " + info->hostname +
+                            "node, " + info->master_addr + " (" + name + "), but rank 0 runs on " + mine +
                             "; set MASTER_ADDR to rank 0's host");
   info->source += " (MASTER_ADDR: the first node of " + std::string(name) + ")";
   return Status::ok();
