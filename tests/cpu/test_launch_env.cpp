@@ -27,8 +27,8 @@ class LaunchVars {
                              "TORCHELASTIC_RUN_ID", "TORCHELASTIC_USE_AGENT_STORE", "OMPI_COMM_WORLD_RANK",
                              "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
                              "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NNODES", "SF_LAUNCH_ID",
-                             "PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_NODEID",
-                             "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_STEP_NODELIST",
+                             "PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "SLURM_JOB_ID", "SLURM_STEP_ID",
+                             "SLURM_NODEID", "SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_STEP_NODELIST",
                              "SLURM_JOB_NODELIST", "SLURM_NODELIST", "SLURMD_NODENAME"})
       vars_.push_back(std::make_unique<ScopedEnv>(name, nullptr));
     for (const auto& [name, value] : set) vars_.push_back(std::make_unique<ScopedEnv>(name, value));
@@ -252,8 +252,9 @@ TEST(LaunchEnv, SrunAloneOnSeveralNodes) {
   {
     LaunchVars vars({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NNODES", "2"},
                      {"SLURM_STEP_NODELIST", "n[1-2]"}, {"SLURMD_NODENAME", "n2"}});
-    EXPECT_NE(error_of(read_launch_env()).find("the step's first node, n1 (SLURM_STEP_NODELIST), but rank 0 runs on n2"),
-              std::string::npos);
+    EXPECT_NE(
+        error_of(read_launch_env()).find("the step's first node, n1 (SLURM_STEP_NODELIST), but rank 0 runs on n2"),
+        std::string::npos);
   }
   {  // neither
     LaunchVars vars({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "0"}, {"SLURM_NNODES", "2"}});

@@ -147,8 +147,8 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
     // Every rank's host and software, before any library starts: ranks that load different libraries or run
     // different builds are refused here (rank_software.h), not left to fail or hang inside NCCL or NVSHMEM.
     Watchdog::ScopedOp op(impl->watchdog.get(), "start-up gather (every rank's host and software)");
-    SF_ASSIGN_OR_RETURN(const std::vector<std::string> all,
-                        impl->store->all_gather("start", launch.hostname + "\n" + encode_software(this_rank_software())));
+    const std::string mine = launch.hostname + "\n" + encode_software(this_rank_software());
+    SF_ASSIGN_OR_RETURN(const std::vector<std::string> all, impl->store->all_gather("start", mine));
     std::vector<RankSoftware> software;
     for (const std::string& a : all) {
       const size_t nl = a.find('\n');
