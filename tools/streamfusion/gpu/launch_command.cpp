@@ -3,6 +3,10 @@
 // and when one fails gives the others a grace period (their own watchdogs report where they are stuck), then
 // terminates them. The exit code is the first failure's. Stopped itself (SIGTERM, SIGINT, SIGHUP) it terminates
 // the ranks and exits 128 + the signal; killed outright, the kernel terminates them (PR_SET_PDEATHSIG).
+// On several hosts, as torchrun's static rendezvous: one launch per host with `--nnodes N --node-rank K
+// --master-addr HOST0` (and one `--port` everywhere), ranks K·n .. K·n + n - 1 here; the job's ranks meet in rank 0's
+// store on HOST0, so the launches may start in any order. A failure ends this host's ranks only: the others learn
+// of it through their own watchdogs and NCCL's error polling, and end with a message (watchdog.h).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -64,6 +68,8 @@ int exit_code_of(int status) {
 
 struct LaunchOptions {
   int nproc = 1;
+  int nnodes = 1, node_rank = 0;
+  std::string master_addr;  // node 0's host (required with nnodes > 1)
   int port = 0;
   double grace_s = 30.0;
   std::vector<std::string> command;
@@ -102,10 +108,26 @@ int run_launch(const LaunchOptions& o) {
     std::fprintf(stderr, "launch: no command given (usage: streamfusion launch -n 4 -- ./program args)\n");
     return 2;
   }
-  const int port = o.port > 0 ? o.port : free_port();
+  if (o.nnodes < 1 || o.node_rank < 0 || o.node_rank >= o.nnodes) {
+    std::fprintf(stderr, "launch: --node-rank must be in [0, --nnodes %d) (got %d)\n", o.nnodes, o.node_rank);
+    return 2;
+  }
+  const bool several_hosts = o.nnodes > 1;
+  if (several_hosts && o.master_addr.empty()) {
+    std::fprintf(stderr, "launch: --nnodes %d needs --master-addr (node 0's host name or address, where rank 0's "
+                 "bootstrap store listens)\n", o.nnodes);
+    return 2;
+  }
+  // One port on every host: a free port found here would be this host's guess alone.
+  const int port = o.port > 0 ? o.port : several_hosts ? 29500 : free_port();
+  const std::string master_addr = o.master_addr.empty() ? "127.0.0.1" : o.master_addr;
   // This launch's name, which its ranks greet the bootstrap store with (tcp_store.h): ranks of another job whose
-  // store sits on the same port pass it over instead of joining it.
-  const std::string launch_id = std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
+  // store sits on the same port pass it over instead of joining it. On several hosts every launch must give the
+  // same: the store's address and the job's size.
+  const std::string launch_id = several_hosts ? master_addr + ":" + std::to_string(port) + "/" +
+                                                    std::to_string(o.nnodes) + "x" + std::to_string(o.nproc)
+                                              : std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
+  const int first_rank = o.node_rank * o.nproc;  // this host's ranks: first_rank + local rank
   std::vector<pid_t> pids(static_cast<size_t>(o.nproc), -1);
   catch_stop_signals();
   const pid_t launcher = ::getpid();
@@ -122,12 +144,12 @@ int run_launch(const LaunchOptions& o) {
       // when it goes (kept across exec); one already gone before this line leaves the rank nothing to run for.
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != launcher) _exit(128 + SIGTERM);
-      setenv("RANK", std::to_string(r).c_str(), 1);
-      setenv("WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
+      setenv("RANK", std::to_string(first_rank + r).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(o.nnodes * o.nproc).c_str(), 1);
       setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       setenv("LOCAL_WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
-      setenv("GROUP_RANK", "0", 1);
-      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("GROUP_RANK", std::to_string(o.node_rank).c_str(), 1);
+      setenv("MASTER_ADDR", master_addr.c_str(), 1);
       setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       setenv("SF_LAUNCH_ID", launch_id.c_str(), 1);
       // NVLink multicast stays off on shared machines (GPU-MACHINES.md), whatever the parent had.
@@ -138,7 +160,8 @@ int run_launch(const LaunchOptions& o) {
       for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
       ::execvp(argv[0], argv.data());
-      std::fprintf(stderr, "launch: rank %d could not start '%s': %s\n", r, argv[0], std::strerror(errno));
+      std::fprintf(stderr, "launch: rank %d could not start '%s': %s\n", first_rank + r, argv[0],
+                   std::strerror(errno));
       _exit(127);
     }
     pids[static_cast<size_t>(r)] = pid;
@@ -153,7 +176,7 @@ int run_launch(const LaunchOptions& o) {
     terminated_at = std::chrono::steady_clock::now();
     for (int r = 0; r < o.nproc; ++r) {
       if (pids[static_cast<size_t>(r)] > 0) {
-        std::fprintf(stderr, "[launch] terminating rank %d%s\n", r, why);
+        std::fprintf(stderr, "[launch] terminating rank %d%s\n", first_rank + r, why);
         ::kill(pids[static_cast<size_t>(r)], SIGTERM);
       }
     }
@@ -175,7 +198,7 @@ int run_launch(const LaunchOptions& o) {
       --running;
       const int code = exit_code_of(status);
       if (code != 0) {
-        std::fprintf(stderr, "[launch] rank %d %s\n", rank, describe_status(status).c_str());
+        std::fprintf(stderr, "[launch] rank %d %s\n", first_rank + rank, describe_status(status).c_str());
         if (first_failure == 0) {
           first_failure = code;
           failed_at = std::chrono::steady_clock::now();
@@ -219,9 +242,14 @@ int launch_command_from(int argc, char** argv) {
 void register_launch_command(CLI::App& app) {
   auto opts = std::make_shared<LaunchOptions>();
   CLI::App* sub = app.add_subcommand(
-      "launch", "Start one process per GPU on this host, with RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT set");
-  sub->add_option("-n,--nproc", opts->nproc, "Number of processes (GPUs)")->required();
-  sub->add_option("--port", opts->port, "MASTER_PORT for the bootstrap store (default: a free port)");
+      "launch", "Start one process per GPU on this host, with RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT set "
+                "(on several hosts: one launch per host with --nnodes, --node-rank, --master-addr)");
+  sub->add_option("-n,--nproc", opts->nproc, "Number of processes (GPUs) on this host")->required();
+  sub->add_option("--nnodes", opts->nnodes, "Hosts in the job, one launch on each (default 1)");
+  sub->add_option("--node-rank", opts->node_rank, "This host's place among them, 0 .. nnodes-1 (default 0)");
+  sub->add_option("--master-addr", opts->master_addr, "Node 0's host, where rank 0's store listens (nnodes > 1)");
+  sub->add_option("--port", opts->port,
+                  "MASTER_PORT for the bootstrap store (default: a free port; 29500 on several hosts)");
   sub->add_option("--grace", opts->grace_s, "Seconds the other ranks get after one fails, before SIGTERM");
   sub->add_option("command", opts->command, "The command to run, after --");
   sub->callback([opts] {
