@@ -10,13 +10,15 @@
 #             (CUDA_VISIBLE_DEVICES) as a node would, so the job spans two "hosts" (the host's name told apart by
 #             the node's number) and runs the multi-host path: machines = hosts, nothing emulated. Its layers are
 #             usp and tas (NCCL): NVSHMEM between hosts needs a network transport that no host here has
+#   builtin2  streamfusion-gpu launch once per "host" (--nnodes 2 --node-rank K --master-addr 127.0.0.1), each
+#             launch's ranks seeing their half of the GPUs as slurm2's do; usp and tas
 #   env       RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_WORLD_SIZE set by hand for N background processes
 # A launcher passes when rank 0 alone reports itself (one "launch: rank source" line, the expected source, a
 # world of N), both layers match the one-GPU result, and every process exits 0. A missing tool is SKIPPED, not
 # passed. Every launch runs under a timeout, so ranks that never meet end in FAIL, not a hang.
 #   tests/gpu/multi/launchers.sh <streamfusion-gpu binary> <N GPUs>
 # Env: SF_LAUNCHER_TIMEOUT_S (default 45, per launcher), SF_LAUNCHERS (default "builtin mpirun torchrun slurm
-# slurm2 env"), SF_MPIRUN (default: mpirun on PATH), SF_PYTHON (default /opt/torch/.venv/bin/python3, else python3),
+# slurm2 builtin2 env"), SF_MPIRUN (default: mpirun on PATH), SF_PYTHON (default /opt/torch/.venv/bin/python3, else python3),
 # SF_LAUNCHERS_KEEP (a folder for the whole logs of failed launchers).
 set -uo pipefail
 
@@ -125,12 +127,12 @@ run_by_hand() {
   port=$(free_port)
   host=$(hostname)
   for ((r = 0; r < N; r++)); do
-    local vars node gpus g
+    local vars node gpus
     if [ "$kind" = slurm ]; then
       vars=("SLURM_PROCID=$r" "SLURM_NTASKS=$N" "SLURM_LOCALID=$r" SLURM_NNODES=1 MASTER_ADDR=127.0.0.1)
     elif [ "$kind" = slurm2 ]; then
-      node=$((r / half)) gpus=""
-      for ((g = node * half; g < (node + 1) * half; g++)); do gpus+="${gpus:+,}$g"; done
+      node=$((r / half))
+      gpus=$(half_of_gpus "$node")
       vars=("SLURM_PROCID=$r" "SLURM_NTASKS=$N" "SLURM_LOCALID=$((r % half))" SLURM_NNODES=2 "SLURM_NODEID=$node"
         "SLURM_STEP_TASKS_PER_NODE=$half(x2)" "SLURM_STEP_NODELIST=$host,$host" "CUDA_VISIBLE_DEVICES=$gpus")
       args=("${ARGS[@]/#usp,sfu/usp,tas}")
@@ -138,6 +140,26 @@ run_by_hand() {
       vars=("RANK=$r" "WORLD_SIZE=$N" "LOCAL_RANK=$r" "LOCAL_WORLD_SIZE=$N" MASTER_ADDR=127.0.0.1)
     fi
     timeout -k 5 "$T" env "${vars[@]}" MASTER_PORT="$port" "$BIN" "${args[@]}" >>"$out" 2>&1 &
+    LIVE+=($!)
+  done
+  wait_group
+}
+
+# The GPUs of "host" K of two: its half of the N, as CUDA_VISIBLE_DEVICES lists them.
+half_of_gpus() {
+  local k=$1 half=$((N / 2)) g list=""
+  for ((g = k * half; g < (k + 1) * half; g++)); do list+="${list:+,}$g"; done
+  echo "$list"
+}
+
+# The built-in launcher once per "host" of two, node 1's first (its ranks wait for rank 0's store).
+run_builtin_on_two_hosts() {
+  local out=$1 port k
+  port=$(free_port)
+  for k in 1 0; do
+    timeout -k 10 "$T" env "CUDA_VISIBLE_DEVICES=$(half_of_gpus "$k")" "$BIN" launch -n $((N / 2)) --nnodes 2 \
+      --node-rank "$k" --master-addr 127.0.0.1 --port "$port" --grace 10 -- "$BIN" "${ARGS[@]/#usp,sfu/usp,tas}" \
+      >>"$out" 2>&1 &
     LIVE+=($!)
   done
   wait_group
@@ -178,6 +200,8 @@ launch() {
         "$BIN" "${ARGS[@]}" >"$out" 2>&1 ;;
     slurm | slurm2 | env)
       run_by_hand "$which" "$out" ;;
+    builtin2)
+      run_builtin_on_two_hosts "$out" ;;
   esac
 }
 
@@ -209,10 +233,11 @@ judge() {
 }
 
 declare -A WANT=([builtin]='^RANK/WORLD_SIZE$' [mpirun]='^Open MPI$' [torchrun]='^torchrun' [slurm]='^Slurm$'
-  [slurm2]='^Slurm \(MASTER_ADDR: the first node of SLURM_STEP_NODELIST\)$' [env]='^RANK/WORLD_SIZE$')
+  [slurm2]='^Slurm \(MASTER_ADDR: the first node of SLURM_STEP_NODELIST\)$' [builtin2]='^RANK/WORLD_SIZE$'
+  [env]='^RANK/WORLD_SIZE$')
 echo "# launchers.sh: $BIN ${ARGS[*]} on $N GPUs, ${T} s per launcher; logs in $LOGDIR"
 passed=0 failed=0 skipped=0
-for which in ${SF_LAUNCHERS:-builtin mpirun torchrun slurm slurm2 env}; do
+for which in ${SF_LAUNCHERS:-builtin mpirun torchrun slurm slurm2 builtin2 env}; do
   [ -n "${WANT[$which]:-}" ] || { echo "launchers.sh: unknown launcher '$which'" >&2; exit 2; }
   out=$LOGDIR/$which.log
   : >"$out"
@@ -225,7 +250,7 @@ for which in ${SF_LAUNCHERS:-builtin mpirun torchrun slurm slurm2 env}; do
     continue
   fi
   layers="usp and sfu"
-  [ "$which" = slurm2 ] && layers="usp and tas"
+  [[ $which == *2 ]] && layers="usp and tas"
   verdict=$(judge "$out" "$rc" "${WANT[$which]}" "$layers")
   printf '%-7s %-9s %s (%d s)\n' "${verdict%% *}" "$which" "${verdict#* }" $((SECONDS - t0))
   if [ "${verdict%% *}" = PASS ]; then
