@@ -85,7 +85,12 @@ int run_attention(const AttentionOptions& o) {
     schemes.push_back(sc);
   }
   std::vector<Topology> topos;
+  bool job_topology = false;  // "job": the job's own layout, hosts x ranks per host (known once the ranks meet)
   for (const auto& t : split_list(o.topologies)) {
+    if (t == "job") {
+      job_topology = true;
+      continue;
+    }
     auto tp = Topology::parse(t);
     if (!tp) {
       std::fprintf(stderr, "gpu-attention: %s\n", tp.status().to_string().c_str());
@@ -109,6 +114,7 @@ int run_attention(const AttentionOptions& o) {
   auto ctx = std::move(ctx_r.value());
   const int P = ctx->world_size();
   Device& dev = ctx->device();
+  if (job_topology) topos.insert(topos.begin(), ctx->host_topology());
   // On several hosts the links between machines are real: nothing is emulated, and --gbps is only the speed the
   // planner assumes for them (host_layout.h).
   const bool real_links = ctx->spans_hosts();
@@ -538,7 +544,9 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_option("-D,--head-dim", o->head_dim, "Head dim");
   sub->add_option("-B,--batch", o->batch, "Batch");
   sub->add_option("--dtype", o->dtype, "bf16, fp16 or fp32");
-  sub->add_option("--topology", o->topologies, "MxN topologies (comma list; M > 1 on one host is emulated)");
+  sub->add_option("--topology", o->topologies,
+                  "MxN topologies (comma list; M > 1 on one host is emulated), or job: the job's hosts x ranks per host "
+                  "(the default)");
   sub->add_option("--gbps", o->gbps, "Emulated inter-machine GB/s per GPU and direction (comma list)");
   sub->add_option("--latency-us", o->latency_us, "Emulated inter-machine latency");
   sub->add_option("--schemes", o->schemes, "ring, ulysses, usp, tas, torus (SFU over NCCL), sfu (comma list)");

@@ -11,7 +11,7 @@ struct AttentionOptions {
   std::vector<std::string> seqs = {"16384"};
   int64_t heads = 24, head_dim = 128, batch = 1;
   std::string dtype = "bf16";
-  std::vector<std::string> topologies = {"1x4"};
+  std::vector<std::string> topologies = {"job"};  // "job": hosts x ranks per host, 1xP on one host
   std::vector<std::string> gbps = {"50"};
   double latency_us = 5.0;
   std::vector<std::string> schemes = {"ring", "ulysses", "usp", "tas", "torus", "sfu"};
