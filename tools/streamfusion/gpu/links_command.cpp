@@ -5,6 +5,9 @@
 // intra unchanged (within 5 % of the run without emulation). One-sided fan-in: the N GPUs of machine 1 pull from
 // rank 0 at once, and each must get the setting / N (rank 0's NIC sends the setting in all). Then, beside an
 // attention call that holds every SM, the one-sided link must still deliver at its setting (time_beside_attention).
+// On a job that spans hosts nothing is emulated (host_layout.h): the machines are the hosts, and the command only
+// measures the real links, intra and inter, each rank against its partner: the inter figure, per GPU and direction,
+// is what `gpu-attention --gbps` should tell the planner.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -21,7 +24,7 @@ namespace sf::cli {
 namespace {
 
 struct LinksOptions {
-  std::string topology = "2x2";
+  std::string topology;  // empty: 2x2 on one host, the hosts (hosts x ranks per host) on several
   std::vector<std::string> gbps = {"50", "6.25"};
   double latency_us = 5.0;
   std::vector<std::string> backends = {"nccl", "nvshmem"};
@@ -158,7 +161,7 @@ int run_links(const LinksOptions& o) {
     return 1;
   }
   const int rank = env->rank;
-  auto topo = Topology::parse(o.topology);
+  Result<Topology> topo = Topology::parse(o.topology.empty() ? "2x2" : o.topology);
   if (!topo) {
     std::fprintf(stderr, "gpu-links: %s\n", topo.status().to_string().c_str());
     return 2;
@@ -172,17 +175,21 @@ int run_links(const LinksOptions& o) {
     return 1;
   }
   auto ctx = std::move(ctx_r.value());
+  const bool real_links = ctx->spans_hosts();  // then only measured, nothing emulated
+  if (real_links && o.topology.empty()) topo = ctx->host_topology();
   const int P = ctx->world_size(), N = topo->gpus_per_machine;
   if (topo->world_size() != P) {
-    std::fprintf(stderr, "gpu-links: topology %s needs %d processes, %d were launched\n", o.topology.c_str(),
+    std::fprintf(stderr, "gpu-links: topology %s needs %d processes, %d were launched\n", topo->to_string().c_str(),
                  topo->world_size(), P);
     return 2;
   }
   if (rank == 0)
-    std::printf("# gpu-links on %s, topology %s (emulated)\n", ctx->describe().c_str(), o.topology.c_str());
+    std::printf("# gpu-links on %s, topology %s (%s)\n", ctx->describe().c_str(), topo->to_string().c_str(),
+                real_links ? "real links between the hosts: measured, nothing emulated" : "emulated");
 
   std::vector<double> settings = {0.0};
-  for (const auto& g : split_list(o.gbps)) settings.push_back(std::stod(g));
+  if (!real_links)
+    for (const auto& g : split_list(o.gbps)) settings.push_back(std::stod(g));
   std::vector<size_t> sizes;
   for (const auto& s : split_list(o.sizes_mib)) sizes.push_back(static_cast<size_t>(std::stod(s) * (1 << 20)));
   const size_t max_bytes = *std::max_element(sizes.begin(), sizes.end());
@@ -277,7 +284,9 @@ int run_links(const LinksOptions& o) {
               const std::string key = backend + "/" + kind + "/" + std::to_string(bytes);
               if (gbps == 0.0) {
                 baseline.emplace_back(key, worst);
-                verdict = "baseline";
+                char measured[96];
+                std::snprintf(measured, sizeof measured, "measured (gpu-attention --gbps %.2f for the planner)", worst);
+                verdict = !real_links ? "baseline" : inter ? measured : "measured";
               } else if (inter) {
                 const double ratio = worst / gbps;
                 const bool ok = std::fabs(ratio - 1.0) <= 0.05;
@@ -431,8 +440,9 @@ void register_gpu_links_command(CLI::App& app) {
   CLI::App* sub =
       app.add_subcommand("gpu-links",
                          "Check emulated machines: achieved inter-machine bandwidth vs the setting, intra untouched "
-                         "(run under `launch`)");
-  sub->add_option("--topology", o->topology, "Emulated MxN (M*N = processes)");
+                         "(run under `launch`); on several hosts, measure the real links");
+  sub->add_option("--topology", o->topology,
+                  "Emulated MxN (M*N = processes; default 2x2); on a job that spans hosts, the hosts (default)");
   sub->add_option("--gbps", o->gbps, "Inter-machine settings, GB/s per GPU and direction (comma list)");
   sub->add_option("--latency-us", o->latency_us, "Inter-machine latency");
   sub->add_option("--backend", o->backends, "nccl,nvshmem");
