@@ -129,9 +129,12 @@ Result<LaunchInfo> read_launch_env() {
       int node = 0, nodes = 1;
       SF_ASSIGN_OR_RETURN(const bool has_node, env_int("SLURM_NODEID", &node));
       SF_ASSIGN_OR_RETURN(const bool has_nodes, env_int("SLURM_NNODES", &nodes));
-      const char* per_node_name = "SLURM_STEP_TASKS_PER_NODE";
+      const char* per_node_name = "SLURM_STEP_TASKS_PER_NODE";  // the step's; else the job's
       const char* per_node = std::getenv(per_node_name);
-      if (per_node == nullptr || *per_node == '\0') per_node = std::getenv(per_node_name = "SLURM_TASKS_PER_NODE");
+      if (per_node == nullptr || *per_node == '\0') {
+        per_node_name = "SLURM_TASKS_PER_NODE";
+        per_node = std::getenv(per_node_name);
+      }
       if (has_node && per_node != nullptr && *per_node != '\0') {
         SF_ASSIGN_OR_RETURN(info.local_world_size, slurm_tasks_on_node(per_node_name, per_node, node));
       } else {

@@ -32,6 +32,9 @@ fi
 T=${SF_LAUNCHER_TIMEOUT_S:-45}
 TOPO=2x$((N / 2))
 ARGS=(gpu-attention -S 4096 -H 24 -D 128 --topology "$TOPO" --gbps 50 --schemes "usp,sfu" -w 0 -n 1)
+# The jobs that span two "hosts" (slurm2, builtin2) run NCCL layers only: NVSHMEM between hosts needs a network
+# transport that no host here has.
+ARGS_TWO_HOSTS=("${ARGS[@]/#usp,sfu/usp,tas}")
 LOGDIR=$(mktemp -d /tmp/sf-launchers.XXXXXX)
 
 # Start every launcher from the same clean slate: variables of an outer launcher (a Slurm allocation, a torchrun
@@ -135,7 +138,7 @@ run_by_hand() {
       gpus=$(half_of_gpus "$node")
       vars=("SLURM_PROCID=$r" "SLURM_NTASKS=$N" "SLURM_LOCALID=$((r % half))" SLURM_NNODES=2 "SLURM_NODEID=$node"
         "SLURM_STEP_TASKS_PER_NODE=$half(x2)" "SLURM_STEP_NODELIST=$host,$host" "CUDA_VISIBLE_DEVICES=$gpus")
-      args=("${ARGS[@]/#usp,sfu/usp,tas}")
+      args=("${ARGS_TWO_HOSTS[@]}")
     else
       vars=("RANK=$r" "WORLD_SIZE=$N" "LOCAL_RANK=$r" "LOCAL_WORLD_SIZE=$N" MASTER_ADDR=127.0.0.1)
     fi
@@ -158,7 +161,7 @@ run_builtin_on_two_hosts() {
   port=$(free_port)
   for k in 1 0; do
     timeout -k 10 "$T" env "CUDA_VISIBLE_DEVICES=$(half_of_gpus "$k")" "$BIN" launch -n $((N / 2)) --nnodes 2 \
-      --node-rank "$k" --master-addr 127.0.0.1 --port "$port" --grace 10 -- "$BIN" "${ARGS[@]/#usp,sfu/usp,tas}" \
+      --node-rank "$k" --master-addr 127.0.0.1 --port "$port" --grace 10 -- "$BIN" "${ARGS_TWO_HOSTS[@]}" \
       >>"$out" 2>&1 &
     LIVE+=($!)
   done
