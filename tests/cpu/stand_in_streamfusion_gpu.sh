@@ -3,7 +3,7 @@
 # launcher is started, with which variables, GPUs and layers, and how its output is judged) before GPU time is
 # spent on it: `launch ...` is the built-in launcher (sf_launch_check), and `gpu-attention ...` runs the GPU ranks'
 # real bootstrap (sf_store_check: launch_env.cpp, then the store), after which rank 0 prints its rank source and
-# two ok rows of the asked topology as gpu-attention would. No GPU work, no attention.
+# an ok row per asked scheme on the asked topology, as gpu-attention would. No GPU work, no attention.
 #   env SF_LAUNCH_CHECK=<sf_launch_check> SF_STORE_CHECK=<sf_store_check> stand_in_streamfusion_gpu.sh ...
 set -uo pipefail
 if [ "${1:-}" = launch ]; then

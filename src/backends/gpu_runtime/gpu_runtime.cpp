@@ -181,7 +181,8 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
       if (rank == 0) SF_RETURN_IF_ERROR(store->set("nvshmem/id", mine));
       return store->get("nvshmem/id");
     };
-    SF_RETURN_IF_ERROR(nvshmem_initialize(launch.rank, launch.world_size, options.nvshmem_heap_bytes, share_id));
+    SF_RETURN_IF_ERROR(nvshmem_initialize(launch.rank, launch.world_size, options.nvshmem_heap_bytes,
+                                          gpu::spans_hosts(impl->hosts), share_id));
     impl->nvshmem_ready = true;
 #else
     return unimplemented("this build has no NVSHMEM backend (configure with -DSTREAMFUSION_NVSHMEM=ON)");

@@ -19,7 +19,7 @@ std::string nvshmem_version_string() {
   return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
 }
 
-Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
+Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes, bool across_hosts,
                           const std::function<Result<std::string>(const std::string&)>& share_id) {
   // The heap size is read from the environment at initialization; a user's setting wins.
   if (heap_bytes > 0 && !std::getenv("NVSHMEM_SYMMETRIC_SIZE")) {
@@ -61,7 +61,12 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
                                        std::to_string(total_bytes >> 20) + " MiB"
                                  : std::string()) +
                       " (a heap larger than the free memory fails here); NVSHMEM " + nvshmem_version_string() +
-                      " (NVSHMEM_DEBUG=INFO for details)");
+                      " (NVSHMEM_DEBUG=INFO for details)" +
+                      // Between hosts NVSHMEM also needs a network transport; a host without one fails here too.
+                      (across_hosts ? ". The job spans hosts: NVSHMEM also needs a remote transport between them "
+                                      "(InfiniBand or RoCE through its ibrc, ibgda or ucx transport; "
+                                      "NVSHMEM_REMOTE_TRANSPORT chooses), or run the two-sided (NCCL) layers"
+                                    : ""));
   }
   if (nvshmem_my_pe() != rank || nvshmem_n_pes() != world_size) {
     return backend_error("NVSHMEM numbered this process PE " + std::to_string(nvshmem_my_pe()) + " of " +

@@ -29,8 +29,9 @@
 namespace sf::gpu {
 
 // Process-wide NVSHMEM initialization through the unique-id bootstrap (no MPI). The id travels through the
-// caller's store: `share_id(id_bytes)` returns rank 0's id on every rank.
-Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes,
+// caller's store: `share_id(id_bytes)` returns rank 0's id on every rank. `across_hosts`: the job's ranks run on
+// several hosts, so a failure may also be NVSHMEM's remote transport (its message says so).
+Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes, bool across_hosts,
                           const std::function<Result<std::string>(const std::string&)>& share_id);
 void nvshmem_finalize_process();
 std::string nvshmem_version_string();  // the loaded library's, e.g. "3.4.5"

@@ -9,12 +9,14 @@
 #             node, SLURM_STEP_NODELIST: this host): each half of the ranks sees its own half of the GPUs
 #             (CUDA_VISIBLE_DEVICES) as a node would, so the job spans two "hosts" (the host's name told apart by
 #             the node's number) and runs the multi-host path: machines = hosts, nothing emulated. Its layers are
-#             usp and tas (NCCL): NVSHMEM between hosts needs a network transport that no host here has
+#             usp, tas and sfu. NVSHMEM itself sees one host here (one host name) and joins the halves over NVLink,
+#             so sfu runs our multi-host path one-sided, not NVSHMEM's remote transport (a real second host needs
+#             one: InfiniBand or RoCE)
 #   builtin2  streamfusion-gpu launch once per "host" (--nnodes 2 --node-rank K --master-addr 127.0.0.1), each
-#             launch's ranks seeing their half of the GPUs as slurm2's do; usp and tas
+#             launch's ranks seeing their half of the GPUs as slurm2's do; usp, tas and sfu
 #   env       RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_WORLD_SIZE set by hand for N background processes
 # A launcher passes when rank 0 alone reports itself (one "launch: rank source" line, the expected source, a
-# world of N), both layers match the one-GPU result, and every process exits 0. A missing tool is SKIPPED, not
+# world of N), every layer matches the one-GPU result, and every process exits 0. A missing tool is SKIPPED, not
 # passed. Every launch runs under a timeout, so ranks that never meet end in FAIL, not a hang.
 #   tests/gpu/multi/launchers.sh <streamfusion-gpu binary> <N GPUs>
 # Env: SF_LAUNCHER_TIMEOUT_S (default 45, per launcher), SF_LAUNCHERS (default "builtin mpirun torchrun slurm
@@ -32,9 +34,8 @@ fi
 T=${SF_LAUNCHER_TIMEOUT_S:-45}
 TOPO=2x$((N / 2))
 ARGS=(gpu-attention -S 4096 -H 24 -D 128 --topology "$TOPO" --gbps 50 --schemes "usp,sfu" -w 0 -n 1)
-# The jobs that span two "hosts" (slurm2, builtin2) run NCCL layers only: NVSHMEM between hosts needs a network
-# transport that no host here has.
-ARGS_TWO_HOSTS=("${ARGS[@]/#usp,sfu/usp,tas}")
+# The jobs that span two "hosts" (slurm2, builtin2) add TAS, whose Ulysses level then crosses the hosts.
+ARGS_TWO_HOSTS=("${ARGS[@]/#usp,sfu/usp,tas,sfu}")
 LOGDIR=$(mktemp -d /tmp/sf-launchers.XXXXXX)
 
 # Start every launcher from the same clean slate: variables of an outer launcher (a Slurm allocation, a torchrun
@@ -210,7 +211,7 @@ launch() {
 
 # Judges one launcher's output: prints "PASS|FAIL <message>".
 judge() {
-  local out=$1 rc=$2 want=$3 lines src world ok_rows
+  local out=$1 rc=$2 want=$3 layers=$4 rows=$5 lines src world ok_rows
   lines=$(grep -c "launch: rank source = " "$out")
   src=$(grep -m1 -o "launch: rank source = [^;]*" "$out" | sed 's/^launch: rank source = //')
   world=$(grep -m1 -o "launch: rank source = .*; world [0-9]*" "$out" | sed 's/.*; world //')
@@ -219,7 +220,7 @@ judge() {
     echo "FAIL $lines processes each took themselves for rank 0 (source '$src', world ${world:-?}): the program" \
       "did not see this launcher's rank variables"
   elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    echo "FAIL timed out after ${T} s (rank source '${src:-not reported}', world ${world:-?}, $ok_rows/2 layers done)"
+    echo "FAIL timed out after ${T} s (rank source '${src:-not reported}', world ${world:-?}, $ok_rows/$rows layers done)"
   elif [ "$lines" -eq 0 ]; then
     echo "FAIL rank 0 never reported its rank source (exit code $rc)"
   elif [ "$world" != "$N" ]; then
@@ -227,11 +228,11 @@ judge() {
   elif ! [[ $src =~ $want ]]; then
     echo "FAIL rank source '$src', expected /$want/"
   elif [ "$rc" -ne 0 ]; then
-    echo "FAIL exit code $rc (rank source '$src', $ok_rows/2 layers ok)"
-  elif [ "$ok_rows" -ne 2 ] || ! grep -q "all outputs match the one-GPU result" "$out"; then
-    echo "FAIL $ok_rows of 2 layers ($4 on $TOPO) reported ok (rank source '$src')"
+    echo "FAIL exit code $rc (rank source '$src', $ok_rows/$rows layers ok)"
+  elif [ "$ok_rows" -ne "$rows" ] || ! grep -q "all outputs match the one-GPU result" "$out"; then
+    echo "FAIL $ok_rows of $rows layers ($layers on $TOPO) reported ok (rank source '$src')"
   else
-    echo "PASS rank source = $src; world $N; $4 on $TOPO match the one-GPU result"
+    echo "PASS rank source = $src; world $N; $layers on $TOPO match the one-GPU result"
   fi
 }
 
@@ -252,9 +253,9 @@ for which in ${SF_LAUNCHERS:-builtin mpirun torchrun slurm slurm2 builtin2 env};
     skipped=$((skipped + 1))
     continue
   fi
-  layers="usp and sfu"
-  [[ $which == *2 ]] && layers="usp and tas"
-  verdict=$(judge "$out" "$rc" "${WANT[$which]}" "$layers")
+  layers="usp and sfu" rows=2
+  [[ $which == *2 ]] && layers="usp, tas and sfu" rows=3
+  verdict=$(judge "$out" "$rc" "${WANT[$which]}" "$layers" "$rows")
   printf '%-7s %-9s %s (%d s)\n' "${verdict%% *}" "$which" "${verdict#* }" $((SECONDS - t0))
   if [ "${verdict%% *}" = PASS ]; then
     passed=$((passed + 1))
