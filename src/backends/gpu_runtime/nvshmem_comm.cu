@@ -8,6 +8,7 @@
 #include <nvshmemx.h>
 
 #include "streamfusion/env_choice.h"
+#include "exit_note.h"
 #include "gpu_check.h"
 #include "nvshmem_heap.h"
 
@@ -52,6 +53,15 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes, bool acro
     const std::string misfit = fixed_heap_misfit(std::getenv("NVSHMEM_SYMMETRIC_SIZE"), free_bytes, total_bytes);
     if (!misfit.empty()) return Status(ErrorCode::kOutOfMemory, "rank " + std::to_string(rank) + ": " + misfit);
   }
+  const std::string remote_hint =
+      "The job spans hosts: NVSHMEM also needs a remote transport between them (InfiniBand or RoCE through its ibrc, "
+      "ibgda or ucx transport; NVSHMEM_REMOTE_TRANSPORT chooses), or run the two-sided (NCCL) layers";
+  // NVSHMEM exits the process itself when no transport reaches every PE: our error below would never print.
+  const ExitNote exit_note("[rank " + std::to_string(rank) + "] NVSHMEM " + nvshmem_version_string() +
+                           " ended the process during its initialization (nvshmemx_init_attr); its own lines above "
+                           "say why ('Unable to initialize any transports': no transport reaches every rank). " +
+                           (across_hosts ? remote_hint : "On one host NVSHMEM joins the GPUs by P2P (is "
+                                                         "NVSHMEM_DISABLE_P2P set?)") + ".");
   if (int rc = nvshmemx_init_attr(NVSHMEMX_INIT_WITH_UNIQUEID, &attr); rc != 0) {
     const char* heap = std::getenv("NVSHMEM_SYMMETRIC_SIZE");
     return Status(ErrorCode::kBackendError,
@@ -61,12 +71,7 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes, bool acro
                                        std::to_string(total_bytes >> 20) + " MiB"
                                  : std::string()) +
                       " (a heap larger than the free memory fails here); NVSHMEM " + nvshmem_version_string() +
-                      " (NVSHMEM_DEBUG=INFO for details)" +
-                      // Between hosts NVSHMEM also needs a network transport; a host without one fails here too.
-                      (across_hosts ? ". The job spans hosts: NVSHMEM also needs a remote transport between them "
-                                      "(InfiniBand or RoCE through its ibrc, ibgda or ucx transport; "
-                                      "NVSHMEM_REMOTE_TRANSPORT chooses), or run the two-sided (NCCL) layers"
-                                    : ""));
+                      " (NVSHMEM_DEBUG=INFO for details)" + (across_hosts ? ". " + remote_hint : std::string()));
   }
   if (nvshmem_my_pe() != rank || nvshmem_n_pes() != world_size) {
     return backend_error("NVSHMEM numbered this process PE " + std::to_string(nvshmem_my_pe()) + " of " +

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Start-up failures a user meets (issue 4: out-of-memory and plugin problems at start-up are clear errors): each case
 # starts N ranks of a gpu-attention layer under the built-in launcher with one thing wrong, and passes when the job
-# ends by itself (no hang: within the case's timeout), with a non-zero exit code, no crash (no signal, no core), and
-# a line that says what was wrong (the case's pattern). One PASS/FAIL line each; non-zero exit if any failed.
+# ends by itself (no hang: within the case's timeout), with a non-zero exit code, no crash (no signal: exit codes
+# 129-192; no core), and a line that says what was wrong (the case's pattern). One PASS/FAIL line each; non-zero
+# exit if any failed.
 #   symmetric_heap_too_large   a fixed NVSHMEM heap far beyond the GPU's memory: NVSHMEM's start fails
 #   symmetric_heap_exhausted   a fixed heap too small for the layer's symmetric buffers
 #   gpu_memory_exhausted       a sequence whose buffers do not fit in the GPU
 #   nccl_network_missing       NCCL_NET naming a network (plugin) that does not exist
 #   different_builds           the last rank runs another build of streamfusion-gpu (a copy of the binary whose
 #                              build id, `--version`, differs in its last character): refused before NCCL starts
+#   nvshmem_no_transport       NVSHMEM with P2P off and no network: its initialization ends the process itself
+#                              (exit 255), after which each rank's armed note (exit_note.h) says where and why
 #   tests/gpu/multi/startup_errors.sh <streamfusion-gpu binary> <N GPUs>
 # Env: SF_STARTUP_TIMEOUT_S (default 90, per case), SF_STARTUP_CASES (default: all, in the order above),
 # SF_STARTUP_KEEP (a folder for every case's whole log).
@@ -46,6 +49,8 @@ cudaMalloc of [0-9]+ MiB on GPU [0-9]+ failed: out of memory \\([0-9]+ of [0-9]+
 ncclCommInitRank with NCCL_NET=NoSuchNetwork: invalid usage .*NET plugin"
   "different_builds||-S 4096 --schemes usp|\
 ranks run different StreamFusion versions: [^;]+ on ranks? [0-9, -]+ \\(hosts? [^)]+\\); [^;]+ on rank $((N - 1)) "
+  "nvshmem_no_transport|NVSHMEM_DISABLE_P2P=1|-S 4096 --schemes sfu|\
+\\[rank [0-9]+\\] NVSHMEM [0-9.]+ ended the process during its initialization .*NVSHMEM_DISABLE_P2P"
 )
 
 # The other build of different_builds: this binary with its build id changed (every copy of the id, so that the
@@ -91,7 +96,8 @@ for entry in "${CASES[@]}"; do
     why="did not end within ${T} s (a hang)"
   elif [ "$rc" -eq 0 ]; then
     why="exit code 0: the job ran as if nothing were wrong"
-  elif [ "$rc" -gt 128 ] || grep -qE "Segmentation fault|core dumped|SIGSEGV|SIGABRT|Aborted" "$out"; then
+  elif { [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; } ||
+    grep -qE "Segmentation fault|core dumped|SIGSEGV|SIGABRT|Aborted" "$out"; then
     why="crashed (exit code $rc)"
   elif ! grep -qE "$pattern" "$out"; then
     why="no line says what was wrong (expected /$pattern/; exit code $rc)"
