@@ -56,7 +56,9 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes, bool acro
   const std::string remote_hint =
       "The job spans hosts: NVSHMEM also needs a remote transport between them (InfiniBand or RoCE through its ibrc, "
       "ibgda or ucx transport; NVSHMEM_REMOTE_TRANSPORT chooses), or run the two-sided (NCCL) layers";
-  // NVSHMEM exits the process itself when no transport reaches every PE: our error below would never print.
+  // NVSHMEM exits the process itself when no transport reaches every PE: our error below would never print. It may
+  // also return from nvshmemx_init_attr with that part deferred to its first use (seen: 3.4.5 with P2P off), so
+  // the note stays armed over a first barrier that finishes the initialization.
   const ExitNote exit_note("[rank " + std::to_string(rank) + "] NVSHMEM " + nvshmem_version_string() +
                            " ended the process during its initialization (nvshmemx_init_attr); its own lines above "
                            "say why ('Unable to initialize any transports': no transport reaches every rank). " +
@@ -73,6 +75,11 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes, bool acro
                       " (a heap larger than the free memory fails here); NVSHMEM " + nvshmem_version_string() +
                       " (NVSHMEM_DEBUG=INFO for details)" + (across_hosts ? ". " + remote_hint : std::string()));
   }
+  nvshmem_barrier_all();
+  if (nvshmemx_init_status() < NVSHMEM_STATUS_IS_INITIALIZED)
+    return backend_error("rank " + std::to_string(rank) + ": NVSHMEM " + nvshmem_version_string() +
+                         " did not finish its initialization (status " + std::to_string(nvshmemx_init_status()) +
+                         "; NVSHMEM_DEBUG=INFO for details)" + (across_hosts ? ". " + remote_hint : std::string()));
   if (nvshmem_my_pe() != rank || nvshmem_n_pes() != world_size) {
     return backend_error("NVSHMEM numbered this process PE " + std::to_string(nvshmem_my_pe()) + " of " +
                          std::to_string(nvshmem_n_pes()) + ", but the launcher says rank " + std::to_string(rank) +
