@@ -17,6 +17,8 @@ struct AttentionShape {
   DType dtype = DType::kBF16;
 
   Status validate() const;  // every size ≥ 1 (head_dim ≤ 256)
+  // Split over `world` ranks, every rank holds at least one token (S ≥ world); infeasible otherwise.
+  Status validate_split(int world) const;
   std::string to_string() const;  // "B=1 S=4096 H=24 D=128 bf16"
 };
 

@@ -32,6 +32,8 @@ struct LinkSpeeds {
   double intra_gbps = 300.0;
   double inter_gbps = 50.0;
   double attention_tflops = 400.0;  // attention compute rate per GPU, for the modeled overlap
+
+  Status validate() const;  // every rate finite and > 0 (the modeled times divide by them)
 };
 
 struct Plan {

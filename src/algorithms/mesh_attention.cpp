@@ -70,6 +70,7 @@ Status MeshAttention::init() {
   SF_RETURN_IF_ERROR(shape_.validate());
   P_ = comm_.world_size();
   rank_ = comm_.rank();
+  SF_RETURN_IF_ERROR(shape_.validate_split(P_));
   if (mesh_.world_size() != P_)
     return infeasible("mesh " + mesh_.to_string() + " covers " + std::to_string(mesh_.world_size()) +
                       " ranks but the world has " + std::to_string(P_));

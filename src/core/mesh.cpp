@@ -57,7 +57,7 @@ Result<Mesh> Mesh::parse(const std::string& s, int world_size) {
     int64_t degree = 0;
     if (!parse_positive(s.substr(i, j - i), &degree))
       return invalid_argument("mesh '" + s + "': level " + level_letter(kind) +
-                              " needs a degree of at least 1 after it; expected " + expected);
+                              " needs a degree from 1 to 999999999 after it; expected " + expected);
     levels.push_back({kind, static_cast<int>(degree)});
     i = j;
   }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include <string>
+#include <utility>
 
 namespace sf {
 
@@ -28,6 +30,16 @@ bool parse_scheme(const std::string& s, Scheme* out) {
       return true;
     }
   return false;
+}
+
+Status LinkSpeeds::validate() const {
+  for (const auto& [what, v] : {std::pair<const char*, double>{"intra-machine GB/s", intra_gbps},
+                                {"inter-machine GB/s", inter_gbps},
+                                {"attention TFLOP/s", attention_tflops}})
+    if (!std::isfinite(v) || v <= 0.0)
+      return invalid_argument(std::string(what) + " must be a finite number above 0 (the modeled times divide by it), "
+                              "found " + std::to_string(v));
+  return Status::ok();
 }
 
 std::vector<Scheme> all_schemes() {
@@ -193,6 +205,8 @@ Result<Plan> make_plan(Scheme scheme, const Topology& topo, const AttentionShape
                        const LinkSpeeds& speeds) {
   SF_RETURN_IF_ERROR(topo.validate());
   SF_RETURN_IF_ERROR(shape.validate());
+  SF_RETURN_IF_ERROR(shape.validate_split(topo.world_size()));
+  SF_RETURN_IF_ERROR(speeds.validate());
   Plan plan;
   plan.scheme = scheme;
   if (mesh_override.empty()) {
@@ -364,6 +378,8 @@ namespace sf {
 Result<Plan> recommend_plan(const Topology& topo, const AttentionShape& shape, const LinkSpeeds& speeds) {
   SF_RETURN_IF_ERROR(topo.validate());
   SF_RETURN_IF_ERROR(shape.validate());
+  SF_RETURN_IF_ERROR(shape.validate_split(topo.world_size()));
+  SF_RETURN_IF_ERROR(speeds.validate());
   std::vector<Plan> candidates;
   for (Scheme s : all_schemes()) {
     Result<Plan> p = make_plan(s, topo, shape, "", {}, speeds);

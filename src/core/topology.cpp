@@ -44,6 +44,15 @@ Status AttentionShape::validate() const {
   return Status::ok();
 }
 
+Status AttentionShape::validate_split(int world) const {
+  // A rank without tokens would have nothing to send where its peers expect a piece, and no rows to own.
+  if (world >= 1 && seq_len < world)
+    return infeasible("sequence length S=" + std::to_string(seq_len) + " is shorter than the " + std::to_string(world) +
+                      " GPUs it is split over: every GPU must hold at least one token (S >= " +
+                      std::to_string(world) + "); run it on at most " + std::to_string(seq_len) + " GPUs");
+  return Status::ok();
+}
+
 std::string AttentionShape::to_string() const {
   return "B=" + std::to_string(batch) + " S=" + std::to_string(seq_len) + " H=" + std::to_string(heads) +
          " D=" + std::to_string(head_dim) + " " + dtype_name(dtype);

@@ -75,6 +75,16 @@ TEST(AttentionShape, RejectsNonPositiveSizes) {
   }
 }
 
+TEST(AttentionShape, EveryRankNeedsAToken) {
+  const AttentionShape s{1, 3, 4, 8, DType::kF32};
+  EXPECT_TRUE(s.validate_split(1).is_ok());
+  EXPECT_TRUE(s.validate_split(3).is_ok());
+  const Status st = s.validate_split(4);
+  EXPECT_EQ(st.code(), ErrorCode::kInfeasible);
+  EXPECT_NE(st.message().find("S=3 is shorter than the 4 GPUs"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("at most 3 GPUs"), std::string::npos) << st.message();
+}
+
 TEST(SequenceSplit, CoversEveryTokenOnce) {
   for (int64_t S : {1, 7, 8, 9, 100, 4607})
     for (int P : {1, 3, 8, 16}) {

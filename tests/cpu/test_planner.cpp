@@ -3,6 +3,7 @@
 // than USP; equal at M = 2).
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <numeric>
 
 #include "streamfusion/layer_check.h"
@@ -178,6 +179,29 @@ TEST(Planner, RecommendsAFeasiblePlan) {
       EXPECT_TRUE(p->scheme != Scheme::kUsp && p->scheme != Scheme::kRing) << p->explanation;
     }
   }
+}
+
+// Rates the modeled times divide by, and sequences shorter than the GPU count, are refused with the reason (a NaN
+// rate once left recommend_plan without a pick, and it dereferenced none).
+TEST(Planner, RefusesBadLinkSpeedsAndTooFewTokens) {
+  const AttentionShape shape{1, 65536, 24, 128, DType::kBF16};
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (LinkSpeeds bad : {LinkSpeeds{300, -1, 400}, LinkSpeeds{300, nan, 400}, LinkSpeeds{0, 50, 400},
+                         LinkSpeeds{inf, 50, 400}, LinkSpeeds{300, 50, 0}}) {
+    for (Result<Plan> p : {recommend_plan({4, 2}, shape, bad), make_plan(Scheme::kSfu, {4, 2}, shape, "", {}, bad)}) {
+      ASSERT_FALSE(p.is_ok());
+      EXPECT_EQ(p.status().code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(p.status().message().find("must be a finite number above 0"), std::string::npos)
+          << p.status().message();
+    }
+  }
+  const AttentionShape tiny{1, 5, 24, 128, DType::kBF16};
+  for (Result<Plan> p : {recommend_plan({4, 2}, tiny), make_plan(Scheme::kRing, {4, 2}, tiny, "", {}, {})}) {
+    ASSERT_FALSE(p.is_ok());
+    EXPECT_EQ(p.status().code(), ErrorCode::kInfeasible);
+    EXPECT_NE(p.status().message().find("S=5 is shorter than the 8 GPUs"), std::string::npos) << p.status().message();
+  }
+  EXPECT_TRUE(recommend_plan({4, 2}, AttentionShape{1, 8, 24, 128, DType::kBF16}).is_ok());
 }
 
 }  // namespace

@@ -200,6 +200,14 @@ TEST(SpAttentionInputs, CreateRefusesMeshesThatDoNotFit) {
     auto c = SpAttention::create(rt.comm(), rt.device(), AttentionShape{1, 16, 8, 16, DType::kF32},
                                  {Mesh::parse("U8", 8).value(), Transport::kTwoSided});
     EXPECT_EQ(c.status().code(), ErrorCode::kInfeasible);
+    // Fewer tokens than ranks: a rank without rows is refused on every rank alike (it once deadlocked the ranks
+    // waiting for its pieces), whatever the mesh.
+    for (const char* m : {"U4", "R4", "T2R2"}) {
+      auto d = SpAttention::create(rt.comm(), rt.device(), AttentionShape{1, 3, 8, 16, DType::kF32},
+                                   {Mesh::parse(m, 4).value(), Transport::kOneSided});
+      EXPECT_EQ(d.status().code(), ErrorCode::kInfeasible) << m;
+      EXPECT_NE(d.status().message().find("S=3 is shorter than the 4 GPUs"), std::string::npos) << d.status().message();
+    }
     return Status::ok();
   });
   EXPECT_TRUE(s.is_ok()) << s.to_string();

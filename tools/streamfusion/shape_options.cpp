@@ -70,17 +70,22 @@ Result<std::vector<Plan>> ShapeOptions::plans() const {
   SF_ASSIGN_OR_RETURN(std::vector<Scheme> list, scheme_list());
   SF_ASSIGN_OR_RETURN(std::optional<Transport> tr, transport_override());
   std::vector<Plan> out;
+  std::string last_skip;
   for (Scheme sch : list) {
     Result<Plan> p = make_plan(sch, t, s, mesh, tr, LinkSpeeds{intra_gbps, inter_gbps});
     // With "all", schemes this shape cannot use are skipped with a note; one named scheme must work.
     if (!p.is_ok() && list.size() > 1 && p.status().code() == ErrorCode::kInfeasible) {
       std::cerr << "note: skipping " << scheme_name(sch) << ": " << p.status().message() << "\n";
+      last_skip = p.status().message();
       continue;
     }
     SF_RETURN_IF_ERROR(p.status());
     apply_layout_choices(torus_chunks, local_diagonal, &p->config);
     out.push_back(std::move(p).value());
   }
+  if (out.empty())  // every scheme skipped: nothing to show is a failure, not an empty table
+    return infeasible("no scheme can run " + s.to_string() + " on " + t.to_string() + " (the last one's reason: " +
+                      last_skip + ")");
   return out;
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "gpu_commands.h"
+#include "option_lists.h"
 #include "gpu_runtime.h"
 #include "../layout_choices.h"
 #include "attention_options.h"
@@ -84,6 +85,14 @@ int run_attention(const AttentionOptions& o) {
     }
     schemes.push_back(sc);
   }
+  // The number lists, read before any GPU starts (option_lists.h).
+  auto seq_lens = parse_counts("-S/--seq", split_list(o.seqs), 1);
+  auto link_gbps = parse_rates("--gbps", split_list(o.gbps));
+  for (const Status& st : {seq_lens.status(), link_gbps.status(), check_non_negative("--latency-us", o.latency_us)})
+    if (!st.is_ok()) {
+      std::fprintf(stderr, "gpu-attention: %s\n", st.to_string().c_str());
+      return 2;
+    }
   std::vector<Topology> topos;
   bool job_topology = false;  // "job": the job's own layout, hosts x ranks per host (known once the ranks meet)
   for (const auto& t : split_list(o.topologies)) {
@@ -137,14 +146,20 @@ int run_attention(const AttentionOptions& o) {
   int row_id = 0;   // layers run (every rank counts them alike)
   int skipped = 0;  // layers asked for that could not run: said with their reason, and the exit code if none ran
 
-  for (const auto& seq_s : split_list(o.seqs)) {
+  for (const int64_t seq_len : *seq_lens) {
+    const std::string seq_s = std::to_string(seq_len);
     AttentionShape shape;
     shape.batch = o.batch;
-    shape.seq_len = std::stoll(seq_s);
+    shape.seq_len = seq_len;
     shape.heads = o.heads;
     shape.head_dim = o.head_dim;
     shape.dtype = dtype;
     ATT_CHECK(shape.validate());
+    if (const Status split = shape.validate_split(P); !split.is_ok()) {  // a rank without tokens: every layer refuses
+      if (rank == 0) std::printf("# skip S=%s: %s\n", seq_s.c_str(), split.message().c_str());
+      ++skipped;
+      continue;
+    }
     const int64_t rows = seq_count(shape.seq_len, P, rank), first = seq_offset(shape.seq_len, P, rank);
     const size_t es = static_cast<size_t>(dtype_size(dtype));
     const size_t local_bytes = static_cast<size_t>(shape.batch * rows * shape.heads * shape.head_dim) * es;
@@ -228,10 +243,7 @@ int run_attention(const AttentionOptions& o) {
         continue;
       }
       std::vector<double> links = {0.0};
-      if (topo.machines > 1) {
-        links.clear();
-        for (const auto& g : split_list(o.gbps)) links.push_back(std::stod(g));
-      }
+      if (topo.machines > 1) links = *link_gbps;
       for (double gbps : links) {
         const gpu::EmulationSettings emu{real_links ? 0.0 : gbps, o.latency_us};
         // (scheme, transport) cases, grouped by backend so each runtime is made once.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gpu_commands.h"
+#include "option_lists.h"
 #include "gpu_runtime.h"
 
 namespace sf::cli {
@@ -167,6 +168,19 @@ int run_links(const LinksOptions& o) {
     return 2;
   }
   const auto backends = split_list(o.backends);
+  for (const std::string& b : backends)
+    if (b != "nccl" && b != "nvshmem") {
+      std::fprintf(stderr, "gpu-links: --backend takes nccl and nvshmem (a comma list), found '%s'\n", b.c_str());
+      return 2;
+    }
+  // The number lists, read before any GPU starts (option_lists.h).
+  auto gbps_list = parse_rates("--gbps", split_list(o.gbps));
+  auto sizes_mib = parse_rates("--sizes-mib", split_list(o.sizes_mib));
+  for (const Status& st : {gbps_list.status(), sizes_mib.status(), check_non_negative("--latency-us", o.latency_us)})
+    if (!st.is_ok()) {
+      std::fprintf(stderr, "gpu-links: %s\n", st.to_string().c_str());
+      return 2;
+    }
   gpu::GpuContextOptions copt;
   copt.nvshmem = std::find(backends.begin(), backends.end(), "nvshmem") != backends.end();
   auto ctx_r = gpu::GpuContext::create(*env, copt);
@@ -188,10 +202,9 @@ int run_links(const LinksOptions& o) {
                 real_links ? "real links between the hosts: measured, nothing emulated" : "emulated");
 
   std::vector<double> settings = {0.0};
-  if (!real_links)
-    for (const auto& g : split_list(o.gbps)) settings.push_back(std::stod(g));
-  std::vector<size_t> sizes;
-  for (const auto& s : split_list(o.sizes_mib)) sizes.push_back(static_cast<size_t>(std::stod(s) * (1 << 20)));
+  if (!real_links) settings.insert(settings.end(), gbps_list->begin(), gbps_list->end());
+  std::vector<size_t> sizes;  // whole bf16 elements, at least one
+  for (double mib : *sizes_mib) sizes.push_back(std::max<size_t>(2, static_cast<size_t>(mib * (1 << 20)) / 2 * 2));
   const size_t max_bytes = *std::max_element(sizes.begin(), sizes.end());
 
   std::vector<std::string> lines, beside_rows;

@@ -1,0 +1,55 @@
+// The numbers in the GPU commands' list options (-S 4096,16384; --gbps 50,6.25; --sizes-mib 64,256), read before
+// any GPU or rank starts: a typo is then a clear error at once, not an exception after the ranks have met.
+// Plain C++, so that CPU tests reach it.
+#pragma once
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "streamfusion/status.h"
+
+namespace sf::cli {
+
+// Whole numbers of at least `min`, e.g. sequence lengths.
+inline Result<std::vector<int64_t>> parse_counts(const std::string& option, const std::vector<std::string>& items,
+                                                 int64_t min) {
+  std::vector<int64_t> out;
+  for (const std::string& item : items) {
+    int64_t v = 0;
+    const auto [end, err] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (err != std::errc() || end != item.data() + item.size() || v < min)
+      return invalid_argument(option + " takes whole numbers of at least " + std::to_string(min) +
+                              " (a comma list), found '" + item + "'");
+    out.push_back(v);
+  }
+  if (out.empty()) return invalid_argument(option + " needs at least one value");
+  return out;
+}
+
+// Finite numbers above 0, e.g. link speeds in GB/s or sizes in MiB.
+inline Result<std::vector<double>> parse_rates(const std::string& option, const std::vector<std::string>& items) {
+  std::vector<double> out;
+  for (const std::string& item : items) {
+    char* end = nullptr;
+    const double v = item.empty() ? 0.0 : std::strtod(item.c_str(), &end);
+    if (item.empty() || end != item.c_str() + item.size() || !std::isfinite(v) || v <= 0.0)
+      return invalid_argument(option + " takes numbers above 0 (a comma list), found '" + item + "'");
+    out.push_back(v);
+  }
+  if (out.empty()) return invalid_argument(option + " needs at least one value");
+  return out;
+}
+
+// One finite number of at least 0, e.g. a latency.
+inline Status check_non_negative(const std::string& option, double v) {
+  if (!std::isfinite(v) || v < 0.0)
+    return invalid_argument(option + " must be a number of at least 0, found " + std::to_string(v));
+  return Status::ok();
+}
+
+}  // namespace sf::cli
