@@ -88,7 +88,7 @@ int run_attention(const AttentionOptions& o) {
   // The number lists, read before any GPU starts (option_lists.h).
   auto seq_lens = parse_counts("-S/--seq", split_list(o.seqs), 1);
   auto link_gbps = parse_rates("--gbps", split_list(o.gbps));
-  for (const Status& st : {seq_lens.status(), link_gbps.status(), check_non_negative("--latency-us", o.latency_us)})
+  for (const Status& st : {seq_lens.status(), link_gbps.status()})
     if (!st.is_ok()) {
       std::fprintf(stderr, "gpu-attention: %s\n", st.to_string().c_str());
       return 2;
@@ -552,18 +552,19 @@ void register_gpu_attention_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "gpu-attention", "Run SpAttention on GPU ranks (NCCL/NVSHMEM), check against one GPU, time it (under launch)");
   sub->add_option("-S,--seq", o->seqs, "Sequence lengths (comma list)");
-  sub->add_option("-H,--heads", o->heads, "Heads");
-  sub->add_option("-D,--head-dim", o->head_dim, "Head dim");
-  sub->add_option("-B,--batch", o->batch, "Batch");
-  sub->add_option("--dtype", o->dtype, "bf16, fp16 or fp32");
+  sub->add_option("-H,--heads", o->heads, "Heads")->check(finite_number(1, 1 << 20));
+  sub->add_option("-D,--head-dim", o->head_dim, "Head dim (at most 256)")->check(finite_number(1, 256));
+  sub->add_option("-B,--batch", o->batch, "Batch")->check(finite_number(1, 1 << 20));
+  sub->add_option("--dtype", o->dtype, "bf16, fp16 or fp32")->check(CLI::IsMember({"bf16", "fp16", "fp32"}));
   sub->add_option("--topology", o->topologies,
                   "MxN topologies (comma list; M > 1 on one host is emulated), or job: the job's hosts x ranks per host "
                   "(the default)");
   sub->add_option("--gbps", o->gbps, "Emulated inter-machine GB/s per GPU and direction (comma list)");
-  sub->add_option("--latency-us", o->latency_us, "Emulated inter-machine latency");
+  sub->add_option("--latency-us", o->latency_us, "Emulated inter-machine latency")->check(finite_number(0, 1e6));
   sub->add_option("--schemes", o->schemes, "ring, ulysses, usp, tas, torus (SFU over NCCL), sfu (comma list)");
   sub->add_option("--transports", o->transports,
-                  "auto (sfu one-sided on NVSHMEM, others two-sided on NCCL), two-sided, one-sided, both");
+                  "auto (sfu one-sided on NVSHMEM, others two-sided on NCCL), two-sided, one-sided, both")
+      ->check(CLI::IsMember({"auto", "two-sided", "one-sided", "both"}));
   sub->add_option("--custom-meshes", o->custom_meshes, "extra explicit meshes run as scheme custom, both transports "
                                                        "(comma list, e.g. T4,T2U2)")->delimiter(',');
   sub->add_option("--foreign-push", o->foreign_push,
@@ -605,7 +606,7 @@ void register_gpu_attention_command(CLI::App& app) {
                   "seconds of its own load before each timing (the one-GPU layer, the compute share, every layer), "
                   "on top of the warm-ups: each is timed in the state its own sustained load brings the power-capped "
                   "GPUs to, whatever ran before it")
-      ->check(CLI::Range(0.0, 60.0));
+      ->check(finite_number(0, 60));
   sub->add_option("--balance", o->balance,
                   "row loans for a lone one-sided ring inside the machine (faster GPUs compute some of the slower "
                   "GPUs' rows): off; layer (each rank's speed in the layer itself, its attention calls' time in "
@@ -614,15 +615,17 @@ void register_gpu_attention_command(CLI::App& app) {
       ->check(CLI::IsMember({"off", "layer", "share"}));
   sub->add_option("--rank-speeds", o->rank_speeds,
                   "row loans by these relative speeds, one per rank (comma list), for such rings")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(finite_number(0, HUGE_VAL, true));
   sub->add_option("--pause-s", o->pause_s,
                   "idle seconds after the one-GPU baseline and the compute share, before the layers (the baseline "
                   "loads GPU 0 alone, and a GPU just loaded clocks lower under its power cap)")
-      ->check(CLI::Range(0.0, 60.0));
+      ->check(finite_number(0, 60));
   sub->add_option("--torus-chunks", o->torus_chunks,
-                  "row segments per Torus transfer (-1: planner decides; 0: up to 4 as call sizes allow)");
-  sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber);
-  sub->add_option("-n,--iters", o->iters, "Timed iterations (median)")->check(CLI::PositiveNumber);
+                  "row segments per Torus transfer (-1: planner decides; 0: up to 4 as call sizes allow)")
+      ->check(finite_number(-1, 1024));
+  sub->add_option("-w,--warmup", o->warmup, "Warm-up iterations")->check(finite_number(0, 1e6));
+  sub->add_option("-n,--iters", o->iters, "Timed iterations (median)")->check(finite_number(1, 1e6));
   sub->add_flag("!--no-single", o->single, "Skip timing the one-GPU layer");
   sub->add_flag("!--no-concurrent", o->concurrent,
                 "Skip timing each rank's compute share (own rows, all keys) with all ranks at once");
@@ -633,8 +636,9 @@ void register_gpu_attention_command(CLI::App& app) {
                "Print every rank's timeline of the last timed forward of each case (attention calls, copies, "
                "gaps, transfer completions)");
   sub->add_option("--seed", o->seed, "Input seed");
-  sub->add_option("--tol-rel", o->tol_rel, "Relative L2 tolerance vs the one-GPU result");
-  sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result");
+  sub->add_option("--tol-rel", o->tol_rel, "Relative L2 tolerance vs the one-GPU result")
+      ->check(finite_number(0, HUGE_VAL));
+  sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result")->check(finite_number(0, HUGE_VAL));
   sub->add_option("--json", o->json,
                   "Append one JSON object per row to this file (rank 0); plan_* fields are the configuration the "
                   "layer ran with (plan_torus_chunks 0: the layer picked the segments by call size; "

@@ -1,5 +1,6 @@
 #include "gpu_commands.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -23,6 +24,22 @@ std::vector<std::string> split_list(const std::vector<std::string>& items) {
     }
   }
   return out;
+}
+
+CLI::Validator finite_number(double lo, double hi, bool lo_open) {
+  std::ostringstream want;
+  want.precision(12);
+  if (!std::isfinite(hi)) want << "a number " << (lo_open ? "above " : "of at least ") << lo;
+  else want << "a number " << (lo_open ? "above " : "from ") << lo << (lo_open ? " up to " : " to ") << hi;
+  return CLI::Validator(
+      [lo, hi, lo_open, expected = want.str()](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = text.empty() ? std::nan("") : std::strtod(text.c_str(), &end);
+        const bool ok = !text.empty() && end == text.c_str() + text.size() && std::isfinite(v) &&
+                        (lo_open ? v > lo : v >= lo) && v <= hi;
+        return ok ? std::string() : "expected " + expected + ", found '" + text + "'";
+      },
+      want.str());
 }
 
 void register_gpu_commands(CLI::App& app) {

@@ -26,6 +26,10 @@ void register_gpu_links_command(CLI::App& app);
 // Splits "a,b,c" (a CLI11 vector option given once with commas also arrives here already split).
 std::vector<std::string> split_list(const std::vector<std::string>& items);
 
+// A number option's check: finite, at least `lo` (above it when `lo_open`) and at most `hi`. CLI11's own range
+// checks let NaN through and, given no upper bound, print the largest double in their message.
+CLI::Validator finite_number(double lo, double hi, bool lo_open = false);
+
 }  // namespace sf::cli
 
 // Checks a Status inside a GPU subcommand (needs `rank` in scope); see exit_rank_on_error.

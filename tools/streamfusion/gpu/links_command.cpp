@@ -176,7 +176,7 @@ int run_links(const LinksOptions& o) {
   // The number lists, read before any GPU starts (option_lists.h).
   auto gbps_list = parse_rates("--gbps", split_list(o.gbps));
   auto sizes_mib = parse_rates("--sizes-mib", split_list(o.sizes_mib));
-  for (const Status& st : {gbps_list.status(), sizes_mib.status(), check_non_negative("--latency-us", o.latency_us)})
+  for (const Status& st : {gbps_list.status(), sizes_mib.status()})
     if (!st.is_ok()) {
       std::fprintf(stderr, "gpu-links: %s\n", st.to_string().c_str());
       return 2;
@@ -457,14 +457,14 @@ void register_gpu_links_command(CLI::App& app) {
   sub->add_option("--topology", o->topology,
                   "Emulated MxN (M*N = processes; default 2x2); on a job that spans hosts, the hosts (default)");
   sub->add_option("--gbps", o->gbps, "Inter-machine settings, GB/s per GPU and direction (comma list)");
-  sub->add_option("--latency-us", o->latency_us, "Inter-machine latency");
+  sub->add_option("--latency-us", o->latency_us, "Inter-machine latency")->check(finite_number(0, 1e6));
   sub->add_option("--backend", o->backends, "nccl,nvshmem");
   sub->add_option("--sizes-mib", o->sizes_mib, "Transfer sizes in MiB (comma list)");
-  sub->add_option("--warmup", o->warmup, "Warm-up iterations");
-  sub->add_option("--iters", o->iters, "Timed iterations (median)");
+  sub->add_option("--warmup", o->warmup, "Warm-up iterations")->check(finite_number(0, 1e6));
+  sub->add_option("--iters", o->iters, "Timed iterations (median)")->check(finite_number(1, 1e6));
   sub->add_option("--busy-seq", o->busy_seq,
                   "Sequence length of the attention call beside which the links are checked (0: skip)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(finite_number(0, 1e9));
   sub->add_flag("--trace", o->trace, "Print rank 0's timeline of one iteration beside the attention call");
   sub->add_option("--json", o->json, "Write JSON lines here (rank 0)");
   sub->callback([o] {

@@ -45,11 +45,4 @@ inline Result<std::vector<double>> parse_rates(const std::string& option, const 
   return out;
 }
 
-// One finite number of at least 0, e.g. a latency.
-inline Status check_non_negative(const std::string& option, double v) {
-  if (!std::isfinite(v) || v < 0.0)
-    return invalid_argument(option + " must be a number of at least 0, found " + std::to_string(v));
-  return Status::ok();
-}
-
 }  // namespace sf::cli
