@@ -67,6 +67,7 @@ Result<std::optional<Transport>> ShapeOptions::transport_override() const {
 Result<std::vector<Plan>> ShapeOptions::plans() const {
   SF_ASSIGN_OR_RETURN(Topology t, topo());
   SF_ASSIGN_OR_RETURN(AttentionShape s, shape());
+  SF_RETURN_IF_ERROR(s.validate_split(t.world_size()));  // no scheme can run it: said once, not per scheme
   SF_ASSIGN_OR_RETURN(std::vector<Scheme> list, scheme_list());
   SF_ASSIGN_OR_RETURN(std::optional<Transport> tr, transport_override());
   std::vector<Plan> out;
