@@ -100,8 +100,20 @@ void catch_stop_signals() {
 }
 
 int run_launch(const LaunchOptions& o) {
-  if (o.nproc < 1) {
-    std::fprintf(stderr, "launch: -n must be at least 1 (got %d)\n", o.nproc);
+  // One process per GPU of this host: thousands would be a typo, and forking them all would exhaust the host first.
+  constexpr int kMostPerHost = 256;
+  if (o.nproc < 1 || o.nproc > kMostPerHost) {
+    std::fprintf(stderr, "launch: -n must be at least 1 and at most %d, one process per GPU of this host (got %d)\n",
+                 kMostPerHost, o.nproc);
+    return 2;
+  }
+  // The store takes the first free of MASTER_PORT and MASTER_PORT+2..+8 (tcp_store.h); 0 picks a free port.
+  if (o.port < 0 || o.port > 65535 - 8) {
+    std::fprintf(stderr, "launch: --port must be 0 (a free port) or from 1 to %d (got %d)\n", 65535 - 8, o.port);
+    return 2;
+  }
+  if (!(o.grace_s >= 0)) {
+    std::fprintf(stderr, "launch: --grace must be a number of seconds of at least 0 (got %g)\n", o.grace_s);
     return 2;
   }
   if (o.command.empty()) {
