@@ -55,7 +55,8 @@ Status nvshmem_initialize(int rank, int world_size, size_t heap_bytes, bool acro
   }
   const std::string remote_hint =
       "The job spans hosts: NVSHMEM also needs a remote transport between them (InfiniBand or RoCE through its ibrc, "
-      "ibgda or ucx transport; NVSHMEM_REMOTE_TRANSPORT chooses), or run the two-sided (NCCL) layers";
+      "ibgda or ucx transport; NVSHMEM_REMOTE_TRANSPORT chooses), or run the two-sided (NCCL) layers "
+      "(gpu-attention --transports two-sided)";
   // NVSHMEM exits the process itself when no transport reaches every PE: our error below would never print. It may
   // also return from nvshmemx_init_attr with that part deferred to its first use (seen: 3.4.5 with P2P off), so
   // the note stays armed over a first barrier that finishes the initialization.
