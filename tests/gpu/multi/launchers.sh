@@ -220,7 +220,8 @@ judge() {
     echo "FAIL $lines processes each took themselves for rank 0 (source '$src', world ${world:-?}): the program" \
       "did not see this launcher's rank variables"
   elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    echo "FAIL timed out after ${T} s (rank source '${src:-not reported}', world ${world:-?}, $ok_rows/$rows layers done)"
+    echo "FAIL timed out after ${T} s (rank source '${src:-not reported}', world ${world:-?}," \
+      "$ok_rows/$rows layers done)"
   elif [ "$lines" -eq 0 ]; then
     echo "FAIL rank 0 never reported its rank source (exit code $rc)"
   elif [ "$world" != "$N" ]; then

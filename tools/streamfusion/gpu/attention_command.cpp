@@ -638,7 +638,8 @@ void register_gpu_attention_command(CLI::App& app) {
   sub->add_option("--seed", o->seed, "Input seed");
   sub->add_option("--tol-rel", o->tol_rel, "Relative L2 tolerance vs the one-GPU result")
       ->check(finite_number(0, HUGE_VAL));
-  sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result")->check(finite_number(0, HUGE_VAL));
+  sub->add_option("--tol-abs", o->tol_abs, "Max-abs tolerance vs the one-GPU result")
+      ->check(finite_number(0, HUGE_VAL));
   sub->add_option("--json", o->json,
                   "Append one JSON object per row to this file (rank 0); plan_* fields are the configuration the "
                   "layer ran with (plan_torus_chunks 0: the layer picked the segments by call size; "
