@@ -7,9 +7,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -195,6 +197,76 @@ TEST(TcpStore, EveryPortTakenIsAClearError) {
                                           std::to_string(b)),
             std::string::npos)
       << store.status().to_string();
+}
+
+}  // namespace
+}  // namespace sf::gpu
+
+namespace sf::gpu {
+namespace {
+
+// A rank that cannot start says why (abort), and every rank waiting on the store stops at once with that reason
+// instead of waiting out the store's timeout (minutes) or the launcher's grace.
+TEST(TcpStore, ARankThatGivesUpEndsEveryWaitWithItsReason) {
+  const int port = free_port();
+  if (port == 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  constexpr int kRanks = 4;
+  std::vector<std::string> got(kRanks);
+  std::vector<double> waited_s(kRanks);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < kRanks; ++r)
+    ranks.emplace_back([&, r] {
+      auto store = TcpStore::create(r, kRanks, "127.0.0.1", port, milliseconds(30000));
+      if (!store.is_ok()) {
+        got[r] = "create: " + store.status().to_string();
+        return;
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      if (r == 2) {
+        std::this_thread::sleep_for(milliseconds(200));  // the others are waiting by now
+        const Status st = (*store)->abort("rank 2 (vm): local rank 2 but only 1 GPUs are visible on this host");
+        got[r] = st.is_ok() ? "aborted" : st.to_string();
+      } else {
+        auto all = (*store)->all_gather("start", "x");
+        got[r] = all.is_ok() ? "gathered" : all.status().message();
+      }
+      waited_s[r] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    });
+  for (std::thread& t : ranks) t.join();
+  EXPECT_EQ(got[2], "aborted");
+  for (int r : {0, 1, 3}) {
+    EXPECT_NE(got[r].find("stopped waiting for 'start/2': rank 2 (vm): local rank 2 but only 1 GPUs"),
+              std::string::npos)
+        << "rank " << r << ": " << got[r];
+    EXPECT_LT(waited_s[r], 10.0) << "rank " << r << " waited out a timeout";
+  }
+}
+
+// A rank that leaves without a goodbye (killed, or ended by a library that exits the process) ends the others'
+// waits at once, naming it. The rank is a child process that connects and exits without closing its store.
+TEST(TcpStore, ARankThatLeavesWithoutAGoodbyeEndsEveryWait) {
+  const int port = free_port();
+  if (port == 0) GTEST_SKIP() << "no TCP socket on loopback in this environment";
+  auto server = TcpStore::create(0, 2, "127.0.0.1", port, milliseconds(30000));
+  ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = TcpStore::create(1, 2, "127.0.0.1", port, milliseconds(10000));
+    std::this_thread::sleep_for(milliseconds(200));
+    std::_Exit(store.is_ok() ? 0 : 3);  // no destructor: no goodbye
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto v = (*server)->get("never");
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child could not reach the store";
+  ASSERT_FALSE(v.is_ok());
+  EXPECT_NE(v.status().message().find("stopped waiting for 'never': rank 1 left the job without a goodbye"),
+            std::string::npos)
+      << v.status().to_string();
+  EXPECT_LT(waited, 10.0);
 }
 
 }  // namespace

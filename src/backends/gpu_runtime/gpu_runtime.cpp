@@ -78,6 +78,9 @@ struct GpuContext::Impl {
   std::string gpu_name;
   std::vector<std::string> hosts;  // rank r's host name (host_layout.h)
 
+  // Everything after the store: the GPU, the ranks' software, streams, links, NCCL, NVSHMEM, the start-up barrier.
+  Status start(const std::string& who);
+
   Status init_nccl() {
     setenv("NCCL_NVLS_ENABLE", "0", 0);  // never NVLink multicast on shared machines (GPU-MACHINES.md)
     ncclUniqueId id;
@@ -122,6 +125,26 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
   // and streams that share one of its hardware queues (8 by default) would wait behind them. 32 queues keep our
   // compute stream, two lanes and the libraries' streams apart. A value the user set stays.
   setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0);
+  // The environment's value wins over the program's (the bench scripts bound every wait this way).
+  SF_ASSIGN_OR_RETURN(const double timeout_s, env_seconds("SF_WATCHDOG_TIMEOUT_S", options.watchdog_timeout_s));
+  impl->watchdog = std::make_unique<Watchdog>(launch.rank, timeout_s);
+  set_process_watchdog(impl->watchdog.get());
+  {
+    Watchdog::ScopedOp op(impl->watchdog.get(), "connecting to the bootstrap store at " + launch.master_addr + ":" +
+                                                    store_ports_text(launch));
+    SF_ASSIGN_OR_RETURN(impl->store, TcpStore::create(launch.rank, launch.world_size, launch.master_addr,
+                                                      launch.store_ports, std::chrono::seconds(120), launch.job));
+  }
+  // From here a rank that cannot start tells the others through the store (its first reason wins): they stop at
+  // their next wait on it with that reason, instead of waiting out the store's timeout or the launcher's grace.
+  if (Status started = impl->start(who); !started.is_ok()) {
+    (void)impl->store->abort(started.message());
+    return started;
+  }
+  return std::unique_ptr<GpuContext>(new GpuContext(std::move(impl)));
+}
+
+Status GpuContext::Impl::start(const std::string& who) {
   int count = 0;
   if (cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0) {
     return backend_error(who + ": no CUDA device usable (" +
@@ -132,67 +155,53 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(const LaunchInfo& launch,
     return invalid_argument(who + ": local rank " + std::to_string(launch.local_rank) + " but only " +
                             std::to_string(count) + " GPUs are visible on this host");
   }
-  // The environment's value wins over the program's (the bench scripts bound every wait this way).
-  SF_ASSIGN_OR_RETURN(const double timeout_s, env_seconds("SF_WATCHDOG_TIMEOUT_S", options.watchdog_timeout_s));
-  impl->watchdog = std::make_unique<Watchdog>(launch.rank, timeout_s);
-  set_process_watchdog(impl->watchdog.get());
-
-  {
-    Watchdog::ScopedOp op(impl->watchdog.get(), "connecting to the bootstrap store at " + launch.master_addr + ":" +
-                                                    store_ports_text(launch));
-    SF_ASSIGN_OR_RETURN(impl->store, TcpStore::create(launch.rank, launch.world_size, launch.master_addr,
-                                                      launch.store_ports, std::chrono::seconds(120), launch.job));
-  }
   {
     // Every rank's host and software, before any library starts: ranks that load different libraries or run
     // different builds are refused here (rank_software.h), not left to fail or hang inside NCCL or NVSHMEM.
-    Watchdog::ScopedOp op(impl->watchdog.get(), "start-up gather (every rank's host and software)");
+    Watchdog::ScopedOp op(watchdog.get(), "start-up gather (every rank's host and software)");
     const std::string mine = launch.hostname + "\n" + encode_software(this_rank_software());
-    SF_ASSIGN_OR_RETURN(const std::vector<std::string> all, impl->store->all_gather("start", mine));
+    SF_ASSIGN_OR_RETURN(const std::vector<std::string> all, store->all_gather("start", mine));
     std::vector<RankSoftware> software;
     for (const std::string& a : all) {
       const size_t nl = a.find('\n');
-      impl->hosts.push_back(a.substr(0, nl));
+      hosts.push_back(a.substr(0, nl));
       software.push_back(decode_software(nl == std::string::npos ? "" : a.substr(nl + 1)));
     }
     // Hosts whose names are all alike (containers given one name) while the launcher counts fewer ranks on this
     // host than in the job: told apart by the launcher's numbering, host by host.
-    if (!gpu::spans_hosts(impl->hosts) && launch.local_world_size != launch.world_size)
-      for (size_t r = 0; r < impl->hosts.size(); ++r)
-        impl->hosts[r] += "#" + std::to_string(static_cast<int>(r) / launch.local_world_size);
-    if (Status same = check_same_software(software, impl->hosts); !same.is_ok())
+    if (!gpu::spans_hosts(hosts) && launch.local_world_size != launch.world_size)
+      for (size_t r = 0; r < hosts.size(); ++r)
+        hosts[r] += "#" + std::to_string(static_cast<int>(r) / launch.local_world_size);
+    if (Status same = check_same_software(software, hosts); !same.is_ok())
       return backend_error(who + ": " + same.message());
   }
-  SF_RETURN_IF_ERROR(impl->streams.init(launch.local_rank, impl->watchdog.get()));
-  SF_RETURN_IF_ERROR(impl->links.init(launch.rank, launch.world_size, launch.local_world_size == launch.world_size,
-                                      impl->store.get()));
-  impl->device = std::make_unique<CudaDevice>(&impl->streams);
+  SF_RETURN_IF_ERROR(streams.init(launch.local_rank, watchdog.get()));
+  SF_RETURN_IF_ERROR(
+      links.init(launch.rank, launch.world_size, launch.local_world_size == launch.world_size, store.get()));
+  device = std::make_unique<CudaDevice>(&streams);
   cudaDeviceProp prop{};
   SF_CUDA_RETURN(cudaGetDeviceProperties(&prop, launch.local_rank));
-  impl->gpu_name = prop.name;
+  gpu_name = prop.name;
 
-  if (options.nccl) SF_RETURN_IF_ERROR(impl->init_nccl());
+  if (options.nccl) SF_RETURN_IF_ERROR(init_nccl());
   if (options.nvshmem) {
 #ifdef SF_HAVE_NVSHMEM
-    TcpStore* store = impl->store.get();
+    TcpStore* s = store.get();
     const int rank = launch.rank;
-    Watchdog::ScopedOp op(impl->watchdog.get(), "NVSHMEM initialization (unique-id bootstrap)");
-    auto share_id = [store, rank](const std::string& mine) -> Result<std::string> {
-      if (rank == 0) SF_RETURN_IF_ERROR(store->set("nvshmem/id", mine));
-      return store->get("nvshmem/id");
+    Watchdog::ScopedOp op(watchdog.get(), "NVSHMEM initialization (unique-id bootstrap)");
+    auto share_id = [s, rank](const std::string& mine) -> Result<std::string> {
+      if (rank == 0) SF_RETURN_IF_ERROR(s->set("nvshmem/id", mine));
+      return s->get("nvshmem/id");
     };
     SF_RETURN_IF_ERROR(nvshmem_initialize(launch.rank, launch.world_size, options.nvshmem_heap_bytes,
-                                          gpu::spans_hosts(impl->hosts), share_id));
-    impl->nvshmem_ready = true;
+                                          gpu::spans_hosts(hosts), share_id));
+    nvshmem_ready = true;
 #else
     return unimplemented("this build has no NVSHMEM backend (configure with -DSTREAMFUSION_NVSHMEM=ON)");
 #endif
   }
-  {
-    Watchdog::ScopedOp op(impl->watchdog.get(), "start-up barrier");
-    SF_RETURN_IF_ERROR(impl->store->barrier("started"));
-  }
-  return std::unique_ptr<GpuContext>(new GpuContext(std::move(impl)));
+  Watchdog::ScopedOp op(watchdog.get(), "start-up barrier");
+  return store->barrier("started");
 }
 
 GpuContext::~GpuContext() {

@@ -15,8 +15,8 @@
 namespace sf::gpu {
 namespace {
 
-enum : uint8_t { kOpHello = 1, kOpSet = 2, kOpGet = 3, kOpBye = 4 };
-enum : uint8_t { kReplyOk = 0, kReplyTimeout = 1 };
+enum : uint8_t { kOpHello = 1, kOpSet = 2, kOpGet = 3, kOpBye = 4, kOpAbort = 5 };
+enum : uint8_t { kReplyOk = 0, kReplyTimeout = 1, kReplyAborted = 2 };
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -117,6 +117,7 @@ struct TcpStore::Server {
   std::condition_variable cv;
   std::map<std::string, std::string> kv;
   std::set<int> lost;
+  std::string aborted;  // the first reason a rank gave for giving up (abort); empty: none
   int goodbyes = 0;
   bool stop = false;
   std::thread acceptor;
@@ -145,12 +146,33 @@ struct TcpStore::Server {
         uint8_t ok = kReplyOk;
         if (!write_all(fd, &ok, 1) || !write_str(fd, "")) break;
       } else if (op == kOpGet) {
+        // A key that is not there yet is waited for until it comes, the timeout, or news that it never will: a rank
+        // gave up (abort) or left without a goodbye. A job missing a rank cannot finish any wait that needs it.
         std::unique_lock<std::mutex> lock(mu);
-        const bool found = cv.wait_for(lock, timeout, [&] { return stop || kv.count(key) > 0; });
-        std::string v = found && kv.count(key) ? kv[key] : std::string();
+        cv.wait_for(lock, timeout, [&] { return stop || kv.count(key) > 0 || !aborted.empty() || !lost.empty(); });
+        uint8_t st = kReplyOk;
+        std::string v;
+        if (!stop && kv.count(key) > 0) {
+          v = kv[key];
+        } else if (!aborted.empty()) {
+          st = kReplyAborted;
+          v = aborted;
+        } else if (!lost.empty() && !stop) {
+          st = kReplyAborted;
+          v = "rank " + std::to_string(*lost.begin()) + " left the job without a goodbye (it exited or was killed)";
+        } else {
+          st = kReplyTimeout;
+        }
         lock.unlock();
-        uint8_t st = found && !stop ? kReplyOk : kReplyTimeout;
         if (!write_all(fd, &st, 1) || !write_str(fd, v)) break;
+      } else if (op == kOpAbort) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (aborted.empty()) aborted = value;
+        }
+        cv.notify_all();
+        uint8_t ok = kReplyOk;
+        if (!write_all(fd, &ok, 1) || !write_str(fd, "")) break;
       } else if (op == kOpBye) {
         said_bye = true;
         {
@@ -350,6 +372,9 @@ Status TcpStore::request(uint8_t op, const std::string& key, const std::string& 
     return backend_error("store: rank " + std::to_string(rank_) + " lost its connection to rank 0 (key '" + key +
                          "'); rank 0 has probably exited");
   }
+  if (st == kReplyAborted) {
+    return backend_error("store: rank " + std::to_string(rank_) + " stopped waiting for '" + key + "': " + *reply);
+  }
   if (st == kReplyTimeout) {
     return Status(ErrorCode::kTimeout, "store: rank " + std::to_string(rank_) + " waited " +
                                            std::to_string(timeout_.count() / 1000) + " s for key '" + key +
@@ -376,6 +401,11 @@ Result<std::vector<std::string>> TcpStore::all_gather(const std::string& tag, co
     SF_ASSIGN_OR_RETURN(out[static_cast<size_t>(r)], get(tag + "/" + std::to_string(r)));
   }
   return out;
+}
+
+Status TcpStore::abort(const std::string& why) {
+  std::string reply;
+  return request(kOpAbort, "", why, &reply);
 }
 
 Status TcpStore::barrier(const std::string& tag) {

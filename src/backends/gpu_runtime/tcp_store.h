@@ -41,8 +41,11 @@ class TcpStore {
   TcpStore& operator=(const TcpStore&) = delete;
 
   Status set(const std::string& key, const std::string& value);
-  // Blocks until the key exists (kTimeout after the store's timeout).
+  // Blocks until the key exists (kTimeout after the store's timeout). Fails at once, with the reason, once a rank
+  // has given up (abort) or has left without a goodbye: the key may never come.
   Result<std::string> get(const std::string& key);
+  // This rank cannot go on: every rank's waiting or later get fails with `why` (the first reason given wins).
+  Status abort(const std::string& why);
   // Every rank contributes `value`; returns all ranks' values in rank order. `tag` must be unique per call.
   Result<std::vector<std::string>> all_gather(const std::string& tag, const std::string& value);
   Status barrier(const std::string& tag);
