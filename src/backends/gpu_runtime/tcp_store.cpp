@@ -150,18 +150,17 @@ struct TcpStore::Server {
         // gave up (abort) or left without a goodbye. A job missing a rank cannot finish any wait that needs it.
         std::unique_lock<std::mutex> lock(mu);
         cv.wait_for(lock, timeout, [&] { return stop || kv.count(key) > 0 || !aborted.empty() || !lost.empty(); });
-        uint8_t st = kReplyOk;
+        uint8_t st = kReplyTimeout;  // also when the server stops
         std::string v;
         if (!stop && kv.count(key) > 0) {
+          st = kReplyOk;
           v = kv[key];
-        } else if (!aborted.empty()) {
+        } else if (!stop && !aborted.empty()) {
           st = kReplyAborted;
           v = aborted;
-        } else if (!lost.empty() && !stop) {
+        } else if (!stop && !lost.empty()) {
           st = kReplyAborted;
           v = "rank " + std::to_string(*lost.begin()) + " left the job without a goodbye (it exited or was killed)";
-        } else {
-          st = kReplyTimeout;
         }
         lock.unlock();
         if (!write_all(fd, &st, 1) || !write_str(fd, v)) break;

@@ -1,4 +1,5 @@
 #include "gpu_commands.h"
+#include "option_lists.h"
 
 #include <cmath>
 #include <cstdio>
@@ -33,10 +34,8 @@ CLI::Validator finite_number(double lo, double hi, bool lo_open) {
   else want << "a number " << (lo_open ? "above " : "from ") << lo << (lo_open ? " up to " : " to ") << hi;
   return CLI::Validator(
       [lo, hi, lo_open, expected = want.str()](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double v = text.empty() ? std::nan("") : std::strtod(text.c_str(), &end);
-        const bool ok = !text.empty() && end == text.c_str() + text.size() && std::isfinite(v) &&
-                        (lo_open ? v > lo : v >= lo) && v <= hi;
+        const double v = parse_finite(text);  // NaN fails every comparison below
+        const bool ok = (lo_open ? v > lo : v >= lo) && v <= hi;
         return ok ? std::string() : "expected " + expected + ", found '" + text + "'";
       },
       want.str());

@@ -31,14 +31,19 @@ inline Result<std::vector<int64_t>> parse_counts(const std::string& option, cons
   return out;
 }
 
+// The whole of `text` as a finite number; NaN when it is not one (empty, trailing characters, inf, nan, overflow).
+inline double parse_finite(const std::string& text) {
+  char* end = nullptr;
+  const double v = text.empty() ? NAN : std::strtod(text.c_str(), &end);
+  return !text.empty() && end == text.c_str() + text.size() && std::isfinite(v) ? v : NAN;
+}
+
 // Finite numbers above 0, e.g. link speeds in GB/s or sizes in MiB.
 inline Result<std::vector<double>> parse_rates(const std::string& option, const std::vector<std::string>& items) {
   std::vector<double> out;
   for (const std::string& item : items) {
-    char* end = nullptr;
-    const double v = item.empty() ? 0.0 : std::strtod(item.c_str(), &end);
-    if (item.empty() || end != item.c_str() + item.size() || !std::isfinite(v) || v <= 0.0)
-      return invalid_argument(option + " takes numbers above 0 (a comma list), found '" + item + "'");
+    const double v = parse_finite(item);
+    if (!(v > 0.0)) return invalid_argument(option + " takes numbers above 0 (a comma list), found '" + item + "'");
     out.push_back(v);
   }
   if (out.empty()) return invalid_argument(option + " needs at least one value");
