@@ -76,3 +76,37 @@ extern "C" int sf_bench_attention(void* q, void* k, void* v, void* o, long long 
   }
   return 0;
 }
+
+extern "C" int sf_bench_attention_rect(void* q, void* k, void* v, void* o, long long batch, long long seq_q,
+                                       long long seq_kv, long long heads, long long dim, int fp16, int kv_chunks,
+                                       void* stream, char* err, int err_len) {
+  if (seq_q < 1 || seq_kv < 1 || kv_chunks < 1 || kv_chunks > seq_kv) {
+    std::snprintf(err, err_len, "expected seq_q >= 1 and 1 <= kv_chunks <= seq_kv, got seq_q=%lld seq_kv=%lld "
+                  "kv_chunks=%d", seq_q, seq_kv, kv_chunks);
+    return 1;
+  }
+  const int64_t ss = heads * dim, sh = dim;
+  sf::QChunk qc;
+  qc.q = sf::RowChunk{q, seq_q, seq_q * ss, ss, sh};
+  qc.out = sf::RowChunk{o, seq_q, seq_q * ss, ss, sh};
+  // K/V chunk c: rows [c·S/n, (c+1)·S/n), each its own pointer, as a ring's landed blocks are.
+  auto at = [&](void* base, int64_t row) { return static_cast<char*>(base) + row * ss * 2; };
+  std::vector<sf::KVChunk> kc(kv_chunks);
+  for (int c = 0; c < kv_chunks; ++c) {
+    const int64_t r0 = c * seq_kv / kv_chunks, r1 = (c + 1) * seq_kv / kv_chunks;
+    kc[c].k = sf::RowChunk{at(k, r0), r1 - r0, seq_kv * ss, ss, sh};
+    kc[c].v = sf::RowChunk{at(v, r0), r1 - r0, seq_kv * ss, ss, sh};
+  }
+  sf::AttentionProblem p;
+  p.dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
+  p.batch = batch, p.heads = heads, p.head_dim = dim;
+  p.scale = 1.f / std::sqrt(static_cast<float>(dim));
+  p.q = &qc, p.num_q = 1, p.kv = kc.data(), p.num_kv = kv_chunks;
+  p.mode = sf::AccumulatorMode::kInit, p.finalize = true;
+  const sf::Status st = sf::cuda::attention(p, stream);
+  if (!st.is_ok()) {
+    std::snprintf(err, err_len, "%s", st.message().c_str());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,65 @@
+"""How a power-capped GPU's time for one attention call drifts under sustained load, second by second.
+
+The scaling-efficiency figure divides the one-GPU time by the 1x4 layer's time, each timed after a few seconds of
+its own load (gpu-attention --sustain-s 3): long enough to leave the boost clocks, not to reach the temperature
+a GPU serving without pause settles at. This script keeps our kernel busy on one call (the whole Flux layer, or
+one rank's share of it) for --seconds and prints, per window of --window-s, the median call time and the call
+count, so that a clock log beside it (nvidia-smi) shows where time and temperature level off.
+
+  python3 sustain_curve.py --lib build/libsf_bench_capi.so --seq 65536 --rows 65536 --seconds 60 --window-s 2
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from share_rate import load_rect, ours_rect  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--seq", type=int, default=65536, help="keys (the layer's sequence length)")
+    ap.add_argument("--rows", type=int, default=0, help="query rows (0: all, the whole layer)")
+    ap.add_argument("--heads", type=int, default=24)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--window-s", type=float, default=2.0)
+    ap.add_argument("--label", default="")
+    a = ap.parse_args()
+    rows = a.rows or a.seq
+    fn = load_rect(a.lib)
+    q, k, v = (torch.randn(1, a.seq, a.heads, a.dim, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    o = torch.empty_like(q)
+    run = ours_rect(fn, q, k, v, o, rows, 1, "hopper_ws")
+    run()
+    torch.cuda.synchronize()
+    card = torch.cuda.get_device_name()
+    start = time.perf_counter()
+    window = 0
+    while time.perf_counter() - start < a.seconds:
+        # One window: calls queued back to back with an event between each two (a few queued ahead of the host).
+        t_end = start + (window + 1) * a.window_s
+        events = [torch.cuda.Event(enable_timing=True)]
+        events[0].record()
+        while time.perf_counter() < t_end:
+            run()
+            events.append(torch.cuda.Event(enable_timing=True))
+            events[-1].record()
+            if len(events) > 4:
+                events[-4].synchronize()  # keep at most a few calls queued, so the window ends on time
+        events[-1].synchronize()
+        times = [events[i].elapsed_time(events[i + 1]) for i in range(len(events) - 1)]
+        print(json.dumps({"card": card, "label": a.label, "seq": a.seq, "rows": rows, "heads": a.heads,
+                          "t_s": round(time.perf_counter() - start, 2), "calls": len(times),
+                          "median_ms": round(statistics.median(times), 4) if times else None}), flush=True)
+        window += 1
+
+
+if __name__ == "__main__":
+    main()
