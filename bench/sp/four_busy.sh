@@ -6,7 +6,9 @@
 # time on four busy GPUs; gpu-attention's all-P compute share read 104-107 % of the one-GPU time / 4 on 4x H200,
 # while one GPU alone runs the share within 1 % of a quarter of the whole (bench/kernel/results/
 # h200-2026-11-29-share-rate/). This says how much of the rest is the GPUs being busy together.
-#   bench/sp/four_busy.sh [OUTDIR]      env: SF_SEQ (65536), SF_BUSY_S (seconds per phase, 20)
+#   bench/sp/four_busy.sh [OUTDIR]      env: SF_SEQ (65536), SF_BUSY_S (seconds per phase, 20), SF_ALONE_GPUS (the
+#                                       GPUs timed alone on the whole layer, one after another: "0", the default, or
+#                                       e.g. "0 1 2 3" to see each GPU's own speed)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . bench/sp/common.sh
@@ -28,7 +30,7 @@ curve() {  # LABEL ROWS GPU...: one sustain_curve process per GPU, all at once
   wait
 }
 ALL=$(seq -s ' ' 0 $((NGPU - 1)))
-curve "whole alone" "$S" 0
+for g in ${SF_ALONE_GPUS:-0}; do curve "whole alone" "$S" "$g"; done
 curve "whole all busy" "$S" $ALL
 curve "share all busy" "$ROWS" $ALL
 curve "share alone" "$ROWS" 0
