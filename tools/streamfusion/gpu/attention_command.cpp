@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "gpu_commands.h"
 #include "option_lists.h"
 #include "gpu_runtime.h"
@@ -492,34 +494,26 @@ int run_attention(const AttentionOptions& o) {
               }
             }
             std::fflush(stdout);
-            char js[2048];
-            std::snprintf(js, sizeof js,
-                          "{\"label\":\"%s\",\"batch\":%lld,\"seq\":%lld,\"heads\":%lld,\"head_dim\":%lld,"
-                          "\"dtype\":\"%s\",\"topology\":\"%s\",\"inter_gbps\":%.3f,\"latency_us\":%.2f,"
-                          "\"scheme\":\"%s\",\"name\":\"%s\",\"transport\":\"%s\",\"backend\":\"%s\",\"mesh\":\"%s\","
-                          "\"ms\":%.5f,\"one_gpu_ms\":%.5f,\"concurrent_compute_ms\":%.5f,\"free_links_ms\":%.5f,"
-                          "\"intra_bytes\":%llu,\"inter_bytes\":%llu,"
-                          "\"max_abs\":%.6g,\"rel_l2\":%.6g,\"non_finite\":%lld,\"fallback_calls\":%lld,"
-                          "\"kv_in_layer_buffers\":%s,\"plan_torus_chunks\":%d,\"torus_segments\":%d,"
-                          "\"plan_stagger_foreign_push\":%s,"
-                          "\"plan_foreign_rows_by_block\":%s,"
-                          "\"plan_ring_share\":%s,\"plan_ring_heads_per_step\":%d,\"ring_first_wave_heads\":%lld,"
-                          "\"compute_lanes\":%d,\"helped_blocks\":\"%s\","
-                          "\"plan_merge_kv_sets\":%s,\"plan_local_diagonal\":%s,\"row_loans\":\"%s\",\"ok\":%s}",
-                          o.label.c_str(), static_cast<long long>(shape.batch), static_cast<long long>(shape.seq_len),
-                          static_cast<long long>(shape.heads), static_cast<long long>(shape.head_dim),
-                          dtype_name(dtype), topo.to_string().c_str(), topo.machines > 1 ? gbps : 0.0,
-                          o.latency_us, scheme_name(scheme), name.c_str(), transport_name(transport), backend,
-                          plan->config.mesh.to_string().c_str(), ms, one_gpu_ms, concurrent_ms, free_ms, intra, inter,
-                          max_abs, rel, bad, fallbacks, kv_in_layer ? "true" : "false", plan->config.torus_chunks,
-                          torus_segments,
-                          plan->config.stagger_foreign_push ? "true" : "false",
-                          plan->config.foreign_rows_by_block ? "true" : "false",
-                          plan->config.ring_share ? "true" : "false",
-                          plan->config.ring_heads_per_step, first_wave, lanes,
-                          helped_per_rank.c_str(),
-                          plan->config.merge_kv_sets ? "true" : "false",
-                          plan->config.local_diagonal ? "true" : "false", loans.c_str(), ok ? "true" : "false");
+            // One JSON object per row (nlohmann: strings escaped, nothing truncated); plan_* is the configuration
+            // the layer ran with.
+            const nlohmann::ordered_json row_json = {
+                {"label", o.label}, {"batch", shape.batch}, {"seq", shape.seq_len}, {"heads", shape.heads},
+                {"head_dim", shape.head_dim}, {"dtype", dtype_name(dtype)}, {"topology", topo.to_string()},
+                {"inter_gbps", topo.machines > 1 ? gbps : 0.0}, {"latency_us", o.latency_us},
+                {"scheme", scheme_name(scheme)}, {"name", name}, {"transport", transport_name(transport)},
+                {"backend", backend}, {"mesh", plan->config.mesh.to_string()}, {"ms", ms}, {"one_gpu_ms", one_gpu_ms},
+                {"concurrent_compute_ms", concurrent_ms}, {"free_links_ms", free_ms}, {"intra_bytes", intra},
+                {"inter_bytes", inter}, {"max_abs", max_abs}, {"rel_l2", rel}, {"non_finite", bad},
+                {"fallback_calls", fallbacks}, {"kv_in_layer_buffers", kv_in_layer},
+                {"plan_torus_chunks", plan->config.torus_chunks}, {"torus_segments", torus_segments},
+                {"plan_stagger_foreign_push", plan->config.stagger_foreign_push},
+                {"plan_foreign_rows_by_block", plan->config.foreign_rows_by_block},
+                {"plan_ring_share", plan->config.ring_share},
+                {"plan_ring_heads_per_step", plan->config.ring_heads_per_step}, {"ring_first_wave_heads", first_wave},
+                {"compute_lanes", lanes}, {"helped_blocks", helped_per_rank},
+                {"plan_merge_kv_sets", plan->config.merge_kv_sets},
+                {"plan_local_diagonal", plan->config.local_diagonal}, {"row_loans", loans}, {"ok", ok}};
+            const std::string js = row_json.dump();
             json_rows.push_back(js);
             if (!o.json.empty()) {
               std::ofstream f(o.json, std::ios::app);

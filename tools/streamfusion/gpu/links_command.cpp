@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "gpu_commands.h"
 #include "option_lists.h"
 #include "gpu_runtime.h"
@@ -53,13 +55,9 @@ std::string report_bandwidth(const std::string& backend, const std::string& pair
                 ms, achieved, verdict.c_str());
   std::printf("%s\n", out);
   std::fflush(stdout);
-  char js[512];
-  std::snprintf(js, sizeof js,
-                "{\"backend\":\"%s\",\"pair\":\"%s\",\"mib\":%zu,\"setting_gbps\":%.3f,\"ms\":%.4f,"
-                "\"gbps\":%.3f,\"exact\":%s,\"verdict\":\"%s\"}",
-                backend.c_str(), pair.c_str(), bytes >> 20, gbps, ms, achieved, exact ? "true" : "false",
-                verdict.c_str());
-  return js;
+  return nlohmann::ordered_json{{"backend", backend}, {"pair", pair},     {"mib", bytes >> 20}, {"setting_gbps", gbps},
+                                {"ms", ms},           {"gbps", achieved}, {"exact", exact},     {"verdict", verdict}}
+      .dump();
 }
 
 // One attention call on this GPU (Flux-like: 24 heads of 128, bf16) that holds every SM for a few milliseconds.
@@ -408,12 +406,11 @@ int run_links(const LinksOptions& o) {
             std::snprintf(out, sizeof out, "| %-7s | %5s GB/s | %9.3f ms | %9.3f ms | %9.3f ms | %s |", backend.c_str(),
                           std::to_string(gbps).substr(0, 5).c_str(), alone, transfer, delivered, verdict.c_str());
             beside_rows.push_back(out);
-            char js[512];
-            std::snprintf(js, sizeof js,
-                          "{\"backend\":\"%s\",\"beside_attention\":true,\"setting_gbps\":%.3f,\"call_ms\":%.4f,"
-                          "\"transfer_ms\":%.4f,\"delivered_ms\":%.4f,\"verdict\":\"%s\"}",
-                          backend.c_str(), gbps, alone, transfer, delivered, verdict.c_str());
-            lines.push_back(js);
+            const nlohmann::ordered_json row = {{"backend", backend},        {"beside_attention", true},
+                                                {"setting_gbps", gbps},      {"call_ms", alone},
+                                                {"transfer_ms", transfer},   {"delivered_ms", delivered},
+                                                {"verdict", verdict}};
+            lines.push_back(row.dump());
           }
         }
         CLI_CHECK(ctx->synchronize());
