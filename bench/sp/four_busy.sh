@@ -20,14 +20,15 @@ sf_build_logged "four busy ($NGPU GPUs, S=$S, $T s per phase)" sf_bench_capi
 LIB=$(find "$BUILD" -name libsf_bench_capi.so | head -1)
 sf_start_clock_log "$OUTDIR/clocks.csv"
 curve() {  # LABEL ROWS GPU...: one sustain_curve process per GPU, all at once
-  local label=$1 rows=$2
+  local label=$1 rows=$2 gpu pids=()
   shift 2
   echo "## $(date -u +%T) $label on GPUs $*" >> "$LOG"
-  for g in "$@"; do
-    CUDA_VISIBLE_DEVICES=$g timeout $((T + 60)) $PY bench/kernel/sustain_curve.py --lib "$LIB" --seq "$S" \
-      --rows "$rows" --seconds "$T" --window-s 2 --label "$label gpu$g" >> "$OUTDIR/curves.jsonl" 2>> "$LOG" &
+  for gpu in "$@"; do
+    CUDA_VISIBLE_DEVICES=$gpu timeout $((T + 60)) $PY bench/kernel/sustain_curve.py --lib "$LIB" --seq "$S" \
+      --rows "$rows" --seconds "$T" --window-s 2 --label "$label gpu$gpu" >> "$OUTDIR/curves.jsonl" 2>> "$LOG" &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"  # these only: a bare wait would also wait for the clock log, which runs until stopped
 }
 ALL=$(seq -s ' ' 0 $((NGPU - 1)))
 for g in ${SF_ALONE_GPUS:-0}; do curve "whole alone" "$S" "$g"; done
