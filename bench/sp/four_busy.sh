@@ -41,7 +41,9 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print("| phase | GPU | median ms of the last half | windows |")
 print("|---|---|---|---|")
-for label in dict.fromkeys(r["label"] for r in rows):
+phases = list(dict.fromkeys(r["label"].rpartition(" ")[0] for r in rows))  # in the order they ran
+labels = sorted(set(r["label"] for r in rows), key=lambda l: (phases.index(l.rpartition(" ")[0]), l))
+for label in labels:
     w = [r["median_ms"] for r in rows if r["label"] == label and r["median_ms"]]
     tail = w[len(w) // 2:]
     phase, _, gpu = label.rpartition(" ")
