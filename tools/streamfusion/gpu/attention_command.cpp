@@ -441,13 +441,17 @@ int run_attention(const AttentionOptions& o) {
             long long bad = 0, fallbacks = 0;
             unsigned long long intra = 0, inter = 0;
             std::string helped_per_rank;  // ring_share: blocks the other ranks took from each rank's last call
+            size_t unread = 0;  // ranks whose line did not parse, or whose errors are NaN: their check did not pass
             for (const auto& line : all.value()) {
               double m, a, r, fm;
               long long nb, fb, hb;
               unsigned long long bi, be;
               if (std::sscanf(line.c_str(), "%lf %lf %lf %lld %llu %llu %lld %lf %lld", &m, &a, &r, &nb, &bi, &be, &fb,
-                              &fm, &hb) != 9)
+                              &fm, &hb) != 9 ||
+                  std::isnan(a) || std::isnan(r)) {
+                ++unread;
                 continue;
+              }
               helped_per_rank += (helped_per_rank.empty() ? "" : ",") + std::to_string(hb);
               free_ms = std::max(free_ms, fm);
               fallbacks += fb;
@@ -458,12 +462,16 @@ int run_attention(const AttentionOptions& o) {
               intra = std::max(intra, bi);
               inter = std::max(inter, be);
             }
-            const bool ok = bad == 0 && rel <= o.tol_rel && max_abs <= o.tol_abs;
+            const bool ok = unread == 0 && bad == 0 && rel <= o.tol_rel && max_abs <= o.tol_abs;
             all_ok = all_ok && ok;
             const std::string speed = std::to_string(gbps).substr(0, 5) + " GB/s";
             const std::string link = topo.machines == 1 ? "NVLink"
                                      : real_links       ? "real (" + speed + " planned)"
                                                         : speed + " emul.";
+            const char* verdict = ok          ? (fallbacks ? "ok (fallback kernel)" : "ok")
+                                  : unread    ? "UNREAD (a rank's result did not parse or is NaN)"
+                                  : bad       ? "NON-FINITE"
+                                              : "WRONG";
             char row[768];
             std::snprintf(row, sizeof row,
                           "| %s | %s | %s | %s | %s | %s | %.3f | %.3f | %.2fx | %.3f | %.1f | %.1f | %.3g | %.3g "
@@ -471,7 +479,7 @@ int run_attention(const AttentionOptions& o) {
                           shape.to_string().c_str(), topo.to_string().c_str(), link.c_str(), name.c_str(),
                           transport_name(transport), plan->config.mesh.to_string().c_str(), ms, one_gpu_ms,
                           one_gpu_ms > 0 ? one_gpu_ms / ms : 0.0, concurrent_ms, intra / 1e6, inter / 1e6, max_abs, rel,
-                          ok ? (fallbacks ? "ok (fallback kernel)" : "ok") : (bad ? "NON-FINITE" : "WRONG"));
+                          verdict);
             std::printf("%s\n", row);
             if (plan->config.ring_share)
               std::printf("# %s on %s: ring_share, blocks of each rank's last call taken by the others in the last "
