@@ -14,6 +14,45 @@
 #include "bench_capi.h"
 #include "streamfusion/cuda_kernels.h"
 
+namespace {
+
+// Rows [r0, r1) of a dense [B, seq, H, D] bf16/fp16 tensor, as one chunk with its own pointer.
+sf::RowChunk rows_of(void* base, int64_t seq, int64_t heads, int64_t dim, int64_t r0, int64_t r1) {
+  return sf::RowChunk{static_cast<char*>(base) + r0 * heads * dim * 2, r1 - r0, seq * heads * dim, heads * dim, dim};
+}
+
+// K/V in n chunks of consecutive rows, chunk c holding rows [c·seq/n, (c+1)·seq/n) (as a ring's landed blocks).
+std::vector<sf::KVChunk> kv_chunks_of(void* k, void* v, int64_t seq, int64_t heads, int64_t dim, int n) {
+  std::vector<sf::KVChunk> kc(n);
+  for (int c = 0; c < n; ++c) {
+    const int64_t r0 = c * seq / n, r1 = (c + 1) * seq / n;
+    kc[c].k = rows_of(k, seq, heads, dim, r0, r1);
+    kc[c].v = rows_of(v, seq, heads, dim, r0, r1);
+  }
+  return kc;
+}
+
+// A fresh accumulator finalized into O, softmax scale 1/sqrt(D); the caller sets the chunks.
+sf::AttentionProblem base_problem(long long batch, long long heads, long long dim, int fp16) {
+  sf::AttentionProblem p;
+  p.dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
+  p.batch = batch, p.heads = heads, p.head_dim = dim;
+  p.scale = 1.f / std::sqrt(static_cast<float>(dim));
+  p.mode = sf::AccumulatorMode::kInit, p.finalize = true;
+  return p;
+}
+
+int launch(const sf::AttentionProblem& p, void* stream, char* err, int err_len) {
+  const sf::Status st = sf::cuda::attention(p, stream);
+  if (!st.is_ok()) {
+    std::snprintf(err, err_len, "%s", st.message().c_str());
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
 extern "C" int sf_bench_attention(void* q, void* k, void* v, void* o, long long batch, long long seq,
                                   long long heads, long long dim, int fp16, int q_chunks, int kv_chunks,
                                   void* stream, char* err, int err_len) {
@@ -22,26 +61,15 @@ extern "C" int sf_bench_attention(void* q, void* k, void* v, void* o, long long 
                   q_chunks, kv_chunks);
     return 1;
   }
-  const int64_t sb = seq * heads * dim, ss = heads * dim, sh = dim;
-  auto at = [&](void* base, int64_t row) { return static_cast<char*>(base) + row * ss * 2; };
   std::vector<sf::QChunk> qc(q_chunks);
   for (int c = 0; c < q_chunks; ++c) {
     const int64_t r0 = c * seq / q_chunks, r1 = (c + 1) * seq / q_chunks;
-    qc[c].q = sf::RowChunk{at(q, r0), r1 - r0, sb, ss, sh};
-    qc[c].out = sf::RowChunk{at(o, r0), r1 - r0, sb, ss, sh};
+    qc[c].q = rows_of(q, seq, heads, dim, r0, r1);
+    qc[c].out = rows_of(o, seq, heads, dim, r0, r1);
   }
-  std::vector<sf::KVChunk> kc(kv_chunks);
-  for (int c = 0; c < kv_chunks; ++c) {
-    const int64_t r0 = c * seq / kv_chunks, r1 = (c + 1) * seq / kv_chunks;
-    kc[c].k = sf::RowChunk{at(k, r0), r1 - r0, sb, ss, sh};
-    kc[c].v = sf::RowChunk{at(v, r0), r1 - r0, sb, ss, sh};
-  }
-  sf::AttentionProblem p;
-  p.dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
-  p.batch = batch, p.heads = heads, p.head_dim = dim;
-  p.scale = 1.f / std::sqrt(static_cast<float>(dim));
+  std::vector<sf::KVChunk> kc = kv_chunks_of(k, v, seq, heads, dim, kv_chunks);
+  sf::AttentionProblem p = base_problem(batch, heads, dim, fp16);
   p.q = qc.data(), p.num_q = q_chunks, p.kv = kc.data(), p.num_kv = kv_chunks;
-  p.mode = sf::AccumulatorMode::kInit, p.finalize = true;
   const char* fin = std::getenv("SF_BENCH_FINALIZE");
   if (fin != nullptr && std::strcmp(fin, "0") == 0) {
     // One accumulator for the process, grown as needed (rows of D floats, then m and l per row).
@@ -69,12 +97,7 @@ extern "C" int sf_bench_attention(void* q, void* k, void* v, void* o, long long 
       qc[c].acc_l = acc + rows * (dim + 1) + r0;
     }
   }
-  const sf::Status st = sf::cuda::attention(p, stream);
-  if (!st.is_ok()) {
-    std::snprintf(err, err_len, "%s", st.message().c_str());
-    return 2;
-  }
-  return 0;
+  return launch(p, stream, err, err_len);
 }
 
 extern "C" int sf_bench_attention_rect(void* q, void* k, void* v, void* o, long long batch, long long seq_q,
@@ -85,28 +108,11 @@ extern "C" int sf_bench_attention_rect(void* q, void* k, void* v, void* o, long 
                   "kv_chunks=%d", seq_q, seq_kv, kv_chunks);
     return 1;
   }
-  const int64_t ss = heads * dim, sh = dim;
   sf::QChunk qc;
-  qc.q = sf::RowChunk{q, seq_q, seq_q * ss, ss, sh};
-  qc.out = sf::RowChunk{o, seq_q, seq_q * ss, ss, sh};
-  // K/V chunk c: rows [c·S/n, (c+1)·S/n), each its own pointer, as a ring's landed blocks are.
-  auto at = [&](void* base, int64_t row) { return static_cast<char*>(base) + row * ss * 2; };
-  std::vector<sf::KVChunk> kc(kv_chunks);
-  for (int c = 0; c < kv_chunks; ++c) {
-    const int64_t r0 = c * seq_kv / kv_chunks, r1 = (c + 1) * seq_kv / kv_chunks;
-    kc[c].k = sf::RowChunk{at(k, r0), r1 - r0, seq_kv * ss, ss, sh};
-    kc[c].v = sf::RowChunk{at(v, r0), r1 - r0, seq_kv * ss, ss, sh};
-  }
-  sf::AttentionProblem p;
-  p.dtype = fp16 ? sf::DType::kF16 : sf::DType::kBF16;
-  p.batch = batch, p.heads = heads, p.head_dim = dim;
-  p.scale = 1.f / std::sqrt(static_cast<float>(dim));
+  qc.q = rows_of(q, seq_q, heads, dim, 0, seq_q);
+  qc.out = rows_of(o, seq_q, heads, dim, 0, seq_q);
+  std::vector<sf::KVChunk> kc = kv_chunks_of(k, v, seq_kv, heads, dim, kv_chunks);
+  sf::AttentionProblem p = base_problem(batch, heads, dim, fp16);
   p.q = &qc, p.num_q = 1, p.kv = kc.data(), p.num_kv = kv_chunks;
-  p.mode = sf::AccumulatorMode::kInit, p.finalize = true;
-  const sf::Status st = sf::cuda::attention(p, stream);
-  if (!st.is_ok()) {
-    std::snprintf(err, err_len, "%s", st.message().c_str());
-    return 2;
-  }
-  return 0;
+  return launch(p, stream, err, err_len);
 }

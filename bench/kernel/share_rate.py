@@ -87,9 +87,10 @@ def main():
         if not a.no_cudnn:
             impls["cudnn whole"], work["cudnn whole"] = sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v), 1
         # The share's output checked once against cuDNN on the same rows (a timing of a wrong call means nothing).
-        rows = s // int(a.fractions.split(",")[-1])
+        f = int(a.fractions.split(",")[-1])
+        rows = s // f
         o.fill_(float("nan"))
-        impls[f"ours 1/{s // rows} hopper_ws kv{s // rows}"]()
+        impls[f"ours 1/{f} hopper_ws kv{f}"]()
         ref = sdpa(SDPBackend.CUDNN_ATTENTION, q[:, :rows], k, v)().transpose(1, 2)
         err = (o[:, :rows].float() - ref.float()).abs().max().item()
         print(json.dumps({"card": card, "seq": s, "check": f"share of {rows} rows vs cuDNN", "max_abs": err}))

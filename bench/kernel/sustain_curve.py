@@ -1,10 +1,11 @@
 """How a power-capped GPU's time for one attention call drifts under sustained load, second by second.
 
 The scaling-efficiency figure divides the one-GPU time by the 1x4 layer's time, each timed after a few seconds of
-its own load (gpu-attention --sustain-s 3): long enough to leave the boost clocks, not to reach the temperature
-a GPU serving without pause settles at. This script keeps our kernel busy on one call (the whole Flux layer, or
-one rank's share of it) for --seconds and prints, per window of --window-s, the median call time and the call
-count, so that a clock log beside it (nvidia-smi) shows where time and temperature level off.
+its own load (gpu-attention --sustain-s 3). Is that the steady state of a GPU serving without pause? This script
+keeps our kernel busy on one call (the whole Flux layer, or one rank's share of it) for --seconds and prints, per
+window of --window-s, the median call time and the call count, so that a clock log beside it (nvidia-smi) shows
+where time and temperature level off. On one H200 they did within 6 s and held for 70 s (bench/kernel/results/
+h200-2026-11-29-share-rate/). bench/sp/four_busy.sh runs one per GPU, alone and all at once.
 
   python3 sustain_curve.py --lib build/libsf_bench_capi.so --seq 65536 --rows 65536 --seconds 60 --window-s 2
 """

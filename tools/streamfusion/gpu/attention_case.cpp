@@ -51,7 +51,7 @@ void run_case(const ShapeContext& s, const LinkSetting& l, const AttentionCase& 
   const int64_t rows = s.rows;
   const DType dtype = shape.dtype;
   const size_t es = static_cast<size_t>(dtype_size(dtype));
-  const size_t local_bytes = static_cast<size_t>(shape.batch * rows * shape.heads * shape.head_dim) * es;
+  const size_t local_bytes = s.local_bytes;
   const int P = ctx->world_size(), rank = ctx->rank();
   const double one_gpu_ms = s.one_gpu_ms, concurrent_ms = s.concurrent_ms, measured_tflops = s.measured_tflops;
   const std::vector<double>& speeds = s.speeds;

@@ -25,6 +25,7 @@ struct ShapeContext {
   const AttentionShape& shape;
   ShapeBuffers& buf;                  // inputs, output, the one-GPU reference for this rank's rows, full K/V
   int64_t rows;                       // this rank's query rows
+  size_t local_bytes;                 // their bytes in one of Q, K, V, O
   double one_gpu_ms;                  // the whole layer on rank 0 alone (0: not timed)
   double concurrent_ms;               // the all-P compute share, slowest rank (0: not timed)
   double measured_tflops;             // the kernel's rate on this shape, for the planner

@@ -215,8 +215,8 @@ int run_attention(const AttentionOptions& o) {
     const double measured_tflops = one_gpu_ms > 0      ? layer_flop / (one_gpu_ms * 1e9)
                                    : concurrent_ms > 0 ? layer_flop / P / (concurrent_ms * 1e9)
                                                        : 600.0;
-    const ShapeContext shape_context{o, *ctx, shape, buf, rows, one_gpu_ms, concurrent_ms, measured_tflops, speeds,
-                                     real_links};
+    const ShapeContext shape_context{o, *ctx, shape, buf, rows, local_bytes, one_gpu_ms, concurrent_ms,
+                                     measured_tflops, speeds, real_links};
     for (const Topology& topo : topos) {
       if (topo.world_size() != P) {
         if (rank == 0)
