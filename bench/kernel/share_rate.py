@@ -14,6 +14,7 @@ cost. Prints one JSON line per timing with `per_whole` = time x f / whole-layer 
 fraction exactly).
 
   python3 share_rate.py --lib build/libsf_bench_capi.so --heads 24 --dim 128 --seqs 16384,65536 --fractions 2,4
+  python3 share_rate.py --lib a/libsf_bench_capi.so --prev-lib b/libsf_bench_capi.so --paths hopper_ws,prev/hopper_ws
 """
 import argparse
 import ctypes
@@ -65,8 +66,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--budget-ms", type=float, default=400.0)
     ap.add_argument("--no-cudnn", action="store_true")
+    ap.add_argument("--prev-lib", help="a second build of the library (e.g. the last commit's): paths named prev/PATH "
+                    "in --paths time it on the share, and `prev whole` on the whole layer, in the same rounds")
     a = ap.parse_args()
     fn = load_rect(a.lib)
+    prev_fn = load_rect(a.prev_lib) if a.prev_lib else None
+    if any(p.startswith("prev/") for p in a.paths.split(",")) and prev_fn is None:
+        sys.exit("share_rate: paths prev/... need --prev-lib")
+    lib_of = lambda path: (prev_fn, path[len("prev/"):]) if path.startswith("prev/") else (fn, path)
     card = torch.cuda.get_device_name()
     warm_up(3.0)
     for s in (int(x) for x in a.seqs.split(",")):
@@ -75,11 +82,14 @@ def main():
         impls, work = {}, {}
         impls["ours whole"] = ours_rect(fn, q, k, v, o, s, 1, "hopper_ws")
         work["ours whole"] = 1
+        if prev_fn is not None:
+            impls["prev whole"], work["prev whole"] = ours_rect(prev_fn, q, k, v, o, s, 1, "hopper_ws"), 1
         for f in (int(x) for x in a.fractions.split(",")):
             rows = s // f
             for path in a.paths.split(","):
                 lab = f"ours 1/{f} {path}"
-                impls[lab], work[lab] = ours_rect(fn, q, k, v, o, rows, 1, path), f
+                lib, kernel_path = lib_of(path)
+                impls[lab], work[lab] = ours_rect(lib, q, k, v, o, rows, 1, kernel_path), f
             lab = f"ours 1/{f} hopper_ws kv{f}"
             impls[lab], work[lab] = ours_rect(fn, q, k, v, o, rows, f, "hopper_ws"), f
             if not a.no_cudnn:
@@ -98,7 +108,8 @@ def main():
             sys.exit(f"share_rate: our share of {rows} rows differs from cuDNN by {err} (expected < 0.02)")
         res = interleave(impls, a.rounds, a.budget_ms)
         for lab, (ms, spread, n) in res.items():
-            whole = res["cudnn whole" if lab.startswith("cudnn") else "ours whole"][0]
+            whole = res["cudnn whole" if lab.startswith("cudnn") else
+                        "prev whole" if lab.startswith("prev") or "prev/" in lab else "ours whole"][0]
             print(json.dumps({"card": card, "seq": s, "heads": a.heads, "dim": a.dim, "impl": lab, "ms": round(ms, 4),
                               "per_whole": round(ms * work[lab] / whole, 4), "spread": round(spread, 4),
                               "calls_per_round": n}), flush=True)
