@@ -8,6 +8,10 @@ where time and temperature level off. On one H200 they did within 6 s and held f
 h200-2026-11-29-share-rate/). bench/sp/four_busy.sh runs one per GPU, alone and all at once.
 
   python3 sustain_curve.py --lib build/libsf_bench_capi.so --seq 65536 --rows 65536 --seconds 60 --window-s 2
+
+With --prev-lib the windows alternate between this build and another (arm "new", then "prev", ...) on the same
+tensors: a before/after of a change under the same sustained load and power cap, where a difference of 0.2 % shows
+(one window's median holds to about 0.1 % once the GPU has levelled off).
 """
 import argparse
 import json
@@ -32,13 +36,17 @@ def main():
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--window-s", type=float, default=2.0)
     ap.add_argument("--label", default="")
+    ap.add_argument("--prev-lib", help="a second build: windows alternate between --lib and it")
     a = ap.parse_args()
     rows = a.rows or a.seq
     fn = load_rect(a.lib)
     q, k, v = (torch.randn(1, a.seq, a.heads, a.dim, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     o = torch.empty_like(q)
-    run = ours_rect(fn, q, k, v, o, rows, 1, "hopper_ws")
-    run()
+    arms = [("new", ours_rect(fn, q, k, v, o, rows, 1, "hopper_ws"))]
+    if a.prev_lib:
+        arms.append(("prev", ours_rect(load_rect(a.prev_lib), q, k, v, o, rows, 1, "hopper_ws")))
+    for _, run in arms:
+        run()
     torch.cuda.synchronize()
     card = torch.cuda.get_device_name()
     start = time.perf_counter()
@@ -46,6 +54,8 @@ def main():
     while time.perf_counter() - start < a.seconds:
         # One window: calls queued back to back with an event between each two (a few queued ahead of the host).
         t_end = start + (window + 1) * a.window_s
+        arm, run = arms[window % len(arms)]
+        utc = time.strftime("%H:%M:%S", time.gmtime())
         events = [torch.cuda.Event(enable_timing=True)]
         events[0].record()
         while time.perf_counter() < t_end:
@@ -56,7 +66,8 @@ def main():
                 events[-4].synchronize()  # keep at most a few calls queued, so the window ends on time
         events[-1].synchronize()
         times = [events[i].elapsed_time(events[i + 1]) for i in range(len(events) - 1)]
-        print(json.dumps({"card": card, "label": a.label, "seq": a.seq, "rows": rows, "heads": a.heads,
+        print(json.dumps({"card": card, "label": a.label, "arm": arm, "utc_start": utc, "seq": a.seq, "rows": rows,
+                          "heads": a.heads,
                           "t_s": round(time.perf_counter() - start, 2), "calls": len(times),
                           "median_ms": round(statistics.median(times), 4) if times else None}), flush=True)
         window += 1
