@@ -11,7 +11,8 @@ h200-2026-11-29-share-rate/). bench/sp/four_busy.sh runs one per GPU, alone and 
 
 With --prev-lib the windows alternate between this build and another (arm "new", then "prev", ...) on the same
 tensors: a before/after of a change under the same sustained load and power cap, where a difference of 0.2 % shows
-(one window's median holds to about 0.1 % once the GPU has levelled off).
+(one window's median holds to about 0.1 % once the GPU has levelled off). With --peer cudnn they alternate between
+our kernel and PyTorch SDPA's cuDNN backend on the same rows: the two under the same sustained load.
 """
 import argparse
 import json
@@ -23,7 +24,9 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from interleaved_bench import sdpa  # noqa: E402
 from share_rate import load_rect, ours_rect  # noqa: E402
+from torch.nn.attention import SDPBackend  # noqa: E402
 
 
 def main():
@@ -37,20 +40,24 @@ def main():
     ap.add_argument("--window-s", type=float, default=2.0)
     ap.add_argument("--label", default="")
     ap.add_argument("--prev-lib", help="a second build: windows alternate between --lib and it")
+    ap.add_argument("--peer", choices=["cudnn"], help="windows alternate between our kernel and this peer")
     a = ap.parse_args()
     rows = a.rows or a.seq
     fn = load_rect(a.lib)
     q, k, v = (torch.randn(1, a.seq, a.heads, a.dim, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     o = torch.empty_like(q)
-    arms = [("new", ours_rect(fn, q, k, v, o, rows, 1, "hopper_ws"))]
+    arms = [("new" if a.prev_lib else "ours", ours_rect(fn, q, k, v, o, rows, 1, "hopper_ws"))]
     if a.prev_lib:
         arms.append(("prev", ours_rect(load_rect(a.prev_lib), q, k, v, o, rows, 1, "hopper_ws")))
+    if a.peer == "cudnn":
+        arms.append(("cudnn", sdpa(SDPBackend.CUDNN_ATTENTION, q[:, :rows], k, v)))
     for _, run in arms:
         run()
     torch.cuda.synchronize()
     card = torch.cuda.get_device_name()
     start = time.perf_counter()
     window = 0
+    medians = {arm: [] for arm, _ in arms}
     while time.perf_counter() - start < a.seconds:
         # One window: calls queued back to back with an event between each two (a few queued ahead of the host).
         t_end = start + (window + 1) * a.window_s
@@ -70,7 +77,15 @@ def main():
                           "heads": a.heads,
                           "t_s": round(time.perf_counter() - start, 2), "calls": len(times),
                           "median_ms": round(statistics.median(times), 4) if times else None}), flush=True)
+        if times:
+            medians[arm].append(statistics.median(times))
         window += 1
+    # Per arm, the median of its window medians without its first window (the GPU levelling off), on stderr: the
+    # JSON lines on stdout stay one per window.
+    for arm, ms in medians.items():
+        if len(ms) > 1:
+            print(f"# {a.label} {arm}: {statistics.median(ms[1:]):.4f} ms, median of {len(ms) - 1} windows "
+                  f"(first dropped; {min(ms[1:]):.4f}-{max(ms[1:]):.4f})", file=sys.stderr)
 
 
 if __name__ == "__main__":
