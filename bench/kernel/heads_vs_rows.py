@@ -20,6 +20,7 @@ from torch.nn.attention import SDPBackend
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from interleaved_bench import sdpa  # noqa: E402
 from share_rate import load_rect, ours_rect  # noqa: E402
+from sustain_curve import steady_median, window_times  # noqa: E402
 
 
 def main():
@@ -54,25 +55,15 @@ def main():
     start = time.perf_counter()
     window = 0
     while time.perf_counter() - start < a.seconds:
-        t_end = start + (window + 1) * a.window_s
         name, rows, heads, run = arms[window % len(arms)]
         utc = time.strftime("%H:%M:%S", time.gmtime())
-        events = [torch.cuda.Event(enable_timing=True)]
-        events[0].record()
-        while time.perf_counter() < t_end:
-            run()
-            events.append(torch.cuda.Event(enable_timing=True))
-            events[-1].record()
-            if len(events) > 4:
-                events[-4].synchronize()
-        events[-1].synchronize()
-        times = [events[i].elapsed_time(events[i + 1]) for i in range(len(events) - 1)]
+        times = window_times(run, start + (window + 1) * a.window_s)
         med = statistics.median(times)
         medians[name].append(med)
         print(json.dumps({"card": card, "shape": name, "rows": rows, "heads": heads, "seq": a.seq,
                           "utc_start": utc, "calls": len(times), "median_ms": round(med, 4)}), flush=True)
         window += 1
-    summary = {name: statistics.median(ms[1:]) for name, ms in medians.items() if len(ms) > 1}
+    summary = {name: steady_median(ms) for name, ms in medians.items() if len(ms) > 1}
     if len(summary) == 2:
         print(json.dumps({"card": card, "summary": summary, "heads_over_rows": round(summary["heads"] /
                                                                                      summary["rows"], 4)}))

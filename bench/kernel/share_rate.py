@@ -108,8 +108,8 @@ def main():
             sys.exit(f"share_rate: our share of {rows} rows differs from cuDNN by {err} (expected < 0.02)")
         res = interleave(impls, a.rounds, a.budget_ms)
         for lab, (ms, spread, n) in res.items():
-            whole = res["cudnn whole" if lab.startswith("cudnn") else
-                        "prev whole" if lab.startswith("prev") or "prev/" in lab else "ours whole"][0]
+            base = "cudnn whole" if lab.startswith("cudnn") else "prev whole" if "prev" in lab else "ours whole"
+            whole = res[base][0]
             print(json.dumps({"card": card, "seq": s, "heads": a.heads, "dim": a.dim, "impl": lab, "ms": round(ms, 4),
                               "per_whole": round(ms * work[lab] / whole, 4), "spread": round(spread, 4),
                               "calls_per_round": n}), flush=True)

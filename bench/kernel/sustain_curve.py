@@ -29,6 +29,26 @@ from share_rate import load_rect, ours_rect  # noqa: E402
 from torch.nn.attention import SDPBackend  # noqa: E402
 
 
+def window_times(run, t_end):
+    """One window: calls of `run` queued back to back until t_end (perf_counter), with a CUDA event between each
+    two and at most a few calls queued ahead of the host, so that the window ends on time. The calls' ms."""
+    events = [torch.cuda.Event(enable_timing=True)]
+    events[0].record()
+    while time.perf_counter() < t_end:
+        run()
+        events.append(torch.cuda.Event(enable_timing=True))
+        events[-1].record()
+        if len(events) > 4:
+            events[-4].synchronize()
+    events[-1].synchronize()
+    return [events[i].elapsed_time(events[i + 1]) for i in range(len(events) - 1)]
+
+
+def steady_median(window_medians):
+    """The median of one arm's window medians without its first window (the GPU levelling off)."""
+    return statistics.median(window_medians[1:])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", required=True)
@@ -59,34 +79,20 @@ def main():
     window = 0
     medians = {arm: [] for arm, _ in arms}
     while time.perf_counter() - start < a.seconds:
-        # One window: calls queued back to back with an event between each two (a few queued ahead of the host).
-        t_end = start + (window + 1) * a.window_s
         arm, run = arms[window % len(arms)]
         utc = time.strftime("%H:%M:%S", time.gmtime())
-        events = [torch.cuda.Event(enable_timing=True)]
-        events[0].record()
-        while time.perf_counter() < t_end:
-            run()
-            events.append(torch.cuda.Event(enable_timing=True))
-            events[-1].record()
-            if len(events) > 4:
-                events[-4].synchronize()  # keep at most a few calls queued, so the window ends on time
-        events[-1].synchronize()
-        times = [events[i].elapsed_time(events[i + 1]) for i in range(len(events) - 1)]
+        times = window_times(run, start + (window + 1) * a.window_s)
         print(json.dumps({"card": card, "label": a.label, "arm": arm, "utc_start": utc, "seq": a.seq, "rows": rows,
-                          "heads": a.heads,
-                          "t_s": round(time.perf_counter() - start, 2), "calls": len(times),
+                          "heads": a.heads, "t_s": round(time.perf_counter() - start, 2), "calls": len(times),
                           "median_ms": round(statistics.median(times), 4) if times else None}), flush=True)
         if times:
             medians[arm].append(statistics.median(times))
         window += 1
-    # Per arm, the median of its window medians without its first window (the GPU levelling off), on stderr: the
-    # JSON lines on stdout stay one per window.
+    # Per arm, on stderr (the JSON lines on stdout stay one per window).
     for arm, ms in medians.items():
         if len(ms) > 1:
-            print(f"# {a.label} {arm}: {statistics.median(ms[1:]):.4f} ms, median of {len(ms) - 1} windows "
+            print(f"# {a.label} {arm}: {steady_median(ms):.4f} ms, median of {len(ms) - 1} windows "
                   f"(first dropped; {min(ms[1:]):.4f}-{max(ms[1:]):.4f})", file=sys.stderr)
-
 
 if __name__ == "__main__":
     main()
